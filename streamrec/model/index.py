@@ -1,0 +1,194 @@
+"""An exact in-memory vector index with named vectors, searched with BLAS."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from streamrec.model.base import Hit
+
+__all__ = ["MemoryIndex"]
+
+FloatArray = npt.NDArray[np.float32]
+Metric = Literal["cosine", "dot"]
+
+
+class _Space:
+    """One named vector space: a growable matrix and which rows hold a vector."""
+
+    def __init__(self, dim: int, metric: Metric) -> None:
+        self.dim = dim
+        self.metric = metric
+        self.matrix = np.zeros((256, dim), dtype=np.float32)
+        self.present = np.zeros(256, dtype=bool)
+
+    def grow(self, rows: int) -> None:
+        if rows <= len(self.present):
+            return
+        size = max(rows, 2 * len(self.present))
+        matrix = np.zeros((size, self.dim), dtype=np.float32)
+        matrix[: len(self.matrix)] = self.matrix
+        present = np.zeros(size, dtype=bool)
+        present[: len(self.present)] = self.present
+        self.matrix, self.present = matrix, present
+
+
+class MemoryIndex:
+    """Named vectors per entity, searched exactly (brute force, batched with BLAS).
+
+    Cosine spaces store unit vectors, so both metrics search by inner product. Rows of
+    deleted entities are reused. This is the same exact search that Qdrant's local mode
+    does, vectorized, for catalogs that fit in memory.
+
+    Parameters
+    ----------
+    spaces
+        Vector name to `(dimension, metric)`.
+
+    Examples
+    --------
+    >>> index = MemoryIndex({"text": (2, "cosine")})
+    >>> index.upsert("text", ["a", "b", "c"], np.array([[1, 0], [0, 1], [1, 1]], dtype=np.float32))
+    >>> [id for id, _ in index.search("text", np.array([1, 0.1], dtype=np.float32), k=2)]
+    ['a', 'c']
+    >>> [id for id, _ in index.search("text", np.array([1, 0.1], dtype=np.float32), k=2, exclude={"a"})]
+    ['c', 'b']
+    """
+
+    def __init__(self, spaces: Mapping[str, tuple[int, Metric]]) -> None:
+        self.spaces = {name: _Space(dim, metric) for name, (dim, metric) in spaces.items()}
+        self._ids: list[str | None] = []
+        self._pos: dict[str, int] = {}
+        self._free: list[int] = []
+        self._payloads: dict[str, dict[str, Any]] = {}
+
+    def __len__(self) -> int:
+        return len(self._pos)
+
+    def __contains__(self, id: object) -> bool:
+        return id in self._pos
+
+    def ids(self) -> list[str]:
+        return list(self._pos)
+
+    def _row(self, id: str) -> int:
+        row = self._pos.get(id)
+        if row is None:
+            if self._free:
+                row = self._free.pop()
+                self._ids[row] = id
+            else:
+                row = len(self._ids)
+                self._ids.append(id)
+                for space in self.spaces.values():
+                    space.grow(row + 1)
+            self._pos[id] = row
+        return row
+
+    def upsert(
+        self,
+        name: str,
+        ids: Sequence[str],
+        vectors: FloatArray,
+        payloads: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
+        space = self.spaces[name]
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(ids), space.dim)
+        if space.metric == "cosine":
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            vectors = vectors / np.where(norms > 0, norms, 1.0)
+        rows = [self._row(id) for id in ids]
+        space.matrix[rows] = vectors
+        space.present[rows] = True
+        if payloads is not None:
+            for id, payload in zip(ids, payloads, strict=True):
+                self._payloads.setdefault(id, {}).update(payload)
+
+    def set_payload(self, id: str, payload: Mapping[str, Any]) -> None:
+        self._row(id)
+        self._payloads.setdefault(id, {}).update(payload)
+
+    def payload(self, id: str) -> dict[str, Any]:
+        return self._payloads.get(id, {})
+
+    def has(self, name: str, id: str) -> bool:
+        row = self._pos.get(id)
+        return row is not None and bool(self.spaces[name].present[row])
+
+    def get(self, name: str, ids: Sequence[str]) -> dict[str, FloatArray]:
+        space = self.spaces[name]
+        out = {}
+        for id in ids:
+            row = self._pos.get(id)
+            if row is not None and space.present[row]:
+                out[id] = space.matrix[row]
+        return out
+
+    def stack(self, name: str, ids: Sequence[str]) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
+        """Vectors of `ids` as one matrix (zeros where absent) and a presence mask."""
+        space = self.spaces[name]
+        rows = np.array([self._pos.get(id, -1) for id in ids], dtype=np.int64)
+        known = rows >= 0
+        out = np.zeros((len(ids), space.dim), dtype=np.float32)
+        if known.any():
+            out[known] = space.matrix[rows[known]]
+            known[known] = space.present[rows[known]]
+            out[~known] = 0.0
+        return out, known
+
+    def delete(self, ids: Sequence[str]) -> None:
+        for id in ids:
+            row = self._pos.pop(id, None)
+            if row is None:
+                continue
+            for space in self.spaces.values():
+                space.present[row] = False
+                space.matrix[row] = 0.0
+            self._ids[row] = None
+            self._free.append(row)
+            self._payloads.pop(id, None)
+
+    def search(
+        self, name: str, query: FloatArray, k: int, exclude: Iterable[str] = ()
+    ) -> list[Hit]:
+        return self.search_many(name, np.asarray(query, dtype=np.float32)[None, :], k, [exclude])[0]
+
+    def search_many(
+        self,
+        name: str,
+        queries: FloatArray,
+        k: int,
+        exclude: Sequence[Iterable[str]] | None = None,
+    ) -> list[list[Hit]]:
+        """Top `k` per query row; one matrix product for the whole batch."""
+        space = self.spaces[name]
+        n = len(self._ids)
+        queries = np.asarray(queries, dtype=np.float32).reshape(-1, space.dim)
+        if n == 0 or k <= 0:
+            return [[] for _ in range(len(queries))]
+        if space.metric == "cosine":
+            norms = np.linalg.norm(queries, axis=1, keepdims=True)
+            queries = queries / np.where(norms > 0, norms, 1.0)
+        scores = queries @ space.matrix[:n].T
+        scores[:, ~space.present[:n]] = -np.inf
+        results = []
+        for q, row_scores in enumerate(scores):
+            skip = [self._pos[i] for i in (exclude[q] if exclude else ()) if i in self._pos]
+            if skip:
+                row_scores[skip] = -np.inf
+            want = min(k, n)
+            top = np.argpartition(-row_scores, want - 1)[:want] if want < n else np.arange(n)
+            top = top[np.argsort(-row_scores[top], kind="stable")]
+            hits = []
+            for row in top:
+                score = float(row_scores[row])
+                if score == -np.inf:
+                    break
+                id = self._ids[row]
+                assert id is not None
+                hits.append((id, score))
+            results.append(hits)
+        return results

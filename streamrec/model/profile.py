@@ -1,0 +1,170 @@
+"""User profiles: recent history, items to exclude, and a time-decayed text vector."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+__all__ = ["ACTION_WEIGHTS", "UserProfile", "rating_weight"]
+
+FloatArray = npt.NDArray[np.float32]
+
+#: How strongly each kind of interaction pulls the user's text vector.
+ACTION_WEIGHTS: Mapping[str, float] = {
+    "view": 0.5,
+    "click": 1.0,
+    "cart": 2.0,
+    "purchase": 3.0,
+    "review": 2.0,
+}
+
+
+def rating_weight(rating: float | None) -> float:
+    """Scale a review's pull by its rating: a 1-star review barely moves the profile.
+
+    >>> rating_weight(None), rating_weight(5), rating_weight(1)
+    (1.0, 1.0, 0.1)
+    """
+    if rating is None:
+        return 1.0
+    return max(0.1, (float(rating) - 1.0) / 4.0)
+
+
+@dataclass
+class UserProfile:
+    """What the recommender knows of one user.
+
+    The text vector is a time-decayed weighted mean: at each update the running sum
+    and weight decay by `2 ** (-dt / half_life_s)` (event time) before the new vector
+    is added, so recent reviews and interactions dominate.
+
+    Examples
+    --------
+    >>> p = UserProfile("ann")
+    >>> p.observe("guitar", ts=0.0, action="click", vector=np.array([1, 0], dtype=np.float32))
+    >>> p.observe("drum", ts=3600.0, action="review", vector=np.array([0, 1], dtype=np.float32))
+    >>> [round(float(x), 2) for x in p.text_vector()], sorted(p.seen)
+    ([0.45, 0.89], ['drum', 'guitar'])
+    >>> UserProfile.from_bytes(p.to_bytes()) == p
+    True
+    """
+
+    user_id: str
+    history: list[tuple[str, float, str]] = field(default_factory=list)
+    seen: dict[str, float] = field(default_factory=dict)
+    text_sum: FloatArray | None = None
+    text_weight: float = 0.0
+    text_ts: float = 0.0
+    n_events: int = 0
+    half_life_s: float = 30 * 86_400.0
+    max_history: int = 50
+    max_seen: int | None = 2_000
+
+    def observe(
+        self,
+        item_id: str,
+        ts: float,
+        action: str,
+        vector: FloatArray | None = None,
+        weight: float = 1.0,
+    ) -> None:
+        """Record an interaction, pulling the text vector towards `vector` if given."""
+        self.n_events += 1
+        self.history.append((item_id, ts, action))
+        if len(self.history) > self.max_history:
+            del self.history[: len(self.history) - self.max_history]
+        self.seen.pop(item_id, None)
+        self.seen[item_id] = ts  # dicts keep insertion order: oldest first
+        if self.max_seen is not None and len(self.seen) > self.max_seen:
+            for old in list(self.seen)[: len(self.seen) - self.max_seen]:
+                del self.seen[old]
+        if vector is not None:
+            self.add_vector(vector, ts, ACTION_WEIGHTS.get(action, 1.0) * weight)
+
+    def add_vector(self, vector: FloatArray, ts: float, weight: float) -> None:
+        vector = np.asarray(vector, dtype=np.float32)
+        if self.text_sum is None:
+            self.text_sum = vector * weight
+            self.text_weight = weight
+        else:
+            decay = 2.0 ** (-max(0.0, ts - self.text_ts) / self.half_life_s)
+            self.text_sum = self.text_sum * np.float32(decay) + vector * np.float32(weight)
+            self.text_weight = self.text_weight * decay + weight
+        self.text_ts = max(self.text_ts, ts)
+
+    def text_vector(self) -> FloatArray | None:
+        """Unit-length profile vector, or None before any text is known."""
+        if self.text_sum is None or self.text_weight <= 0:
+            return None
+        norm = float(np.linalg.norm(self.text_sum))
+        if norm == 0.0:
+            return None
+        return (self.text_sum / norm).astype(np.float32)
+
+    def recent_items(self, n: int | None = None) -> list[tuple[str, float, str]]:
+        """Most recent interactions first, one entry per item."""
+        out, taken = [], set()
+        for entry in reversed(self.history):
+            if entry[0] not in taken:
+                taken.add(entry[0])
+                out.append(entry)
+                if n is not None and len(out) == n:
+                    break
+        return out
+
+    def to_bytes(self) -> bytes:
+        """Compact JSON; the vector is stored as base64 float32."""
+        vector = None
+        if self.text_sum is not None:
+            vector = base64.b64encode(np.asarray(self.text_sum, dtype="<f4").tobytes()).decode()
+        return orjson.dumps(
+            {
+                "u": self.user_id,
+                "h": self.history,
+                "s": self.seen,
+                "v": vector,
+                "w": self.text_weight,
+                "t": self.text_ts,
+                "n": self.n_events,
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, **params: float | int | None) -> UserProfile:
+        data = orjson.loads(raw)
+        vector = None
+        if data["v"] is not None:
+            vector = np.frombuffer(base64.b64decode(data["v"]), dtype="<f4").astype(np.float32)
+        return cls(
+            user_id=data["u"],
+            history=[tuple(h) for h in data["h"]],  # type: ignore[misc]
+            seen=data["s"],
+            text_sum=vector,
+            text_weight=data["w"],
+            text_ts=data["t"],
+            n_events=data["n"],
+            **params,  # type: ignore[arg-type]
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, UserProfile):
+            return NotImplemented
+        same_vector = (self.text_sum is None and other.text_sum is None) or (
+            self.text_sum is not None
+            and other.text_sum is not None
+            and np.allclose(self.text_sum, other.text_sum)
+        )
+        return (
+            same_vector
+            and self.user_id == other.user_id
+            and self.history == other.history
+            and self.seen == other.seen
+            and self.n_events == other.n_events
+        )
+
+    __hash__ = None  # type: ignore[assignment]

@@ -1,0 +1,145 @@
+"""The recommender's state and event handlers: what the recommender worker runs per event.
+
+Offline evaluation drives the very same object, so the numbers it reports are the
+numbers of the code in production.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, MutableMapping, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from streamrec.model.catalog import ItemTexts
+from streamrec.model.index import MemoryIndex
+from streamrec.model.popularity import Popularity
+from streamrec.model.profile import UserProfile, rating_weight
+from streamrec.model.ranker import HybridRanker, Request, Scored
+
+__all__ = ["EVENT_WEIGHTS", "Recommender"]
+
+FloatArray = npt.NDArray[np.float32]
+
+#: Popularity weight of each interaction kind.
+EVENT_WEIGHTS = {"view": 0.5, "click": 1.0, "cart": 2.0, "purchase": 3.0, "review": 2.0}
+
+
+class Recommender:
+    """Items, users and the ranker, updated event by event.
+
+    Parameters
+    ----------
+    text_dim
+        Dimension of the encoder's vectors.
+    cf_dim
+        Dimension of CF retrieval vectors (`n_factors + 1`).
+    profiles
+        Where user profiles live (a dict, or a changelog-backed table).
+    half_life_s
+        Half-life of the user text profile and of trending popularity (event time).
+    max_seen
+        Items remembered per user for exclusion (None: all).
+    ranker_params
+        Passed to `HybridRanker`.
+
+    Examples
+    --------
+    >>> rec = Recommender(text_dim=2, cf_dim=3)
+    >>> rec.on_item("a", "Acoustic guitar", np.array([1, 0], dtype=np.float32), ts=0)
+    >>> rec.on_item("b", "Bass drum", np.array([0, 1], dtype=np.float32), ts=0)
+    >>> rec.on_item("c", "Classical guitar", np.array([0.9, 0.2], dtype=np.float32), ts=0)
+    >>> profile = rec.on_review("ann", "a", rating=5, ts=1, vector=np.array([1, 0.1], dtype=np.float32))
+    >>> [s.item_id for s in rec.recommend(["ann"], k=2)[0]]
+    ['c', 'b']
+    """
+
+    def __init__(
+        self,
+        text_dim: int,
+        cf_dim: int,
+        profiles: MutableMapping[str, UserProfile] | None = None,
+        half_life_s: float = 30 * 86_400.0,
+        max_seen: int | None = 2_000,
+        **ranker_params: float,
+    ) -> None:
+        self.text_dim = text_dim
+        self.cf_dim = cf_dim
+        self.half_life_s = half_life_s
+        self.max_seen = max_seen
+        self.index = MemoryIndex({"text": (text_dim, "cosine"), "cf": (cf_dim, "dot")})
+        self.popularity = Popularity(half_life_s=half_life_s)
+        self.item_texts = ItemTexts()
+        self.profiles: MutableMapping[str, UserProfile] = profiles if profiles is not None else {}
+        self.user_cf: dict[str, FloatArray] = {}
+        self.ranker = HybridRanker(self.index, self.popularity, **ranker_params)  # type: ignore[arg-type]
+
+    # -- items ----------------------------------------------------------------------
+
+    def on_item(self, item_id: str, title: str, vector: FloatArray | None, ts: float) -> None:
+        """A catalog entry and the vector of its text."""
+        self.index.set_payload(item_id, {"title": title})
+        self.popularity.add(item_id)
+        if vector is not None:
+            self.index.upsert("text", [item_id], self.item_texts.set_catalog(item_id, vector)[None, :])
+
+    def on_item_review(self, item_id: str, vector: FloatArray, rating: float | None = None) -> None:
+        """What a reviewer wrote also describes the item."""
+        folded = self.item_texts.add_review(item_id, vector, rating_weight(rating))
+        self.index.upsert("text", [item_id], folded[None, :])
+        self.popularity.add(item_id)
+
+    def on_item_cf(self, item_ids: Sequence[str], vectors: FloatArray) -> None:
+        self.index.upsert("cf", item_ids, vectors)
+
+    def on_user_cf(self, user_ids: Sequence[str], vectors: FloatArray) -> None:
+        for user, vector in zip(user_ids, vectors, strict=True):
+            self.user_cf[user] = np.asarray(vector, dtype=np.float32)
+
+    def item_text(self, item_id: str) -> FloatArray | None:
+        vectors = self.index.get("text", [item_id])
+        return vectors.get(item_id)
+
+    # -- users ----------------------------------------------------------------------
+
+    def profile(self, user_id: str) -> UserProfile:
+        profile = self.profiles.get(user_id)
+        if profile is None:
+            profile = UserProfile(user_id, half_life_s=self.half_life_s, max_seen=self.max_seen)
+        return profile
+
+    def on_click(self, user_id: str, item_id: str, event: str, ts: float) -> UserProfile:
+        profile = self.profile(user_id)
+        profile.observe(item_id, ts, event, vector=self.item_text(item_id))
+        self.popularity.learn_one(item_id, ts, EVENT_WEIGHTS.get(event, 1.0))
+        self.profiles[user_id] = profile
+        return profile
+
+    def on_review(
+        self, user_id: str, item_id: str, rating: float | None, ts: float, vector: FloatArray | None
+    ) -> UserProfile:
+        profile = self.profile(user_id)
+        profile.observe(item_id, ts, "review", vector=vector, weight=rating_weight(rating))
+        self.popularity.learn_one(item_id, ts, EVENT_WEIGHTS["review"])
+        self.profiles[user_id] = profile
+        return profile
+
+    def forget(self, user_id: str) -> bool:
+        """Erase a user: profile, CF vector, and their share of popularity."""
+        profile = self.profiles.pop(user_id, None)
+        found = self.user_cf.pop(user_id, None) is not None or profile is not None
+        if profile is not None:
+            for item_id, ts, action in profile.history:
+                self.popularity.unlearn(item_id, EVENT_WEIGHTS.get(action, 1.0), ts)
+        return found
+
+    # -- ranking --------------------------------------------------------------------
+
+    def request(self, user_id: str, exclude: Iterable[str] = ()) -> Request:
+        profile = self.profiles.get(user_id)
+        seen = set(profile.seen) if profile is not None else set()
+        seen.update(exclude)
+        return Request(profile=profile, cf_vector=self.user_cf.get(user_id), exclude=seen)
+
+    def recommend(self, user_ids: Sequence[str], k: int = 10) -> list[list[Scored]]:
+        return self.ranker.recommend_many([self.request(u) for u in user_ids], k)

@@ -1,0 +1,324 @@
+"""The event contract: typed schemas for every topic, and the parser that enforces them.
+
+Values are JSON objects in UTF-8. Ids are strings (integers are accepted and
+normalized, so ``42`` and ``"42"`` are the same id). ``ts`` is epoch seconds
+(milliseconds are recognised above 1e12) or an ISO-8601 string; it is stored as
+float epoch seconds. Unknown fields are rejected so that a typo never passes
+silently.
+
+>>> parser = EventParser()
+>>> click = parser.click(b'{"user_id": 7, "item_id": "B00A", "event": "click", "ts": "2014-07-01T00:00:00Z"}')
+>>> click.user_id, click.item_id, click.ts
+('7', 'B00A', 1404172800.0)
+>>> try:
+...     parser.click(b'{"user_id": 7}')
+... except InvalidEvent as e:
+...     print(e.reason)
+invalid_fields
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal, TypeVar
+
+import orjson
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+)
+
+from streamrec.model.errors import InvalidEvent
+
+__all__ = [
+    "Click",
+    "DeadLetter",
+    "EventParser",
+    "Forget",
+    "Item",
+    "Limits",
+    "ModelInfo",
+    "RecommendedItem",
+    "Recommendation",
+    "Review",
+    "Trigger",
+    "parse_id",
+    "parse_ts",
+]
+
+MAX_ID_CHARS = 256
+
+
+def parse_id(value: Any) -> str:
+    """Normalize an id: strings are stripped, integers become their decimal form.
+
+    >>> parse_id(42), parse_id(" a1 ")
+    ('42', 'a1')
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"id must be a string or an integer, got {value!r}")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    if not isinstance(value, str):
+        raise ValueError(f"id must be a string or an integer, got {type(value).__name__}")
+    value = value.strip()
+    if not value:
+        raise ValueError("id must not be empty")
+    if len(value) > MAX_ID_CHARS:
+        raise ValueError(f"id must be at most {MAX_ID_CHARS} characters, got {len(value)}")
+    if not value.isprintable():
+        raise ValueError(f"id must not contain control characters, got {value[:40]!r}")
+    return value
+
+
+def parse_ts(value: Any) -> float:
+    """Epoch seconds from epoch seconds, epoch milliseconds or ISO-8601.
+
+    >>> parse_ts(1404172800), parse_ts(1404172800000), parse_ts("2014-07-01T00:00:00+00:00")
+    (1404172800.0, 1404172800.0, 1404172800.0)
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"ts must be epoch seconds or ISO-8601, got {value!r}")
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number = float(text)
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+            except ValueError:
+                raise ValueError(f"ts must be epoch seconds or ISO-8601, got {value[:40]!r}") from None
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=timezone.utc)
+            return parsed.timestamp()
+        value = number
+    if not isinstance(value, int | float):
+        raise ValueError(f"ts must be epoch seconds or ISO-8601, got {type(value).__name__}")
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"ts must be a finite, non-negative number, got {value!r}")
+    if number > 1e12:  # milliseconds: 1e12 s would be the year 33658
+        number /= 1000.0
+    return number
+
+
+Id = Annotated[str, BeforeValidator(parse_id), WithJsonSchema({"type": ["string", "integer"]})]
+Timestamp = Annotated[
+    float,
+    BeforeValidator(parse_ts),
+    WithJsonSchema(
+        {
+            "oneOf": [
+                {"type": "number", "description": "epoch seconds (milliseconds above 1e12)"},
+                {"type": "string", "description": "ISO-8601 date-time, UTC when no offset"},
+            ]
+        }
+    ),
+]
+EventKind = Literal["view", "click", "cart", "purchase"]
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+class Click(_Event):
+    """An implicit interaction (topic `clicks`, key `user_id`)."""
+
+    user_id: Id
+    item_id: Id
+    event: EventKind
+    ts: Timestamp
+
+
+class Review(_Event):
+    """A review with text and an optional 1-5 rating (topic `reviews`, key `user_id`)."""
+
+    user_id: Id
+    item_id: Id
+    text: str
+    rating: Annotated[float, Field(ge=1, le=5)] | None = None
+    ts: Timestamp
+    review_id: Id | None = None
+
+
+class Item(_Event):
+    """A catalog entry (topic `items`, key `item_id`, compacted)."""
+
+    item_id: Id
+    title: Annotated[str, Field(min_length=1, max_length=1000)]
+    description: str | None = None
+    tags: Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=200)] | None = None
+    ts: Timestamp
+
+    def text(self) -> str:
+        """The text the encoder reads: title, tags, then description."""
+        parts = [self.title.strip()]
+        if self.tags:
+            parts.append(", ".join(t.strip() for t in self.tags if t.strip()))
+        if self.description:
+            parts.append(self.description.strip())
+        return ". ".join(p for p in parts if p)
+
+
+class Forget(_Event):
+    """A request to erase a user (topic `forget`, key `user_id`)."""
+
+    user_id: Id
+    ts: Timestamp | None = None
+
+
+class RecommendedItem(BaseModel):
+    item_id: str
+    score: float
+    reasons: list[str]
+
+
+class Trigger(BaseModel):
+    """The input message that caused a recommendation."""
+
+    topic: str
+    partition: int
+    offset: int
+    ts: float
+
+
+class ModelInfo(BaseModel):
+    cf: str
+    encoder: str
+
+
+class Recommendation(BaseModel):
+    """A ranked list for one user (topic `recommendations`, key `user_id`)."""
+
+    user_id: str
+    items: list[RecommendedItem]
+    generated_at: Annotated[float, Field(description="epoch seconds")]
+    trigger: Trigger
+    model: ModelInfo
+
+
+class DeadLetter(BaseModel):
+    """A rejected message (topic `deadletter`): where it came from and why."""
+
+    source_topic: str
+    partition: int
+    offset: int
+    reason: Annotated[str, Field(description="stable short code, e.g. invalid_json")]
+    error: str
+    raw: Annotated[str, Field(description="the value, UTF-8, or base64 when not valid UTF-8")]
+    raw_encoding: Literal["utf-8", "base64"] = "utf-8"
+    raw_size: int
+    raw_truncated: bool = False
+    ts: float
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on accepted input; larger or odder messages are rejected with a reason.
+
+    Parameters
+    ----------
+    max_message_bytes
+        Largest accepted value, in bytes.
+    max_text_chars
+        Longest accepted review text or item description, in characters.
+    max_future_s
+        How far in the future (wall clock) a `ts` may lie.
+    """
+
+    max_message_bytes: int = 1_000_000
+    max_text_chars: int = 20_000
+    max_future_s: float = 86_400.0
+
+
+E = TypeVar("E", bound=_Event)
+
+
+class EventParser:
+    """Validates raw message values against the contract, once, at the boundary.
+
+    Every failure raises `InvalidEvent` with a stable `reason` code:
+    `too_large`, `invalid_utf8`, `invalid_json`, `not_an_object`, `invalid_fields`,
+    `empty_text`, `text_too_long`, `ts_in_future`.
+    """
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+
+    def click(self, raw: bytes) -> Click:
+        return self._parse(Click, raw)
+
+    def review(self, raw: bytes) -> Review:
+        review = self._parse(Review, raw)
+        self._check_text("text", review.text, required=True)
+        return review
+
+    def item(self, raw: bytes) -> Item:
+        item = self._parse(Item, raw)
+        self._check_text("description", item.description or "", required=False)
+        return item
+
+    def forget(self, raw: bytes) -> Forget:
+        return self._parse(Forget, raw)
+
+    def _parse(self, schema: type[E], raw: bytes) -> E:
+        if raw is None:
+            raise InvalidEvent("invalid_json", "value must be a JSON object, got an empty (null) value")
+        if len(raw) > self.limits.max_message_bytes:
+            raise InvalidEvent(
+                "too_large",
+                f"value must be at most {self.limits.max_message_bytes} bytes, got {len(raw)}",
+            )
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidEvent("invalid_utf8", "value must be UTF-8 encoded JSON") from None
+            raise InvalidEvent("invalid_json", f"value must be JSON, got a parse error: {exc}") from None
+        if not isinstance(obj, dict):
+            raise InvalidEvent(
+                "not_an_object", f"value must be a JSON object, got {type(obj).__name__}"
+            )
+        try:
+            event = schema.model_validate(obj)
+        except ValidationError as exc:
+            raise InvalidEvent("invalid_fields", _describe(schema.__name__, exc)) from None
+        ts = getattr(event, "ts", None)
+        if ts is not None and ts > time.time() + self.limits.max_future_s:
+            raise InvalidEvent(
+                "ts_in_future",
+                f"ts must be at most {self.limits.max_future_s:.0f}s in the future, got {ts!r}",
+            )
+        return event
+
+    def _check_text(self, name: str, text: str, *, required: bool) -> None:
+        if required and not text.strip():
+            raise InvalidEvent("empty_text", f"{name!r} must contain text, got {text[:20]!r}")
+        if len(text) > self.limits.max_text_chars:
+            raise InvalidEvent(
+                "text_too_long",
+                f"{name!r} must be at most {self.limits.max_text_chars} characters, got {len(text)}",
+            )
+
+
+def _describe(schema: str, exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False)[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "value"
+        seen = err.get("input")
+        seen_text = repr(seen)[:60] if err["type"] != "missing" else "nothing"
+        parts.append(f"{loc!r}: {err['msg']} (got {seen_text})")
+    more = f" and {exc.error_count() - 5} more" if exc.error_count() > 5 else ""
+    return f"{schema} is invalid: " + "; ".join(parts) + more
