@@ -1,0 +1,252 @@
+"""The `streamrec` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from streamrec.model.errors import StreamrecError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    help=(
+        "streamrec: a real-time recommender on Kafka. Events in (clicks, reviews, items), "
+        "recommendations out, online CF + BERT text vectors + Qdrant in between.\n\n"
+        "Every option is also an environment variable STREAMREC_<NAME> (see README: Configuration)."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+log = logging.getLogger("streamrec")
+
+# Options shared by the commands that run the stack. Defaults are None so that
+# unset options fall through to the environment (read by Settings alone).
+PortOpt = Annotated[
+    int | None, typer.Option("--port", help="Embedded broker port, 0 for any free one [env STREAMREC_PORT; default 0]")
+]
+BootstrapOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--kafka-bootstrap",
+        help="HOST:PORT of an external Kafka instead of the embedded broker [env STREAMREC_KAFKA_BOOTSTRAP]",
+    ),
+]
+QdrantUrlOpt = Annotated[
+    str | None,
+    typer.Option("--qdrant-url", help="Qdrant server URL instead of local mode [env STREAMREC_QDRANT_URL]"),
+]
+QdrantKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--qdrant-api-key",
+        help="Qdrant API key; prefer the environment variable STREAMREC_QDRANT_API_KEY",
+        show_default=False,
+    ),
+]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Local state directory [env STREAMREC_DATA_DIR; default .streamrec]"),
+]
+PrefixOpt = Annotated[
+    str | None,
+    typer.Option("--topic-prefix", help="Prefix of topic and group names [env STREAMREC_TOPIC_PREFIX]"),
+]
+MetricsPortOpt = Annotated[
+    int | None,
+    typer.Option("--metrics-port", help="Prometheus endpoint port [env STREAMREC_METRICS_PORT; default 9464]"),
+]
+MetricsHostOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--metrics-host", help="Prometheus endpoint bind address [env STREAMREC_METRICS_HOST; default 127.0.0.1]"
+    ),
+]
+
+
+def load_settings(**overrides: Any) -> Any:
+    """Settings from the environment, with the options given on the command line on top."""
+    from streamrec.streams.settings import Settings
+
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        _fail(f"invalid settings: {exc}")
+
+
+def setup_logging(level: str = "info") -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("aiokafka", "faust", "mode", "httpx", "transformers"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def _fail(message: str, code: int = 1) -> Any:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def worker(
+    roles: Annotated[
+        str, typer.Argument(help="Comma-separated roles to run in this process: cf, encoder, recommender")
+    ],
+    kafka_bootstrap: BootstrapOpt = None,
+    qdrant_url: QdrantUrlOpt = None,
+    qdrant_api_key: QdrantKeyOpt = None,
+    data_dir: DataDirOpt = None,
+    topic_prefix: PrefixOpt = None,
+    metrics_host: MetricsHostOpt = None,
+    metrics_port: MetricsPortOpt = None,
+) -> None:
+    """Run one or more roles against a running Kafka, until SIGTERM or Ctrl-C.
+
+    Roles scale separately: run several processes of a role and Kafka's consumer
+    groups share the partitions among them. The encoder can run alone on a GPU machine.
+    """
+    settings = load_settings(
+        kafka_bootstrap=kafka_bootstrap, qdrant_url=qdrant_url, qdrant_api_key=qdrant_api_key,
+        data_dir=data_dir, topic_prefix=topic_prefix, metrics_host=metrics_host, metrics_port=metrics_port,
+    )
+    setup_logging(settings.log_level)
+    if not settings.kafka_bootstrap:
+        _fail("a worker needs Kafka: pass --kafka-bootstrap HOST:PORT (or use `streamrec up`)")
+    from streamrec.streams.worker import run_worker
+
+    try:
+        run_worker(settings, [r.strip() for r in roles.split(",") if r.strip()], settings.kafka_bootstrap)
+    except (StreamrecError, ValueError) as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def up(
+    port: PortOpt = None,
+    kafka_bootstrap: BootstrapOpt = None,
+    qdrant_url: QdrantUrlOpt = None,
+    qdrant_api_key: QdrantKeyOpt = None,
+    data_dir: DataDirOpt = None,
+    topic_prefix: PrefixOpt = None,
+    metrics_host: MetricsHostOpt = None,
+    metrics_port: MetricsPortOpt = None,
+) -> None:
+    """Run the whole stack in the foreground until Ctrl-C or SIGTERM.
+
+    Starts the embedded Kafka-compatible broker (unless --kafka-bootstrap is given),
+    creates the topics and runs every role. Prints the bootstrap address, the metrics
+    URL, and a line containing 'ready' once every worker can process events.
+    """
+    from streamrec.streams.errors import InfrastructureError
+    from streamrec.streams.stack import Stack
+
+    settings = load_settings(
+        port=port, kafka_bootstrap=kafka_bootstrap, qdrant_url=qdrant_url, qdrant_api_key=qdrant_api_key,
+        data_dir=data_dir, topic_prefix=topic_prefix, metrics_host=metrics_host, metrics_port=metrics_port,
+    )
+    setup_logging(settings.log_level)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stack = Stack(settings, log_dir=None)
+    code = 0
+    try:
+        bootstrap = stack.start_broker()
+        typer.echo(f"kafka bootstrap: {bootstrap}", err=False)
+        worker_process = stack.start_worker()
+        typer.echo(f"metrics: {worker_process.metrics_url}")
+        while not stop.is_set():
+            if worker_process.is_ready():
+                typer.echo(f"ready: roles {', '.join(worker_process.roles)} joined their groups")
+                break
+            if worker_process.process.poll() is not None:
+                _fail(f"the worker exited with code {worker_process.process.returncode} before it was ready")
+            stop.wait(0.2)
+        while not stop.is_set():
+            if worker_process.process.poll() is not None:
+                code = worker_process.process.returncode or 1
+                typer.secho(f"error: the worker exited with code {code}", fg=typer.colors.RED, err=True)
+                break
+            stop.wait(0.5)
+    except InfrastructureError as exc:
+        _fail(str(exc))
+    finally:
+        typer.echo("stopping...", err=True)
+        stack.stop()
+    typer.echo("stopped", err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def schema(
+    topic: Annotated[
+        str | None, typer.Option(help="Only this topic's schema (clicks, reviews, items, forget, ...)")
+    ] = None,
+) -> None:
+    """Print the JSON Schema of every topic's messages (the contract for any Kafka client)."""
+    from streamrec.streams.contract import topic_schemas
+
+    schemas = topic_schemas()
+    if topic is not None:
+        if topic not in schemas:
+            _fail(f"--topic must be one of {', '.join(schemas)}, got {topic!r}")
+        typer.echo(json.dumps(schemas[topic], indent=2))
+    else:
+        typer.echo(json.dumps(schemas, indent=2))
+
+
+@app.command()
+def demo(
+    port: PortOpt = None,
+    data_dir: DataDirOpt = None,
+    users: Annotated[int, typer.Option(help="Users whose history and recommendations are printed")] = 3,
+    limit: Annotated[int | None, typer.Option(help="Replay only the first N reviews of the sample")] = None,
+    rate: Annotated[float, typer.Option(help="Events per second to replay (0: as fast as possible)")] = 0.0,
+) -> None:
+    """Run the whole pipeline on a real sample and show what it recommends.
+
+    Starts an embedded broker, Qdrant in local mode and the offline MiniLM encoder;
+    replays a slice of Amazon reviews as item, click and review events; consumes the
+    recommendations; prints a few users' history and recommendations and a summary.
+    """
+    from streamrec.streams.demo import run_demo
+
+    settings = load_settings(port=port, data_dir=data_dir)
+    setup_logging("warning")
+    try:
+        code = run_demo(settings, show_users=users, limit=limit, rate=rate)
+    except StreamrecError as exc:
+        _fail(str(exc))
+    raise typer.Exit(code)
+
+
+def _register_optional() -> None:
+    try:
+        from streamrec.streams.evaluate import eval_command
+    except ImportError:
+        return
+    app.command("eval")(eval_command)
+
+
+_register_optional()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

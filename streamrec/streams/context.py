@@ -1,0 +1,46 @@
+"""What every role of a worker process shares: settings, topics, metrics, producer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from streamrec.model.schemas import EventParser
+from streamrec.streams.output import DeadLetters, Output
+from streamrec.streams.settings import Settings
+from streamrec.streams.telemetry import Metrics
+from streamrec.streams.topics import Topics, kafka_config
+
+__all__ = ["Context"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Context:
+    settings: Settings
+    bootstrap: str
+    roles: tuple[str, ...]
+    metrics: Metrics
+    topics: Topics
+    output: Output
+    deadletters: DeadLetters
+    parser: EventParser
+    #: Each role adds a check; the worker is ready when all pass after a rebalance.
+    ready_checks: dict[str, Callable[[], bool]] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, settings: Settings, bootstrap: str, roles: tuple[str, ...], metrics: Metrics) -> Context:
+        topics = Topics.from_settings(settings)
+        output = Output(kafka_config(settings, bootstrap), metrics)
+        return cls(
+            settings=settings,
+            bootstrap=bootstrap,
+            roles=roles,
+            metrics=metrics,
+            topics=topics,
+            output=output,
+            deadletters=DeadLetters(output, topics.deadletter, metrics),
+            parser=EventParser(settings.limits.to_model()),
+        )

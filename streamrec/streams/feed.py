@@ -1,0 +1,132 @@
+"""A global feed: every partition of some topics, read outside any consumer group.
+
+Each recommender needs every item vector, whichever partitions of the user topics
+it owns: like a faust GlobalTable, but handing batches of raw records to a handler
+that keeps them in whatever structure it needs (a matrix, not a dict of bytes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+from mode import Service
+
+from streamrec.streams.telemetry import Metrics
+
+__all__ = ["GlobalFeed"]
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Sequence[ConsumerRecord]], Awaitable[None]]
+
+
+class GlobalFeed(Service):
+    """Reads `topics` from the beginning, then follows them, calling `handler` per batch.
+
+    `caught_up` is set once the feed has read everything that existed when it started,
+    so a worker can report ready only with a complete index.
+    """
+
+    def __init__(
+        self,
+        topics: Sequence[str],
+        handler: Handler,
+        client_config: dict[str, Any],
+        metrics: Metrics,
+        role: str,
+        max_records: int = 5000,
+        **kwargs: Any,
+    ) -> None:
+        self.topics = list(topics)
+        self.handler = handler
+        self.client_config = client_config
+        self.metrics = metrics
+        self.role = role
+        self.max_records = max_records
+        self.caught_up = asyncio.Event()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._targets: dict[TopicPartition, int] = {}
+        #: Next offset per partition whose records the handler has finished with.
+        self._handled: dict[TopicPartition, int] = {}
+        super().__init__(**kwargs)
+
+    async def on_start(self) -> None:
+        consumer = AIOKafkaConsumer(
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            **self.client_config,
+        )
+        await consumer.start()
+        partitions = []
+        for topic in self.topics:
+            ids: set[int] | None = None
+            for _ in range(100):
+                ids = consumer.partitions_for_topic(topic)
+                if ids:
+                    break
+                await consumer._client.force_metadata_update()
+                await asyncio.sleep(0.1)
+            if not ids:
+                raise RuntimeError(f"topic {topic!r} has no partitions (does it exist?)")
+            partitions += [TopicPartition(topic, p) for p in sorted(ids)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        self._targets = {tp: off for tp, off in (await consumer.end_offsets(partitions)).items() if off > 0}
+        self._consumer = consumer
+        if not self._targets:
+            self.caught_up.set()
+
+    async def on_stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    @Service.task
+    async def _follow(self) -> None:
+        while not self.should_stop:
+            consumer = self._consumer
+            if consumer is None:
+                await asyncio.sleep(0.05)
+                continue
+            try:
+                batches = await consumer.getmany(timeout_ms=100, max_records=self.max_records)
+            except KafkaError as exc:
+                self.metrics.retries.labels("feed_fetch").inc()
+                log.warning("global feed fetch failed, retrying: %s", exc)
+                await asyncio.sleep(1.0)
+                continue
+            records = [r for batch in batches.values() for r in batch]
+            if records:
+                await self.handler(records)
+                for tp, batch in batches.items():
+                    self.metrics.events_consumed.labels(tp.topic, self.role).inc(len(batch))
+            # Positions only move in getmany, so they now count handled records alone.
+            for tp in consumer.assignment():
+                self._handled[tp] = await consumer.position(tp)
+            if not self.caught_up.is_set():
+                done = [tp for tp, end in self._targets.items() if self._handled.get(tp, 0) >= end]
+                for tp in done:
+                    del self._targets[tp]
+                if not self._targets:
+                    log.info("global feed caught up on %s", ", ".join(self.topics))
+                    self.caught_up.set()
+
+    async def catch_up(self, timeout: float = 5.0) -> None:
+        """Wait until everything currently in the topics has been handled."""
+        consumer = self._consumer
+        if consumer is None:
+            return
+        ends = await consumer.end_offsets(list(consumer.assignment()))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            if all(self._handled.get(tp, 0) >= end for tp, end in ends.items()):
+                return
+            await asyncio.sleep(0.01)

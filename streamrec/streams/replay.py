@@ -1,0 +1,110 @@
+"""Client side of the contract: produce events at a pace, and collect what comes back."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
+
+__all__ = ["Collector", "Delivered", "Replayer"]
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """Where an event landed."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+
+
+class Replayer:
+    """Produces JSON events as a client would, optionally paced, remembering where each landed."""
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self._producer = Producer({**config, "linger.ms": 5, "enable.idempotence": True})
+        self.delivered: list[Delivered] = []
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+
+    def _on_delivery(self, err: Any, msg: Message) -> None:
+        if err is not None:
+            self.errors.append(str(err))
+            return
+        key = msg.key().decode() if msg.key() else None
+        with self._lock:
+            self.delivered.append(Delivered(msg.topic(), msg.partition(), msg.offset(), key))
+
+    def send(self, topic: str, value: Mapping[str, Any] | bytes, key: str | None = None) -> None:
+        raw = value if isinstance(value, bytes) else orjson.dumps(value)
+        while True:
+            try:
+                self._producer.produce(topic, raw, key.encode() if key else None, on_delivery=self._on_delivery)
+                break
+            except BufferError:
+                self._producer.poll(0.05)
+        self._producer.poll(0)
+
+    def replay(
+        self,
+        events: Iterable[tuple[str, Mapping[str, Any] | bytes, str | None]],
+        rate: float = 0.0,
+        progress: Any = None,
+    ) -> int:
+        """Send `(topic, value, key)` events, at `rate` per second if > 0; returns the count."""
+        started = time.monotonic()
+        n = 0
+        for topic, value, key in events:
+            if rate > 0:
+                due = started + n / rate
+                delay = due - time.monotonic()
+                if delay > 0:
+                    self._producer.poll(delay)
+            self.send(topic, value, key)
+            n += 1
+            if progress is not None:
+                progress(1)
+        return n
+
+    def flush(self, timeout: float = 60.0) -> None:
+        remaining = self._producer.flush(timeout)
+        if remaining:
+            raise TimeoutError(f"{remaining} events not delivered within {timeout:.0f}s")
+
+
+@dataclass
+class Collector:
+    """Reads a topic from the beginning in a thread (no consumer group, so no join to wait for)."""
+
+    config: Mapping[str, Any]
+    topic: str
+    messages: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._consumer = Consumer(
+            {**self.config, "group.id": "streamrec-collector", "enable.auto.commit": False}
+        )
+        metadata = self._consumer.list_topics(self.topic, timeout=10)
+        partitions = metadata.topics[self.topic].partitions
+        self._consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
+        self._thread = threading.Thread(target=self._run, name=f"collect-{self.topic}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for msg in self._consumer.consume(1000, 0.1):
+                if msg.error() or msg.value() is None:
+                    continue
+                self.messages.append((time.time(), orjson.loads(msg.value())))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._consumer.close()

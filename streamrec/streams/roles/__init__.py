@@ -1,0 +1,3 @@
+"""The roles a worker process can run: cf, encoder, recommender."""
+
+from __future__ import annotations

@@ -1,0 +1,106 @@
+"""The encoder role: turns item and review text into vectors, in micro-batches.
+
+Stateless, so it scales by adding processes and can run alone on a GPU machine:
+it only needs Kafka. Item vectors go to the compacted `vectors` topic; review
+vectors go to `reviews-encoded`, into the same partition as the source review so
+that a user's clicks and reviews stay together whatever partitioner the producer
+used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import faust
+
+from streamrec.model.encoder import TransformerEncoder
+from streamrec.model.errors import InvalidEvent
+from streamrec.model.schemas import Item, Review, Trigger
+from streamrec.streams.context import Context
+from streamrec.streams.messages import encoded_review, vector_key, vector_message
+
+__all__ = ["EncoderRole"]
+
+log = logging.getLogger(__name__)
+ROLE = "encoder"
+
+
+class EncoderRole:
+    """Owns the text encoder and dead letters of `items`."""
+
+    def __init__(self, ctx: Context, encoder: TransformerEncoder | None = None) -> None:
+        self.ctx = ctx
+        cfg = ctx.settings.encoder
+        self.encoder = encoder or TransformerEncoder(
+            model=cfg.model, device=cfg.device, dtype=cfg.dtype, max_length=cfg.max_length,
+            batch_size=cfg.batch_size,
+        )
+        log.info("encoder %s on %s (%d dims)", self.encoder.version, self.encoder.device, self.encoder.dim)
+        # One thread: the model is not re-entrant, and torch parallelizes inside a batch.
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="encoder")
+
+    def install(self, app: faust.App) -> None:
+        ctx = self.ctx
+        source = app.topic(ctx.topics.items, ctx.topics.reviews, value_serializer="raw", key_serializer="raw")
+        app.agent(source, name=f"{ctx.settings.topic_prefix}encoder")(self._agent)
+
+    async def _agent(self, stream: faust.StreamT[Any]) -> None:
+        cfg = self.ctx.settings.encoder
+        async for events in stream.take_events(cfg.batch_size, within=cfg.max_wait_ms / 1000):
+            await self.handle(events)
+
+    async def handle(self, events: Sequence[faust.types.EventT]) -> None:
+        ctx = self.ctx
+        started = time.perf_counter()
+        items: list[tuple[Item, faust.types.EventT]] = []
+        reviews: list[tuple[Review, faust.types.EventT]] = []
+        for event in events:
+            msg = event.message
+            ctx.metrics.events_consumed.labels(msg.topic, ROLE).inc()
+            if msg.topic == ctx.topics.items:
+                if event.value is None:
+                    continue  # a tombstone: the catalog entry was deleted
+                try:
+                    items.append((ctx.parser.item(event.value), event))
+                except InvalidEvent as exc:
+                    ctx.deadletters.send(msg.topic, msg.partition, msg.offset, exc, event.value, msg.key)
+            else:
+                try:
+                    reviews.append((ctx.parser.review(event.value), event))
+                except InvalidEvent:
+                    continue  # the CF role dead-letters invalid reviews
+        texts = [item.text() for item, _ in items] + [review.text for review, _ in reviews]
+        if texts:
+            encode_started = time.perf_counter()
+            vectors = await asyncio.get_running_loop().run_in_executor(self._pool, self.encoder.encode, texts)
+            ctx.metrics.encoder_batch_seconds.observe(time.perf_counter() - encode_started)
+            ctx.metrics.encoder_batch_size.observe(len(texts))
+            ctx.metrics.encoder_texts.labels("item").inc(len(items))
+            ctx.metrics.encoder_texts.labels("review").inc(len(reviews))
+            version = self.encoder.version
+            for (item, _), vector in zip(items, vectors[: len(items)], strict=True):
+                ctx.output.send(
+                    ctx.topics.vectors,
+                    vector_message("item", "text", item.item_id, vector, version, item.ts,
+                                   title=item.title, tags=item.tags),
+                    key=vector_key("item", "text", item.item_id),
+                )
+            for (review, event), vector in zip(reviews, vectors[len(items):], strict=True):
+                msg = event.message
+                trigger = Trigger(topic=msg.topic, partition=msg.partition, offset=msg.offset, ts=msg.timestamp)
+                ctx.output.send(
+                    ctx.topics.reviews_encoded,
+                    encoded_review(review, vector, version, trigger),
+                    key=review.user_id.encode(),
+                    partition=msg.partition,
+                    # Keeps the review's own timestamp, so latency is measured from the original event.
+                    timestamp_ms=int(msg.timestamp * 1000),
+                )
+        await ctx.output.flush()
+        ctx.metrics.batch_events.labels(ROLE).observe(len(events))
+        ctx.metrics.batch_seconds.labels(ROLE).observe(time.perf_counter() - started)

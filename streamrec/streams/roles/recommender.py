@@ -1,0 +1,230 @@
+"""The recommender role: keeps user profiles and the item index, and produces recommendations.
+
+* A global feed reads every partition of `vectors` (item text and CF vectors, user
+  CF vectors) and `reviews-encoded` (review vectors describe their item) into the
+  in-memory index; Qdrant receives the same vectors as a durable, queryable view.
+* An agent reads `clicks` and `reviews-encoded` for the partitions it owns, updates
+  each user's profile (a changelog-backed table) and, once per user per batch,
+  produces a recommendation: bursts coalesce into one update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator, MutableMapping, Sequence
+from typing import Any
+
+import faust
+import numpy as np
+import orjson
+from aiokafka import ConsumerRecord
+
+from streamrec.model.errors import InvalidEvent
+from streamrec.model.profile import UserProfile
+from streamrec.model.recommender import Recommender
+from streamrec.model.schemas import ModelInfo, Recommendation, RecommendedItem, Trigger
+from streamrec.streams.context import Context
+from streamrec.streams.feed import GlobalFeed
+from streamrec.streams.messages import parse_encoded_review, parse_vector
+from streamrec.streams.sink import Point, QdrantSink
+from streamrec.streams.topics import aiokafka_config
+
+__all__ = ["RecommenderRole", "TableProfiles"]
+
+log = logging.getLogger(__name__)
+ROLE = "recommender"
+
+
+class TableProfiles(MutableMapping[str, UserProfile]):
+    """User profiles stored as bytes in a faust Table (changelog-backed, partitioned by user)."""
+
+    def __init__(self, table: faust.Table, **params: Any) -> None:
+        self.table = table
+        self.params = params
+
+    def __getitem__(self, user: str) -> UserProfile:
+        raw = self.table.get(user)
+        if raw is None:
+            raise KeyError(user)
+        return UserProfile.from_bytes(raw, **self.params)
+
+    def __setitem__(self, user: str, profile: UserProfile) -> None:
+        self.table[user] = profile.to_bytes()
+
+    def __delitem__(self, user: str) -> None:
+        del self.table[user]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.table.keys())
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+
+class RecommenderRole:
+    """Owns the recommender state, the Qdrant view, and recommendations."""
+
+    def __init__(self, ctx: Context, app: faust.App, text_dim: int) -> None:
+        self.ctx = ctx
+        settings = ctx.settings
+        cfg = settings.recommender
+        cf_dim = settings.cf.n_factors + 1
+        half_life = cfg.half_life_days * 86_400.0
+        self.table = app.Table(
+            f"{settings.topic_prefix}profiles", default=None, partitions=settings.partitions
+        )
+        profiles = TableProfiles(self.table, half_life_s=half_life)
+        self.rec = Recommender(
+            text_dim, cf_dim, profiles=profiles, half_life_s=half_life,
+            n_candidates=cfg.n_candidates, mmr_lambda=cfg.mmr_lambda,
+        )
+        self.sink = QdrantSink(settings, ctx.metrics, {"text": (text_dim, "cosine"), "cf": (cf_dim, "dot")})
+        self.feed = GlobalFeed(
+            [ctx.topics.vectors, ctx.topics.reviews_encoded], self._on_vectors,
+            aiokafka_config(settings, ctx.bootstrap), ctx.metrics, ROLE,
+        )
+        self.versions = {"cf": "", "encoder": ""}
+        self._flushing = asyncio.Lock()
+
+    def install(self, app: faust.App) -> None:
+        ctx = self.ctx
+        source = app.topic(ctx.topics.clicks, ctx.topics.reviews_encoded, value_serializer="raw",
+                           key_serializer="raw")
+        app.agent(source, name=f"{ctx.settings.topic_prefix}recommender")(self._agent)
+        app.service(self.feed)
+        app.timer(2.0, name="qdrant-flush")(self._flush)
+        ctx.ready_checks[ROLE] = self.feed.caught_up.is_set
+
+    async def start(self) -> None:
+        await self.sink.start()
+
+    async def stop(self) -> None:
+        await self._flush()
+        await self.sink.close()
+
+    # -- the index, from the global feed ---------------------------------------------
+
+    async def _on_vectors(self, records: Sequence[ConsumerRecord]) -> None:
+        rec, topics = self.rec, self.ctx.topics
+        cf_items: dict[str, np.ndarray] = {}
+        cf_users: dict[str, np.ndarray] = {}
+        for record in records:
+            if record.value is None:
+                continue
+            if record.topic == topics.reviews_encoded:
+                review = parse_encoded_review(record.value)
+                rec.on_item_review(review.item_id, review.vector, review.rating)
+                self.sink.mark("items", [review.item_id])
+                self.versions["encoder"] = review.version
+                continue
+            msg = parse_vector(record.value)
+            if msg["name"] == "text" and msg["kind"] == "item":
+                rec.on_item(msg["id"], msg.get("title") or msg["id"], msg["v"], msg["ts"])
+                self.sink.mark("items", [msg["id"]])
+                self.versions["encoder"] = msg["version"]
+            elif msg["name"] == "cf":
+                (cf_items if msg["kind"] == "item" else cf_users)[msg["id"]] = msg["v"]
+                self.versions["cf"] = msg["version"]
+        if cf_items:
+            rec.on_item_cf(list(cf_items), np.stack(list(cf_items.values())))
+            self.sink.mark("items", cf_items.keys())  # type: ignore[arg-type]
+        if cf_users:
+            rec.on_user_cf(list(cf_users), np.stack(list(cf_users.values())))
+            self.sink.mark("users", cf_users.keys())  # type: ignore[arg-type]
+
+    # -- users, from their partitions -----------------------------------------------
+
+    async def _agent(self, stream: faust.StreamT[Any]) -> None:
+        cfg = self.ctx.settings.recommender
+        async for events in stream.take_events(cfg.batch_size, within=cfg.coalesce_ms / 1000):
+            await self.handle(events, stream)
+
+    async def handle(self, events: Sequence[faust.types.EventT], stream: faust.StreamT[Any]) -> None:
+        ctx, rec = self.ctx, self.rec
+        started = time.perf_counter()
+        triggers: dict[str, Trigger] = {}
+        for event in events:
+            msg = event.message
+            ctx.metrics.events_consumed.labels(msg.topic, ROLE).inc()
+            if event.value is None:
+                continue
+            # Table writes go to the changelog partition of the event being handled;
+            # a batch from take_events has no current event, so set it per event.
+            stream._set_current_event(event)
+            trigger = Trigger(topic=msg.topic, partition=msg.partition, offset=msg.offset, ts=msg.timestamp)
+            if msg.topic == ctx.topics.clicks:
+                try:
+                    click = ctx.parser.click(event.value)
+                except InvalidEvent:
+                    continue  # the CF role dead-letters invalid clicks
+                rec.on_click(click.user_id, click.item_id, click.event, click.ts)
+                user = click.user_id
+            else:
+                try:
+                    review = parse_encoded_review(event.value)
+                except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                    log.error("unreadable message in %s: %s", msg.topic, exc)
+                    continue
+                rec.on_review(review.user_id, review.item_id, review.rating, review.ts, review.vector)
+                user = review.user_id
+                trigger = review.trigger
+            triggers[user] = trigger
+            self.sink.mark("users", [user])
+        stream._set_current_event(None)
+        if triggers:
+            await self._recommend(triggers)
+        await ctx.output.flush()
+        ctx.metrics.batch_events.labels(ROLE).observe(len(events))
+        ctx.metrics.batch_seconds.labels(ROLE).observe(time.perf_counter() - started)
+
+    async def _recommend(self, triggers: dict[str, Trigger]) -> None:
+        ctx = self.ctx
+        users = list(triggers)
+        started = time.perf_counter()
+        lists = self.rec.recommend(users, ctx.settings.recommender.k)
+        ctx.metrics.qdrant_search_seconds.labels("memory").observe(time.perf_counter() - started)
+        model = ModelInfo(cf=self.versions["cf"] or "none", encoder=self.versions["encoder"] or "none")
+        now = time.time()
+        for user, scored in zip(users, lists, strict=True):
+            trigger = triggers[user]
+            out = Recommendation(
+                user_id=user,
+                items=[RecommendedItem(item_id=s.item_id, score=s.score, reasons=s.reasons) for s in scored],
+                generated_at=now,
+                trigger=trigger,
+                model=model,
+            )
+            ctx.output.send(ctx.topics.recommendations, orjson.dumps(out.model_dump()), key=user.encode())
+            ctx.metrics.event_to_recommendation.labels(trigger.topic).observe(max(0.0, now - trigger.ts))
+        ctx.metrics.recommendations.inc(len(users))
+
+    # -- Qdrant ---------------------------------------------------------------------
+
+    def _points(self, kind: str, ids: list[str]) -> list[Point]:
+        rec = self.rec
+        points: list[Point] = []
+        if kind == "items":
+            texts = rec.index.get("text", ids)
+            cfs = rec.index.get("cf", ids)
+            for id in ids:
+                if id in texts or id in cfs:
+                    payload = {"title": rec.index.payload(id).get("title"), "encoder": self.versions["encoder"]}
+                    points.append((id, {"text": texts.get(id), "cf": cfs.get(id)}, payload))
+        else:
+            for id in ids:
+                profile = rec.profiles.get(id)
+                text = profile.text_vector() if profile is not None else None
+                cf = rec.user_cf.get(id)
+                if text is not None or cf is not None:
+                    points.append((id, {"text": text, "cf": cf}, {"encoder": self.versions["encoder"]}))
+        return points
+
+    async def _flush(self) -> None:
+        async with self._flushing:
+            if self.sink.backlog:
+                await self.sink.flush(self._points)
+        self.ctx.metrics.model_entities.labels(ROLE, "items").set(len(self.rec.index))
+        self.ctx.metrics.model_entities.labels(ROLE, "users_cf").set(len(self.rec.user_cf))
+        await asyncio.sleep(0)

@@ -1,0 +1,144 @@
+"""Settings: one frozen object read from the environment (prefix `STREAMREC_`) and the CLI.
+
+This is the only module that reads the environment. Top-level fields are plain
+variables (`STREAMREC_KAFKA_BOOTSTRAP`); groups nest with `__`
+(`STREAMREC_ENCODER__DEVICE=cuda`). Secrets are `SecretStr` and print masked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streamrec.model.schemas import Limits
+
+__all__ = [
+    "CFSettings",
+    "EncoderSettings",
+    "KafkaSecurity",
+    "LimitsSettings",
+    "RecommenderSettings",
+    "Settings",
+    "env_name",
+]
+
+ENV_PREFIX = "STREAMREC_"
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSecurity(_Group):
+    """How to authenticate to Kafka; empty means PLAINTEXT."""
+
+    protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="security.protocol"
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", description="SASL mechanism (with SASL_* protocols)"
+    )
+    sasl_username: str | None = Field(None, description="SASL user name")
+    sasl_password: SecretStr | None = Field(None, description="SASL password (secret)")
+    ssl_cafile: Path | None = Field(None, description="CA bundle that signs the brokers' certificates")
+    ssl_certfile: Path | None = Field(None, description="client certificate (mutual TLS)")
+    ssl_keyfile: Path | None = Field(None, description="client private key (mutual TLS)")
+    ssl_key_password: SecretStr | None = Field(None, description="password of the client key (secret)")
+
+
+class EncoderSettings(_Group):
+    model: str | None = Field(
+        None, description="local path or offline model name; default: the bundled all-MiniLM-L6-v2"
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto uses CUDA when available")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="auto: bf16/fp16 on CUDA, fp32 on CPU"
+    )
+    max_length: int = Field(256, ge=8, le=8192, description="tokens kept per text")
+    batch_size: int = Field(64, ge=1, description="most texts per encoder batch")
+    max_wait_ms: int = Field(50, ge=0, description="longest wait to fill a batch")
+
+
+class CFSettings(_Group):
+    n_factors: int = Field(16, ge=1, description="latent factors of the implicit model")
+    n_negatives: int = Field(4, ge=0, description="sampled negatives per interaction")
+    lr: float = Field(0.05, gt=0, description="learning rate of the implicit model")
+    checkpoint_interval_s: float = Field(
+        5.0, gt=0, description="how often model and offsets are saved (and offsets committed)"
+    )
+    publish_interval_s: float = Field(0.2, gt=0, description="how often changed factors are published")
+    batch_size: int = Field(2000, ge=1, description="most events per processing batch")
+
+
+class RecommenderSettings(_Group):
+    k: int = Field(10, ge=1, le=1000, description="items per recommendation")
+    coalesce_ms: int = Field(
+        20, ge=0, description="events of one user within this window yield one recommendation"
+    )
+    batch_size: int = Field(500, ge=1, description="most events per processing batch")
+    n_candidates: int = Field(100, ge=1, description="candidates per retrieval source")
+    mmr_lambda: float = Field(0.8, ge=0, le=1, description="1 = relevance only; lower diversifies")
+    half_life_days: float = Field(30.0, gt=0, description="decay of user profiles and trending counts")
+    retrieval: Literal["auto", "memory", "qdrant"] = Field(
+        "auto",
+        description="candidate search: exact in-memory index, or Qdrant (auto: Qdrant when a URL is set)",
+    )
+
+
+class LimitsSettings(_Group):
+    max_message_bytes: int = Field(1_000_000, ge=1024, description="largest accepted message value")
+    max_text_chars: int = Field(20_000, ge=1, description="longest accepted review text or description")
+    max_future_s: float = Field(86_400.0, ge=0, description="how far ahead of the clock a ts may be")
+
+    def to_model(self) -> Limits:
+        return Limits(self.max_message_bytes, self.max_text_chars, self.max_future_s)
+
+
+class Settings(BaseSettings):
+    """Every knob of streamrec; each field's environment variable is `STREAMREC_<NAME>`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", frozen=True, extra="ignore"
+    )
+
+    data_dir: Path = Field(Path(".streamrec"), description="local state: checkpoints, Qdrant local storage")
+    topic_prefix: str = Field("", description="prefix of every topic and consumer group name")
+    port: int = Field(0, ge=0, le=65535, description="embedded broker port (0: any free port)")
+    kafka_bootstrap: str | None = Field(
+        None, description="HOST:PORT[,...] of an external Kafka; unset starts the embedded broker"
+    )
+    kafka_security: KafkaSecurity = KafkaSecurity()
+    kafka_session_timeout_s: float = Field(
+        10.0, ge=6.0, le=300.0, description="consumer group session timeout (Apache Kafka allows 6-300 s)"
+    )
+    partitions: int = Field(3, ge=1, description="partitions of the topics streamrec creates")
+    replication_factor: int = Field(1, ge=1, description="replication of the topics streamrec creates")
+    qdrant_url: str | None = Field(None, description="Qdrant server URL; unset uses local mode on disk")
+    qdrant_api_key: SecretStr | None = Field(None, description="Qdrant API key (secret)")
+    qdrant_in_memory: bool = Field(False, description="local mode in memory instead of on disk")
+    metrics_host: str = Field("127.0.0.1", description="bind address of the Prometheus endpoint")
+    metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus endpoint port (0: any)")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
+    encoder: EncoderSettings = EncoderSettings()
+    cf: CFSettings = CFSettings()
+    recommender: RecommenderSettings = RecommenderSettings()
+    limits: LimitsSettings = LimitsSettings()
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    def masked(self) -> dict[str, Any]:
+        """The settings as a dict with every secret masked, for logs."""
+        return self.model_dump(mode="json")
+
+
+def env_name(*path: str) -> str:
+    """The environment variable of a setting: `env_name("encoder", "device")`.
+
+    >>> env_name("kafka_bootstrap"), env_name("encoder", "device")
+    ('STREAMREC_KAFKA_BOOTSTRAP', 'STREAMREC_ENCODER__DEVICE')
+    """
+    return ENV_PREFIX + "__".join(p.upper() for p in path)

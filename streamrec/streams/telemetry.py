@@ -1,0 +1,119 @@
+"""Prometheus metrics of a worker, created from a registry passed in."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+__all__ = ["Metrics", "serve_metrics"]
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Every series a worker exports. Names follow Prometheus conventions."""
+
+    registry: CollectorRegistry
+    events_consumed: Counter
+    batch_seconds: Histogram
+    batch_events: Histogram
+    event_to_recommendation: Histogram
+    recommendations: Counter
+    encoder_batch_size: Histogram
+    encoder_batch_seconds: Histogram
+    encoder_texts: Counter
+    qdrant_upsert_seconds: Histogram
+    qdrant_search_seconds: Histogram
+    qdrant_points: Counter
+    deadletters: Counter
+    consumer_lag: Gauge
+    ready: Gauge
+    online_hr: Gauge
+    online_ndcg: Gauge
+    cf_checkpoint_seconds: Histogram
+    model_entities: Gauge
+    retries: Counter
+    forgotten: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
+        r = registry if registry is not None else CollectorRegistry()
+        kw: dict[str, Any] = {"registry": r}
+        return cls(
+            registry=r,
+            events_consumed=Counter(
+                "streamrec_events_consumed_total", "Messages consumed, by topic and role",
+                ["topic", "role"], **kw),
+            batch_seconds=Histogram(
+                "streamrec_processing_seconds", "Time to process one batch of messages, by role",
+                ["role"], buckets=_FAST_BUCKETS, **kw),
+            batch_events=Histogram(
+                "streamrec_batch_events", "Messages per processed batch, by role",
+                ["role"], buckets=_SIZE_BUCKETS, **kw),
+            event_to_recommendation=Histogram(
+                "streamrec_event_to_recommendation_seconds",
+                "From an event's Kafka timestamp to its recommendation being produced, by trigger topic",
+                ["topic"], buckets=_LATENCY_BUCKETS, **kw),
+            recommendations=Counter(
+                "streamrec_recommendations_total", "Recommendation lists produced", **kw),
+            encoder_batch_size=Histogram(
+                "streamrec_encoder_batch_size", "Texts per encoder batch",
+                buckets=_SIZE_BUCKETS, **kw),
+            encoder_batch_seconds=Histogram(
+                "streamrec_encoder_batch_seconds", "Time to encode one batch of texts",
+                buckets=_LATENCY_BUCKETS, **kw),
+            encoder_texts=Counter(
+                "streamrec_encoder_texts_total", "Texts encoded, by kind", ["kind"], **kw),
+            qdrant_upsert_seconds=Histogram(
+                "streamrec_qdrant_upsert_seconds", "Time of one batched Qdrant upsert, by collection",
+                ["collection"], buckets=_FAST_BUCKETS, **kw),
+            qdrant_search_seconds=Histogram(
+                "streamrec_qdrant_search_seconds", "Time of one batched candidate search, by backend",
+                ["backend"], buckets=_FAST_BUCKETS, **kw),
+            qdrant_points=Counter(
+                "streamrec_qdrant_points_upserted_total", "Points upserted into Qdrant, by collection",
+                ["collection"], **kw),
+            deadletters=Counter(
+                "streamrec_deadletter_total", "Messages sent to the dead-letter topic, by topic and reason",
+                ["topic", "reason"], **kw),
+            consumer_lag=Gauge(
+                "streamrec_consumer_lag", "Messages behind the end of each assigned partition",
+                ["topic", "partition", "role"], **kw),
+            ready=Gauge(
+                "streamrec_worker_ready", "1 once the role has joined its group and can process events",
+                ["role"], **kw),
+            online_hr=Gauge(
+                "streamrec_online_hit_rate_at_10",
+                "Rolling HR@10: share of interactions whose item was in the user's last recommendation",
+                **kw),
+            online_ndcg=Gauge(
+                "streamrec_online_ndcg_at_10", "Rolling NDCG@10 of the last recommendation, per interaction",
+                **kw),
+            cf_checkpoint_seconds=Histogram(
+                "streamrec_cf_checkpoint_seconds", "Time to write one CF checkpoint (model + offsets)",
+                buckets=_LATENCY_BUCKETS, **kw),
+            model_entities=Gauge(
+                "streamrec_model_entities", "Users or items known to a role's model",
+                ["role", "kind"], **kw),
+            retries=Counter(
+                "streamrec_retries_total", "Infrastructure operations retried, by operation",
+                ["operation"], **kw),
+            forgotten=Counter(
+                "streamrec_forgotten_users_total", "Users erased on request, by role", ["role"], **kw),
+        )
+
+
+_lock = threading.Lock()
+
+
+def serve_metrics(metrics: Metrics, host: str, port: int) -> int:
+    """Expose the registry over HTTP; returns the bound port (useful with port 0)."""
+    with _lock:
+        server, _thread = start_http_server(port, addr=host, registry=metrics.registry)
+    return int(server.server_address[1])

@@ -1,0 +1,202 @@
+"""A worker process: one faust app running one or more roles, until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+from mode import Service
+
+from streamrec.streams.context import Context
+from streamrec.streams.settings import Settings
+from streamrec.streams.telemetry import Metrics, serve_metrics
+from streamrec.streams.topics import ssl_context
+
+__all__ = ["ROLES", "create_app", "run_worker", "text_dim"]
+
+log = logging.getLogger(__name__)
+
+ROLES = ("cf", "encoder", "recommender")
+#: A shutdown that has not finished after this long is forced, so a stuck client never blocks a deploy.
+SHUTDOWN_GRACE_S = 30.0
+
+
+def text_dim(settings: Settings) -> int:
+    """The encoder's output size, read from its config without loading the weights."""
+    from transformers import AutoConfig
+
+    from streamrec.model.encoder import _locate
+
+    return int(AutoConfig.from_pretrained(str(_locate(settings.encoder.model)[0])).hidden_size)
+
+
+def _credentials(settings: Settings) -> Any:
+    sec = settings.kafka_security
+    if sec.protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=sec.sasl_username,
+            password=sec.sasl_password.get_secret_value() if sec.sasl_password else None,
+            mechanism=sec.sasl_mechanism,
+            ssl_context=ssl_context(settings) if sec.protocol == "SASL_SSL" else None,
+        )
+    if sec.protocol == "SSL":
+        return faust.SSLCredentials(ssl_context(settings))
+    return None
+
+
+def create_app(settings: Settings, roles: Sequence[str], bootstrap: str) -> faust.App:
+    """One faust app per role set: its id is the consumer group of those roles."""
+    app_id = settings.topic("streamrec-" + "-".join(sorted(roles)))
+    return faust.App(
+        app_id,
+        broker=[f"kafka://{server}" for server in bootstrap.split(",")],
+        broker_credentials=_credentials(settings),
+        value_serializer="raw",
+        key_serializer="raw",
+        # Joins take about half the session timeout on some brokers: keep it low, but
+        # within Apache Kafka's default bounds (6-300 s). Heartbeats run on faust's
+        # consumer thread, so a busy event loop does not miss them.
+        broker_session_timeout=settings.kafka_session_timeout_s,
+        broker_heartbeat_interval=max(0.5, settings.kafka_session_timeout_s / 10),
+        broker_commit_interval=1.0,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        web_enabled=False,
+        store="memory://",
+        datadir=str(settings.data_dir / "faust"),
+        stream_buffer_maxsize=16_384,
+        table_standby_replicas=0,
+    )
+
+
+class _Lifecycle(Service):
+    """Starts and stops the roles' own resources, and reports readiness."""
+
+    def __init__(self, ctx: Context, parts: list[Any], app: faust.App, **kwargs: Any) -> None:
+        self.ctx = ctx
+        self.parts = parts
+        self.app = app
+        self._rebalanced = asyncio.Event()
+        super().__init__(**kwargs)
+
+    async def on_start(self) -> None:
+        for part in self.parts:
+            if hasattr(part, "start"):
+                await part.start()
+
+    async def on_stop(self) -> None:
+        for part in reversed(self.parts):
+            if hasattr(part, "stop"):
+                await part.stop()
+        await asyncio.get_running_loop().run_in_executor(None, self.ctx.output.close)
+
+    def rebalanced(self) -> None:
+        self._rebalanced.set()
+
+    def revoked(self) -> None:
+        self._rebalanced.clear()
+        for role in self.ctx.roles:
+            self.ctx.metrics.ready.labels(role).set(0)
+
+    @Service.task
+    async def _report_ready(self) -> None:
+        announced = False
+        while not self.should_stop:
+            ready = self._rebalanced.is_set() and all(check() for check in self.ctx.ready_checks.values())
+            for role in self.ctx.roles:
+                self.ctx.metrics.ready.labels(role).set(1 if ready else 0)
+            if ready and not announced:
+                log.info("worker ready: roles %s", ",".join(self.ctx.roles))
+                announced = True
+            elif not ready:
+                announced = False
+            await asyncio.sleep(0.2)
+
+    @Service.timer(5.0)
+    async def _lag(self) -> None:
+        consumer = self.app.consumer
+        try:
+            assignment = consumer.assignment()
+        except Exception:  # noqa: BLE001 - not started yet
+            return
+        for tp in assignment:
+            highwater = consumer.highwater(tp)
+            position = await consumer.position(tp) if hasattr(consumer, "position") else None
+            if highwater is None or position is None:
+                continue
+            for role in self.ctx.roles:
+                self.ctx.metrics.consumer_lag.labels(tp.topic, str(tp.partition), role).set(
+                    max(0, highwater - position)
+                )
+
+
+def run_worker(settings: Settings, roles: Sequence[str], bootstrap: str) -> None:
+    """Run the roles until SIGTERM or SIGINT; returns after a clean shutdown."""
+    roles = tuple(sorted(set(roles)))
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        raise ValueError(f"roles must be among {', '.join(ROLES)}, got {', '.join(sorted(unknown))}")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    metrics = Metrics.create()
+    port = serve_metrics(metrics, settings.metrics_host, settings.metrics_port)
+    log.info("metrics: http://%s:%d/metrics", settings.metrics_host, port)
+
+    app = create_app(settings, roles, bootstrap)
+    ctx = Context.create(settings, bootstrap, roles, metrics)
+    parts: list[Any] = []
+    if "cf" in roles:
+        from streamrec.streams.roles.cf import CFRole
+
+        parts.append(CFRole(ctx))
+    if "encoder" in roles:
+        from streamrec.streams.roles.encoder import EncoderRole
+
+        parts.append(EncoderRole(ctx))
+    if "recommender" in roles:
+        from streamrec.streams.roles.recommender import RecommenderRole
+
+        parts.append(RecommenderRole(ctx, app, text_dim(settings)))
+    for part in parts:
+        part.install(app)
+    lifecycle = _Lifecycle(ctx, parts, app)
+
+    @app.on_rebalance_complete.connect
+    async def _on_rebalanced(sender: Any, **kwargs: Any) -> None:
+        lifecycle.rebalanced()
+
+    @app.on_partitions_revoked.connect
+    async def _on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        lifecycle.revoked()
+
+    app.service(lifecycle)
+    worker = _Worker(app, loglevel=settings.log_level, quiet=True, override_logging=False)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise
+
+
+class _Worker(faust.Worker):
+    """faust's worker, with a deadline on graceful shutdown after SIGTERM or SIGINT."""
+
+    def _schedule_shutdown(self, signal: signal.Signals) -> None:
+        if not self._signal_stop_time:
+            timer = threading.Timer(SHUTDOWN_GRACE_S, _expire)
+            timer.daemon = True
+            timer.start()
+        super()._schedule_shutdown(signal)
+
+
+def _expire() -> None:
+    log.error("shutdown did not finish within %.0fs: exiting", SHUTDOWN_GRACE_S)
+    os._exit(1)
