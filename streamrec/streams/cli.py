@@ -191,6 +191,31 @@ def up(
 
 
 @app.command()
+def topics(
+    kafka_bootstrap: BootstrapOpt = None,
+    topic_prefix: PrefixOpt = None,
+    partitions: Annotated[
+        int | None, typer.Option(help="Partitions of new topics [env STREAMREC_PARTITIONS; default 3]")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for Kafka to answer")] = 60.0,
+) -> None:
+    """Create streamrec's topics on a Kafka cluster (existing topics are left as they are)."""
+    from streamrec.streams.errors import BrokerError
+    from streamrec.streams.topics import Topics, ensure_topics
+
+    settings = load_settings(kafka_bootstrap=kafka_bootstrap, topic_prefix=topic_prefix, partitions=partitions)
+    setup_logging(settings.log_level)
+    if not settings.kafka_bootstrap:
+        _fail("pass --kafka-bootstrap HOST:PORT")
+    try:
+        created = ensure_topics(settings, timeout=timeout)
+    except BrokerError as exc:
+        _fail(str(exc))
+    for name in Topics.from_settings(settings).all():
+        typer.echo(f"{name}: {'created' if name in created else 'exists'}")
+
+
+@app.command()
 def schema(
     topic: Annotated[
         str | None, typer.Option(help="Only this topic's schema (clicks, reviews, items, forget, ...)")

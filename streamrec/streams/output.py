@@ -53,7 +53,6 @@ class Output:
                 # A broker outage shorter than this loses nothing: messages wait in the queue.
                 "message.timeout.ms": 600_000,
                 "message.max.bytes": 4_000_000,
-                "logger": logging.getLogger("streamrec.kafka.producer"),
             }
         )
         self._metrics = metrics

@@ -60,7 +60,12 @@ def kafka_config(settings: Settings, bootstrap: str | None = None) -> dict[str, 
     if not servers:
         raise BrokerError("no Kafka bootstrap servers: set --kafka-bootstrap or start the embedded broker")
     sec = settings.kafka_security
-    config: dict[str, Any] = {"bootstrap.servers": servers, "security.protocol": sec.protocol}
+    config: dict[str, Any] = {
+        "bootstrap.servers": servers,
+        "security.protocol": sec.protocol,
+        # librdkafka's own log lines (e.g. a broker going away) go through logging, not stderr.
+        "logger": logging.getLogger("streamrec.kafka"),
+    }
     if sec.protocol.startswith("SASL"):
         config["sasl.mechanism"] = sec.sasl_mechanism
         if sec.sasl_username is not None:

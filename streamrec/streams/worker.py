@@ -16,7 +16,7 @@ from mode import Service
 from streamrec.streams.context import Context
 from streamrec.streams.settings import Settings
 from streamrec.streams.telemetry import Metrics, serve_metrics
-from streamrec.streams.topics import ssl_context
+from streamrec.streams.topics import ensure_topics, ssl_context
 
 __all__ = ["ROLES", "create_app", "run_worker", "text_dim"]
 
@@ -150,6 +150,8 @@ def run_worker(settings: Settings, roles: Sequence[str], bootstrap: str) -> None
     port = serve_metrics(metrics, settings.metrics_host, settings.metrics_port)
     log.info("metrics: http://%s:%d/metrics", settings.metrics_host, port)
 
+    # Idempotent, and it waits for a Kafka that is still starting (e.g. in docker-compose).
+    ensure_topics(settings, bootstrap, timeout=120)
     app = create_app(settings, roles, bootstrap)
     ctx = Context.create(settings, bootstrap, roles, metrics)
     parts: list[Any] = []

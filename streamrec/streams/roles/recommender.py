@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, MutableMapping, Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ import orjson
 from aiokafka import ConsumerRecord
 
 from streamrec.model.errors import InvalidEvent
+from streamrec.model.evaluation import RollingHitRate
 from streamrec.model.profile import UserProfile
 from streamrec.model.recommender import Recommender
 from streamrec.model.schemas import ModelInfo, Recommendation, RecommendedItem, Trigger
@@ -35,6 +37,16 @@ __all__ = ["RecommenderRole", "TableProfiles"]
 
 log = logging.getLogger(__name__)
 ROLE = "recommender"
+#: Users whose last list is kept to score the next interaction (online HR@10).
+MAX_REMEMBERED_LISTS = 100_000
+
+
+def _item_of(raw: bytes) -> str | None:
+    try:
+        value = orjson.loads(raw)
+        return str(value["item_id"]) if isinstance(value, dict) else None
+    except (orjson.JSONDecodeError, KeyError):
+        return None
 
 
 class TableProfiles(MutableMapping[str, UserProfile]):
@@ -86,6 +98,9 @@ class RecommenderRole:
             aiokafka_config(settings, ctx.bootstrap), ctx.metrics, ROLE,
         )
         self.versions = {"cf": "", "encoder": ""}
+        # Online prequential quality: was the item a user took in the list we last gave them?
+        self.quality = RollingHitRate(window=1000, k=10)
+        self._last_lists: OrderedDict[str, list[str]] = OrderedDict()
         self._flushing = asyncio.Lock()
 
     def install(self, app: faust.App) -> None:
@@ -145,6 +160,10 @@ class RecommenderRole:
         ctx, rec = self.ctx, self.rec
         started = time.perf_counter()
         triggers: dict[str, Trigger] = {}
+        clicks = [e for e in events if e.message.topic == ctx.topics.clicks and e.value is not None]
+        if any(_item_of(e.value) not in rec.index for e in clicks):
+            # Vectors of a just-published item may be a few milliseconds behind in the feed.
+            await self.feed.catch_up(timeout=0.5)
         for event in events:
             msg = event.message
             ctx.metrics.events_consumed.labels(msg.topic, ROLE).inc()
@@ -159,6 +178,7 @@ class RecommenderRole:
                     click = ctx.parser.click(event.value)
                 except InvalidEvent:
                     continue  # the CF role dead-letters invalid clicks
+                self._score(click.user_id, click.item_id)
                 rec.on_click(click.user_id, click.item_id, click.event, click.ts)
                 user = click.user_id
             else:
@@ -167,6 +187,7 @@ class RecommenderRole:
                 except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                     log.error("unreadable message in %s: %s", msg.topic, exc)
                     continue
+                self._score(review.user_id, review.item_id)
                 rec.on_review(review.user_id, review.item_id, review.rating, review.ts, review.vector)
                 user = review.user_id
                 trigger = review.trigger
@@ -197,8 +218,22 @@ class RecommenderRole:
                 model=model,
             )
             ctx.output.send(ctx.topics.recommendations, orjson.dumps(out.model_dump()), key=user.encode())
+            self._remember(user, [s.item_id for s in scored])
             ctx.metrics.event_to_recommendation.labels(trigger.topic).observe(max(0.0, now - trigger.ts))
         ctx.metrics.recommendations.inc(len(users))
+
+    def _score(self, user: str, item: str) -> None:
+        last = self._last_lists.get(user)
+        if last is not None:
+            self.quality.observe(last, item)
+            self.ctx.metrics.online_hr.set(self.quality.hr)
+            self.ctx.metrics.online_ndcg.set(self.quality.ndcg)
+
+    def _remember(self, user: str, items: list[str]) -> None:
+        self._last_lists[user] = items
+        self._last_lists.move_to_end(user)
+        if len(self._last_lists) > MAX_REMEMBERED_LISTS:
+            self._last_lists.popitem(last=False)
 
     # -- Qdrant ---------------------------------------------------------------------
 

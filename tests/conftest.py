@@ -1,0 +1,107 @@
+"""Shared fixtures: one broker and one worker per test session, real parts only.
+
+The broker is the embedded tansu unless STREAMREC_KAFKA_BOOTSTRAP points at a Kafka.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streamrec.streams.broker import EmbeddedBroker
+from streamrec.streams.replay import Collector, Replayer
+from streamrec.streams.settings import Settings
+from streamrec.streams.stack import Stack, WorkerProcess
+from streamrec.streams.topics import Topics, ensure_topics, kafka_config
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.2, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def bootstrap() -> Iterator[str]:
+    external = os.environ.get("STREAMREC_KAFKA_BOOTSTRAP")
+    if external:
+        yield external
+        return
+    with EmbeddedBroker() as broker:
+        yield broker.bootstrap
+
+
+@pytest.fixture(scope="session")
+def session_settings(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings of the shared worker: a prefix of its own, state in a temporary directory."""
+    return Settings(
+        kafka_bootstrap=bootstrap,
+        topic_prefix=f"t{uuid.uuid4().hex[:8]}-",
+        data_dir=tmp_path_factory.mktemp("worker"),
+        kafka_session_timeout_s=6.0,
+        metrics_port=0,
+    )
+
+
+@pytest.fixture(scope="session")
+def topics(session_settings: Settings) -> Topics:
+    ensure_topics(session_settings)
+    return Topics.from_settings(session_settings)
+
+
+@pytest.fixture(scope="session")
+def worker(session_settings: Settings, topics: Topics) -> Iterator[WorkerProcess]:
+    """All roles in one process, as `streamrec up` runs them."""
+    stack = Stack(session_settings, log_dir=session_settings.data_dir / "logs")
+    process = stack.start_worker()
+    try:
+        stack.wait_ready(timeout=240)
+        yield process
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="session")
+def producer(session_settings: Settings) -> Iterator[Replayer]:
+    replayer = Replayer(kafka_config(session_settings))
+    yield replayer
+    replayer.flush()
+
+
+@pytest.fixture(scope="session")
+def recommendations(session_settings: Settings, topics: Topics, worker: WorkerProcess) -> Iterator[Collector]:
+    collector = Collector(kafka_config(session_settings), topics.recommendations)
+    yield collector
+    collector.close()
+
+
+@pytest.fixture(scope="session")
+def deadletters(session_settings: Settings, topics: Topics, worker: WorkerProcess) -> Iterator[Collector]:
+    collector = Collector(kafka_config(session_settings), topics.deadletter)
+    yield collector
+    collector.close()
+
+
+@pytest.fixture(scope="session")
+def vectors(session_settings: Settings, topics: Topics, worker: WorkerProcess) -> Iterator[Collector]:
+    collector = Collector(kafka_config(session_settings), topics.vectors)
+    yield collector
+    collector.close()
+
+
+@pytest.fixture
+def ns() -> str:
+    """A namespace for ids, so tests sharing the worker never see each other's users."""
+    return uuid.uuid4().hex[:6]

@@ -1,0 +1,104 @@
+"""Index, popularity, profiles and the hybrid ranker, without a broker."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from streamrec.model.index import MemoryIndex
+from streamrec.model.popularity import Popularity
+from streamrec.model.recommender import Recommender
+
+
+def _unit(*values: float) -> np.ndarray:
+    v = np.array(values, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+def test_memory_index_matches_brute_force_and_handles_deletes() -> None:
+    rng = np.random.default_rng(0)
+    index = MemoryIndex({"text": (8, "cosine"), "cf": (8, "dot")})
+    vectors = rng.standard_normal((300, 8)).astype(np.float32)
+    ids = [f"i{n}" for n in range(300)]
+    index.upsert("text", ids, vectors)
+    index.upsert("cf", ids[:100], vectors[:100])
+    query = rng.standard_normal(8).astype(np.float32)
+    normed = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    expected = [ids[j] for j in np.argsort(-(normed @ (query / np.linalg.norm(query))))[:10]]
+    assert [i for i, _ in index.search("text", query, 10)] == expected
+    assert all(i in ids[:100] for i, _ in index.search("cf", query, 50))  # only items that have a cf vector
+    index.delete(expected[:3])
+    assert [i for i, _ in index.search("text", query, 7)] == expected[3:10]
+    index.upsert("text", ["new"], query[None, :])
+    assert index.search("text", query, 1)[0][0] == "new"
+    assert len(index) == 298
+
+
+def test_popularity_ranks_by_counts_and_decays_in_event_time() -> None:
+    pop = Popularity(half_life_s=3600)
+    for _ in range(10):
+        pop.learn_one("old", ts=0)
+    for _ in range(2):
+        pop.learn_one("fresh", ts=10 * 3600)
+    assert [i for i, _ in pop.top(2, decayed=False)] == ["old", "fresh"]
+    assert [i for i, _ in pop.top(2, decayed=True)] == ["fresh", "old"]
+    assert [i for i, _ in pop.top(2, exclude={"fresh"})] == ["old"]
+    pop.unlearn("old", 10, ts=0)
+    assert pop.count("old") == 0
+
+
+def _shop() -> Recommender:
+    rec = Recommender(text_dim=3, cf_dim=3)
+    catalog = {
+        "guitar": ("Acoustic guitar", _unit(1, 0, 0)),
+        "strings": ("Guitar strings", _unit(0.95, 0.1, 0)),
+        "capo": ("Guitar capo", _unit(0.9, 0.2, 0)),
+        "drum": ("Snare drum", _unit(0, 1, 0)),
+        "sticks": ("Drum sticks", _unit(0.1, 0.95, 0)),
+        "piano": ("Piano", _unit(0, 0, 1)),
+    }
+    for item, (title, vector) in catalog.items():
+        rec.on_item(item, title, vector, ts=0)
+    return rec
+
+
+def test_a_new_users_first_review_personalizes_and_explains() -> None:
+    rec = _shop()
+    rec.on_review("ann", "guitar", 5, ts=10, vector=_unit(1, 0.05, 0))
+    top = rec.recommend(["ann"], k=3)[0]
+    assert {s.item_id for s in top[:2]} == {"strings", "capo"}
+    assert "guitar" not in {s.item_id for s in top}
+    assert any("Acoustic guitar" in reason for reason in top[0].reasons)
+
+
+def test_bursts_of_popularity_do_not_swamp_text_for_a_new_item() -> None:
+    rec = _shop()
+    for n in range(50):
+        rec.on_click(f"crowd{n}", "piano", "click", ts=n)
+    rec.on_item("ukulele", "Ukulele", _unit(0.97, 0.05, 0.0), ts=60)  # no interaction at all
+    rec.on_review("bob", "guitar", 5, ts=70, vector=_unit(1, 0, 0))
+    ids = [s.item_id for s in rec.recommend(["bob"], k=3)[0]]
+    assert "ukulele" in ids
+
+
+def test_diversity_mixes_in_other_kinds_when_lambda_is_low() -> None:
+    focused = _shop()
+    diverse = Recommender(text_dim=3, cf_dim=3, mmr_lambda=0.3)
+    for rec in (focused, diverse):
+        rec.on_item("guitar", "Acoustic guitar", _unit(1, 0, 0), ts=0)
+        for n in range(8):
+            rec.on_item(f"g{n}", f"Guitar thing {n}", _unit(1, 0.01 * n, 0), ts=0)
+        rec.on_item("drum", "Snare drum", _unit(0.3, 1, 0), ts=0)
+        rec.on_review("cat", "guitar", 5, ts=1, vector=_unit(1, 0, 0))
+    assert "drum" not in [s.item_id for s in focused.recommend(["cat"], k=3)[0]]
+    assert "drum" in [s.item_id for s in diverse.recommend(["cat"], k=3)[0]]
+
+
+def test_forget_erases_the_user_and_their_popularity() -> None:
+    rec = _shop()
+    rec.on_click("dan", "drum", "purchase", ts=1)
+    rec.on_user_cf(["dan"], np.ones((1, 3), dtype=np.float32))
+    assert rec.popularity.count("drum") > 0
+    assert rec.forget("dan")
+    assert "dan" not in rec.profiles and "dan" not in rec.user_cf
+    assert rec.popularity.count("drum") == 0
+    assert rec.recommend(["dan"], k=3)[0]  # a stranger again: popularity and nothing personal
