@@ -90,13 +90,13 @@ class _Lifecycle(Service):
 
     async def on_start(self) -> None:
         for part in self.parts:
-            if hasattr(part, "start"):
-                await part.start()
+            if hasattr(part, "open"):
+                await part.open()
 
     async def on_stop(self) -> None:
         for part in reversed(self.parts):
-            if hasattr(part, "stop"):
-                await part.stop()
+            if hasattr(part, "close"):
+                await part.close()
         await asyncio.get_running_loop().run_in_executor(None, self.ctx.output.close)
 
     def rebalanced(self) -> None:

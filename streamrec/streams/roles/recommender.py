@@ -112,10 +112,10 @@ class RecommenderRole:
         app.timer(2.0, name="qdrant-flush")(self._flush)
         ctx.ready_checks[ROLE] = self.feed.caught_up.is_set
 
-    async def start(self) -> None:
+    async def open(self) -> None:
         await self.sink.start()
 
-    async def stop(self) -> None:
+    async def close(self) -> None:
         await self._flush()
         await self.sink.close()
 
