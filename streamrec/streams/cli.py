@@ -239,7 +239,9 @@ def demo(
     data_dir: DataDirOpt = None,
     users: Annotated[int, typer.Option(help="Users whose history and recommendations are printed")] = 3,
     limit: Annotated[int | None, typer.Option(help="Replay only the first N reviews of the sample")] = None,
-    rate: Annotated[float, typer.Option(help="Events per second to replay (0: as fast as possible)")] = 0.0,
+    rate: Annotated[
+        float, typer.Option(help="Clicks and reviews per second to replay (0: as fast as possible)")
+    ] = 30.0,
 ) -> None:
     """Run the whole pipeline on a real sample and show what it recommends.
 

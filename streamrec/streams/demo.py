@@ -47,7 +47,7 @@ def _events(records: list[dict[str, Any]], topics: Topics) -> Iterator[tuple[str
             yield topics.reviews, review, r["user_id"]
 
 
-def run_demo(settings: Settings, show_users: int = 3, limit: int | None = None, rate: float = 0.0) -> int:
+def run_demo(settings: Settings, show_users: int = 3, limit: int | None = None, rate: float = 30.0) -> int:
     console = Console()
     state = settings.data_dir / "demo"
     if state.exists():
@@ -71,15 +71,27 @@ def run_demo(settings: Settings, show_users: int = 3, limit: int | None = None, 
         topics = Topics.from_settings(settings)
         config = kafka_config(settings, bootstrap)
         collector = Collector(config, topics.recommendations)
+        vectors = Collector(config, topics.vectors)
         replayer = Replayer(config)
         events = list(_events(records, topics))
-        pace = rate or 40.0
+        catalog = [e for e in events if e[0] == topics.items]
+        interactions = [e for e in events if e[0] != topics.items]
         with Progress(
-            TextColumn("replaying events"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=console,
         ) as progress:
-            task = progress.add_task("replay", total=len(events))
-            replayer.replay(events, rate=pace, progress=lambda n: progress.advance(task, n))
+            task = progress.add_task("catalog: encoding items", total=len(catalog))
+            replayer.replay(catalog)
+            replayer.flush()
+            while True:
+                encoded = {m["id"] for _, m in vectors.messages if m["kind"] == "item" and m["name"] == "text"}
+                progress.update(task, completed=len(encoded & set(titles)))
+                if set(titles) <= encoded:
+                    break
+                time.sleep(0.2)
+            vectors.close()
+            task = progress.add_task(f"replaying clicks and reviews at {rate:g}/s", total=len(interactions))
+            replayer.replay(interactions, rate=rate, progress=lambda n: progress.advance(task, n))
             replayer.flush()
 
         # Every user's last event must come back as the trigger of a recommendation.
@@ -101,7 +113,9 @@ def run_demo(settings: Settings, show_users: int = 3, limit: int | None = None, 
         missing = [u for u, (t, p, off) in last.items() if answered.get((u, t, p), -1) < off]
 
     _show(console, records, collector.messages, titles, catalog_only, show_users)
-    latencies = np.array([arrived - msg["trigger"]["ts"] for arrived, msg in collector.messages])
+    latencies: dict[str, list[float]] = defaultdict(list)
+    for arrived, msg in collector.messages:
+        latencies[msg["trigger"]["topic"]].append(arrived - msg["trigger"]["ts"])
     summary = Table(title="summary", show_header=False)
     counts: dict[str, int] = defaultdict(int)
     for topic, _, _ in events:
@@ -110,9 +124,11 @@ def run_demo(settings: Settings, show_users: int = 3, limit: int | None = None, 
                                  f"{counts[topics.reviews]} reviews)")
     summary.add_row("recommendations out", str(len(collector.messages)))
     summary.add_row("users answered", f"{len(last) - len(missing)} of {len(last)}")
-    if len(latencies):
-        summary.add_row("event-to-recommendation p50 / p99",
-                        f"{np.percentile(latencies, 50) * 1000:.0f} ms / {np.percentile(latencies, 99) * 1000:.0f} ms")
+    for topic, label in ((topics.clicks, "after a click"), (topics.reviews, "after a review (incl. encoding)")):
+        if latencies.get(topic):
+            values = np.array(latencies[topic]) * 1000
+            summary.add_row(f"event-to-recommendation p50 / p99, {label}",
+                            f"{np.percentile(values, 50):.0f} ms / {np.percentile(values, 99):.0f} ms")
     recommended = {i["item_id"] for _, m in collector.messages for i in m["items"]}
     summary.add_row("catalog-only items recommended (text alone)", f"{len(recommended & catalog_only)} of "
                                                                    f"{len(catalog_only)}")
