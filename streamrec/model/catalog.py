@@ -58,6 +58,18 @@ class ItemTexts:
             self._review_n[item] = 1
         return self.vector(item)
 
+    def remove_review(self, item: str, vector: FloatArray, weight: float = 1.0) -> FloatArray | None:
+        """Take back a review (e.g. its author asked to be forgotten); the new vector, if any."""
+        n = self._review_n.get(item, 0)
+        if n == 0:
+            return None
+        if n == 1:
+            del self._review_sum[item], self._review_n[item]
+        else:
+            self._review_sum[item] = self._review_sum[item] - np.asarray(vector, np.float32) * np.float32(weight)
+            self._review_n[item] = n - 1
+        return self.vector(item) if item in self else None
+
     def vector(self, item: str) -> FloatArray:
         parts = []
         if item in self._catalog:

@@ -38,6 +38,7 @@ from pydantic import (
 from streamrec.model.errors import InvalidEvent
 
 __all__ = [
+    "Audit",
     "Click",
     "DeadLetter",
     "EventParser",
@@ -205,6 +206,16 @@ class Recommendation(BaseModel):
     generated_at: Annotated[float, Field(description="epoch seconds")]
     trigger: Trigger
     model: ModelInfo
+
+
+class Audit(BaseModel):
+    """What a role erased for a `forget` request (topic `audit`, key `user_id`)."""
+
+    user_id: str
+    role: str
+    erased: list[str]
+    request: Trigger
+    completed_at: float
 
 
 class DeadLetter(BaseModel):

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from streamrec.model.dedupe import fingerprint
 from streamrec.model.schemas import Review, Trigger
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "encoded_review",
     "parse_encoded_review",
     "parse_vector",
+    "review_key",
     "vector_key",
     "vector_message",
 ]
@@ -68,6 +70,15 @@ class EncodedReview:
     vector: FloatArray
     version: str
     trigger: Trigger
+
+
+def review_key(review: Review) -> bytes:
+    """Key of a review's vector in `reviews-encoded`: its author, then the review's identity.
+
+    Starting with the user lets a `forget` request find (and tombstone) every review of theirs.
+    """
+    identity = review.review_id or fingerprint(review.item_id, review.ts, review.text).hex()
+    return f"{review.user_id}\x1f{identity}".encode()
 
 
 def encoded_review(review: Review, vector: FloatArray, version: str, trigger: Trigger) -> bytes:

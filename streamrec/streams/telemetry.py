@@ -40,6 +40,7 @@ class Metrics:
     model_entities: Gauge
     retries: Counter
     forgotten: Counter
+    duplicates: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -106,6 +107,9 @@ class Metrics:
                 ["operation"], **kw),
             forgotten=Counter(
                 "streamrec_forgotten_users_total", "Users erased on request, by role", ["role"], **kw),
+            duplicates=Counter(
+                "streamrec_duplicates_total", "Events ignored as repeats of a recent one, by topic and role",
+                ["topic", "role"], **kw),
         )
 
 

@@ -27,8 +27,9 @@ TOPIC_CONFIGS: dict[str, dict[str, str]] = {
     "audit": {},
     # between roles: encoder and CF publish vectors, the recommender indexes them
     "vectors": {"cleanup.policy": "compact"},
-    # review vectors are the event log that item text vectors are folded from
-    "reviews-encoded": {"retention.ms": "-1"},
+    # review vectors, keyed by author and review: the log item text vectors are folded
+    # from, kept until a `forget` request tombstones an author's reviews
+    "reviews-encoded": {"cleanup.policy": "compact"},
 }
 
 

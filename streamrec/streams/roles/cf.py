@@ -27,8 +27,9 @@ from aiokafka.structs import OffsetAndMetadata
 from mode import Service
 
 from streamrec.model.cf import OnlineCF
+from streamrec.model.dedupe import Deduplicator, fingerprint
 from streamrec.model.errors import InvalidEvent
-from streamrec.model.schemas import parse_id
+from streamrec.model.schemas import Audit, Trigger, parse_id
 from streamrec.streams.checkpoint import CheckpointStore
 from streamrec.streams.context import Context
 from streamrec.streams.feed import GlobalFeed
@@ -67,8 +68,10 @@ class CFRole(Service):
         settings = ctx.settings
         self.store = CheckpointStore(settings.data_dir / f"{settings.topic_prefix}cf" / "checkpoint.pkl")
         saved = self.store.load()
+        self.seen = Deduplicator()
         if saved is not None:
-            self.model: OnlineCF = saved.model
+            self.model: OnlineCF = saved.model["cf"]
+            self.seen = saved.model["seen"]
             self.offsets: dict[str, int] = saved.offsets
             log.info(
                 "CF model restored: %d users, %d items, %d events learned",
@@ -122,7 +125,8 @@ class CFRole(Service):
             **aiokafka_config(settings, self.ctx.bootstrap),
         )
         await consumer.start()
-        consumer.subscribe([self.ctx.topics.clicks, self.ctx.topics.reviews], listener=_Rebalance(self))
+        topics = self.ctx.topics
+        consumer.subscribe([topics.clicks, topics.reviews, topics.forget], listener=_Rebalance(self))
         self._consumer = consumer
 
     async def on_stop(self) -> None:
@@ -171,11 +175,23 @@ class CFRole(Service):
         ctx = self.ctx
         started = time.perf_counter()
         key = _tp_key(tp)
-        parse = ctx.parser.click if tp.topic == ctx.topics.clicks else ctx.parser.review
-        model, known, learn = self.model, self.known_items, self.model.learn_one
+        if tp.topic == ctx.topics.forget:
+            await self._forget(tp, records)
+            return
+        is_click = tp.topic == ctx.topics.clicks
+        parse = ctx.parser.click if is_click else ctx.parser.review
+        model, known, learn, seen = self.model, self.known_items, self.model.learn_one, self.seen
+        duplicates = 0
         for record in records:
             try:
                 event = parse(record.value)
+                if seen.check(
+                    fingerprint("c", event.user_id, event.item_id, event.event, event.ts)  # type: ignore[union-attr]
+                    if is_click
+                    else fingerprint("r", event.user_id, event.item_id, event.ts, event.review_id or event.text)  # type: ignore[union-attr]
+                ):
+                    duplicates += 1
+                    continue
                 if event.item_id not in known:
                     await self.catalog.catch_up()  # the catalog entry may be just behind
                     if event.item_id not in known:
@@ -187,11 +203,42 @@ class CFRole(Service):
         if records:
             self.offsets[key] = records[-1].offset + 1
             self._uncommitted = True
+        if duplicates:
+            ctx.metrics.duplicates.labels(tp.topic, ROLE).inc(duplicates)
         ctx.metrics.events_consumed.labels(tp.topic, ROLE).inc(len(records))
         ctx.metrics.batch_events.labels(ROLE).observe(len(records))
         ctx.metrics.batch_seconds.labels(ROLE).observe(time.perf_counter() - started)
         ctx.metrics.model_entities.labels(ROLE, "users").set(model.n_users)
         ctx.metrics.model_entities.labels(ROLE, "items").set(model.n_items)
+
+    async def _forget(self, tp: TopicPartition, records: Sequence[ConsumerRecord]) -> None:
+        """Erase users: their factors leave the model, the next checkpoint and the vectors topic."""
+        ctx = self.ctx
+        for record in records:
+            try:
+                request = ctx.parser.forget(record.value)
+            except InvalidEvent as exc:
+                ctx.deadletters.send(tp.topic, tp.partition, record.offset, exc, record.value, record.key)
+                continue
+            user = request.user_id
+            erased = ["cf factors"] if self.model.forget_user(user) else []
+            ctx.output.send(ctx.topics.vectors, None, key=vector_key("user", "cf", user))
+            erased.append("cf vector (tombstone)")
+            audit = Audit(
+                user_id=user, role=ROLE, erased=erased,
+                request=Trigger(topic=tp.topic, partition=tp.partition, offset=record.offset,
+                                ts=record.timestamp / 1000),
+                completed_at=time.time(),
+            )
+            ctx.output.send(ctx.topics.audit, orjson.dumps(audit.model_dump()), key=user.encode())
+            ctx.metrics.forgotten.labels(ROLE).inc()
+            log.info("forgot user %s: %s", user, ", ".join(erased))
+        if records:
+            self.offsets[_tp_key(tp)] = records[-1].offset + 1
+            self._uncommitted = True
+            # The erasure must reach the durable model now, not at the next periodic checkpoint.
+            self._last_checkpoint = 0.0
+        ctx.metrics.events_consumed.labels(tp.topic, ROLE).inc(len(records))
 
     # -- outputs --------------------------------------------------------------------
 
@@ -227,7 +274,7 @@ class CFRole(Service):
         self.publish()
         await self.ctx.output.flush()
         offsets = dict(self.offsets)
-        blob = self.store.dumps(self.model, offsets)
+        blob = self.store.dumps({"cf": self.model, "seen": self.seen}, offsets)
         await asyncio.get_running_loop().run_in_executor(None, self.store.write, blob)
         consumer = self._consumer
         if consumer is not None:

@@ -22,7 +22,7 @@ from streamrec.model.encoder import TransformerEncoder
 from streamrec.model.errors import InvalidEvent
 from streamrec.model.schemas import Item, Review, Trigger
 from streamrec.streams.context import Context
-from streamrec.streams.messages import encoded_review, vector_key, vector_message
+from streamrec.streams.messages import encoded_review, review_key, vector_key, vector_message
 
 __all__ = ["EncoderRole"]
 
@@ -43,6 +43,19 @@ class EncoderRole:
         log.info("encoder %s on %s (%d dims)", self.encoder.version, self.encoder.device, self.encoder.dim)
         # One thread: the model is not re-entrant, and torch parallelizes inside a batch.
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="encoder")
+        self._partitions: dict[str, int] = {}
+
+    def partitions(self, topic: str) -> int:
+        """Partition count of an output topic (it may differ from the input's, if created elsewhere)."""
+        count = self._partitions.get(topic)
+        if count is None:
+            from confluent_kafka.admin import AdminClient
+
+            from streamrec.streams.topics import kafka_config
+
+            metadata = AdminClient(kafka_config(self.ctx.settings, self.ctx.bootstrap)).list_topics(topic, timeout=10)
+            count = self._partitions[topic] = len(metadata.topics[topic].partitions)
+        return count
 
     def install(self, app: faust.App) -> None:
         ctx = self.ctx
@@ -96,8 +109,8 @@ class EncoderRole:
                 ctx.output.send(
                     ctx.topics.reviews_encoded,
                     encoded_review(review, vector, version, trigger),
-                    key=review.user_id.encode(),
-                    partition=msg.partition,
+                    key=review_key(review),
+                    partition=msg.partition % self.partitions(ctx.topics.reviews_encoded),
                     # Keeps the review's own timestamp, so latency is measured from the original event.
                     timestamp_ms=int(msg.timestamp * 1000),
                 )

@@ -22,11 +22,12 @@ import numpy as np
 import orjson
 from aiokafka import ConsumerRecord
 
+from streamrec.model.dedupe import Deduplicator, fingerprint
 from streamrec.model.errors import InvalidEvent
 from streamrec.model.evaluation import RollingHitRate
 from streamrec.model.profile import UserProfile
 from streamrec.model.recommender import Recommender
-from streamrec.model.schemas import ModelInfo, Recommendation, RecommendedItem, Trigger
+from streamrec.model.schemas import Audit, ModelInfo, Recommendation, RecommendedItem, Trigger
 from streamrec.streams.context import Context
 from streamrec.streams.feed import GlobalFeed
 from streamrec.streams.messages import parse_encoded_review, parse_vector
@@ -57,19 +58,19 @@ class TableProfiles(MutableMapping[str, UserProfile]):
         self.params = params
 
     def __getitem__(self, user: str) -> UserProfile:
-        raw = self.table.get(user)
+        raw = self.table.get(user.encode())
         if raw is None:
             raise KeyError(user)
         return UserProfile.from_bytes(raw, **self.params)
 
     def __setitem__(self, user: str, profile: UserProfile) -> None:
-        self.table[user] = profile.to_bytes()
+        self.table[user.encode()] = profile.to_bytes()
 
     def __delitem__(self, user: str) -> None:
-        del self.table[user]
+        del self.table[user.encode()]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.table.keys())
+        return (key.decode() for key in self.table.keys())
 
     def __len__(self) -> int:
         return len(self.table)
@@ -85,7 +86,9 @@ class RecommenderRole:
         cf_dim = settings.cf.n_factors + 1
         half_life = cfg.half_life_days * 86_400.0
         self.table = app.Table(
-            f"{settings.topic_prefix}profiles", default=None, partitions=settings.partitions
+            f"{settings.topic_prefix}profiles", default=None, partitions=settings.partitions,
+            # bytes in, bytes out: the changelog holds the user id and the profile as written
+            key_type=bytes, value_type=bytes,
         )
         profiles = TableProfiles(self.table, half_life_s=half_life)
         self.rec = Recommender(
@@ -102,11 +105,16 @@ class RecommenderRole:
         self.quality = RollingHitRate(window=1000, k=10)
         self._last_lists: OrderedDict[str, list[str]] = OrderedDict()
         self._flushing = asyncio.Lock()
+        self.seen = Deduplicator()
+        # Every review's vector by its key, to take it back out of its item if its author
+        # is forgotten (float16: half the memory, ample for a mean of unit vectors).
+        self._reviews: dict[bytes, tuple[int, str, float | None, np.ndarray]] = {}
+        self._reviews_of: dict[str, set[bytes]] = {}
 
     def install(self, app: faust.App) -> None:
         ctx = self.ctx
-        source = app.topic(ctx.topics.clicks, ctx.topics.reviews_encoded, value_serializer="raw",
-                           key_serializer="raw")
+        source = app.topic(ctx.topics.clicks, ctx.topics.reviews_encoded, ctx.topics.forget,
+                           value_serializer="raw", key_serializer="raw")
         app.agent(source, name=f"{ctx.settings.topic_prefix}recommender")(self._agent)
         app.service(self.feed)
         app.timer(2.0, name="qdrant-flush")(self._flush)
@@ -126,13 +134,16 @@ class RecommenderRole:
         cf_items: dict[str, np.ndarray] = {}
         cf_users: dict[str, np.ndarray] = {}
         for record in records:
-            if record.value is None:
-                continue
             if record.topic == topics.reviews_encoded:
-                review = parse_encoded_review(record.value)
-                rec.on_item_review(review.item_id, review.vector, review.rating)
-                self.sink.mark("items", [review.item_id])
-                self.versions["encoder"] = review.version
+                self._on_review_vector(record)
+                continue
+            if record.value is None:
+                # A tombstone: a forgotten user's CF vector.
+                kind, _, rest = (record.key or b"").decode("utf-8", "replace").partition(":")
+                name, _, id = rest.partition(":")
+                if kind == "user" and name == "cf":
+                    rec.user_cf.pop(id, None)
+                    cf_users.pop(id, None)
                 continue
             msg = parse_vector(record.value)
             if msg["name"] == "text" and msg["kind"] == "item":
@@ -149,6 +160,25 @@ class RecommenderRole:
             rec.on_user_cf(list(cf_users), np.stack(list(cf_users.values())))
             self.sink.mark("users", cf_users.keys())  # type: ignore[arg-type]
 
+    def _on_review_vector(self, record: ConsumerRecord) -> None:
+        """Fold a review into its item's text vector, or take it back on a tombstone."""
+        key = record.key or b""
+        if record.value is None:
+            kept = self._reviews.pop(key, None)
+            if kept is not None:
+                _, item, rating, vector = kept
+                self.rec.on_item_review_removed(item, vector.astype(np.float32), rating)
+                self.sink.mark("items", [item])
+            return
+        review = parse_encoded_review(record.value)
+        if key in self._reviews:
+            return  # the same review again (a replay): already folded in
+        self._reviews[key] = (record.partition, review.item_id, review.rating, review.vector.astype(np.float16))
+        self._reviews_of.setdefault(review.user_id, set()).add(key)
+        self.rec.on_item_review(review.item_id, review.vector, review.rating)
+        self.sink.mark("items", [review.item_id])
+        self.versions["encoder"] = review.version
+
     # -- users, from their partitions -----------------------------------------------
 
     async def _agent(self, stream: faust.StreamT[Any]) -> None:
@@ -157,13 +187,14 @@ class RecommenderRole:
             await self.handle(events, stream)
 
     async def handle(self, events: Sequence[faust.types.EventT], stream: faust.StreamT[Any]) -> None:
-        ctx, rec = self.ctx, self.rec
+        ctx, rec, topics = self.ctx, self.rec, self.ctx.topics
         started = time.perf_counter()
         triggers: dict[str, Trigger] = {}
-        clicks = [e for e in events if e.message.topic == ctx.topics.clicks and e.value is not None]
+        clicks = [e for e in events if e.message.topic == topics.clicks and e.value is not None]
         if any(_item_of(e.value) not in rec.index for e in clicks):
             # Vectors of a just-published item may be a few milliseconds behind in the feed.
             await self.feed.catch_up(timeout=0.5)
+        forgotten = False
         for event in events:
             msg = event.message
             ctx.metrics.events_consumed.labels(msg.topic, ROLE).inc()
@@ -173,11 +204,23 @@ class RecommenderRole:
             # a batch from take_events has no current event, so set it per event.
             stream._set_current_event(event)
             trigger = Trigger(topic=msg.topic, partition=msg.partition, offset=msg.offset, ts=msg.timestamp)
-            if msg.topic == ctx.topics.clicks:
+            if msg.topic == topics.forget:
+                try:
+                    user = ctx.parser.forget(event.value).user_id
+                except InvalidEvent:
+                    continue  # the CF role dead-letters invalid requests
+                triggers.pop(user, None)
+                self._forget(user, trigger)
+                forgotten = True
+                continue
+            if msg.topic == topics.clicks:
                 try:
                     click = ctx.parser.click(event.value)
                 except InvalidEvent:
                     continue  # the CF role dead-letters invalid clicks
+                if self.seen.check(fingerprint("c", click.user_id, click.item_id, click.event, click.ts)):
+                    ctx.metrics.duplicates.labels(msg.topic, ROLE).inc()
+                    continue
                 self._score(click.user_id, click.item_id)
                 rec.on_click(click.user_id, click.item_id, click.event, click.ts)
                 user = click.user_id
@@ -186,6 +229,9 @@ class RecommenderRole:
                     review = parse_encoded_review(event.value)
                 except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                     log.error("unreadable message in %s: %s", msg.topic, exc)
+                    continue
+                if self.seen.check(b"r" + (msg.key or b"")):
+                    ctx.metrics.duplicates.labels(msg.topic, ROLE).inc()
                     continue
                 self._score(review.user_id, review.item_id)
                 rec.on_review(review.user_id, review.item_id, review.rating, review.ts, review.vector)
@@ -197,8 +243,33 @@ class RecommenderRole:
         if triggers:
             await self._recommend(triggers)
         await ctx.output.flush()
+        if forgotten:
+            await self._flush()  # the Qdrant deletions, now rather than at the next tick
         ctx.metrics.batch_events.labels(ROLE).observe(len(events))
         ctx.metrics.batch_seconds.labels(ROLE).observe(time.perf_counter() - started)
+
+    def _forget(self, user: str, request: Trigger) -> None:
+        """Erase a user from everything this role holds, and say so in the audit topic."""
+        ctx = self.ctx
+        erased = []
+        if self.rec.forget(user):
+            erased += ["profile (table tombstone)", "cf vector", "popularity contributions"]
+        if self._last_lists.pop(user, None) is not None:
+            erased.append("last recommendation")
+        self.sink.delete("users", user)
+        erased.append("qdrant user point")
+        ctx.output.send(ctx.topics.recommendations, None, key=user.encode())
+        erased.append("recommendations (tombstone)")
+        keys = self._reviews_of.pop(user, set())
+        for key in sorted(keys):
+            partition = self._reviews[key][0] if key in self._reviews else None
+            ctx.output.send(ctx.topics.reviews_encoded, None, key=key, partition=partition)
+        if keys:
+            erased.append(f"{len(keys)} review vector(s) (tombstones; item vectors recomputed)")
+        audit = Audit(user_id=user, role=ROLE, erased=erased, request=request, completed_at=time.time())
+        ctx.output.send(ctx.topics.audit, orjson.dumps(audit.model_dump()), key=user.encode())
+        ctx.metrics.forgotten.labels(ROLE).inc()
+        log.info("forgot user %s: %s", user, ", ".join(erased))
 
     async def _recommend(self, triggers: dict[str, Trigger]) -> None:
         ctx = self.ctx
