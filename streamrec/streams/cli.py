@@ -261,11 +261,16 @@ def demo(
 
 
 def _register_optional() -> None:
-    try:
-        from streamrec.streams.evaluate import eval_command
-    except ImportError:
-        return
-    app.command("eval")(eval_command)
+    import importlib
+    import importlib.util
+
+    for name, module, function in (
+        ("eval", "streamrec.streams.evaluate", "eval_command"),
+        ("bench", "streamrec.streams.bench.command", "bench_command"),
+        ("config", "streamrec.streams.config_doc", "config_command"),
+    ):
+        if importlib.util.find_spec(module) is not None:
+            app.command(name)(getattr(importlib.import_module(module), function))
 
 
 _register_optional()
