@@ -59,6 +59,14 @@ class VectorIndex(Protocol):
         self, name: str, query: FloatArray, k: int, exclude: Iterable[str] = ()
     ) -> list[Hit]: ...
 
+    def search_many(
+        self,
+        name: str,
+        queries: FloatArray,
+        k: int,
+        exclude: Sequence[Iterable[str]] | None = None,
+    ) -> list[list[Hit]]: ...
+
     def get(self, name: str, ids: Sequence[str]) -> dict[str, FloatArray]: ...
 
     def delete(self, ids: Sequence[str]) -> None: ...

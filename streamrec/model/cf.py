@@ -20,7 +20,13 @@ class OnlineCF:
     * `implicit` learns that a user interacted with an item (a click, a review) as a
       positive, against `n_negatives` items sampled uniformly from the catalog seen so
       far, with the logistic loss. Its scores rank items.
-    * `explicit` learns ratings (1-5) with the squared loss and predicts them.
+    * `explicit` learns ratings (1-5) with the squared loss and predicts them, on top of
+      a baseline of shrunk running means: the global mean, the item's mean deviation
+      from it (shrunk by `item_shrinkage` ratings) and the user's mean deviation from
+      both (shrunk by `user_shrinkage`). The factor model learns what the baseline
+      misses. Running means settle on a new user's or item's level within a few
+      ratings, where SGD on biases needs dozens: this is most of the error on a stream,
+      where new users and items keep arriving.
 
     Scoring never adds users or items to the state (river's own `predict_one` would,
     through its `defaultdict`s), so serving unknown ids is free.
@@ -45,6 +51,9 @@ class OnlineCF:
         Learning rate of the explicit model's latent factors (biases use half).
     rating_range
         Predicted ratings are clipped to this range.
+    user_shrinkage, item_shrinkage
+        Pseudo-ratings at the global level that a user's (item's) mean deviation is
+        shrunk with; larger values trust few ratings less.
     seed
         Seeds the initializers and the negative sampler.
 
@@ -73,6 +82,8 @@ class OnlineCF:
         rating_factors: int = 10,
         rating_lr: float = 0.05,
         rating_range: tuple[float, float] = (1.0, 5.0),
+        user_shrinkage: float = 10.0,
+        item_shrinkage: float = 25.0,
         seed: int = 42,
     ) -> None:
         self.n_factors = n_factors
@@ -82,6 +93,8 @@ class OnlineCF:
         self.rating_factors = rating_factors
         self.rating_lr = rating_lr
         self.rating_range = rating_range
+        self.user_shrinkage = user_shrinkage
+        self.item_shrinkage = item_shrinkage
         self.seed = seed
         self.implicit = reco.BiasedMF(
             n_factors=n_factors,
@@ -102,6 +115,11 @@ class OnlineCF:
             l2_bias=0.0,
             l2_latent=0.0,
         )
+        # Baseline of the explicit model: sums and counts of deviations (see `_baseline`).
+        self._rating_sum = 0.0
+        self._rating_n = 0
+        self._user_dev: dict[Hashable, list[float]] = {}
+        self._item_dev: dict[Hashable, list[float]] = {}
         self._rng = random.Random(seed)
         self._items: list[Hashable] = []
         self._item_pos: dict[Hashable, int] = {}
@@ -129,14 +147,39 @@ class OnlineCF:
                     implicit.learn_one(user, negative, False)
                     self.changed_items.add(negative)
         if y is not None:
-            self.explicit.learn_one(user, item, float(y))
+            self._learn_rating(user, item, float(y))
         self.changed_users.add(user)
         self.changed_items.add(item)
         self.n_learned += 1
 
+    def _learn_rating(self, user: Hashable, item: Hashable, y: float) -> None:
+        mean, item_dev, user_dev = self._baseline(user, item)
+        self.explicit.learn_one(user, item, y - (mean + item_dev + user_dev))
+        for table, key, deviation in (
+            (self._item_dev, item, y - mean),
+            (self._user_dev, user, y - mean - item_dev),
+        ):
+            entry = table.get(key)
+            if entry is None:
+                table[key] = [deviation, 1.0]
+            else:
+                entry[0] += deviation
+                entry[1] += 1.0
+        self._rating_sum += y
+        self._rating_n += 1
+
+    def _baseline(self, user: Hashable, item: Hashable) -> tuple[float, float, float]:
+        """Global mean, shrunk item deviation, shrunk user deviation (after the item's)."""
+        mean = self._rating_sum / self._rating_n if self._rating_n else sum(self.rating_range) / 2
+        entry = self._item_dev.get(item)
+        item_dev = entry[0] / (entry[1] + self.item_shrinkage) if entry is not None else 0.0
+        entry = self._user_dev.get(user)
+        user_dev = entry[0] / (entry[1] + self.user_shrinkage) if entry is not None else 0.0
+        return mean, item_dev, user_dev
+
     def forget_user(self, user: Hashable) -> bool:
-        """Drop a user's factors and biases from both models; True if there were any."""
-        found = False
+        """Drop a user's factors, biases and rating baseline; True if there were any."""
+        found = self._user_dev.pop(user, None) is not None
         for model in (self.implicit, self.explicit):
             for table in (model.u_latents, model.u_biases):
                 if user in table:
@@ -172,9 +215,9 @@ class OnlineCF:
         return float(score)
 
     def predict_rating(self, user: Hashable, item: Hashable) -> float:
-        """Predicted rating, clipped to `rating_range`."""
+        """Predicted rating (baseline plus factor model), clipped to `rating_range`."""
         model = self.explicit
-        rating = model.global_mean.get() if model.global_mean.n else sum(self.rating_range) / 2
+        rating = sum(self._baseline(user, item))
         rating += model.u_biases.get(user, 0.0) + model.i_biases.get(item, 0.0)
         u = model.u_latents.get(user)
         q = model.i_latents.get(item)
@@ -230,6 +273,14 @@ class OnlineCF:
         if not rows:
             return np.zeros((0, self.vector_size), dtype=np.float32)
         return np.asarray(rows, dtype=np.float32)
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        # Checkpoints pickled before the rating baseline existed load with an empty one.
+        defaults = {"user_shrinkage": 10.0, "item_shrinkage": 25.0, "_rating_sum": 0.0, "_rating_n": 0}
+        self.__dict__.update(defaults)
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_user_dev", {})
+        self.__dict__.setdefault("_item_dev", {})
 
     def drain_changed(self) -> tuple[set[Hashable], set[Hashable]]:
         """Return and reset the users and items whose vectors changed."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Popularity"]
+__all__ = ["CoOccurrence", "Popularity"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -135,3 +136,123 @@ class Popularity:
             if len(out) == k:
                 break
         return out
+
+
+class CoOccurrence:
+    """Item-to-item counts: how often one item followed another in the same user's history.
+
+    When a user takes item `j`, each of their `window` previous items `i` (most recent
+    first, at distance `d`) adds `decay ** d` to `(i -> j)` and `backward * decay ** d`
+    to `(j -> i)`. Scoring a candidate sums, over the user's recent items, the pair
+    weight normalized by both items' counts (`w / sqrt(n_i * n_c)`, a cosine of the
+    two items' user-sequences), so a blockbuster does not neighbour everything.
+    Rows keep at most `max_neighbors` entries, pruned to the strongest, so memory grows
+    with the catalog, not with the stream.
+
+    Parameters
+    ----------
+    window
+        Previous items of the user that a new item is paired with.
+    decay
+        Weight kept per step of distance between the two items in the user's history.
+    backward
+        Weight of the reverse direction (1.0: symmetric).
+    max_neighbors
+        Entries kept per item.
+
+    Examples
+    --------
+    >>> co = CoOccurrence(window=2)
+    >>> for history in (["tent", "stove", "lamp"], ["tent", "stove"], ["rod", "reel"]):
+    ...     for n, item in enumerate(history):
+    ...         co.learn_one(list(reversed(history[:n])), item)
+    >>> [item for item, _ in co.neighbors(["tent"], 2)]
+    ['stove', 'lamp']
+    >>> co.scores(["tent"], ["stove", "reel"]).round(3).tolist()
+    [1.0, 0.0]
+    """
+
+    def __init__(
+        self, window: int = 10, decay: float = 0.8, backward: float = 1.0, max_neighbors: int = 1000
+    ) -> None:
+        self.window = window
+        self.decay = decay
+        self.backward = backward
+        self.max_neighbors = max_neighbors
+        self._rows: dict[str, dict[str, float]] = {}
+        self._counts: dict[str, float] = {}
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def learn_one(self, recent: Sequence[str], item: str, weight: float = 1.0) -> None:
+        """Pair `item` with the user's previous items `recent` (most recent first)."""
+        rows = self._rows
+        self._counts[item] = self._counts.get(item, 0.0) + weight
+        w = weight
+        for previous in recent[: self.window]:
+            if previous != item:
+                self._add(rows, previous, item, w)
+                if self.backward:
+                    self._add(rows, item, previous, w * self.backward)
+            w *= self.decay
+
+    def _add(self, rows: dict[str, dict[str, float]], a: str, b: str, w: float) -> None:
+        row = rows.get(a)
+        if row is None:
+            row = rows[a] = {}
+        row[b] = row.get(b, 0.0) + w
+        if len(row) > 2 * self.max_neighbors:
+            keep = sorted(row.items(), key=lambda kv: -kv[1])[: self.max_neighbors]
+            rows[a] = dict(keep)
+
+    def count(self, item: str) -> float:
+        return self._counts.get(item, 0.0)
+
+    def scores(self, recent: Sequence[str], items: Sequence[str]) -> FloatArray:
+        """How strongly each of `items` follows the user's `recent` items (most recent first)."""
+        pairs = self.contributions(recent, items)
+        return pairs.sum(axis=0) if len(pairs) else np.zeros(len(items))
+
+    def contributions(self, recent: Sequence[str], items: Sequence[str]) -> FloatArray:
+        """`scores` split by recent item: one row per item of `recent[:window]`."""
+        recent = recent[: self.window]
+        out = np.zeros((len(recent), len(items)), dtype=np.float64)
+        if not items:
+            return out
+        counts = self._counts
+        position = {item: j for j, item in enumerate(items)}
+        w = 1.0
+        for r, previous in enumerate(recent):
+            row = self._rows.get(previous)
+            if row:
+                # Walk the shorter of the row and the candidate list.
+                if len(row) < len(items):
+                    for other, value in row.items():
+                        j = position.get(other)
+                        if j is not None:
+                            out[r, j] = value
+                else:
+                    get = row.get
+                    out[r] = np.fromiter((get(c, 0.0) for c in items), dtype=np.float64, count=len(items))
+                out[r] *= w / math.sqrt(max(counts.get(previous, 1.0), 1.0))
+            w *= self.decay
+        norm = np.array([counts.get(c, 0.0) for c in items], dtype=np.float64)
+        out /= np.sqrt(np.maximum(norm, 1.0))
+        return out
+
+    def neighbors(self, recent: Sequence[str], n: int, depth: int = 3) -> list[tuple[str, float]]:
+        """The `n` items that most strongly follow the user's `depth` most recent items."""
+        scores: dict[str, float] = {}
+        w = 1.0
+        for previous in recent[:depth]:
+            row = self._rows.get(previous)
+            if row:
+                for item, value in row.items():
+                    scores[item] = scores.get(item, 0.0) + w * value / math.sqrt(max(self._counts.get(item, 1.0), 1.0))
+            w *= self.decay
+        return heapq.nlargest(n, scores.items(), key=lambda kv: kv[1])
+
+    def forget(self, item: str) -> None:
+        self._rows.pop(item, None)
+        self._counts.pop(item, None)

@@ -61,6 +61,8 @@ class UserProfile:
     text_weight: float = 0.0
     text_ts: float = 0.0
     n_events: int = 0
+    #: Last applied offset per input "topic:partition", so a replayed event is applied once.
+    offsets: dict[str, int] = field(default_factory=dict)
     half_life_s: float = 30 * 86_400.0
     max_history: int = 50
     max_seen: int | None = 2_000
@@ -85,6 +87,10 @@ class UserProfile:
                 del self.seen[old]
         if vector is not None:
             self.add_vector(vector, ts, ACTION_WEIGHTS.get(action, 1.0) * weight)
+
+    def applied(self, source: tuple[str, int] | None) -> bool:
+        """True if the event at `source` ("topic:partition", offset) is already in this profile."""
+        return source is not None and self.offsets.get(source[0], -1) >= source[1]
 
     def add_vector(self, vector: FloatArray, ts: float, weight: float) -> None:
         vector = np.asarray(vector, dtype=np.float32)
@@ -131,6 +137,7 @@ class UserProfile:
                 "w": self.text_weight,
                 "t": self.text_ts,
                 "n": self.n_events,
+                "o": self.offsets,
             }
         )
 
@@ -148,6 +155,7 @@ class UserProfile:
             text_weight=data["w"],
             text_ts=data["t"],
             n_events=data["n"],
+            offsets=data.get("o", {}),
             **params,  # type: ignore[arg-type]
         )
 

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from streamrec.model.base import VectorIndex
 from streamrec.model.index import MemoryIndex
-from streamrec.model.popularity import Popularity
+from streamrec.model.popularity import CoOccurrence, Popularity
 from streamrec.model.profile import UserProfile
 
 __all__ = ["HybridRanker", "Request", "Scored"]
@@ -43,6 +44,10 @@ class Request:
     exclude: set[str] = field(default_factory=set)
 
 
+#: Recent interactions that explanations and item-to-item scores look back on.
+_RECENT = 20
+
+
 def _zscore(values: npt.NDArray[np.float64], valid: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
     """Standardize the valid entries; invalid ones get 0 (the candidates' average)."""
     out = np.zeros_like(values)
@@ -51,6 +56,20 @@ def _zscore(values: npt.NDArray[np.float64], valid: npt.NDArray[np.bool_]) -> np
         std = v.std()
         out[valid] = (v - v.mean()) / std if std > 1e-9 else 0.0
     return out
+
+
+@dataclass
+class _Blend:
+    """Per-candidate signals and their blend, as the ranker computed them."""
+
+    relevance: npt.NDArray[np.float64]
+    contrib: npt.NDArray[np.float64]
+    counts: npt.NDArray[np.float64]
+    text_vecs: FloatArray
+    has_text: npt.NDArray[np.bool_]
+    cf_vecs: FloatArray
+    #: Item-to-item strength from each recent item (rows) to each candidate (columns).
+    pairs: npt.NDArray[np.float64]
 
 
 class HybridRanker:
@@ -83,6 +102,11 @@ class HybridRanker:
         Interactions at which CF gets half its weight, for users and for items.
     mmr_lambda
         1.0 ranks by relevance alone; lower values diversify more.
+    cooccurrence
+        Item-to-item counts; when given, items that followed the user's recent items in
+        other users' histories are candidates and a signal (weight `w_item`).
+    w_item
+        Weight of the standardized item-to-item signal.
     title_of
         Looks up an item's title for reasons (default: the index payload's `title`).
 
@@ -112,8 +136,13 @@ class HybridRanker:
         item_confidence: float = 5.0,
         mmr_lambda: float = 0.8,
         title_of: Callable[[str], str | None] | None = None,
+        cooccurrence: CoOccurrence | None = None,
+        w_item: float = 1.0,
+        searcher: VectorIndex | None = None,
     ) -> None:
         self.index = index
+        #: Where candidates are searched: the index itself, or e.g. a Qdrant server's HNSW.
+        self.searcher = searcher if searcher is not None else index
         self.popularity = popularity
         self.n_candidates = n_candidates
         self.w_text = w_text
@@ -122,6 +151,10 @@ class HybridRanker:
         self.user_confidence = user_confidence
         self.item_confidence = item_confidence
         self.mmr_lambda = mmr_lambda
+        self.cooccurrence = cooccurrence
+        self.w_item = w_item
+        self.w_recent = w_recent
+        self.n_recent = n_recent
         self.title_of = title_of or (lambda item: self.index.payload(item).get("title"))
 
     def recommend(self, request: Request, k: int = 10) -> list[Scored]:
@@ -144,10 +177,20 @@ class HybridRanker:
         asked = [i for i, q in enumerate(queries) if q is not None]
         if asked:
             matrix = np.stack([queries[i] for i in asked])  # type: ignore[misc]
-            hits = self.index.search_many(name, matrix, self.n_candidates, [excludes[i] for i in asked])
+            hits = self.searcher.search_many(name, matrix, self.n_candidates, [excludes[i] for i in asked])
             for i, h in zip(asked, hits, strict=True):
                 out[i] = h
         return out
+
+    def relevance(self, request: Request, item_ids: Sequence[str]) -> npt.NDArray[np.float64]:
+        """The blended relevance of given items for one user, before diversification.
+
+        The signals are standardized over `item_ids`, so scores compare items within
+        one call (e.g. a true item against sampled negatives).
+        """
+        if not item_ids:
+            return np.zeros(0)
+        return self._blend(request, list(item_ids)).relevance
 
     def _rank(
         self,
@@ -162,9 +205,32 @@ class HybridRanker:
         candidates.update(
             dict.fromkeys(i for i, _ in self.popularity.top(self.n_candidates, exclude=exclude))
         )
+        recent = request.profile.recent_items(_RECENT) if request.profile is not None else []
+        if self.cooccurrence is not None and recent:
+            neighbors = self.cooccurrence.neighbors([i for i, _, _ in recent], self.n_candidates)
+            candidates.update(dict.fromkeys(i for i, _ in neighbors))
         ids = [i for i in candidates if i not in exclude]
         if not ids:
             return []
+        b = self._blend(request, ids, recent)
+        order = self._mmr(b.relevance, b.text_vecs, b.has_text, b.cf_vecs, k)
+        # Which recent item each listed item is most like, in text and in co-occurrence.
+        like_text = np.full(len(order), -1)
+        if recent and request.profile is not None:
+            vecs, has = self.index.stack("text", [i for i, _, _ in recent])
+            if has.any():
+                sims = np.where(has[None, :], b.text_vecs[order] @ vecs.T, -np.inf)
+                like_text = np.where(b.has_text[order], sims.argmax(axis=1), -1)
+        like_item = b.pairs[:, order].argmax(axis=0) if len(b.pairs) else np.full(len(order), -1)
+        return [
+            self._explain(ids[j], float(b.relevance[j]), b.contrib[:, j], b.counts[j], recent,
+                          int(like_text[n]), int(like_item[n]), bool(b.has_text[j]))
+            for n, j in enumerate(order)
+        ]
+
+    def _blend(
+        self, request: Request, ids: list[str], recent: list[tuple[str, float, str]] | None = None
+    ) -> _Blend:
         profile = request.profile
         user_text = profile.text_vector() if profile else None
         text_vecs, has_text = self.index.stack("text", ids)
@@ -186,17 +252,29 @@ class HybridRanker:
         n_user = profile.n_events if profile else 0
         user_conf = n_user / (n_user + self.user_confidence)
         item_conf = counts / (counts + self.item_confidence)
+        pairs = np.zeros((0, len(ids)))
+        if recent is None:
+            recent = profile.recent_items(_RECENT) if profile is not None else []
+        if self.cooccurrence is not None and recent:
+            pairs = self.cooccurrence.contributions([i for i, _, _ in recent], ids)
+        near = np.zeros(len(ids))
+        near_valid = np.zeros(len(ids), dtype=bool)
+        if self.w_recent and recent:
+            last, has_last = self.index.stack("text", [i for i, _, _ in recent[: self.n_recent]])
+            if has_last.any():
+                near = (text_vecs @ last[has_last].T).max(axis=1).astype(np.float64)
+                near_valid = has_text
+        everywhere = np.ones(len(ids), dtype=bool)
         contrib = np.stack(
             [
                 self.w_text * _zscore(text, text_valid),
                 self.w_cf * user_conf * item_conf * _zscore(cf, cf_valid),
-                self.w_pop * _zscore(pop, np.ones(len(ids), dtype=bool)),
+                self.w_pop * _zscore(pop, everywhere),
+                self.w_item * _zscore(pairs.sum(axis=0) if len(pairs) else np.zeros(len(ids)), everywhere),
+                self.w_recent * _zscore(near, near_valid),
             ]
         )
-        relevance = contrib.sum(axis=0)
-        order = self._mmr(relevance, text_vecs, has_text, cf_vecs, k)
-        return [self._explain(ids[j], float(relevance[j]), contrib[:, j], counts[j], text_vecs[j],
-                              has_text[j], profile) for j in order]
+        return _Blend(contrib.sum(axis=0), contrib, counts, text_vecs, has_text, cf_vecs, pairs)
 
     def _mmr(
         self,
@@ -240,18 +318,26 @@ class HybridRanker:
         score: float,
         contrib: npt.NDArray[np.float64],
         count: float,
-        text_vec: FloatArray,
+        recent: list[tuple[str, float, str]],
+        like_text: int,
+        like_item: int,
         has_text: bool,
-        profile: UserProfile | None,
     ) -> Scored:
         reasons: list[tuple[float, str]] = []
-        text_c, cf_c, pop_c = (float(c) for c in contrib)
-        if text_c > 0 and has_text and profile is not None:
-            reasons.append((text_c, self._similar_to(text_vec, profile)))
+        text_c, cf_c, pop_c, item_c, near_c = (float(c) for c in contrib)
+        text_c += near_c
+        if text_c > 0 and has_text:
+            if like_text >= 0:
+                reasons.append((text_c, self._because("similar to {title!r} you {verb}", recent[like_text])))
+            else:
+                reasons.append((text_c, "matches what you wrote in your reviews"))
         if cf_c > 0:
             reasons.append((cf_c, "popular with users like you"))
         if pop_c > 0:
             reasons.append((pop_c, "trending now"))
+        if item_c > 0 and like_item >= 0:
+            reasons.append((item_c, self._because("often taken after {title!r}, which you {verb}",
+                                                  recent[like_item])))
         if count == 0:
             reasons.append((0.0, "new arrival"))
         reasons.sort(key=lambda r: -r[0])
@@ -259,13 +345,6 @@ class HybridRanker:
             reasons.append((0.0, "matches your interests" if has_text else "popular"))
         return Scored(item, round(score, 6), [text for _, text in reasons])
 
-    def _similar_to(self, text_vec: FloatArray, profile: UserProfile) -> str:
-        recent = profile.recent_items(20)
-        vecs, has = self.index.stack("text", [i for i, _, _ in recent])
-        if not has.any():
-            return "matches what you wrote in your reviews"
-        sims = np.where(has, vecs @ text_vec, -np.inf)
-        best = int(np.argmax(sims))
-        item, _, action = recent[best]
-        title = self.title_of(item) or item
-        return f"similar to {title!r} you {_VERBS.get(action, 'interacted with')}"
+    def _because(self, template: str, entry: tuple[str, float, str]) -> str:
+        item, _, action = entry
+        return template.format(title=self.title_of(item) or item, verb=_VERBS.get(action, "interacted with"))

@@ -6,14 +6,15 @@ numbers of the code in production.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, MutableMapping, Sequence
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from streamrec.model.catalog import ItemTexts
 from streamrec.model.index import MemoryIndex
-from streamrec.model.popularity import Popularity
+from streamrec.model.popularity import CoOccurrence, Popularity
 from streamrec.model.profile import UserProfile, rating_weight
 from streamrec.model.ranker import HybridRanker, Request, Scored
 
@@ -69,10 +70,25 @@ class Recommender:
         self.max_seen = max_seen
         self.index = MemoryIndex({"text": (text_dim, "cosine"), "cf": (cf_dim, "dot")})
         self.popularity = Popularity(half_life_s=half_life_s)
+        self.cooccurrence = CoOccurrence()
         self.item_texts = ItemTexts()
         self.profiles: MutableMapping[str, UserProfile] = profiles if profiles is not None else {}
         self.user_cf: dict[str, FloatArray] = {}
-        self.ranker = HybridRanker(self.index, self.popularity, **ranker_params)  # type: ignore[arg-type]
+        self.ranker = HybridRanker(
+            self.index, self.popularity, cooccurrence=self.cooccurrence, **ranker_params  # type: ignore[arg-type]
+        )
+
+    # -- state that is not in profiles ----------------------------------------------
+
+    def aggregates(self) -> dict[str, Any]:
+        """The counts this recommender keeps across users; a worker checkpoints them."""
+        return {"popularity": self.popularity, "cooccurrence": self.cooccurrence}
+
+    def restore_aggregates(self, saved: Mapping[str, Any]) -> None:
+        """Load checkpointed counts in place, so the ranker keeps its references."""
+        for name, current in self.aggregates().items():
+            if name in saved:
+                current.__dict__.update(saved[name].__dict__)
 
     # -- items ----------------------------------------------------------------------
 
@@ -88,6 +104,12 @@ class Recommender:
         folded = self.item_texts.add_review(item_id, vector, rating_weight(rating))
         self.index.upsert("text", [item_id], folded[None, :])
         self.popularity.add(item_id)
+
+    def on_item_review_removed(self, item_id: str, vector: FloatArray, rating: float | None = None) -> None:
+        """Take back what a (forgotten) reviewer wrote about the item."""
+        folded = self.item_texts.remove_review(item_id, vector, rating_weight(rating))
+        if folded is not None:
+            self.index.upsert("text", [item_id], folded[None, :])
 
     def on_item_cf(self, item_ids: Sequence[str], vectors: FloatArray) -> None:
         self.index.upsert("cf", item_ids, vectors)
@@ -108,20 +130,54 @@ class Recommender:
             profile = UserProfile(user_id, half_life_s=self.half_life_s, max_seen=self.max_seen)
         return profile
 
-    def on_click(self, user_id: str, item_id: str, event: str, ts: float) -> UserProfile:
+    def _pair(self, profile: UserProfile, item_id: str, weight: float) -> None:
+        recent = [i for i, _, _ in profile.recent_items(self.cooccurrence.window + 1) if i != item_id]
+        self.cooccurrence.learn_one(recent, item_id, weight)
+
+    def on_click(
+        self,
+        user_id: str,
+        item_id: str,
+        event: str,
+        ts: float,
+        source: tuple[str, int] | None = None,
+        aggregates: bool = True,
+    ) -> UserProfile:
+        """Record a click. `source` ("topic:partition", offset) makes a replay a no-op for the
+        profile; `aggregates=False` leaves popularity and co-occurrence alone (already counted)."""
         profile = self.profile(user_id)
-        profile.observe(item_id, ts, event, vector=self.item_text(item_id))
-        self.popularity.learn_one(item_id, ts, EVENT_WEIGHTS.get(event, 1.0))
-        self.profiles[user_id] = profile
+        if aggregates:
+            self._pair(profile, item_id, 1.0)
+            self.popularity.learn_one(item_id, ts, EVENT_WEIGHTS.get(event, 1.0))
+        if not profile.applied(source):
+            profile.observe(item_id, ts, event, vector=self.item_text(item_id))
+            if source is not None:
+                profile.offsets[source[0]] = source[1]
+            self.profiles[user_id] = profile
         return profile
 
     def on_review(
-        self, user_id: str, item_id: str, rating: float | None, ts: float, vector: FloatArray | None
+        self,
+        user_id: str,
+        item_id: str,
+        rating: float | None,
+        ts: float,
+        vector: FloatArray | None,
+        source: tuple[str, int] | None = None,
+        aggregates: bool = True,
     ) -> UserProfile:
         profile = self.profile(user_id)
-        profile.observe(item_id, ts, "review", vector=vector, weight=rating_weight(rating))
-        self.popularity.learn_one(item_id, ts, EVENT_WEIGHTS["review"])
-        self.profiles[user_id] = profile
+        if aggregates:
+            self._pair(profile, item_id, 1.0)
+            self.popularity.learn_one(item_id, ts, EVENT_WEIGHTS["review"])
+        if not profile.applied(source):
+            if vector is None:
+                # A rating without text: the item's own description stands for it.
+                vector = self.item_text(item_id)
+            profile.observe(item_id, ts, "review", vector=vector, weight=rating_weight(rating))
+            if source is not None:
+                profile.offsets[source[0]] = source[1]
+            self.profiles[user_id] = profile
         return profile
 
     def forget(self, user_id: str) -> bool:

@@ -82,6 +82,9 @@ class RecommenderSettings(_Group):
     n_candidates: int = Field(100, ge=1, description="candidates per retrieval source")
     mmr_lambda: float = Field(0.8, ge=0, le=1, description="1 = relevance only; lower diversifies")
     half_life_days: float = Field(30.0, gt=0, description="decay of user profiles and trending counts")
+    checkpoint_interval_s: float = Field(
+        5.0, gt=0, description="how often counts and offsets are saved (and offsets committed)"
+    )
     retrieval: Literal["auto", "memory", "qdrant"] = Field(
         "auto",
         description="candidate search: exact in-memory index, or Qdrant (auto: Qdrant when a URL is set)",

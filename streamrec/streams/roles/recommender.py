@@ -28,6 +28,7 @@ from streamrec.model.evaluation import RollingHitRate
 from streamrec.model.profile import UserProfile
 from streamrec.model.recommender import Recommender
 from streamrec.model.schemas import Audit, ModelInfo, Recommendation, RecommendedItem, Trigger
+from streamrec.streams.checkpoint import CheckpointStore
 from streamrec.streams.context import Context
 from streamrec.streams.feed import GlobalFeed
 from streamrec.streams.messages import parse_encoded_review, parse_vector
@@ -101,11 +102,26 @@ class RecommenderRole:
             aiokafka_config(settings, ctx.bootstrap), ctx.metrics, ROLE,
         )
         self.versions = {"cf": "", "encoder": ""}
+        self._backend = "memory"
         # Online prequential quality: was the item a user took in the list we last gave them?
         self.quality = RollingHitRate(window=1000, k=10)
         self._last_lists: OrderedDict[str, list[str]] = OrderedDict()
         self._flushing = asyncio.Lock()
         self.seen = Deduplicator()
+        self.app = app
+        self.store = CheckpointStore(settings.data_dir / f"{settings.topic_prefix}recommender" / "checkpoint.pkl")
+        self.offsets: dict[str, int] = {}
+        self._pending: list[faust.types.EventT] = []
+        self._last_checkpoint = time.monotonic()
+        self._lock = asyncio.Lock()
+        saved = self.store.load()
+        if saved is not None:
+            self.rec.restore_aggregates(saved.model["aggregates"])
+            self.seen = saved.model["seen"]
+            self.quality = saved.model["quality"]
+            self._last_lists = saved.model["last_lists"]
+            self.offsets = saved.offsets
+            log.info("recommender counts restored (%d items)", len(self.rec.popularity))
         # Every review's vector by its key, to take it back out of its item if its author
         # is forgotten (float16: half the memory, ample for a mean of unit vectors).
         self._reviews: dict[bytes, tuple[int, str, float | None, np.ndarray]] = {}
@@ -118,12 +134,21 @@ class RecommenderRole:
         app.agent(source, name=f"{ctx.settings.topic_prefix}recommender")(self._agent)
         app.service(self.feed)
         app.timer(2.0, name="qdrant-flush")(self._flush)
+        app.timer(1.0, name="recommender-checkpoint")(self._on_timer)
         ctx.ready_checks[ROLE] = self.feed.caught_up.is_set
 
     async def open(self) -> None:
         await self.sink.start()
+        retrieval = self.ctx.settings.recommender.retrieval
+        if retrieval == "qdrant" or (retrieval == "auto" and self.ctx.settings.qdrant_url):
+            # Candidates from Qdrant's HNSW (a server, for catalogs beyond an exact scan);
+            # the Qdrant view trails the in-memory index by at most one flush (2 s).
+            self.rec.ranker.searcher = self.sink.collections["items"]
+            self._backend = "qdrant"
+        log.info("candidate search: %s", self._backend)
 
     async def close(self) -> None:
+        await self._on_timer(force=True)
         await self._flush()
         await self.sink.close()
 
@@ -183,8 +208,36 @@ class RecommenderRole:
 
     async def _agent(self, stream: faust.StreamT[Any]) -> None:
         cfg = self.ctx.settings.recommender
-        async for events in stream.take_events(cfg.batch_size, within=cfg.coalesce_ms / 1000):
-            await self.handle(events, stream)
+        async for events in stream.noack_take(cfg.batch_size, within=cfg.coalesce_ms / 1000):
+            async with self._lock:
+                await self.handle(events, stream)
+                self._pending.extend(events)
+                if time.monotonic() - self._last_checkpoint >= self.ctx.settings.recommender.checkpoint_interval_s:
+                    await self._checkpoint()
+
+    async def _on_timer(self, force: bool = False) -> None:
+        if force or time.monotonic() - self._last_checkpoint >= self.ctx.settings.recommender.checkpoint_interval_s:
+            async with self._lock:
+                await self._checkpoint()
+
+    async def _checkpoint(self) -> None:
+        """Counts, offsets and everything produced become durable; then faust may commit."""
+        self._last_checkpoint = time.monotonic()
+        if not self._pending:
+            return
+        await self.ctx.output.flush()
+        await self.app.producer.flush()  # the profile table's changelog
+        state = {
+            "aggregates": self.rec.aggregates(),
+            "seen": self.seen,
+            "quality": self.quality,
+            "last_lists": self._last_lists,
+        }
+        blob = self.store.dumps(state, self.offsets)
+        await asyncio.get_running_loop().run_in_executor(None, self.store.write, blob)
+        pending, self._pending = self._pending, []
+        for event in pending:
+            event.ack()
 
     async def handle(self, events: Sequence[faust.types.EventT], stream: faust.StreamT[Any]) -> None:
         ctx, rec, topics = self.ctx, self.rec, self.ctx.topics
@@ -198,6 +251,12 @@ class RecommenderRole:
         for event in events:
             msg = event.message
             ctx.metrics.events_consumed.labels(msg.topic, ROLE).inc()
+            tp = f"{msg.topic}:{msg.partition}"
+            # Events below the checkpoint's offset are already counted (a replay after a
+            # restart); profiles know for themselves which events they hold.
+            fresh = msg.offset >= self.offsets.get(tp, 0)
+            self.offsets[tp] = max(self.offsets.get(tp, 0), msg.offset + 1)
+            source = (tp, msg.offset)
             if event.value is None:
                 continue
             # Table writes go to the changelog partition of the event being handled;
@@ -218,11 +277,12 @@ class RecommenderRole:
                     click = ctx.parser.click(event.value)
                 except InvalidEvent:
                     continue  # the CF role dead-letters invalid clicks
-                if self.seen.check(fingerprint("c", click.user_id, click.item_id, click.event, click.ts)):
+                if fresh and self.seen.check(fingerprint("c", click.user_id, click.item_id, click.event, click.ts)):
                     ctx.metrics.duplicates.labels(msg.topic, ROLE).inc()
                     continue
-                self._score(click.user_id, click.item_id)
-                rec.on_click(click.user_id, click.item_id, click.event, click.ts)
+                if fresh:
+                    self._score(click.user_id, click.item_id)
+                rec.on_click(click.user_id, click.item_id, click.event, click.ts, source=source, aggregates=fresh)
                 user = click.user_id
             else:
                 try:
@@ -230,11 +290,13 @@ class RecommenderRole:
                 except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                     log.error("unreadable message in %s: %s", msg.topic, exc)
                     continue
-                if self.seen.check(b"r" + (msg.key or b"")):
+                if fresh and self.seen.check(b"r" + (msg.key or b"")):
                     ctx.metrics.duplicates.labels(msg.topic, ROLE).inc()
                     continue
-                self._score(review.user_id, review.item_id)
-                rec.on_review(review.user_id, review.item_id, review.rating, review.ts, review.vector)
+                if fresh:
+                    self._score(review.user_id, review.item_id)
+                rec.on_review(review.user_id, review.item_id, review.rating, review.ts, review.vector,
+                              source=source, aggregates=fresh)
                 user = review.user_id
                 trigger = review.trigger
             triggers[user] = trigger
@@ -276,7 +338,7 @@ class RecommenderRole:
         users = list(triggers)
         started = time.perf_counter()
         lists = self.rec.recommend(users, ctx.settings.recommender.k)
-        ctx.metrics.qdrant_search_seconds.labels("memory").observe(time.perf_counter() - started)
+        ctx.metrics.qdrant_search_seconds.labels(self._backend).observe(time.perf_counter() - started)
         model = ModelInfo(cf=self.versions["cf"] or "none", encoder=self.versions["encoder"] or "none")
         now = time.time()
         for user, scored in zip(users, lists, strict=True):
