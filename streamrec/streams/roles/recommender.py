@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, MutableMapping, Sequence
 from typing import Any
 
 import faust
 import numpy as np
+from faust.streams import _current_event, current_event
 import orjson
 from aiokafka import ConsumerRecord
 
@@ -43,6 +45,17 @@ ROLE = "recommender"
 MAX_REMEMBERED_LISTS = 100_000
 
 
+def _make_current(event: faust.types.EventT | None) -> None:
+    """Make `event` faust's current event in this task only.
+
+    A table write goes to the changelog partition of the current event, and a batch
+    from `noack_take` has none. faust reads it from a context variable, which is
+    per task; the stream's own attribute is shared with the task filling the batch
+    buffer, so it must not be touched.
+    """
+    _current_event.set(weakref.ref(event) if event is not None else None)
+
+
 def _item_of(raw: bytes) -> str | None:
     try:
         value = orjson.loads(raw)
@@ -52,29 +65,71 @@ def _item_of(raw: bytes) -> str | None:
 
 
 class TableProfiles(MutableMapping[str, UserProfile]):
-    """User profiles stored as bytes in a faust Table (changelog-backed, partitioned by user)."""
+    """User profiles in a faust Table (changelog-backed, partitioned by user), with a cache.
 
-    def __init__(self, table: faust.Table, **params: Any) -> None:
+    Profiles are kept deserialized for the most recently used users, and a batch writes
+    each changed profile to the table once, at `flush`, under the event that last changed
+    it (its partition is the changelog partition): one changelog message per user per
+    batch instead of one per event.
+    """
+
+    def __init__(self, table: faust.Table, cache_size: int = 100_000, **params: Any) -> None:
         self.table = table
         self.params = params
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, UserProfile] = OrderedDict()
+        self._dirty: dict[str, faust.types.EventT | None] = {}
 
     def __getitem__(self, user: str) -> UserProfile:
-        raw = self.table.get(user.encode())
-        if raw is None:
-            raise KeyError(user)
-        return UserProfile.from_bytes(raw, **self.params)
+        profile = self._cache.get(user)
+        if profile is None:
+            raw = self.table.get(user.encode())
+            if raw is None:
+                raise KeyError(user)
+            profile = UserProfile.from_bytes(raw, **self.params)
+            self._remember(user, profile)
+        return profile
 
     def __setitem__(self, user: str, profile: UserProfile) -> None:
-        self.table[user.encode()] = profile.to_bytes()
+        self._remember(user, profile)
+        self._dirty[user] = current_event()
 
     def __delitem__(self, user: str) -> None:
-        del self.table[user.encode()]
+        cached = self._cache.pop(user, None)
+        self._dirty.pop(user, None)
+        if user.encode() in self.table:
+            del self.table[user.encode()]
+        elif cached is None:
+            raise KeyError(user)
+
+    def __contains__(self, user: object) -> bool:
+        return isinstance(user, str) and (user in self._cache or user.encode() in self.table)
 
     def __iter__(self) -> Iterator[str]:
         return (key.decode() for key in self.table.keys())
 
     def __len__(self) -> int:
         return len(self.table)
+
+    def _remember(self, user: str, profile: UserProfile) -> None:
+        self._cache[user] = profile
+        self._cache.move_to_end(user)
+        while len(self._cache) > self.cache_size:
+            old, kept = self._cache.popitem(last=False)
+            if old in self._dirty:  # never drop an unwritten change
+                self._cache[old] = kept
+                break
+
+    def flush(self) -> None:
+        """Write every changed profile to the table (and so to its changelog)."""
+        dirty, self._dirty = self._dirty, {}
+        for user, event in dirty.items():
+            profile = self._cache.get(user)
+            if profile is None:
+                continue
+            _make_current(event)
+            self.table[user.encode()] = profile.to_bytes()
+        _make_current(None)
 
 
 class RecommenderRole:
@@ -259,9 +314,7 @@ class RecommenderRole:
             source = (tp, msg.offset)
             if event.value is None:
                 continue
-            # Table writes go to the changelog partition of the event being handled;
-            # a batch from take_events has no current event, so set it per event.
-            stream._set_current_event(event)
+            _make_current(event)
             trigger = Trigger(topic=msg.topic, partition=msg.partition, offset=msg.offset, ts=msg.timestamp)
             if msg.topic == topics.forget:
                 try:
@@ -301,7 +354,8 @@ class RecommenderRole:
                 trigger = review.trigger
             triggers[user] = trigger
             self.sink.mark("users", [user])
-        stream._set_current_event(None)
+        _make_current(None)
+        self.rec.profiles.flush()  # type: ignore[attr-defined]
         if triggers:
             await self._recommend(triggers)
         await ctx.output.flush()

@@ -1,0 +1,144 @@
+"""Worker crashes: SIGKILL each role in the middle of a 20,000-event replay, restart it, and count.
+
+Each role runs in its own process. With one partition the CF role learns in offset
+order, so exactly-once learning has a sharp test: the recovered model must equal,
+to float precision, a model that learned the same events once, in order, uninterrupted.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamrec.model.cf import OnlineCF
+from streamrec.model.datasets import load_dataset
+from streamrec.streams.checkpoint import CheckpointStore
+from streamrec.streams.replay import Collector, Replayer
+from streamrec.streams.settings import Settings
+from streamrec.streams.stack import Stack, WorkerProcess
+from streamrec.streams.topics import Topics, kafka_config
+from tests.conftest import DATA, wait_for
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+N_EVENTS = 20_000
+ML = DATA / "ml-100k" / "ml-100k.inter"
+
+
+def _hr_at_10(model: OnlineCF, train: list, holdout: list, items: list[str]) -> float:
+    """Prequential HR@10 on the holdout, continuing from `model` (test, then learn)."""
+    seen: dict[str, set[str]] = {}
+    for e in train:
+        seen.setdefault(e.user, set()).add(e.item)
+    hits = 0
+    for e in holdout:
+        scores = model.score_items(e.user, items)
+        exclude = seen.get(e.user, set())
+        top = [items[j] for j in np.argsort(-scores, kind="stable") if items[j] not in exclude][:10]
+        hits += e.item in top
+        model.learn_one(e.user, e.item, None)
+        seen.setdefault(e.user, set()).add(e.item)
+    return hits / len(holdout)
+
+
+@pytest.mark.skipif(not ML.exists(), reason=f"needs {ML}")
+def test_sigkill_of_each_role_loses_nothing_and_learns_nothing_twice(bootstrap: str, tmp_path: Path) -> None:
+    data = load_dataset(ML)
+    events = data.interactions[: N_EVENTS + 2000]
+    stream, holdout = events[:N_EVENTS], events[N_EVENTS:]
+    settings = Settings(
+        kafka_bootstrap=bootstrap, topic_prefix=f"crash{uuid.uuid4().hex[:6]}-", partitions=1,
+        data_dir=tmp_path, kafka_session_timeout_s=6.0, metrics_port=0,
+    )
+    topics = Topics.from_settings(settings)
+    stack = Stack(settings, log_dir=tmp_path / "logs")
+    stack.start_broker()
+    workers = {role: stack.start_worker([role]) for role in ("cf", "encoder", "recommender")}
+    config = kafka_config(settings)
+    recs = Collector(config, topics.recommendations)
+    vectors = Collector(config, topics.vectors)
+    producer = Replayer(config)
+    try:
+        stack.wait_ready(timeout=240)
+        # Catalog entries appear just before an item's first click, so the encoder works all along.
+        plan: list[tuple[str, dict, str]] = []
+        introduced: set[str] = set()
+        for e in stream:
+            if e.item not in introduced:
+                introduced.add(e.item)
+                title = data.item_texts.get(e.item) or f"item {e.item}"
+                plan.append((topics.items, {"item_id": e.item, "title": title[:500], "ts": e.ts}, e.item))
+            plan.append((topics.clicks, {"user_id": e.user, "item_id": e.item, "event": "click", "ts": e.ts}, e.user))
+
+        kills = {len(plan) * 3 // 10: "cf", len(plan) * 5 // 10: "encoder", len(plan) * 7 // 10: "recommender"}
+        resumed: dict[str, float] = {}
+        for start, end in zip([0, *sorted(kills)], [*sorted(kills), len(plan)], strict=True):
+            producer.replay(plan[start:end], rate=1500)
+            if end in kills:
+                role = kills[end]
+                victim = workers[role]
+                victim.process.send_signal(signal.SIGKILL)
+                victim.process.wait(10)
+                stack.workers.remove(victim)
+                restarted_at = time.monotonic()
+                workers[role] = stack.start_worker([role])
+                # A new event after the restart must come back as a recommendation within 30 s.
+                probe = f"probe-{role}"
+                producer.send(topics.clicks, {"user_id": probe, "item_id": stream[0].item, "event": "click",
+                                              "ts": stream[0].ts}, probe)
+                producer.flush()
+                wait_for(lambda probe=probe: any(m["user_id"] == probe for _, m in recs.messages), 90,
+                         what=f"a recommendation after restarting {role}")
+                resumed[role] = time.monotonic() - restarted_at
+        producer.flush()
+
+        # Every user's last click is answered; every catalog item got its text vector.
+        last: dict[str, int] = {}
+        for d in producer.delivered:
+            if d.topic == topics.clicks and d.key is not None:
+                last[d.key] = max(last.get(d.key, -1), d.offset)
+
+        def unanswered() -> int:
+            answered: dict[str, int] = {}
+            for _, m in recs.messages:
+                answered[m["user_id"]] = max(answered.get(m["user_id"], -1), m["trigger"]["offset"])
+            return sum(answered.get(u, -1) < off for u, off in last.items())
+
+        wait_for(lambda: unanswered() == 0, 240, interval=1.0, what="every user's last event to be answered")
+        wait_for(lambda: introduced <= {m["id"] for _, m in vectors.messages if m["name"] == "text"}, 120,
+                 what="a text vector for every catalog item")
+        for role, seconds in resumed.items():
+            assert seconds < 30, f"recommendations resumed {seconds:.0f}s after restarting {role}"
+
+        # Stop the CF role cleanly and read its durable state.
+        assert workers["cf"].stop() == 0
+        stack.workers.remove(workers["cf"])
+        saved = CheckpointStore(tmp_path / f"{settings.topic_prefix}cf" / "checkpoint.pkl").load()
+        assert saved is not None
+        model: OnlineCF = saved.model["cf"]
+    finally:
+        recs.close()
+        vectors.close()
+        stack.stop()
+
+    probes = len(kills)
+    assert model.n_learned == N_EVENTS + probes, "each click learned exactly once"
+    # The exact sequence the worker saw: the stream, with a probe click after each kill.
+    reference = OnlineCF()
+    for i, (topic, value, _) in enumerate(plan):
+        if i in kills:
+            reference.learn_one(f"probe-{kills[i]}", stream[0].item, None)
+        if topic == topics.clicks:
+            reference.learn_one(value["user_id"], value["item_id"], None)
+    users = sorted({e.user for e in stream})[:50]
+    items = sorted({e.item for e in stream})
+    for user in users:
+        assert np.allclose(model.score_items(user, items), reference.score_items(user, items), atol=1e-5)
+    hr_recovered = _hr_at_10(model, stream, holdout, items)
+    hr_reference = _hr_at_10(reference, stream, holdout, items)
+    assert abs(hr_recovered - hr_reference) <= 0.02 * hr_reference
