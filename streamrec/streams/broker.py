@@ -46,9 +46,11 @@ class EmbeddedBroker:
         Address to bind and advertise.
     storage
         tansu storage engine URL (`memory://tansu/` keeps everything in memory;
-        `s3://...` or `postgres://...` make it durable).
+        `s3://bucket/` makes it durable, configured by `AWS_*` variables).
     log_path
         Where the broker's own output goes (default: discarded).
+    env
+        Extra environment for the broker (e.g. `AWS_ENDPOINT` for S3 storage).
     """
 
     def __init__(
@@ -57,8 +59,10 @@ class EmbeddedBroker:
         host: str = "127.0.0.1",
         storage: str = "memory://tansu/",
         log_path: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.host = host
+        self.env = env or {}
         self.port = port or free_port(host)
         self.storage = storage
         self.log_path = log_path
@@ -82,7 +86,7 @@ class EmbeddedBroker:
             raise BrokerError(f"port {self.port} on {self.host} is already in use; choose another --port")
         url = f"tcp://{self.host}:{self.port}"
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
+        env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn"), **self.env}
         try:
             self._process = subprocess.Popen(
                 [
