@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo up test lint bench clean
+.PHONY: install demo up test lint bench clean system-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,25 @@ demo: $(STAMP)
 up: $(STAMP)
 	$(BIN)/streamrec up
 
-test: $(STAMP)
+# Command-line tools of the interop and monitoring tests (kcat; promtool and prometheus;
+# docker-compose, whose `config` checks the compose file without a Docker engine). Installed with
+# apt when one is missing and we may; otherwise those tests skip, or fail under STREAMREC_REQUIRE_TOOLS=1.
+SYSTEM_TOOLS    := kcat promtool prometheus docker-compose
+SYSTEM_PACKAGES := kcat prometheus docker-compose
+
+system-deps:
+	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing $(SYSTEM_PACKAGES) (missing:$$missing)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  log=$$( { apt-get update -qq && apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES); } 2>&1 ) \
+	    || echo "$$log" "warning: apt-get could not install $(SYSTEM_PACKAGES)"; \
+	else \
+	  echo "note: missing$$missing; install the Debian packages $(SYSTEM_PACKAGES) to run every test"; \
+	fi
+
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

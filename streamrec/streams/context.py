@@ -29,6 +29,8 @@ class Context:
     parser: EventParser
     #: Each role adds a check; the worker is ready when all pass after a rebalance.
     ready_checks: dict[str, Callable[[], bool]] = field(default_factory=dict)
+    #: Topic to the role whose faust agent consumes it (for per-role lag).
+    sources: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def create(cls, settings: Settings, bootstrap: str, roles: tuple[str, ...], metrics: Metrics) -> Context:

@@ -129,14 +129,14 @@ class _Lifecycle(Service):
         except Exception:  # noqa: BLE001 - not started yet
             return
         for tp in assignment:
+            role = self.ctx.sources.get(tp.topic)
+            if role is None:
+                continue  # faust's own changelog and assignor topics
             highwater = consumer.highwater(tp)
             position = await consumer.position(tp) if hasattr(consumer, "position") else None
             if highwater is None or position is None:
                 continue
-            for role in self.ctx.roles:
-                self.ctx.metrics.consumer_lag.labels(tp.topic, str(tp.partition), role).set(
-                    max(0, highwater - position)
-                )
+            self.ctx.metrics.consumer_lag.labels(tp.topic, str(tp.partition), role).set(max(0, highwater - position))
 
 
 def run_worker(settings: Settings, roles: Sequence[str], bootstrap: str) -> None:

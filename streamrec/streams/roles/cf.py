@@ -294,6 +294,18 @@ class CFRole(Service):
         self._uncommitted = False
         self.ctx.metrics.cf_checkpoint_seconds.observe(time.perf_counter() - started)
 
+    @Service.timer(5.0)
+    async def _lag(self) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            position = await consumer.position(tp)
+            self.ctx.metrics.consumer_lag.labels(tp.topic, str(tp.partition), ROLE).set(max(0, highwater - position))
+
     @Service.timer(1.0)
     async def _periodic(self) -> None:
         if time.monotonic() - self._last_checkpoint >= self.ctx.settings.cf.checkpoint_interval_s:

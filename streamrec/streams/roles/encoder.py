@@ -61,6 +61,7 @@ class EncoderRole:
         ctx = self.ctx
         source = app.topic(ctx.topics.items, ctx.topics.reviews, value_serializer="raw", key_serializer="raw")
         app.agent(source, name=f"{ctx.settings.topic_prefix}encoder")(self._agent)
+        ctx.sources.update({ctx.topics.items: ROLE, ctx.topics.reviews: ROLE})
 
     async def _agent(self, stream: faust.StreamT[Any]) -> None:
         cfg = self.ctx.settings.encoder

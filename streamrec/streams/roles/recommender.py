@@ -187,6 +187,7 @@ class RecommenderRole:
         source = app.topic(ctx.topics.clicks, ctx.topics.reviews_encoded, ctx.topics.forget,
                            value_serializer="raw", key_serializer="raw")
         app.agent(source, name=f"{ctx.settings.topic_prefix}recommender")(self._agent)
+        ctx.sources.update({t: ROLE for t in (ctx.topics.clicks, ctx.topics.reviews_encoded, ctx.topics.forget)})
         app.service(self.feed)
         app.timer(2.0, name="qdrant-flush")(self._flush)
         app.timer(1.0, name="recommender-checkpoint")(self._on_timer)
