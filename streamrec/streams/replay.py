@@ -22,13 +22,15 @@ class Delivered:
     partition: int
     offset: int
     key: str | None
+    value: bytes | None = None
 
 
 class Replayer:
     """Produces JSON events as a client would, optionally paced, remembering where each landed."""
 
-    def __init__(self, config: Mapping[str, Any]) -> None:
+    def __init__(self, config: Mapping[str, Any], keep_values: bool = False) -> None:
         self._producer = Producer({**config, "linger.ms": 5, "enable.idempotence": True})
+        self.keep_values = keep_values
         self.delivered: list[Delivered] = []
         self.errors: list[str] = []
         self._lock = threading.Lock()
@@ -37,9 +39,10 @@ class Replayer:
         if err is not None:
             self.errors.append(str(err))
             return
-        key = msg.key().decode() if msg.key() else None
+        key = msg.key().decode("utf-8", "replace") if msg.key() else None
+        value = msg.value() if self.keep_values else None
         with self._lock:
-            self.delivered.append(Delivered(msg.topic(), msg.partition(), msg.offset(), key))
+            self.delivered.append(Delivered(msg.topic(), msg.partition(), msg.offset(), key, value))
 
     def send(self, topic: str, value: Mapping[str, Any] | bytes, key: str | None = None) -> None:
         raw = value if isinstance(value, bytes) else orjson.dumps(value)

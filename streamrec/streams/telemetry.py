@@ -41,6 +41,7 @@ class Metrics:
     retries: Counter
     forgotten: Counter
     duplicates: Counter
+    learned: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -110,6 +111,9 @@ class Metrics:
             duplicates=Counter(
                 "streamrec_duplicates_total", "Events ignored as repeats of a recent one, by topic and role",
                 ["topic", "role"], **kw),
+            learned=Counter(
+                "streamrec_cf_events_learned_total", "Interactions the CF model learned from, by topic",
+                ["topic"], **kw),
         )
 
 

@@ -181,30 +181,35 @@ class CFRole(Service):
         is_click = tp.topic == ctx.topics.clicks
         parse = ctx.parser.click if is_click else ctx.parser.review
         model, known, learn, seen = self.model, self.known_items, self.model.learn_one, self.seen
-        duplicates = 0
+        duplicates = learned = 0
+        caught_up = False
         for record in records:
             try:
                 event = parse(record.value)
-                if seen.check(
-                    fingerprint("c", event.user_id, event.item_id, event.event, event.ts)  # type: ignore[union-attr]
-                    if is_click
-                    else fingerprint("r", event.user_id, event.item_id, event.ts, event.review_id or event.text)  # type: ignore[union-attr]
-                ):
-                    duplicates += 1
-                    continue
-                if event.item_id not in known:
+                if event.item_id not in known and not caught_up:
                     await self.catalog.catch_up()  # the catalog entry may be just behind
-                    if event.item_id not in known:
-                        raise InvalidEvent("unknown_item", f"item_id must be in the catalog, got {event.item_id!r}")
+                    caught_up = True
+                if event.item_id not in known:
+                    raise InvalidEvent("unknown_item", f"item_id must be in the catalog, got {event.item_id!r}")
             except InvalidEvent as exc:
                 ctx.deadletters.send(tp.topic, tp.partition, record.offset, exc, record.value, record.key)
+                continue
+            # Only valid events count as seen: a repeated bad message is dead-lettered again.
+            if is_click:
+                mark = fingerprint("c", event.user_id, event.item_id, event.event, event.ts)  # type: ignore[union-attr]
             else:
-                learn(event.user_id, event.item_id, getattr(event, "rating", None))
+                mark = fingerprint("r", event.user_id, event.item_id, event.ts, event.review_id or event.text)  # type: ignore[union-attr]
+            if seen.check(mark):
+                duplicates += 1
+                continue
+            learn(event.user_id, event.item_id, getattr(event, "rating", None))
+            learned += 1
         if records:
             self.offsets[key] = records[-1].offset + 1
             self._uncommitted = True
         if duplicates:
             ctx.metrics.duplicates.labels(tp.topic, ROLE).inc(duplicates)
+        ctx.metrics.learned.labels(tp.topic).inc(learned)
         ctx.metrics.events_consumed.labels(tp.topic, ROLE).inc(len(records))
         ctx.metrics.batch_events.labels(ROLE).observe(len(records))
         ctx.metrics.batch_seconds.labels(ROLE).observe(time.perf_counter() - started)
