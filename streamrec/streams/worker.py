@@ -149,6 +149,7 @@ def run_worker(settings: Settings, roles: Sequence[str], bootstrap: str) -> None
     metrics = Metrics.create()
     port = serve_metrics(metrics, settings.metrics_host, settings.metrics_port)
     log.info("metrics: http://%s:%d/metrics", settings.metrics_host, port)
+    log.info("settings (secrets masked): %s", settings.masked())
 
     # Idempotent, and it waits for a Kafka that is still starting (e.g. in docker-compose).
     ensure_topics(settings, bootstrap, timeout=120)
