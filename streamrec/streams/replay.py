@@ -95,7 +95,11 @@ class Collector:
             {**self.config, "group.id": "streamrec-collector", "enable.auto.commit": False}
         )
         metadata = self._consumer.list_topics(self.topic, timeout=10)
-        partitions = metadata.topics[self.topic].partitions
+        topic = metadata.topics.get(self.topic)
+        if topic is None or topic.error is not None or not topic.partitions:
+            self._consumer.close()
+            raise LookupError(f"topic {self.topic!r} must exist to be read, got {topic.error if topic else 'none'}")
+        partitions = topic.partitions
         self._consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
         self._thread = threading.Thread(target=self._run, name=f"collect-{self.topic}", daemon=True)
         self._thread.start()

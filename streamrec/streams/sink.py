@@ -72,13 +72,23 @@ class QdrantSink:
     def _open(self) -> None:
         if self._client is None:
             self._client = open_qdrant(self.settings)
+        collections = {}
         for kind in ("items", "users"):
             index = QdrantIndex(self._client, self.settings.topic(kind), self._spaces)
             index.ensure()
-            self.collections[kind] = index
+            collections[kind] = index
+        self.collections = collections
 
     async def start(self) -> None:
-        await self._run(self._open)
+        """Open Qdrant, retrying with backoff until it answers; the worker runs meanwhile.
+
+        Until then flushes keep their dirty sets: nothing is lost, the view is only late.
+        """
+        await self._retry("qdrant_open", self._open)
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.collections)
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
@@ -89,6 +99,17 @@ class QdrantSink:
     def delete(self, kind: str, id: str) -> None:
         self._dirty[kind].discard(id)
         self._deleted[kind].add(id)
+
+    def pending(self) -> dict[str, dict[str, set[str]]]:
+        """What Qdrant still lacks (for checkpoints: a restart must not forget a pending delete)."""
+        return {"dirty": {k: set(v) for k, v in self._dirty.items()},
+                "deleted": {k: set(v) for k, v in self._deleted.items()}}
+
+    def restore(self, pending: dict[str, dict[str, set[str]]]) -> None:
+        for kind, ids in pending.get("dirty", {}).items():
+            self._dirty[kind].update(ids)
+        for kind, ids in pending.get("deleted", {}).items():
+            self._deleted[kind].update(ids)
 
     @property
     def backlog(self) -> int:

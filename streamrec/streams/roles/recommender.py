@@ -158,6 +158,7 @@ class RecommenderRole:
         )
         self.versions = {"cf": "", "encoder": ""}
         self._backend = "memory"
+        self._opening: asyncio.Future[None] | None = None
         # Online prequential quality: was the item a user took in the list we last gave them?
         self.quality = RollingHitRate(window=1000, k=10)
         self._last_lists: OrderedDict[str, list[str]] = OrderedDict()
@@ -175,6 +176,7 @@ class RecommenderRole:
             self.seen = saved.model["seen"]
             self.quality = saved.model["quality"]
             self._last_lists = saved.model["last_lists"]
+            self.sink.restore(saved.model.get("qdrant_pending", {}))
             self.offsets = saved.offsets
             log.info("recommender counts restored (%d items)", len(self.rec.popularity))
         # Every review's vector by its key, to take it back out of its item if its author
@@ -194,6 +196,9 @@ class RecommenderRole:
         ctx.ready_checks[ROLE] = self.feed.caught_up.is_set
 
     async def open(self) -> None:
+        self._opening = asyncio.ensure_future(self._open_qdrant())
+
+    async def _open_qdrant(self) -> None:
         await self.sink.start()
         retrieval = self.ctx.settings.recommender.retrieval
         if retrieval == "qdrant" or (retrieval == "auto" and self.ctx.settings.qdrant_url):
@@ -201,11 +206,14 @@ class RecommenderRole:
             # the Qdrant view trails the in-memory index by at most one flush (2 s).
             self.rec.ranker.searcher = self.sink.collections["items"]
             self._backend = "qdrant"
-        log.info("candidate search: %s", self._backend)
+        log.info("Qdrant open; candidate search: %s", self._backend)
 
     async def close(self) -> None:
         await self._on_timer(force=True)
-        await self._flush()
+        if self.sink.ready:
+            await self._flush()
+        elif self._opening is not None:
+            self._opening.cancel()
         await self.sink.close()
 
     # -- the index, from the global feed ---------------------------------------------
@@ -288,6 +296,7 @@ class RecommenderRole:
             "seen": self.seen,
             "quality": self.quality,
             "last_lists": self._last_lists,
+            "qdrant_pending": self.sink.pending(),
         }
         blob = self.store.dumps(state, self.offsets)
         await asyncio.get_running_loop().run_in_executor(None, self.store.write, blob)
@@ -445,6 +454,8 @@ class RecommenderRole:
         return points
 
     async def _flush(self) -> None:
+        if not self.sink.ready:
+            return  # Qdrant not reachable yet: the dirty sets wait
         async with self._flushing:
             if self.sink.backlog:
                 await self.sink.flush(self._points)
