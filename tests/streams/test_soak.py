@@ -1,0 +1,92 @@
+"""Soak: a steady load for a long while (10 minutes by default) with bounded memory.
+
+Not part of the default run (`-m soak` selects it; `make soak` runs it): it prints the
+worker's resident memory along the way and fails if it keeps growing once the model's
+state has saturated (a fixed population of users and items).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+import pytest
+
+from streamrec.streams.replay import Collector, Replayer
+from streamrec.streams.settings import Settings
+from streamrec.streams.stack import Stack
+from streamrec.streams.topics import Topics, kafka_config
+
+pytestmark = [pytest.mark.broker, pytest.mark.soak]
+
+DURATION_S = float(os.environ.get("STREAMREC_SOAK_S", "600"))
+CLICKS_PER_S, REVIEWS_PER_S = 200, 2
+USERS, ITEMS = 2_000, 1_000
+
+
+def test_steady_load_keeps_memory_bounded(bootstrap: str, tmp_path: Path) -> None:
+    settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=f"soak{uuid.uuid4().hex[:6]}-", data_dir=tmp_path,
+                        kafka_session_timeout_s=6.0, metrics_port=0)
+    topics = Topics.from_settings(settings)
+    stack = Stack(settings, log_dir=tmp_path / "logs")
+    stack.start_broker()
+    config = kafka_config(settings)
+    worker = stack.start_worker()
+    recs = Collector(config, topics.recommendations)
+    samples: list[tuple[float, float]] = []
+    try:
+        stack.wait_ready(timeout=240)
+        producer = Replayer(config)
+        for i in range(ITEMS):
+            producer.send(topics.items, {"item_id": f"i{i}", "title": f"Instrument accessory {i}",
+                                         "tags": [random.choice(["guitar", "drum", "violin", "piano"])],
+                                         "ts": time.time()}, f"i{i}")
+        producer.flush()
+        time.sleep(10)
+        process = psutil.Process(worker.process.pid)
+        rng = random.Random(1)
+        stop = threading.Event()
+
+        def sample() -> None:
+            started = time.monotonic()
+            while not stop.wait(10):
+                samples.append((time.monotonic() - started, process.memory_info().rss / 2**20))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        started = time.monotonic()
+        sent = 0
+        while time.monotonic() - started < DURATION_S:
+            second = time.monotonic()
+            for _ in range(CLICKS_PER_S):
+                user = f"u{rng.randrange(USERS)}"
+                producer.send(topics.clicks, {"user_id": user, "item_id": f"i{rng.randrange(ITEMS)}",
+                                              "event": "click", "ts": time.time()}, user)
+            for _ in range(REVIEWS_PER_S):
+                user = f"u{rng.randrange(USERS)}"
+                producer.send(topics.reviews, {"user_id": user, "item_id": f"i{rng.randrange(ITEMS)}",
+                                               "text": rng.choice(["Great tone.", "Broke after a week.",
+                                                                   "Good value for the price."]),
+                                               "rating": rng.randint(1, 5), "ts": time.time()}, user)
+            sent += CLICKS_PER_S + REVIEWS_PER_S
+            time.sleep(max(0.0, 1.0 - (time.monotonic() - second)))
+        producer.flush()
+        stop.set()
+        sampler.join()
+        assert worker.process.poll() is None
+        lag = sum(worker.metric("streamrec_consumer_lag").values())
+    finally:
+        recs.close()
+        stack.stop()
+    print(f"\nsoak: {sent} events over {DURATION_S:.0f}s, {len(recs.messages)} recommendations, final lag {lag:.0f}")
+    for t, rss in samples[:: max(1, len(samples) // 12)]:
+        print(f"  t={t:5.0f}s rss={rss:7.1f} MiB")
+    warm = [rss for t, rss in samples if t >= min(120.0, DURATION_S / 3)]
+    growth = (warm[-1] - warm[0]) / warm[0]
+    print(f"  rss growth after warm-up: {growth:+.1%}")
+    assert growth < 0.10, f"memory grew {growth:.1%} after warm-up"
