@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Hashable, Iterable, Sequence
+import zlib
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -123,6 +124,9 @@ class OnlineCF:
         self._rng = random.Random(seed)
         self._items: list[Hashable] = []
         self._item_pos: dict[Hashable, int] = {}
+        #: Item rows `[q_i, b_i]` as they were before local learning changed them since
+        #: the last `take_item_deltas`: what this worker has to share.
+        self._shared_base: dict[Hashable, FloatArray] = {}
         self.n_learned = 0
         #: Users and items whose implicit vectors changed since `drain_changed`.
         self.changed_users: set[Hashable] = set()
@@ -133,10 +137,12 @@ class OnlineCF:
     def learn_one(self, user: Hashable, item: Hashable, y: float | None = None) -> None:
         """Learn one interaction; `y` is a rating when there is one."""
         if item not in self._item_pos:
-            self._item_pos[item] = len(self._items)
-            self._items.append(item)
+            self._add_item(item)
         implicit = self.implicit
-        implicit.learn_one(user, item, True)
+        shared = self._shared_base
+        if item not in shared:
+            shared[item] = self._item_row(item)
+        implicit.learn_one(user, item, True)  # type: ignore[no-untyped-call]
         items = self._items
         if len(items) > 1:
             rand = self._rng.random
@@ -144,7 +150,9 @@ class OnlineCF:
             for _ in range(self.n_negatives):
                 negative = items[int(rand() * n)]
                 if negative != item:
-                    implicit.learn_one(user, negative, False)
+                    if negative not in shared:
+                        shared[negative] = self._item_row(negative)
+                    implicit.learn_one(user, negative, False)  # type: ignore[no-untyped-call]
                     self.changed_items.add(negative)
         if y is not None:
             self._learn_rating(user, item, float(y))
@@ -154,7 +162,7 @@ class OnlineCF:
 
     def _learn_rating(self, user: Hashable, item: Hashable, y: float) -> None:
         mean, item_dev, user_dev = self._baseline(user, item)
-        self.explicit.learn_one(user, item, y - (mean + item_dev + user_dev))
+        self.explicit.learn_one(user, item, y - (mean + item_dev + user_dev))  # type: ignore[no-untyped-call]
         for table, key, deviation in (
             (self._item_dev, item, y - mean),
             (self._user_dev, user, y - mean - item_dev),
@@ -260,7 +268,8 @@ class OnlineCF:
     def item_vector(self, item: Hashable) -> FloatArray | None:
         if item not in self._item_pos:
             return None
-        return self.item_vectors([item])[0]
+        row: FloatArray = self.item_vectors([item])[0]
+        return row
 
     def item_vectors(self, items: Iterable[Hashable]) -> FloatArray:
         """Rows `[q_i, b_i]`; unknown items get zeros (no score but their absence)."""
@@ -281,6 +290,45 @@ class OnlineCF:
         self.__dict__.update(state)
         self.__dict__.setdefault("_user_dev", {})
         self.__dict__.setdefault("_item_dev", {})
+
+    # -- sharing item factors between workers -------------------------------------
+
+    def _add_item(self, item: Hashable) -> None:
+        """Register an item; its factors start from a value derived from its id alone, so
+        that every worker starts an item from the same point."""
+        self._item_pos[item] = len(self._items)
+        self._items.append(item)
+        rng = np.random.default_rng(zlib.crc32(str(item).encode()))
+        self.implicit.i_latents[item] = rng.normal(0.0, 0.1, self.n_factors)
+
+    def _item_row(self, item: Hashable) -> FloatArray:
+        model = self.implicit
+        return np.append(model.i_latents[item], model.i_biases[item]).astype(np.float32)
+
+    def take_item_deltas(self) -> dict[Hashable, FloatArray]:
+        """What local learning changed in the implicit item factors since the last call.
+
+        Rows `[dq_i, db_i]`. Workers that share their deltas and apply each other's keep
+        one set of item factors: each item is its initial value plus every worker's
+        changes, whichever worker holds it.
+        """
+        out = {item: self._item_row(item) - base for item, base in self._shared_base.items()}
+        self._shared_base = {}
+        return out
+
+    def apply_item_deltas(self, deltas: Mapping[Hashable, FloatArray]) -> None:
+        """Add another worker's item changes (from `take_item_deltas`)."""
+        model = self.implicit
+        for item, delta in deltas.items():
+            if item not in self._item_pos:
+                self._add_item(item)
+            delta = np.asarray(delta, dtype=np.float32)
+            model.i_latents[item] = model.i_latents[item] + delta[:-1]
+            model.i_biases[item] = model.i_biases[item] + float(delta[-1])
+            base = self._shared_base.get(item)
+            if base is not None:
+                self._shared_base[item] = base + delta  # not ours: never shared back
+            self.changed_items.add(item)
 
     def drain_changed(self) -> tuple[set[Hashable], set[Hashable]]:
         """Return and reset the users and items whose vectors changed."""

@@ -40,9 +40,12 @@ class GlobalFeed(Service):
         metrics: Metrics,
         role: str,
         max_records: int = 5000,
+        resume_from: Callable[[], dict[str, int]] | None = None,
         **kwargs: Any,
     ) -> None:
         self.topics = list(topics)
+        #: Offsets ("topic:partition" -> next offset) to resume from; others start at the beginning.
+        self.resume_from = resume_from
         self.handler = handler
         self.client_config = client_config
         self.metrics = metrics
@@ -78,6 +81,11 @@ class GlobalFeed(Service):
             partitions += [TopicPartition(topic, p) for p in sorted(ids)]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
+        resume = self.resume_from() if self.resume_from is not None else {}
+        for tp in partitions:
+            offset = resume.get(f"{tp.topic}:{tp.partition}")
+            if offset is not None:
+                consumer.seek(tp, offset)
         self._targets = {tp: off for tp, off in (await consumer.end_offsets(partitions)).items() if off > 0}
         self._consumer = consumer
         if not self._targets:

@@ -30,6 +30,8 @@ TOPIC_CONFIGS: dict[str, dict[str, str]] = {
     # review vectors, keyed by author and review: the log item text vectors are folded
     # from, kept until a `forget` request tombstones an author's reviews
     "reviews-encoded": {"cleanup.policy": "compact"},
+    # between CF workers: changes to item factors, so that all hold one set of them
+    "cf-deltas": {},
 }
 
 
@@ -46,6 +48,7 @@ class Topics:
     audit: str
     vectors: str
     reviews_encoded: str
+    cf_deltas: str
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Topics:

@@ -80,3 +80,38 @@ def test_ratings_stay_in_range_and_forgetting_removes_the_user() -> None:
     assert not model.knows_user("u1") and model.user_vector("u1") is None
     assert "u1" not in model.explicit.u_latents and "u1" not in model.explicit.u_biases
     assert not model.forget_user("u1")
+
+
+def test_workers_sharing_item_deltas_hold_one_set_of_item_factors() -> None:
+    events = _stream(3000, seed=5)
+    a, b, alone = OnlineCF(seed=1), OnlineCF(seed=2), OnlineCF(seed=1)
+    for n, (u, i, y) in enumerate(events):
+        # Users are split between two workers, as partitions split them.
+        (a if int(u[1:]) % 2 else b).learn_one(u, i, y)
+        alone.learn_one(u, i, y)
+        if n % 100 == 99:
+            da, db = a.take_item_deltas(), b.take_item_deltas()
+            a.apply_item_deltas(db)
+            b.apply_item_deltas(da)
+    da, db = a.take_item_deltas(), b.take_item_deltas()
+    a.apply_item_deltas(db)
+    b.apply_item_deltas(da)
+    items = sorted({i for _, i, _ in events})
+    assert np.allclose(a.item_vectors(items), b.item_vectors(items), atol=1e-5)
+    # Each worker ranks its own users as well as one model that saw everything.
+    for user, worker in (("u1", a), ("u2", b), ("u31", a), ("u30", b)):
+        taste = "a" if int(user[1:]) < 20 else "b"
+        top = worker.rank(user, items)[:10]
+        assert sum(item.startswith(taste) for item in top) >= 8, (user, top)
+        assert sum(item.startswith(taste) for item in alone.rank(user, items)[:10]) >= 8
+
+
+def test_an_item_starts_from_the_same_factors_in_every_worker() -> None:
+    a, b = OnlineCF(seed=3), OnlineCF(seed=3)
+    a.learn_one("x", "guitar")
+    b.learn_one("y", "drum")
+    b.learn_one("y", "guitar")
+    fresh_a, fresh_b = OnlineCF(seed=3), OnlineCF(seed=3)
+    fresh_a.apply_item_deltas({"guitar": np.zeros(17, dtype=np.float32)})
+    fresh_b.apply_item_deltas({"guitar": np.zeros(17, dtype=np.float32)})
+    assert np.array_equal(fresh_a.item_vector("guitar"), fresh_b.item_vector("guitar"))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,13 +34,14 @@ from streamrec.model.schemas import Audit, Trigger, parse_id
 from streamrec.streams.checkpoint import CheckpointStore
 from streamrec.streams.context import Context
 from streamrec.streams.feed import GlobalFeed
-from streamrec.streams.messages import vector_key, vector_message
+from streamrec.streams.messages import decode_vector, encode_vector, vector_key, vector_message
 from streamrec.streams.topics import aiokafka_config
 
 __all__ = ["CFRole"]
 
 log = logging.getLogger(__name__)
 ROLE = "cf"
+DELTAS_PER_MESSAGE = 500
 
 
 def _tp_key(tp: TopicPartition) -> str:
@@ -69,9 +71,17 @@ class CFRole(Service):
         self.store = CheckpointStore(settings.data_dir / f"{settings.topic_prefix}cf" / "checkpoint.pkl")
         saved = self.store.load()
         self.seen = Deduplicator()
+        #: This worker's name among CF workers, and how many delta batches it has shared.
+        self.worker = uuid.uuid4().hex
+        self.delta_seq = 0
+        #: Last delta batch applied, per other worker.
+        self.applied_seq: dict[str, int] = {}
         if saved is not None:
             self.model: OnlineCF = saved.model["cf"]
             self.seen = saved.model["seen"]
+            self.worker = saved.model["worker"]
+            self.delta_seq = saved.model["delta_seq"]
+            self.applied_seq = saved.model["applied_seq"]
             self.offsets: dict[str, int] = saved.offsets
             log.info(
                 "CF model restored: %d users, %d items, %d events learned",
@@ -91,12 +101,21 @@ class CFRole(Service):
         self.catalog = GlobalFeed(
             [ctx.topics.items], self._on_items, aiokafka_config(settings, ctx.bootstrap), ctx.metrics, ROLE
         )
+        # Other CF workers' item factor changes, applied exactly once: their offsets are
+        # in this worker's checkpoint, and the feed resumes from them.
+        self.peers = GlobalFeed(
+            [ctx.topics.cf_deltas], self._on_deltas, aiokafka_config(settings, ctx.bootstrap), ctx.metrics, ROLE,
+            resume_from=lambda: dict(self.offsets),
+        )
         super().__init__(**kwargs)
 
     def install(self, app: Any) -> None:
         app.service(self.catalog)
+        app.service(self.peers)
         app.service(self)
-        self.ctx.ready_checks[ROLE] = lambda: self.catalog.caught_up.is_set() and self.assigned
+        self.ctx.ready_checks[ROLE] = lambda: (
+            self.catalog.caught_up.is_set() and self.peers.caught_up.is_set() and self.assigned
+        )
 
     # -- the catalog ----------------------------------------------------------------
 
@@ -110,6 +129,37 @@ class CFRole(Service):
                 self.known_items.add(parse_id(orjson.loads(record.value)["item_id"]))
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
                 continue  # the encoder dead-letters bad catalog entries
+
+    async def _on_deltas(self, records: Sequence[ConsumerRecord]) -> None:
+        for record in records:
+            self.offsets[f"{record.topic}:{record.partition}"] = record.offset + 1
+            if record.value is None:
+                continue
+            batch = orjson.loads(record.value)
+            worker, seq = batch["worker"], batch["seq"]
+            if worker == self.worker or seq <= self.applied_seq.get(worker, 0):
+                continue  # our own, or applied before a restart
+            self.model.apply_item_deltas({item: decode_vector(row) for item, row in batch["items"].items()})
+            if batch["last"]:
+                self.applied_seq[worker] = seq
+            self._uncommitted = True
+
+    def share_deltas(self) -> None:
+        """Send what local learning changed in item factors, for the other CF workers."""
+        deltas = self.model.take_item_deltas()
+        if not deltas:
+            return
+        self.delta_seq += 1
+        items = list(deltas.items())
+        for start in range(0, len(items), DELTAS_PER_MESSAGE):
+            chunk = items[start : start + DELTAS_PER_MESSAGE]
+            batch = {
+                "worker": self.worker,
+                "seq": self.delta_seq,
+                "last": start + DELTAS_PER_MESSAGE >= len(items),
+                "items": {str(item): encode_vector(row) for item, row in chunk},
+            }
+            self.ctx.output.send(self.ctx.topics.cf_deltas, orjson.dumps(batch), key=self.worker.encode())
 
     # -- consuming ------------------------------------------------------------------
 
@@ -277,9 +327,12 @@ class CFRole(Service):
             return
         started = time.perf_counter()
         self.publish()
+        self.share_deltas()
         await self.ctx.output.flush()
         offsets = dict(self.offsets)
-        blob = self.store.dumps({"cf": self.model, "seen": self.seen}, offsets)
+        state = {"cf": self.model, "seen": self.seen, "worker": self.worker, "delta_seq": self.delta_seq,
+                 "applied_seq": dict(self.applied_seq)}
+        blob = self.store.dumps(state, offsets)
         await asyncio.get_running_loop().run_in_executor(None, self.store.write, blob)
         consumer = self._consumer
         if consumer is not None:
