@@ -112,6 +112,8 @@ def test_sigkill_of_each_role_loses_nothing_and_learns_nothing_twice(bootstrap: 
         wait_for(lambda: unanswered() == 0, 240, interval=1.0, what="every user's last event to be answered")
         wait_for(lambda: introduced <= {m["id"] for _, m in vectors.messages if m["name"] == "text"}, 120,
                  what="a text vector for every catalog item")
+        print("\nrecommendations resumed after restarting: "
+              + ", ".join(f"{role} {seconds:.1f}s" for role, seconds in resumed.items()))
         for role, seconds in resumed.items():
             assert seconds < 30, f"recommendations resumed {seconds:.0f}s after restarting {role}"
 
