@@ -53,27 +53,58 @@ def main(path: str) -> None:
     with gzip.open(OUT, "wt", encoding="utf-8") as out:
         for asin in items:
             said = summaries[asin]
-            out.write(json.dumps({
-                "type": "item", "item_id": asin, "title": said[0][:200],
-                "description": " / ".join(said[1:6])[:1000] or None, "ts": first_ts,
-            }) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "type": "item",
+                        "item_id": asin,
+                        "title": said[0][:200],
+                        "description": " / ".join(said[1:6])[:1000] or None,
+                        "ts": first_ts,
+                    }
+                )
+                + "\n"
+            )
         for r in replay:
-            out.write(json.dumps({
-                "type": "review", "user_id": r["reviewerID"], "item_id": r["asin"],
-                "text": r["reviewText"], "rating": float(r["overall"]), "ts": int(r["unixReviewTime"]),
-            }) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "type": "review",
+                        "user_id": r["reviewerID"],
+                        "item_id": r["asin"],
+                        "text": r["reviewText"],
+                        "rating": float(r["overall"]),
+                        "ts": int(r["unixReviewTime"]),
+                    }
+                )
+                + "\n"
+            )
         # A real review by someone outside the sample: a brand-new user's first event.
         newcomer = next(
-            r for r in reversed(rows)
-            if r["reviewerID"] not in chosen and r["asin"] in set(items) and r["overall"] == "5.0"
+            r
+            for r in reversed(rows)
+            if r["reviewerID"] not in chosen
+            and r["asin"] in set(items)
+            and r["overall"] == "5.0"
             and 200 <= len(r["reviewText"]) <= 600
         )
-        out.write(json.dumps({
-            "type": "new_user_review", "user_id": newcomer["reviewerID"], "item_id": newcomer["asin"],
-            "text": newcomer["reviewText"], "rating": 5.0, "ts": int(newcomer["unixReviewTime"]),
-        }) + "\n")
-    print(f"{OUT}: {len(items)} items ({len(catalog_only)} catalog-only), {len(replay)} reviews,"
-          f" {len({r['reviewerID'] for r in replay})} users")
+        out.write(
+            json.dumps(
+                {
+                    "type": "new_user_review",
+                    "user_id": newcomer["reviewerID"],
+                    "item_id": newcomer["asin"],
+                    "text": newcomer["reviewText"],
+                    "rating": 5.0,
+                    "ts": int(newcomer["unixReviewTime"]),
+                }
+            )
+            + "\n"
+        )
+    print(
+        f"{OUT}: {len(items)} items ({len(catalog_only)} catalog-only), {len(replay)} reviews,"
+        f" {len({r['reviewerID'] for r in replay})} users"
+    )
 
 
 if __name__ == "__main__":

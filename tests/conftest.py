@@ -23,7 +23,9 @@ from streamrec.streams.topics import Topics, ensure_topics, kafka_config
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.2, what: str = "condition") -> Any:
+def wait_for(
+    predicate: Callable[[], Any], timeout: float, interval: float = 0.2, what: str = "condition"
+) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()

@@ -55,9 +55,7 @@ class VectorIndex(Protocol):
         payloads: Sequence[Mapping[str, Any]] | None = None,
     ) -> None: ...
 
-    def search(
-        self, name: str, query: FloatArray, k: int, exclude: Iterable[str] = ()
-    ) -> list[Hit]: ...
+    def search(self, name: str, query: FloatArray, k: int, exclude: Iterable[str] = ()) -> list[Hit]: ...
 
     def search_many(
         self,

@@ -66,7 +66,9 @@ class ItemTexts:
         if n == 1:
             del self._review_sum[item], self._review_n[item]
         else:
-            self._review_sum[item] = self._review_sum[item] - np.asarray(vector, np.float32) * np.float32(weight)
+            self._review_sum[item] = self._review_sum[item] - np.asarray(vector, np.float32) * np.float32(
+                weight
+            )
             self._review_n[item] = n - 1
         return self.vector(item) if item in self else None
 

@@ -1,9 +1,9 @@
 """Errors raised by the model layer.
 
-    StreamrecError
-     ├── InvalidEvent        a message that does not satisfy the event contract
-     ├── DatasetError        a dataset file that cannot be read as asked
-     └── EncoderError        a text encoder that cannot be loaded or run
+StreamrecError
+ ├── InvalidEvent        a message that does not satisfy the event contract
+ ├── DatasetError        a dataset file that cannot be read as asked
+ └── EncoderError        a text encoder that cannot be loaded or run
 """
 
 from __future__ import annotations

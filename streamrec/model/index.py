@@ -151,9 +151,7 @@ class MemoryIndex:
             self._free.append(row)
             self._payloads.pop(id, None)
 
-    def search(
-        self, name: str, query: FloatArray, k: int, exclude: Iterable[str] = ()
-    ) -> list[Hit]:
+    def search(self, name: str, query: FloatArray, k: int, exclude: Iterable[str] = ()) -> list[Hit]:
         return self.search_many(name, np.asarray(query, dtype=np.float32)[None, :], k, [exclude])[0]
 
     def search_many(

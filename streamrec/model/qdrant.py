@@ -127,7 +127,10 @@ class QdrantIndex:
         if not ids:
             return {}
         records = self.client.retrieve(
-            self.collection, [point_id(self.collection, i) for i in ids], with_payload=True, with_vectors=[name]
+            self.collection,
+            [point_id(self.collection, i) for i in ids],
+            with_payload=True,
+            with_vectors=[name],
         )
         out = {}
         for record in records:

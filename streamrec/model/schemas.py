@@ -299,9 +299,7 @@ class EventParser:
                 raise InvalidEvent("invalid_utf8", "value must be UTF-8 encoded JSON") from None
             raise InvalidEvent("invalid_json", f"value must be JSON, got a parse error: {exc}") from None
         if not isinstance(obj, dict):
-            raise InvalidEvent(
-                "not_an_object", f"value must be a JSON object, got {type(obj).__name__}"
-            )
+            raise InvalidEvent("not_an_object", f"value must be a JSON object, got {type(obj).__name__}")
         try:
             event = schema.model_validate(obj)
         except ValidationError as exc:

@@ -33,7 +33,8 @@ log = logging.getLogger("streamrec")
 # Options shared by the commands that run the stack. Defaults are None so that
 # unset options fall through to the environment (read by Settings alone).
 PortOpt = Annotated[
-    int | None, typer.Option("--port", help="Embedded broker port, 0 for any free one [env STREAMREC_PORT; default 0]")
+    int | None,
+    typer.Option("--port", help="Embedded broker port, 0 for any free one [env STREAMREC_PORT; default 0]"),
 ]
 BootstrapOpt = Annotated[
     str | None,
@@ -64,12 +65,15 @@ PrefixOpt = Annotated[
 ]
 MetricsPortOpt = Annotated[
     int | None,
-    typer.Option("--metrics-port", help="Prometheus endpoint port [env STREAMREC_METRICS_PORT; default 9464]"),
+    typer.Option(
+        "--metrics-port", help="Prometheus endpoint port [env STREAMREC_METRICS_PORT; default 9464]"
+    ),
 ]
 MetricsHostOpt = Annotated[
     str | None,
     typer.Option(
-        "--metrics-host", help="Prometheus endpoint bind address [env STREAMREC_METRICS_HOST; default 127.0.0.1]"
+        "--metrics-host",
+        help="Prometheus endpoint bind address [env STREAMREC_METRICS_HOST; default 127.0.0.1]",
     ),
 ]
 
@@ -144,8 +148,13 @@ def worker(
     groups share the partitions among them. The encoder can run alone on a GPU machine.
     """
     settings = load_settings(
-        kafka_bootstrap=kafka_bootstrap, qdrant_url=qdrant_url, qdrant_api_key=qdrant_api_key,
-        data_dir=data_dir, topic_prefix=topic_prefix, metrics_host=metrics_host, metrics_port=metrics_port,
+        kafka_bootstrap=kafka_bootstrap,
+        qdrant_url=qdrant_url,
+        qdrant_api_key=qdrant_api_key,
+        data_dir=data_dir,
+        topic_prefix=topic_prefix,
+        metrics_host=metrics_host,
+        metrics_port=metrics_port,
     )
     setup_logging(settings.log_level)
     if not settings.kafka_bootstrap:
@@ -179,8 +188,14 @@ def up(
     from streamrec.streams.stack import Stack
 
     settings = load_settings(
-        port=port, kafka_bootstrap=kafka_bootstrap, qdrant_url=qdrant_url, qdrant_api_key=qdrant_api_key,
-        data_dir=data_dir, topic_prefix=topic_prefix, metrics_host=metrics_host, metrics_port=metrics_port,
+        port=port,
+        kafka_bootstrap=kafka_bootstrap,
+        qdrant_url=qdrant_url,
+        qdrant_api_key=qdrant_api_key,
+        data_dir=data_dir,
+        topic_prefix=topic_prefix,
+        metrics_host=metrics_host,
+        metrics_port=metrics_port,
     )
     setup_logging(settings.log_level)
     stop = threading.Event()
@@ -228,7 +243,9 @@ def topics(
     from streamrec.streams.errors import BrokerError
     from streamrec.streams.topics import Topics, ensure_topics
 
-    settings = load_settings(kafka_bootstrap=kafka_bootstrap, topic_prefix=topic_prefix, partitions=partitions)
+    settings = load_settings(
+        kafka_bootstrap=kafka_bootstrap, topic_prefix=topic_prefix, partitions=partitions
+    )
     setup_logging(settings.log_level)
     if not settings.kafka_bootstrap:
         _fail("pass --kafka-bootstrap HOST:PORT")

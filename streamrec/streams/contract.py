@@ -25,7 +25,9 @@ def topic_schemas() -> dict[str, dict[str, Any]]:
     """JSON Schema (draft 2020-12) per topic, with the message key noted."""
     out = {}
     for topic, (model, key) in PUBLIC_TOPICS.items():
-        schema = model.model_json_schema(mode="validation" if topic in ("clicks", "reviews", "items", "forget") else "serialization")
+        schema = model.model_json_schema(
+            mode="validation" if topic in ("clicks", "reviews", "items", "forget") else "serialization"
+        )
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         schema["x-kafka-topic"] = topic
         schema["x-kafka-key"] = key

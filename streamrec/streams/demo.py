@@ -67,7 +67,9 @@ def run_demo(settings: Settings, show_users: int = 3, limit: int | None = None, 
             bootstrap = stack.start_broker()
             worker = stack.start_worker()
             waited = stack.wait_ready(timeout=240)
-        console.print(f"kafka bootstrap: {bootstrap}   metrics: {worker.metrics_url}   ready in {waited:.1f}s")
+        console.print(
+            f"kafka bootstrap: {bootstrap}   metrics: {worker.metrics_url}   ready in {waited:.1f}s"
+        )
         topics = Topics.from_settings(settings)
         config = kafka_config(settings, bootstrap)
         collector = Collector(config, topics.recommendations)
@@ -77,14 +79,19 @@ def run_demo(settings: Settings, show_users: int = 3, limit: int | None = None, 
         catalog = [e for e in events if e[0] == topics.items]
         interactions = [e for e in events if e[0] != topics.items]
         with Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
             console=console,
         ) as progress:
             task = progress.add_task("catalog: encoding items", total=len(catalog))
             replayer.replay(catalog)
             replayer.flush()
             while True:
-                encoded = {m["id"] for _, m in vectors.messages if m["kind"] == "item" and m["name"] == "text"}
+                encoded = {
+                    m["id"] for _, m in vectors.messages if m["kind"] == "item" and m["name"] == "text"
+                }
                 progress.update(task, completed=len(encoded & set(titles)))
                 if set(titles) <= encoded:
                     break
@@ -120,18 +127,28 @@ def run_demo(settings: Settings, show_users: int = 3, limit: int | None = None, 
     counts: dict[str, int] = defaultdict(int)
     for topic, _, _ in events:
         counts[topic] += 1
-    summary.add_row("events in", f"{len(events)} ({counts[topics.items]} items, {counts[topics.clicks]} clicks, "
-                                 f"{counts[topics.reviews]} reviews)")
+    summary.add_row(
+        "events in",
+        f"{len(events)} ({counts[topics.items]} items, {counts[topics.clicks]} clicks, "
+        f"{counts[topics.reviews]} reviews)",
+    )
     summary.add_row("recommendations out", str(len(collector.messages)))
     summary.add_row("users answered", f"{len(last) - len(missing)} of {len(last)}")
-    for topic, label in ((topics.clicks, "after a click"), (topics.reviews, "after a review (incl. encoding)")):
+    for topic, label in (
+        (topics.clicks, "after a click"),
+        (topics.reviews, "after a review (incl. encoding)"),
+    ):
         if latencies.get(topic):
             values = np.array(latencies[topic]) * 1000
-            summary.add_row(f"event-to-recommendation p50 / p99, {label}",
-                            f"{np.percentile(values, 50):.0f} ms / {np.percentile(values, 99):.0f} ms")
+            summary.add_row(
+                f"event-to-recommendation p50 / p99, {label}",
+                f"{np.percentile(values, 50):.0f} ms / {np.percentile(values, 99):.0f} ms",
+            )
     recommended = {i["item_id"] for _, m in collector.messages for i in m["items"]}
-    summary.add_row("catalog-only items recommended (text alone)", f"{len(recommended & catalog_only)} of "
-                                                                   f"{len(catalog_only)}")
+    summary.add_row(
+        "catalog-only items recommended (text alone)",
+        f"{len(recommended & catalog_only)} of {len(catalog_only)}",
+    )
     summary.add_row("dead letters", f"{deadletters:.0f}")
     summary.add_row("metrics", f"{worker.metrics_url} (while running)")
     summary.add_row("wall time", f"{elapsed:.0f} s")
@@ -176,8 +193,10 @@ def _show(
         table.add_column("recommended", ratio=2)
         table.add_column("score", justify="right")
         table.add_column("why", ratio=3)
-        past = [f"{'*' * int(r['rating'])} {titles.get(r['item_id'], r['item_id'])[:40]}"
-                for r in history[user][-5:][::-1]]
+        past = [
+            f"{'*' * int(r['rating'])} {titles.get(r['item_id'], r['item_id'])[:40]}"
+            for r in history[user][-5:][::-1]
+        ]
         recs = latest.get(user, {}).get("items", [])[:5]
         for row in range(max(len(past), len(recs))):
             item = recs[row] if row < len(recs) else None

@@ -1,10 +1,10 @@
 """Errors raised by the wiring.
 
-    StreamrecError (streamrec.model.errors)
-     └── InfrastructureError   something outside streamrec failed
-          ├── BrokerError      Kafka unreachable, topics not creatable, embedded broker failed
-          ├── QdrantError      Qdrant unreachable or its local storage locked
-          └── WorkerError      a worker process failed to start or stop
+StreamrecError (streamrec.model.errors)
+ └── InfrastructureError   something outside streamrec failed
+      ├── BrokerError      Kafka unreachable, topics not creatable, embedded broker failed
+      ├── QdrantError      Qdrant unreachable or its local storage locked
+      └── WorkerError      a worker process failed to start or stop
 """
 
 from __future__ import annotations

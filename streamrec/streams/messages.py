@@ -49,8 +49,15 @@ def vector_message(
     kind: str, name: str, id: str, vector: FloatArray, version: str, ts: float, **extra: Any
 ) -> bytes:
     return orjson.dumps(
-        {"kind": kind, "name": name, "id": id, "v": encode_vector(vector), "version": version, "ts": ts,
-         **extra}
+        {
+            "kind": kind,
+            "name": name,
+            "id": id,
+            "v": encode_vector(vector),
+            "version": version,
+            "ts": ts,
+            **extra,
+        }
     )
 
 

@@ -48,7 +48,9 @@ class Replayer:
         raw = value if isinstance(value, bytes) else orjson.dumps(value)
         while True:
             try:
-                self._producer.produce(topic, raw, key.encode() if key else None, on_delivery=self._on_delivery)
+                self._producer.produce(
+                    topic, raw, key.encode() if key else None, on_delivery=self._on_delivery
+                )
                 break
             except BufferError:
                 self._producer.poll(0.05)
@@ -98,7 +100,9 @@ class Collector:
         topic = metadata.topics.get(self.topic)
         if topic is None or topic.error is not None or not topic.partitions:
             self._consumer.close()
-            raise LookupError(f"topic {self.topic!r} must exist to be read, got {topic.error if topic else 'none'}")
+            raise LookupError(
+                f"topic {self.topic!r} must exist to be read, got {topic.error if topic else 'none'}"
+            )
         partitions = topic.partitions
         self._consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
         self._thread = threading.Thread(target=self._run, name=f"collect-{self.topic}", daemon=True)

@@ -102,8 +102,10 @@ class QdrantSink:
 
     def pending(self) -> dict[str, dict[str, set[str]]]:
         """What Qdrant still lacks (for checkpoints: a restart must not forget a pending delete)."""
-        return {"dirty": {k: set(v) for k, v in self._dirty.items()},
-                "deleted": {k: set(v) for k, v in self._deleted.items()}}
+        return {
+            "dirty": {k: set(v) for k, v in self._dirty.items()},
+            "deleted": {k: set(v) for k, v in self._deleted.items()},
+        }
 
     def restore(self, pending: dict[str, dict[str, set[str]]]) -> None:
         for kind, ids in pending.get("dirty", {}).items():

@@ -71,7 +71,7 @@ class WorkerProcess:
         for line in text.splitlines():
             if line.startswith(name) and not line.startswith("#"):
                 series, _, value = line.rpartition(" ")
-                out[series[len(name):]] = float(value)
+                out[series[len(name) :]] = float(value)
         return out
 
     def is_ready(self) -> bool:
@@ -126,12 +126,12 @@ class Stack:
         self, roles: Sequence[str] = ROLES, metrics_port: int | None = None, **env: str
     ) -> WorkerProcess:
         roles = tuple(sorted(roles))
-        port = metrics_port if metrics_port is not None else (
-            self.settings.metrics_port if not self.workers else 0
-        ) or free_port()
-        child_env = settings_env(
-            self.settings, KAFKA_BOOTSTRAP=self.bootstrap, METRICS_PORT=str(port), **env
+        port = (
+            metrics_port
+            if metrics_port is not None
+            else (self.settings.metrics_port if not self.workers else 0) or free_port()
         )
+        child_env = settings_env(self.settings, KAFKA_BOOTSTRAP=self.bootstrap, METRICS_PORT=str(port), **env)
         out: IO[bytes] | None = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)

@@ -106,7 +106,9 @@ def ensure_topics(settings: Settings, bootstrap: str | None = None, timeout: flo
             break
         except KafkaException as exc:
             if time.monotonic() > deadline:
-                raise BrokerError(f"Kafka at {bootstrap or settings.kafka_bootstrap} did not answer: {exc}") from None
+                raise BrokerError(
+                    f"Kafka at {bootstrap or settings.kafka_bootstrap} did not answer: {exc}"
+                ) from None
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
     wanted = [

@@ -136,7 +136,9 @@ class _Lifecycle(Service):
             position = await consumer.position(tp) if hasattr(consumer, "position") else None
             if highwater is None or position is None:
                 continue
-            self.ctx.metrics.consumer_lag.labels(tp.topic, str(tp.partition), role).set(max(0, highwater - position))
+            self.ctx.metrics.consumer_lag.labels(tp.topic, str(tp.partition), role).set(
+                max(0, highwater - position)
+            )
 
 
 def run_worker(settings: Settings, roles: Sequence[str], bootstrap: str) -> None:

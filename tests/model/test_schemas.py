@@ -14,14 +14,26 @@ from hypothesis import strategies as st
 from streamrec.model.errors import InvalidEvent
 from streamrec.model.schemas import EventParser, Limits, parse_id, parse_ts
 
-REASONS = {"too_large", "invalid_utf8", "invalid_json", "not_an_object", "invalid_fields", "empty_text",
-           "text_too_long", "ts_in_future"}
+REASONS = {
+    "too_large",
+    "invalid_utf8",
+    "invalid_json",
+    "not_an_object",
+    "invalid_fields",
+    "empty_text",
+    "text_too_long",
+    "ts_in_future",
+}
 parser = EventParser()
 
-ids = st.one_of(st.integers(min_value=0, max_value=2**62), st.text(min_size=1, max_size=40).filter(
-    lambda s: s.strip() and s.strip().isprintable()))
-timestamps = st.one_of(st.integers(min_value=0, max_value=int(time.time())),
-                       st.floats(min_value=0, max_value=time.time(), allow_nan=False))
+ids = st.one_of(
+    st.integers(min_value=0, max_value=2**62),
+    st.text(min_size=1, max_size=40).filter(lambda s: s.strip() and s.strip().isprintable()),
+)
+timestamps = st.one_of(
+    st.integers(min_value=0, max_value=int(time.time())),
+    st.floats(min_value=0, max_value=time.time(), allow_nan=False),
+)
 
 
 @given(user=ids, item=ids, ts=timestamps, event=st.sampled_from(["view", "click", "cart", "purchase"]))
@@ -43,9 +55,19 @@ def test_any_bytes_either_parse_or_fail_with_a_known_reason(raw: bytes) -> None:
 
 
 @settings(max_examples=300)
-@given(value=st.dictionaries(st.sampled_from(["user_id", "item_id", "event", "ts", "text", "rating", "x"]),
-                             st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=5),
-                                       st.lists(st.integers(), max_size=2))))
+@given(
+    value=st.dictionaries(
+        st.sampled_from(["user_id", "item_id", "event", "ts", "text", "rating", "x"]),
+        st.one_of(
+            st.none(),
+            st.booleans(),
+            st.integers(),
+            st.floats(),
+            st.text(max_size=5),
+            st.lists(st.integers(), max_size=2),
+        ),
+    )
+)
 def test_any_json_object_either_parses_or_fails_with_a_known_reason(value: dict) -> None:
     raw = json.dumps(value).encode()  # stdlib: also writes NaN and integers beyond 64 bits
     for parse in (parser.click, parser.review):
@@ -66,17 +88,20 @@ def test_timestamps_accept_seconds_milliseconds_and_iso() -> None:
             parse_ts(bad)
 
 
-@pytest.mark.parametrize(("raw", "reason"), [
-    (b"x" * 2_000_000, "too_large"),
-    (b"\xc3\x28", "invalid_utf8"),
-    (b'{"a":', "invalid_json"),
-    (b'"text"', "not_an_object"),
-    (b'{"user_id": "u", "item_id": "i", "text": "", "ts": 1}', "empty_text"),
-    (b'{"user_id": "u", "item_id": "i", "text": "ok", "ts": 1, "rating": 0}', "invalid_fields"),
-    (b'{"user_id": "u", "item_id": "i", "text": "ok", "ts": 1, "stars": 5}', "invalid_fields"),
-    (b'{"user_id": "", "item_id": "i", "text": "ok", "ts": 1}', "invalid_fields"),
-    (b'{"user_id": "u", "item_id": "i", "text": "ok", "ts": 99999999999}', "ts_in_future"),
-])
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"x" * 2_000_000, "too_large"),
+        (b"\xc3\x28", "invalid_utf8"),
+        (b'{"a":', "invalid_json"),
+        (b'"text"', "not_an_object"),
+        (b'{"user_id": "u", "item_id": "i", "text": "", "ts": 1}', "empty_text"),
+        (b'{"user_id": "u", "item_id": "i", "text": "ok", "ts": 1, "rating": 0}', "invalid_fields"),
+        (b'{"user_id": "u", "item_id": "i", "text": "ok", "ts": 1, "stars": 5}', "invalid_fields"),
+        (b'{"user_id": "", "item_id": "i", "text": "ok", "ts": 1}', "invalid_fields"),
+        (b'{"user_id": "u", "item_id": "i", "text": "ok", "ts": 99999999999}', "ts_in_future"),
+    ],
+)
 def test_rejections_name_their_reason(raw: bytes, reason: str) -> None:
     with pytest.raises(InvalidEvent) as info:
         parser.review(raw)
@@ -92,8 +117,9 @@ def test_limits_are_configurable() -> None:
 
 
 def test_item_text_joins_title_tags_and_description() -> None:
-    item = parser.item(b'{"item_id": 1, "title": "Capo", "tags": ["guitar", "accessory"], "description": "Spring.",'
-                       b' "ts": 1}')
+    item = parser.item(
+        b'{"item_id": 1, "title": "Capo", "tags": ["guitar", "accessory"], "description": "Spring.", "ts": 1}'
+    )
     assert item.item_id == "1"
     assert item.text() == "Capo. guitar, accessory. Spring."
 
@@ -102,10 +128,15 @@ def test_the_model_package_imports_no_kafka_faust_or_prometheus() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, streamrec.model, streamrec.model.cf, streamrec.model.ranker, streamrec.model.recommender, "
-            "streamrec.model.schemas, streamrec.model.encoder, streamrec.model.qdrant\n"
-            "bad = [m for m in sys.modules if m.split('.')[0] in "
-            "('faust', 'confluent_kafka', 'aiokafka', 'prometheus_client', 'mode')]\n"
-            "print(','.join(bad))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    code = (
+        "import sys, streamrec.model, streamrec.model.cf, streamrec.model.ranker, "
+        "streamrec.model.recommender, streamrec.model.schemas, streamrec.model.encoder, "
+        "streamrec.model.qdrant\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in "
+        "('faust', 'confluent_kafka', 'aiokafka', 'prometheus_client', 'mode')]\n"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == ""

@@ -20,7 +20,7 @@ from streamrec.model.datasets import load_dataset
 from streamrec.streams.checkpoint import CheckpointStore
 from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.settings import Settings
-from streamrec.streams.stack import Stack, WorkerProcess
+from streamrec.streams.stack import Stack
 from streamrec.streams.topics import Topics, kafka_config
 from tests.conftest import DATA, wait_for
 
@@ -52,8 +52,12 @@ def test_sigkill_of_each_role_loses_nothing_and_learns_nothing_twice(bootstrap: 
     events = data.interactions[: N_EVENTS + 2000]
     stream, holdout = events[:N_EVENTS], events[N_EVENTS:]
     settings = Settings(
-        kafka_bootstrap=bootstrap, topic_prefix=f"crash{uuid.uuid4().hex[:6]}-", partitions=1,
-        data_dir=tmp_path, kafka_session_timeout_s=6.0, metrics_port=0,
+        kafka_bootstrap=bootstrap,
+        topic_prefix=f"crash{uuid.uuid4().hex[:6]}-",
+        partitions=1,
+        data_dir=tmp_path,
+        kafka_session_timeout_s=6.0,
+        metrics_port=0,
     )
     topics = Topics.from_settings(settings)
     stack = Stack(settings, log_dir=tmp_path / "logs")
@@ -73,9 +77,15 @@ def test_sigkill_of_each_role_loses_nothing_and_learns_nothing_twice(bootstrap: 
                 introduced.add(e.item)
                 title = data.item_texts.get(e.item) or f"item {e.item}"
                 plan.append((topics.items, {"item_id": e.item, "title": title[:500], "ts": e.ts}, e.item))
-            plan.append((topics.clicks, {"user_id": e.user, "item_id": e.item, "event": "click", "ts": e.ts}, e.user))
+            plan.append(
+                (topics.clicks, {"user_id": e.user, "item_id": e.item, "event": "click", "ts": e.ts}, e.user)
+            )
 
-        kills = {len(plan) * 3 // 10: "cf", len(plan) * 5 // 10: "encoder", len(plan) * 7 // 10: "recommender"}
+        kills = {
+            len(plan) * 3 // 10: "cf",
+            len(plan) * 5 // 10: "encoder",
+            len(plan) * 7 // 10: "recommender",
+        }
         resumed: dict[str, float] = {}
         for start, end in zip([0, *sorted(kills)], [*sorted(kills), len(plan)], strict=True):
             producer.replay(plan[start:end], rate=1500)
@@ -89,11 +99,17 @@ def test_sigkill_of_each_role_loses_nothing_and_learns_nothing_twice(bootstrap: 
                 workers[role] = stack.start_worker([role])
                 # A new event after the restart must come back as a recommendation within 30 s.
                 probe = f"probe-{role}"
-                producer.send(topics.clicks, {"user_id": probe, "item_id": stream[0].item, "event": "click",
-                                              "ts": stream[0].ts}, probe)
+                producer.send(
+                    topics.clicks,
+                    {"user_id": probe, "item_id": stream[0].item, "event": "click", "ts": stream[0].ts},
+                    probe,
+                )
                 producer.flush()
-                wait_for(lambda probe=probe: any(m["user_id"] == probe for _, m in recs.messages), 90,
-                         what=f"a recommendation after restarting {role}")
+                wait_for(
+                    lambda probe=probe: any(m["user_id"] == probe for _, m in recs.messages),
+                    90,
+                    what=f"a recommendation after restarting {role}",
+                )
                 resumed[role] = time.monotonic() - restarted_at
         producer.flush()
 
@@ -110,10 +126,15 @@ def test_sigkill_of_each_role_loses_nothing_and_learns_nothing_twice(bootstrap: 
             return sum(answered.get(u, -1) < off for u, off in last.items())
 
         wait_for(lambda: unanswered() == 0, 240, interval=1.0, what="every user's last event to be answered")
-        wait_for(lambda: introduced <= {m["id"] for _, m in vectors.messages if m["name"] == "text"}, 120,
-                 what="a text vector for every catalog item")
-        print("\nrecommendations resumed after restarting: "
-              + ", ".join(f"{role} {seconds:.1f}s" for role, seconds in resumed.items()))
+        wait_for(
+            lambda: introduced <= {m["id"] for _, m in vectors.messages if m["name"] == "text"},
+            120,
+            what="a text vector for every catalog item",
+        )
+        print(
+            "\nrecommendations resumed after restarting: "
+            + ", ".join(f"{role} {seconds:.1f}s" for role, seconds in resumed.items())
+        )
         for role, seconds in resumed.items():
             assert seconds < 30, f"recommendations resumed {seconds:.0f}s after restarting {role}"
 

@@ -51,23 +51,52 @@ class Message:
 @st.composite
 def message(draw: st.DrawFn, topics: Topics, ns: str, items: list[str]) -> Message:
     data = _Drawer(draw)
-    kind = data.draw(st.sampled_from([
-        "valid", "valid", "valid", "valid", "duplicate", "big_key", "out_of_order",
-        "malformed", "not_object", "invalid_utf8", "wrong_type", "missing", "extra",
-        "future", "unknown_item", "empty_text", "huge_text", "bad_rating",
-    ]))
+    kind = data.draw(
+        st.sampled_from(
+            [
+                "valid",
+                "valid",
+                "valid",
+                "valid",
+                "duplicate",
+                "big_key",
+                "out_of_order",
+                "malformed",
+                "not_object",
+                "invalid_utf8",
+                "wrong_type",
+                "missing",
+                "extra",
+                "future",
+                "unknown_item",
+                "empty_text",
+                "huge_text",
+                "bad_rating",
+            ]
+        )
+    )
     user = f"{ns}-u{data.draw(st.integers(0, 2**31))}"
     item = data.draw(st.sampled_from(items))
     # Hypothesis favours simple values (many zeros); a sequence number keeps drawn events distinct,
     # so that repeats are only the ones added on purpose.
     ts = NOW - data.draw(st.floats(min_value=0, max_value=1e8, allow_nan=False)) - next(_sequence)
     click = {"user_id": user, "item_id": item, "event": data.draw(events), "ts": ts}
-    review = {"user_id": user, "item_id": item, "text": data.draw(st.text(min_size=1, max_size=80).filter(str.strip)),
-              "rating": data.draw(st.integers(1, 5)), "ts": ts}
+    review = {
+        "user_id": user,
+        "item_id": item,
+        "text": data.draw(st.text(min_size=1, max_size=80).filter(str.strip)),
+        "rating": data.draw(st.integers(1, 5)),
+        "ts": ts,
+    }
 
     def valid_click(key: bytes | None = None) -> Message:
-        return Message(topics.clicks, orjson.dumps(click), key or user.encode(), (),
-                       (click["user_id"], click["item_id"], click["event"], parse_ts(click["ts"])))
+        return Message(
+            topics.clicks,
+            orjson.dumps(click),
+            key or user.encode(),
+            (),
+            (click["user_id"], click["item_id"], click["event"], parse_ts(click["ts"])),
+        )
 
     if kind in ("valid", "duplicate"):
         return valid_click()
@@ -75,13 +104,22 @@ def message(draw: st.DrawFn, topics: Topics, ns: str, items: list[str]) -> Messa
         return valid_click(key=b"k" * data.draw(st.integers(2_000, 20_000)))
     if kind == "out_of_order":
         click["ts"] = data.draw(st.sampled_from([0, 1_000_000, "1999-12-31T23:59:59Z"]))
-        return Message(topics.clicks, orjson.dumps(click), user.encode(), (),
-                       (click["user_id"], click["item_id"], click["event"], parse_ts(click["ts"])))
+        return Message(
+            topics.clicks,
+            orjson.dumps(click),
+            user.encode(),
+            (),
+            (click["user_id"], click["item_id"], click["event"], parse_ts(click["ts"])),
+        )
     if kind == "malformed":
         raw = orjson.dumps(click)
         cut = data.draw(st.integers(1, len(raw) - 1))
-        return Message(topics.clicks, raw[:cut] + data.draw(st.sampled_from([b"", b"}}", b",", b"\\x"])), None,
-                       ("invalid_json",))
+        return Message(
+            topics.clicks,
+            raw[:cut] + data.draw(st.sampled_from([b"", b"}}", b",", b"\\x"])),
+            None,
+            ("invalid_json",),
+        )
     if kind == "not_object":
         value = data.draw(st.one_of(st.lists(st.integers(), max_size=3), st.text(max_size=5), st.integers()))
         return Message(topics.clicks, json.dumps(value).encode(), None, ("not_an_object",))
@@ -90,12 +128,16 @@ def message(draw: st.DrawFn, topics: Topics, ns: str, items: list[str]) -> Messa
         return Message(topics.clicks, raw, None, ("invalid_utf8",))
     if kind == "wrong_type":
         field = data.draw(st.sampled_from(["user_id", "item_id", "event", "ts"]))
-        click[field] = data.draw(st.sampled_from({
-            "user_id": [[1], {"a": 1}, True, None, 1.5, ""],
-            "item_id": [[1], {"a": 1}, False, None, 2.5, "  "],
-            "event": [7, "teleport", None, ["click"]],
-            "ts": ["not-a-time", None, [1], True, -5],
-        }[field]))
+        click[field] = data.draw(
+            st.sampled_from(
+                {
+                    "user_id": [[1], {"a": 1}, True, None, 1.5, ""],
+                    "item_id": [[1], {"a": 1}, False, None, 2.5, "  "],
+                    "event": [7, "teleport", None, ["click"]],
+                    "ts": ["not-a-time", None, [1], True, -5],
+                }[field]
+            )
+        )
         return Message(topics.clicks, orjson.dumps(click), None, ("invalid_fields",))
     if kind == "missing":
         del click[data.draw(st.sampled_from(["user_id", "item_id", "event", "ts"]))]
@@ -123,8 +165,12 @@ BATCH = 50
 
 
 def test_a_flood_of_bad_input_is_dead_lettered_and_nothing_valid_is_lost(
-    worker: WorkerProcess, producer: Replayer, topics: Topics, vectors: Collector,
-    deadletters: Collector, session_settings: Settings,
+    worker: WorkerProcess,
+    producer: Replayer,
+    topics: Topics,
+    vectors: Collector,
+    deadletters: Collector,
+    session_settings: Settings,
 ) -> None:
     producer_config = kafka_config(session_settings)
     ns = f"flood{int(time.time())}"
@@ -134,8 +180,14 @@ def test_a_flood_of_bad_input_is_dead_lettered_and_nothing_valid_is_lost(
     messages: list[Message] = []
 
     # Hypothesis draws the flood in batches (one example is one batch of messages).
-    @settings(max_examples=N_MESSAGES // BATCH, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck), phases=[Phase.generate])
+    @settings(
+        max_examples=N_MESSAGES // BATCH,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.generate],
+    )
     @given(st.lists(message(topics, ns, item_ids), min_size=BATCH, max_size=BATCH))
     def draw_batch(batch: list[Message]) -> None:
         messages.extend(batch)
@@ -166,29 +218,45 @@ def test_a_flood_of_bad_input_is_dead_lettered_and_nothing_valid_is_lost(
     unique_valid = {m.identity for m in messages if m.identity is not None}
 
     def letters() -> dict[tuple[str, int, int], str]:
-        return {(d["source_topic"], d["partition"], d["offset"]): d["reason"] for _, d in deadletters.messages}
+        return {
+            (d["source_topic"], d["partition"], d["offset"]): d["reason"] for _, d in deadletters.messages
+        }
 
     try:
-        wait_for(lambda: set(expected) <= set(letters()), 180, interval=1.0,
-                 what="every bad message in the dead-letter topic")
+        wait_for(
+            lambda: set(expected) <= set(letters()),
+            180,
+            interval=1.0,
+            what="every bad message in the dead-letter topic",
+        )
     except AssertionError:
         from collections import Counter
 
         missing = Counter(expected[p] for p in set(expected) - set(letters()))
-        raise AssertionError(f"{sum(missing.values())} of {len(expected)} bad messages not dead-lettered: "
-                             f"{missing.most_common()}; worker alive: {worker.process.poll() is None}") from None
+        raise AssertionError(
+            f"{sum(missing.values())} of {len(expected)} bad messages not dead-lettered: "
+            f"{missing.most_common()}; worker alive: {worker.process.poll() is None}"
+        ) from None
     got = letters()
     wrong = {place: (reasons, got[place]) for place, reasons in expected.items() if got[place] not in reasons}
     assert not wrong, list(wrong.items())[:5]
-    assert not set(got) & {p for m in messages if not m.reasons for p in landed[(m.topic, m.value)]}, \
+    assert not set(got) & {p for m in messages if not m.reasons for p in landed[(m.topic, m.value)]}, (
         "a valid message was dead-lettered"
+    )
     wait_for(
-        lambda: sum(worker.metric("streamrec_cf_events_learned_total").values()) - learned_before
-        >= len(unique_valid), 120, what="every valid click to be learned",
+        lambda: (
+            sum(worker.metric("streamrec_cf_events_learned_total").values()) - learned_before
+            >= len(unique_valid)
+        ),
+        120,
+        what="every valid click to be learned",
     )
     learned = sum(worker.metric("streamrec_cf_events_learned_total").values()) - learned_before
     assert learned == len(unique_valid), "each distinct valid click learned once, repeats ignored"
     assert worker.process.poll() is None and worker.process.pid == pid, "no worker restarted"
     bad = len([m for m in messages if m.reasons])
-    print(f"\nflood: {len(messages)} messages, {bad} bad (all dead-lettered with their reason), "
-          f"{len(unique_valid)} distinct valid clicks learned, {len(messages) - bad - len(unique_valid)} repeats")
+    print(
+        f"\nflood: {len(messages)} messages, {bad} bad (all dead-lettered with their reason), "
+        f"{len(unique_valid)} distinct valid clicks learned, "
+        f"{len(messages) - bad - len(unique_valid)} repeats"
+    )

@@ -21,24 +21,39 @@ pytestmark = pytest.mark.broker
 
 
 def test_forget_erases_the_user_everywhere_within_seconds(
-    worker: WorkerProcess, producer: Replayer, topics: Topics, recommendations: Collector,
-    vectors: Collector, session_settings: Settings, ns: str,
+    worker: WorkerProcess,
+    producer: Replayer,
+    topics: Topics,
+    recommendations: Collector,
+    vectors: Collector,
+    session_settings: Settings,
+    ns: str,
 ) -> None:
     _catalog(vectors, producer, topics, ns, {"a": "Guitar strap, leather", "b": "Guitar tuner"})
     user = f"{ns}-gone"
-    producer.send(topics.clicks, {"user_id": user, "item_id": f"{ns}-a", "event": "click", "ts": NOW}, key=user)
-    producer.send(topics.reviews, {"user_id": user, "item_id": f"{ns}-a", "text": "Soft leather strap.",
-                                   "rating": 4, "ts": NOW}, key=user)
+    producer.send(
+        topics.clicks, {"user_id": user, "item_id": f"{ns}-a", "event": "click", "ts": NOW}, key=user
+    )
+    producer.send(
+        topics.reviews,
+        {"user_id": user, "item_id": f"{ns}-a", "text": "Soft leather strap.", "rating": 4, "ts": NOW},
+        key=user,
+    )
     producer.flush()
-    wait_for(lambda: _latest(recommendations, user, topic=topics.reviews), 90, what="the review's recommendation")
+    wait_for(
+        lambda: _latest(recommendations, user, topic=topics.reviews), 90, what="the review's recommendation"
+    )
     config = kafka_config(session_settings)
     audit = Collector(config, topics.audit)
     encoded = Collector(config, topics.reviews_encoded)
     tombstones = TombstoneCollector(config, [topics.recommendations, topics.vectors, topics.reviews_encoded])
     wait_for(lambda: any(m["user_id"] == user for _, m in encoded.messages), 30, what="the encoded review")
     # The CF vector of the user must exist before it can be tombstoned.
-    wait_for(lambda: any(m["kind"] == "user" and m["id"] == user for _, m in vectors.messages), 30,
-             what="the user's cf vector")
+    wait_for(
+        lambda: any(m["kind"] == "user" and m["id"] == user for _, m in vectors.messages),
+        30,
+        what="the user's cf vector",
+    )
 
     asked = time.time()
     producer.send(topics.forget, {"user_id": user}, key=user)
@@ -46,7 +61,11 @@ def test_forget_erases_the_user_everywhere_within_seconds(
     try:
         roles = wait_for(
             lambda: (lambda r: r if r >= {"cf", "recommender"} else None)(
-                {m["role"] for _, m in audit.messages if m["user_id"] == user}), 30, what="audit records")
+                {m["role"] for _, m in audit.messages if m["user_id"] == user}
+            ),
+            30,
+            what="audit records",
+        )
         took = max(arrived for arrived, m in audit.messages if m["user_id"] == user) - asked
         print(f"\nforget: audit records from {sorted(roles)} {took:.2f}s after the request")
         assert took < 5.0, f"erasure took {took:.1f}s"
@@ -58,8 +77,11 @@ def test_forget_erases_the_user_everywhere_within_seconds(
         assert (topics.vectors, f"user:cf:{user}".encode()) in tombstones.keys
         review_keys = {k for t, k in tombstones.keys if t == topics.reviews_encoded}
         assert any(k.startswith(user.encode() + b"\x1f") for k in review_keys)
-        changelog = [t for t in TombstoneCollector.topics_of(config) if t.endswith("profiles-changelog")
-                     and t.startswith(session_settings.topic_prefix)]
+        changelog = [
+            t
+            for t in TombstoneCollector.topics_of(config)
+            if t.endswith("profiles-changelog") and t.startswith(session_settings.topic_prefix)
+        ]
         assert changelog, "the profile table's changelog topic"
         profiles = TombstoneCollector(config, changelog)
         try:
@@ -74,8 +96,12 @@ def test_forget_erases_the_user_everywhere_within_seconds(
 
 
 def test_a_repeated_event_is_learned_once(
-    worker: WorkerProcess, producer: Replayer, topics: Topics, recommendations: Collector,
-    vectors: Collector, ns: str,
+    worker: WorkerProcess,
+    producer: Replayer,
+    topics: Topics,
+    recommendations: Collector,
+    vectors: Collector,
+    ns: str,
 ) -> None:
     _catalog(vectors, producer, topics, ns, {"x": "Drum key"})
     user = f"{ns}-twice"
@@ -84,16 +110,26 @@ def test_a_repeated_event_is_learned_once(
     producer.send(topics.clicks, click, key=user)
     producer.send(topics.clicks, click, key=user)
     producer.flush()
-    wait_for(lambda: sum(v for k, v in worker.metric("streamrec_duplicates_total").items() if "clicks" in k)
-             >= before + 2, 30, what="both roles to ignore the repeat")
+    wait_for(
+        lambda: (
+            sum(v for k, v in worker.metric("streamrec_duplicates_total").items() if "clicks" in k)
+            >= before + 2
+        ),
+        30,
+        what="both roles to ignore the repeat",
+    )
 
 
 def test_qdrant_sink_writes_whole_points_and_deletes(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import asyncio
 
     client = QdrantClient(":memory:")
-    sink = QdrantSink(Settings(data_dir=tmp_path), Metrics.create(), {"text": (3, "cosine"), "cf": (2, "dot")},
-                      client=client)
+    sink = QdrantSink(
+        Settings(data_dir=tmp_path),
+        Metrics.create(),
+        {"text": (3, "cosine"), "cf": (2, "dot")},
+        client=client,
+    )
     points = {
         "ann": {"text": np.array([1, 0, 0], np.float32), "cf": None},
         "bob": {"text": np.array([0, 1, 0], np.float32), "cf": np.array([1, 1], np.float32)},
@@ -124,9 +160,9 @@ class TombstoneCollector:
         self.keys: set[tuple[str, bytes]] = set()
         self._consumer = Consumer({**config, "group.id": "tombstones", "enable.auto.commit": False})
         metadata = self._consumer.list_topics(timeout=10)
-        self._consumer.assign([
-            TopicPartition(t, p, OFFSET_BEGINNING) for t in names for p in metadata.topics[t].partitions
-        ])
+        self._consumer.assign(
+            [TopicPartition(t, p, OFFSET_BEGINNING) for t in names for p in metadata.topics[t].partitions]
+        )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()

@@ -30,10 +30,21 @@ def s3() -> dict[str, str]:
     port = free_port()
     server = server_mod.ThreadedMotoServer(port=port, verbose=False)
     server.start()
-    env = {"AWS_ENDPOINT": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true"}
-    boto3.client("s3", endpoint_url=env["AWS_ENDPOINT"], aws_access_key_id="test", aws_secret_access_key="test",
-                 region_name="us-east-1").create_bucket(Bucket="tansu")
+    env = {
+        "AWS_ENDPOINT": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "AWS_ALLOW_HTTP": "true",
+    }
+    boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT"],
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        region_name="us-east-1",
+    ).create_bucket(Bucket="tansu")
     yield env
     server.stop()
 
@@ -41,8 +52,11 @@ def s3() -> dict[str, str]:
 def test_a_broker_outage_mid_stream_loses_nothing(s3: dict[str, str], tmp_path: Path) -> None:
     broker = EmbeddedBroker(storage="s3://tansu/", env=s3, log_path=tmp_path / "broker.log").start()
     settings = Settings(
-        kafka_bootstrap=broker.bootstrap, topic_prefix=f"out{uuid.uuid4().hex[:6]}-", data_dir=tmp_path,
-        kafka_session_timeout_s=6.0, metrics_port=0,
+        kafka_bootstrap=broker.bootstrap,
+        topic_prefix=f"out{uuid.uuid4().hex[:6]}-",
+        data_dir=tmp_path,
+        kafka_session_timeout_s=6.0,
+        metrics_port=0,
     )
     topics = Topics.from_settings(settings)
     stack = Stack(settings, log_dir=tmp_path / "logs")
@@ -53,22 +67,36 @@ def test_a_broker_outage_mid_stream_loses_nothing(s3: dict[str, str], tmp_path: 
         stack.wait_ready(timeout=240)
         producer = Replayer(config)
         for i in range(N_ITEMS):
-            producer.send(topics.items, {"item_id": f"i{i}", "title": f"Guitar part number {i}", "ts": 1}, f"i{i}")
+            producer.send(
+                topics.items, {"item_id": f"i{i}", "title": f"Guitar part number {i}", "ts": 1}, f"i{i}"
+            )
         producer.flush()
-        clicks = [(topics.clicks, {"user_id": f"u{n % N_USERS}", "item_id": f"i{(n * 7) % N_ITEMS}",
-                                   "event": "click", "ts": 1_000_000 + n}, f"u{n % N_USERS}") for n in range(N_CLICKS)]
+        clicks = [
+            (
+                topics.clicks,
+                {
+                    "user_id": f"u{n % N_USERS}",
+                    "item_id": f"i{(n * 7) % N_ITEMS}",
+                    "event": "click",
+                    "ts": 1_000_000 + n,
+                },
+                f"u{n % N_USERS}",
+            )
+            for n in range(N_CLICKS)
+        ]
         producer.replay(clicks[: N_CLICKS // 3], rate=300)
         producer.flush()
 
         broker.stop()
         down_at = time.monotonic()
         # Clients keep producing into the void: librdkafka queues until the broker is back.
-        producer.replay(clicks[N_CLICKS // 3: N_CLICKS // 2], rate=300)
+        producer.replay(clicks[N_CLICKS // 3 : N_CLICKS // 2], rate=300)
         time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_at)))
         assert worker.process.poll() is None, "the worker must ride out the outage"
-        broker = EmbeddedBroker(port=broker.port, storage="s3://tansu/", env=s3,
-                                log_path=tmp_path / "broker.log").start()
-        producer.replay(clicks[N_CLICKS // 2:], rate=300)
+        broker = EmbeddedBroker(
+            port=broker.port, storage="s3://tansu/", env=s3, log_path=tmp_path / "broker.log"
+        ).start()
+        producer.replay(clicks[N_CLICKS // 2 :], rate=300)
         producer.flush(timeout=120)
 
         recs = Collector(config, topics.recommendations)

@@ -23,11 +23,17 @@ pytestmark = pytest.mark.broker
 NOW = time.time()
 
 
-def _latest(collector: Collector, user: str, after_offset: int = -1, topic: str | None = None) -> dict[str, Any] | None:
+def _latest(
+    collector: Collector, user: str, after_offset: int = -1, topic: str | None = None
+) -> dict[str, Any] | None:
     found = None
     for _, msg in collector.messages:
         trigger = msg["trigger"]
-        if msg["user_id"] == user and trigger["offset"] >= after_offset and (topic is None or trigger["topic"] == topic):
+        if (
+            msg["user_id"] == user
+            and trigger["offset"] >= after_offset
+            and (topic is None or trigger["topic"] == topic)
+        ):
             found = msg
     return found
 
@@ -36,11 +42,14 @@ def _catalog(vectors: Collector, producer: Replayer, topics: Topics, ns: str, it
     """Publish catalog entries and wait until the encoder has published their vectors."""
     ids = {f"{ns}-{item_id}" for item_id in items}
     for item_id, title in items.items():
-        producer.send(topics.items, {"item_id": f"{ns}-{item_id}", "title": title, "ts": NOW}, key=f"{ns}-{item_id}")
+        producer.send(
+            topics.items, {"item_id": f"{ns}-{item_id}", "title": title, "ts": NOW}, key=f"{ns}-{item_id}"
+        )
     producer.flush()
     wait_for(
         lambda: ids <= {m["id"] for _, m in vectors.messages if m["kind"] == "item" and m["name"] == "text"},
-        90, what="the catalog's text vectors",
+        90,
+        what="the catalog's text vectors",
     )
 
 
@@ -50,17 +59,29 @@ def _delivered_offset(producer: Replayer, topic: str, key: str) -> int:
 
 
 def test_click_yields_a_recommendation_that_follows_the_contract(
-    worker: WorkerProcess, producer: Replayer, topics: Topics, recommendations: Collector, ns: str,
+    worker: WorkerProcess,
+    producer: Replayer,
+    topics: Topics,
+    recommendations: Collector,
+    ns: str,
     vectors: Collector,
 ) -> None:
-    _catalog(vectors, producer, topics, ns, {
-        "g1": "Acoustic guitar strings, phosphor bronze, light gauge",
-        "g2": "Electric guitar strings, nickel wound",
-        "d1": "Drum sticks, hickory 5A",
-        "d2": "Snare drum head, coated",
-    })
+    _catalog(
+        vectors,
+        producer,
+        topics,
+        ns,
+        {
+            "g1": "Acoustic guitar strings, phosphor bronze, light gauge",
+            "g2": "Electric guitar strings, nickel wound",
+            "d1": "Drum sticks, hickory 5A",
+            "d2": "Snare drum head, coated",
+        },
+    )
     user = f"{ns}-u1"
-    producer.send(topics.clicks, {"user_id": user, "item_id": f"{ns}-g1", "event": "click", "ts": NOW}, key=user)
+    producer.send(
+        topics.clicks, {"user_id": user, "item_id": f"{ns}-g1", "event": "click", "ts": NOW}, key=user
+    )
     offset = _delivered_offset(producer, topics.clicks, user)
 
     msg = wait_for(lambda: _latest(recommendations, user, offset, topics.clicks), 60, what="a recommendation")
@@ -75,7 +96,11 @@ def test_click_yields_a_recommendation_that_follows_the_contract(
 
 
 def test_seen_items_are_excluded(
-    worker: WorkerProcess, producer: Replayer, topics: Topics, recommendations: Collector, ns: str,
+    worker: WorkerProcess,
+    producer: Replayer,
+    topics: Topics,
+    recommendations: Collector,
+    ns: str,
     vectors: Collector,
 ) -> None:
     items = {f"i{n}": f"Guitar accessory number {n}: strap, capo or picks" for n in range(6)}
@@ -91,24 +116,38 @@ def test_seen_items_are_excluded(
 
 
 def test_new_item_with_only_text_is_recommended_to_a_new_user_from_their_first_review(
-    worker: WorkerProcess, producer: Replayer, topics: Topics, recommendations: Collector, ns: str,
+    worker: WorkerProcess,
+    producer: Replayer,
+    topics: Topics,
+    recommendations: Collector,
+    ns: str,
     vectors: Collector,
 ) -> None:
     # Neither the item nor the user has ever been clicked: text is all there is.
-    _catalog(vectors, producer, topics, ns, {
-        "banjo": "Five-string bluegrass banjo with resonator, maple neck and geared tuners",
-        "piano": "Digital piano, 88 weighted keys",
-        "cable": "XLR microphone cable, 20 ft",
-    })
+    _catalog(
+        vectors,
+        producer,
+        topics,
+        ns,
+        {
+            "banjo": "Five-string bluegrass banjo with resonator, maple neck and geared tuners",
+            "piano": "Digital piano, 88 weighted keys",
+            "cable": "XLR microphone cable, 20 ft",
+        },
+    )
     user = f"{ns}-u3"
     review = {
-        "user_id": user, "item_id": f"{ns}-cable",
+        "user_id": user,
+        "item_id": f"{ns}-cable",
         "text": "I play bluegrass banjo every weekend and needed a long cable to mic my banjo on stage.",
-        "rating": 5, "ts": NOW,
+        "rating": 5,
+        "ts": NOW,
     }
     producer.send(topics.reviews, review, key=user)
     offset = _delivered_offset(producer, topics.reviews, user)
-    msg = wait_for(lambda: _latest(recommendations, user, offset, topics.reviews), 90, what="a recommendation")
+    msg = wait_for(
+        lambda: _latest(recommendations, user, offset, topics.reviews), 90, what="a recommendation"
+    )
     ids = [item["item_id"] for item in msg["items"]]
     assert f"{ns}-banjo" in ids, ids
     banjo = next(item for item in msg["items"] if item["item_id"] == f"{ns}-banjo")
@@ -117,22 +156,34 @@ def test_new_item_with_only_text_is_recommended_to_a_new_user_from_their_first_r
 
 
 def test_two_new_users_get_recommendations_matching_what_they_wrote(
-    worker: WorkerProcess, producer: Replayer, topics: Topics, recommendations: Collector, ns: str,
+    worker: WorkerProcess,
+    producer: Replayer,
+    topics: Topics,
+    recommendations: Collector,
+    ns: str,
     vectors: Collector,
 ) -> None:
-    _catalog(vectors, producer, topics, ns, {
-        "violin-rosin": "Violin rosin, light, for bows of violin and viola",
-        "violin-strings": "Violin strings set, synthetic core",
-        "drum-throne": "Drum throne, padded seat for drummers",
-        "drum-pedal": "Bass drum pedal, double chain",
-        "anchor": "Guitar picks, medium",
-    })
+    _catalog(
+        vectors,
+        producer,
+        topics,
+        ns,
+        {
+            "violin-rosin": "Violin rosin, light, for bows of violin and viola",
+            "violin-strings": "Violin strings set, synthetic core",
+            "drum-throne": "Drum throne, padded seat for drummers",
+            "drum-pedal": "Bass drum pedal, double chain",
+            "anchor": "Guitar picks, medium",
+        },
+    )
     texts = {
         f"{ns}-fiddler": "My violin bow was slipping; rosin fixed it. Violin sounds sweet now.",
         f"{ns}-drummer": "Great for my drum kit, I play drums in a rock band, the kick drum feels solid.",
     }
     for user, text in texts.items():
-        producer.send(topics.reviews, {"user_id": user, "item_id": f"{ns}-anchor", "text": text, "ts": NOW}, key=user)
+        producer.send(
+            topics.reviews, {"user_id": user, "item_id": f"{ns}-anchor", "text": text, "ts": NOW}, key=user
+        )
     producer.flush()
 
     def top3(user: str) -> list[str] | None:
@@ -158,8 +209,13 @@ BAD_CLICKS: list[tuple[bytes, str]] = [
 
 
 def test_bad_input_goes_to_the_dead_letter_topic_and_the_worker_keeps_going(
-    worker: WorkerProcess, producer: Replayer, topics: Topics, recommendations: Collector,
-    deadletters: Collector, ns: str, vectors: Collector,
+    worker: WorkerProcess,
+    producer: Replayer,
+    topics: Topics,
+    recommendations: Collector,
+    deadletters: Collector,
+    ns: str,
+    vectors: Collector,
 ) -> None:
     _catalog(vectors, producer, topics, ns, {"ok": "Guitar tuner, clip-on"})
     before = len(producer.delivered)
@@ -188,18 +244,27 @@ def test_bad_input_goes_to_the_dead_letter_topic_and_the_worker_keeps_going(
             if (m["source_topic"], m["partition"], m["offset"]) in expected
         }
 
-    got = wait_for(lambda: (lambda found: found if len(found) == len(expected) else None)(letters()), 60,
-                   what="every bad message in the dead-letter topic")
+    got = wait_for(
+        lambda: (lambda found: found if len(found) == len(expected) else None)(letters()),
+        60,
+        what="every bad message in the dead-letter topic",
+    )
     reasons = sorted(m["reason"] for m in got.values())
     assert reasons == sorted([r for _, r in BAD_CLICKS] + [r for _, r in bad_reviews])
     assert all(m["error"] for m in got.values())
     # The valid event after the bad ones still gets its recommendation.
-    wait_for(lambda: _latest(recommendations, user, topic=topics.clicks), 60, what="the valid click's recommendation")
+    wait_for(
+        lambda: _latest(recommendations, user, topic=topics.clicks),
+        60,
+        what="the valid click's recommendation",
+    )
     metrics = worker.metric("streamrec_deadletter_total")
     assert sum(metrics.values()) >= len(expected)
 
 
-def test_metrics_endpoint_exports_the_pipeline_series(worker: WorkerProcess, recommendations: Collector) -> None:
+def test_metrics_endpoint_exports_the_pipeline_series(
+    worker: WorkerProcess, recommendations: Collector
+) -> None:
     wait_for(lambda: recommendations.messages, 60, what="any recommendation")
     consumed = worker.metric("streamrec_events_consumed_total")
     assert any('topic="' in k and v > 0 for k, v in consumed.items())

@@ -20,8 +20,13 @@ pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 
 def test_locked_qdrant_storage_delays_the_view_and_loses_nothing(bootstrap: str, tmp_path: Path) -> None:
-    settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=f"qd{uuid.uuid4().hex[:6]}-", data_dir=tmp_path,
-                        kafka_session_timeout_s=6.0, metrics_port=0)
+    settings = Settings(
+        kafka_bootstrap=bootstrap,
+        topic_prefix=f"qd{uuid.uuid4().hex[:6]}-",
+        data_dir=tmp_path,
+        kafka_session_timeout_s=6.0,
+        metrics_port=0,
+    )
     topics = Topics.from_settings(settings)
     (tmp_path / "qdrant").mkdir()
     holder = QdrantClient(path=str(tmp_path / "qdrant"))  # another process's lock, as far as the worker knows
@@ -38,19 +43,39 @@ def test_locked_qdrant_storage_delays_the_view_and_loses_nothing(bootstrap: str,
             producer.send(topics.items, {"item_id": item, "title": title, "ts": time.time()}, item)
         producer.flush()
         time.sleep(3)
-        producer.send(topics.reviews, {"user_id": "ann", "item_id": "a", "text": "Bright mandolin strings.",
-                                       "rating": 5, "ts": time.time()}, "ann")
+        producer.send(
+            topics.reviews,
+            {
+                "user_id": "ann",
+                "item_id": "a",
+                "text": "Bright mandolin strings.",
+                "rating": 5,
+                "ts": time.time(),
+            },
+            "ann",
+        )
         producer.flush()
         # Recommendations flow although Qdrant cannot be opened...
-        wait_for(lambda: any(m["user_id"] == "ann" for _, m in recs.messages), 90, what="ann's recommendation")
-        wait_for(lambda: worker.metric("streamrec_retries_total").get('{operation="qdrant_open"}', 0) > 0, 30,
-                 what="retries to open Qdrant")
+        wait_for(
+            lambda: any(m["user_id"] == "ann" for _, m in recs.messages), 90, what="ann's recommendation"
+        )
+        wait_for(
+            lambda: worker.metric("streamrec_retries_total").get('{operation="qdrant_open"}', 0) > 0,
+            30,
+            what="retries to open Qdrant",
+        )
         assert not worker.metric("streamrec_qdrant_points_upserted_total")
         # ...and once it can, everything that happened meanwhile is written.
         holder.close()
-        wait_for(lambda: worker.metric("streamrec_qdrant_points_upserted_total").get('{collection="items"}', 0) >= 3
-                 and worker.metric("streamrec_qdrant_points_upserted_total").get('{collection="users"}', 0) >= 1,
-                 90, what="the pending points to reach Qdrant")
+        wait_for(
+            lambda: (
+                worker.metric("streamrec_qdrant_points_upserted_total").get('{collection="items"}', 0) >= 3
+                and worker.metric("streamrec_qdrant_points_upserted_total").get('{collection="users"}', 0)
+                >= 1
+            ),
+            90,
+            what="the pending points to reach Qdrant",
+        )
         assert worker.stop() == 0
         stack.workers.clear()
     finally:
@@ -58,10 +83,13 @@ def test_locked_qdrant_storage_delays_the_view_and_loses_nothing(bootstrap: str,
         stack.stop()
     client = QdrantClient(path=str(tmp_path / "qdrant"))
     try:
-        found = client.retrieve(settings.topic("items"), [point_id(settings.topic("items"), i) for i in items],
-                                with_vectors=True)
+        found = client.retrieve(
+            settings.topic("items"), [point_id(settings.topic("items"), i) for i in items], with_vectors=True
+        )
         assert len(found) == 3 and all("text" in p.vector for p in found)
-        ann = client.retrieve(settings.topic("users"), [point_id(settings.topic("users"), "ann")], with_vectors=True)
+        ann = client.retrieve(
+            settings.topic("users"), [point_id(settings.topic("users"), "ann")], with_vectors=True
+        )
         assert ann and "text" in ann[0].vector
     finally:
         client.close()

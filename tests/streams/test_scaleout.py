@@ -25,8 +25,13 @@ ML = DATA / "ml-100k" / "ml-100k.inter"
 N_EVENTS, N_HOLDOUT = 20_000, 10_000
 
 
-def _hit_rate(user_model: dict[str, OnlineCF], item_model: dict[str, OnlineCF], train: list, holdout: list,
-              items: list[str]) -> float:
+def _hit_rate(
+    user_model: dict[str, OnlineCF],
+    item_model: dict[str, OnlineCF],
+    train: list,
+    holdout: list,
+    items: list[str],
+) -> float:
     """HR@10 over the holdout, scoring each user with `user_model[u]`'s user vector against
     `item_model[u]`'s item vectors."""
     seen: dict[str, set[str]] = {}
@@ -51,8 +56,12 @@ def test_two_cf_workers_and_two_recommenders_share_the_load(bootstrap: str, tmp_
     events = data.interactions[: N_EVENTS + N_HOLDOUT]
     stream, holdout = events[:N_EVENTS], events[N_EVENTS:]
     settings = Settings(
-        kafka_bootstrap=bootstrap, topic_prefix=f"scale{uuid.uuid4().hex[:6]}-", partitions=4,
-        data_dir=tmp_path / "shared", kafka_session_timeout_s=6.0, metrics_port=0,
+        kafka_bootstrap=bootstrap,
+        topic_prefix=f"scale{uuid.uuid4().hex[:6]}-",
+        partitions=4,
+        data_dir=tmp_path / "shared",
+        kafka_session_timeout_s=6.0,
+        metrics_port=0,
     )
     topics = Topics.from_settings(settings)
     stack = Stack(settings, log_dir=tmp_path / "logs")
@@ -70,8 +79,10 @@ def test_two_cf_workers_and_two_recommenders_share_the_load(bootstrap: str, tmp_
             title = data.item_texts.get(item) or f"item {item}"
             producer.send(topics.items, {"item_id": item, "title": title[:500], "ts": 0}, item)
         producer.flush()
-        clicks = [(topics.clicks, {"user_id": e.user, "item_id": e.item, "event": "click", "ts": e.ts}, e.user)
-                  for e in stream]
+        clicks = [
+            (topics.clicks, {"user_id": e.user, "item_id": e.item, "event": "click", "ts": e.ts}, e.user)
+            for e in stream
+        ]
         producer.replay(clicks, rate=1500)
         producer.flush()
         last: dict[str, int] = {}
@@ -92,8 +103,10 @@ def test_two_cf_workers_and_two_recommenders_share_the_load(bootstrap: str, tmp_
 
         wait_for(lambda: sum(learned(w) for w in cf) >= N_EVENTS, 120, what="every click to be learned")
         per_cf = [learned(w) for w in cf]
-        per_rec = [sum(v for k, v in w.metric("streamrec_events_consumed_total").items() if "clicks" in k)
-                   for w in rec]
+        per_rec = [
+            sum(v for k, v in w.metric("streamrec_events_consumed_total").items() if "clicks" in k)
+            for w in rec
+        ]
         for worker in cf:
             assert worker.stop() == 0
             stack.workers.remove(worker)
@@ -105,8 +118,10 @@ def test_two_cf_workers_and_two_recommenders_share_the_load(bootstrap: str, tmp_
     assert sum(per_cf) == N_EVENTS, f"each click learned once across the workers: {per_cf}"
     assert all(n > 0 for n in per_rec) and sum(per_rec) == N_EVENTS, per_rec
 
-    models = [CheckpointStore(tmp_path / f"cf{n}" / f"{settings.topic_prefix}cf" / "checkpoint.pkl").load()
-              for n in range(2)]
+    models = [
+        CheckpointStore(tmp_path / f"cf{n}" / f"{settings.topic_prefix}cf" / "checkpoint.pkl").load()
+        for n in range(2)
+    ]
     a, b = (m.model["cf"] for m in models)  # type: ignore[union-attr]
     owner = {u: (a if a.knows_user(u) else b) for u in {e.user for e in stream}}
     other = {u: (b if model is a else a) for u, model in owner.items()}
@@ -118,8 +133,10 @@ def test_two_cf_workers_and_two_recommenders_share_the_load(bootstrap: str, tmp_
     hr_one = _hit_rate(alone, alone, stream, holdout, items)
     hr_two = _hit_rate(owner, owner, stream, holdout, items)
     hr_cross = _hit_rate(owner, other, stream, holdout, items)
-    print(f"\nHR@10 (holdout {N_HOLDOUT}): 1 worker {hr_one:.4f}, 2 workers {hr_two:.4f}, "
-          f"user vectors of one worker x item vectors of the other {hr_cross:.4f}; "
-          f"clicks per CF worker {per_cf}, per recommender {per_rec}")
+    print(
+        f"\nHR@10 (holdout {N_HOLDOUT}): 1 worker {hr_one:.4f}, 2 workers {hr_two:.4f}, "
+        f"user vectors of one worker x item vectors of the other {hr_cross:.4f}; "
+        f"clicks per CF worker {per_cf}, per recommender {per_rec}"
+    )
     assert hr_two >= 0.95 * hr_one
     assert hr_cross >= 0.95 * hr_one, "item factors must agree across workers"

@@ -30,8 +30,13 @@ def _sasl(mechanism: str, protocol: str = "SASL_SSL", tmp_path: Path | None = No
         ca.write_bytes(Path(certifi.where()).read_bytes())  # any real CA bundle
     return Settings(
         kafka_bootstrap="kafka:9093",
-        kafka_security={"protocol": protocol, "sasl_mechanism": mechanism, "sasl_username": "svc",
-                        "sasl_password": SECRET, "ssl_cafile": ca},
+        kafka_security={
+            "protocol": protocol,
+            "sasl_mechanism": mechanism,
+            "sasl_username": "svc",
+            "sasl_password": SECRET,
+            "ssl_cafile": ca,
+        },
     )
 
 
@@ -59,7 +64,9 @@ def test_plaintext_has_no_auth_settings() -> None:
 
 
 def test_secrets_are_masked_in_settings_repr_and_dumps() -> None:
-    settings = Settings(qdrant_api_key=SECRET, kafka_security={"sasl_password": SECRET, "ssl_key_password": SECRET})
+    settings = Settings(
+        qdrant_api_key=SECRET, kafka_security={"sasl_password": SECRET, "ssl_key_password": SECRET}
+    )
     assert SECRET not in repr(settings)
     assert SECRET not in str(settings.masked())
 
@@ -90,8 +97,12 @@ def test_a_running_worker_logs_and_exports_no_secret(bootstrap: str, tmp_path: P
     }
     log = tmp_path / "worker.log"
     with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "streamrec.streams.cli", "worker", "cf"],
-                                   env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamrec.streams.cli", "worker", "cf"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         import urllib.request
 

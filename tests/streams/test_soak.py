@@ -30,8 +30,13 @@ USERS, ITEMS = 2_000, 1_000
 
 
 def test_steady_load_keeps_memory_bounded(bootstrap: str, tmp_path: Path) -> None:
-    settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=f"soak{uuid.uuid4().hex[:6]}-", data_dir=tmp_path,
-                        kafka_session_timeout_s=6.0, metrics_port=0)
+    settings = Settings(
+        kafka_bootstrap=bootstrap,
+        topic_prefix=f"soak{uuid.uuid4().hex[:6]}-",
+        data_dir=tmp_path,
+        kafka_session_timeout_s=6.0,
+        metrics_port=0,
+    )
     topics = Topics.from_settings(settings)
     stack = Stack(settings, log_dir=tmp_path / "logs")
     stack.start_broker()
@@ -43,9 +48,16 @@ def test_steady_load_keeps_memory_bounded(bootstrap: str, tmp_path: Path) -> Non
         stack.wait_ready(timeout=240)
         producer = Replayer(config)
         for i in range(ITEMS):
-            producer.send(topics.items, {"item_id": f"i{i}", "title": f"Instrument accessory {i}",
-                                         "tags": [random.choice(["guitar", "drum", "violin", "piano"])],
-                                         "ts": time.time()}, f"i{i}")
+            producer.send(
+                topics.items,
+                {
+                    "item_id": f"i{i}",
+                    "title": f"Instrument accessory {i}",
+                    "tags": [random.choice(["guitar", "drum", "violin", "piano"])],
+                    "ts": time.time(),
+                },
+                f"i{i}",
+            )
         producer.flush()
         time.sleep(10)
         process = psutil.Process(worker.process.pid)
@@ -65,14 +77,31 @@ def test_steady_load_keeps_memory_bounded(bootstrap: str, tmp_path: Path) -> Non
             second = time.monotonic()
             for _ in range(CLICKS_PER_S):
                 user = f"u{rng.randrange(USERS)}"
-                producer.send(topics.clicks, {"user_id": user, "item_id": f"i{rng.randrange(ITEMS)}",
-                                              "event": "click", "ts": time.time()}, user)
+                producer.send(
+                    topics.clicks,
+                    {
+                        "user_id": user,
+                        "item_id": f"i{rng.randrange(ITEMS)}",
+                        "event": "click",
+                        "ts": time.time(),
+                    },
+                    user,
+                )
             for _ in range(REVIEWS_PER_S):
                 user = f"u{rng.randrange(USERS)}"
-                producer.send(topics.reviews, {"user_id": user, "item_id": f"i{rng.randrange(ITEMS)}",
-                                               "text": rng.choice(["Great tone.", "Broke after a week.",
-                                                                   "Good value for the price."]),
-                                               "rating": rng.randint(1, 5), "ts": time.time()}, user)
+                producer.send(
+                    topics.reviews,
+                    {
+                        "user_id": user,
+                        "item_id": f"i{rng.randrange(ITEMS)}",
+                        "text": rng.choice(
+                            ["Great tone.", "Broke after a week.", "Good value for the price."]
+                        ),
+                        "rating": rng.randint(1, 5),
+                        "ts": time.time(),
+                    },
+                    user,
+                )
             sent += CLICKS_PER_S + REVIEWS_PER_S
             time.sleep(max(0.0, 1.0 - (time.monotonic() - second)))
         producer.flush()
@@ -83,7 +112,10 @@ def test_steady_load_keeps_memory_bounded(bootstrap: str, tmp_path: Path) -> Non
     finally:
         recs.close()
         stack.stop()
-    print(f"\nsoak: {sent} events over {DURATION_S:.0f}s, {len(recs.messages)} recommendations, final lag {lag:.0f}")
+    print(
+        f"\nsoak: {sent} events over {DURATION_S:.0f}s, {len(recs.messages)} recommendations, "
+        f"final lag {lag:.0f}"
+    )
     for t, rss in samples[:: max(1, len(samples) // 12)]:
         print(f"  t={t:5.0f}s rss={rss:7.1f} MiB")
     warm = [rss for t, rss in samples if t >= min(120.0, DURATION_S / 3)]

@@ -26,9 +26,20 @@ class Up:
         env = {**os.environ, "STREAMREC_KAFKA_SESSION_TIMEOUT_S": "6"}
         env.pop("STREAMREC_KAFKA_BOOTSTRAP", None)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "streamrec.streams.cli", "up", "--data-dir", str(data_dir),
-             "--metrics-port", str(port)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+            [
+                sys.executable,
+                "-m",
+                "streamrec.streams.cli",
+                "up",
+                "--data-dir",
+                str(data_dir),
+                "--metrics-port",
+                str(port),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
         )
         self.lines: list[str] = []
         self.errors: list[str] = []
@@ -45,7 +56,9 @@ class Up:
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_up_runs_the_stack_until_a_signal_and_stops_cleanly(tmp_path: Path, stop_signal: signal.Signals) -> None:
+def test_up_runs_the_stack_until_a_signal_and_stops_cleanly(
+    tmp_path: Path, stop_signal: signal.Signals
+) -> None:
     port = free_port()
     up = Up(tmp_path, port)
     try:
@@ -60,15 +73,24 @@ def test_up_runs_the_stack_until_a_signal_and_stops_cleanly(tmp_path: Path, stop
             config = {"bootstrap.servers": bootstrap}
             recs = Collector(config, "recommendations")
             producer = Replayer(config)
-            producer.send("items", {"item_id": "tuner", "title": "Clip-on chromatic tuner", "ts": time.time()}, "tuner")
+            producer.send(
+                "items", {"item_id": "tuner", "title": "Clip-on chromatic tuner", "ts": time.time()}, "tuner"
+            )
             producer.send("items", {"item_id": "capo", "title": "Guitar capo", "ts": time.time()}, "capo")
             producer.flush()
             time.sleep(2)
-            review = {"user_id": "ann", "item_id": "tuner", "text": "Accurate tuner, easy to read.", "rating": 5,
-                      "ts": time.time()}
+            review = {
+                "user_id": "ann",
+                "item_id": "tuner",
+                "text": "Accurate tuner, easy to read.",
+                "rating": 5,
+                "ts": time.time(),
+            }
             producer.send("reviews", review, "ann")
             producer.flush()
-            wait_for(lambda: any(m["user_id"] == "ann" for _, m in recs.messages), 90, what="ann's recommendation")
+            wait_for(
+                lambda: any(m["user_id"] == "ann" for _, m in recs.messages), 90, what="ann's recommendation"
+            )
             recs.close()
             time.sleep(2.5)  # the Qdrant view is flushed every 2 s
 
@@ -87,7 +109,9 @@ def test_up_runs_the_stack_until_a_signal_and_stops_cleanly(tmp_path: Path, stop
         assert (tmp_path / "cf" / "checkpoint.pkl").exists()
         client = QdrantClient(path=str(tmp_path / "qdrant"))
         try:
-            items = client.retrieve("items", [point_id("items", "tuner")], with_vectors=True, with_payload=True)
+            items = client.retrieve(
+                "items", [point_id("items", "tuner")], with_vectors=True, with_payload=True
+            )
             assert items and set(items[0].vector) >= {"text", "cf"}
             assert items[0].payload["title"] == "Clip-on chromatic tuner"
             users = client.retrieve("users", [point_id("users", "ann")], with_vectors=True)
@@ -100,7 +124,10 @@ def test_worker_without_kafka_says_what_to_do(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "STREAMREC_KAFKA_BOOTSTRAP"}
     result = subprocess.run(
         [sys.executable, "-m", "streamrec.streams.cli", "worker", "cf", "--data-dir", str(tmp_path)],
-        capture_output=True, text=True, env=env, timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert result.returncode != 0
     assert "--kafka-bootstrap" in result.stderr

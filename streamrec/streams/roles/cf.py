@@ -85,7 +85,9 @@ class CFRole(Service):
             self.offsets: dict[str, int] = saved.offsets
             log.info(
                 "CF model restored: %d users, %d items, %d events learned",
-                self.model.n_users, self.model.n_items, self.model.n_learned,
+                self.model.n_users,
+                self.model.n_items,
+                self.model.n_learned,
             )
         else:
             cfg = settings.cf
@@ -104,7 +106,11 @@ class CFRole(Service):
         # Other CF workers' item factor changes, applied exactly once: their offsets are
         # in this worker's checkpoint, and the feed resumes from them.
         self.peers = GlobalFeed(
-            [ctx.topics.cf_deltas], self._on_deltas, aiokafka_config(settings, ctx.bootstrap), ctx.metrics, ROLE,
+            [ctx.topics.cf_deltas],
+            self._on_deltas,
+            aiokafka_config(settings, ctx.bootstrap),
+            ctx.metrics,
+            ROLE,
             resume_from=lambda: dict(self.offsets),
         )
         super().__init__(**kwargs)
@@ -240,7 +246,9 @@ class CFRole(Service):
                     await self.catalog.catch_up()  # the catalog entry may be just behind
                     caught_up = True
                 if event.item_id not in known:
-                    raise InvalidEvent("unknown_item", f"item_id must be in the catalog, got {event.item_id!r}")
+                    raise InvalidEvent(
+                        "unknown_item", f"item_id must be in the catalog, got {event.item_id!r}"
+                    )
             except InvalidEvent as exc:
                 ctx.deadletters.send(tp.topic, tp.partition, record.offset, exc, record.value, record.key)
                 continue
@@ -280,9 +288,12 @@ class CFRole(Service):
             ctx.output.send(ctx.topics.vectors, None, key=vector_key("user", "cf", user))
             erased.append("cf vector (tombstone)")
             audit = Audit(
-                user_id=user, role=ROLE, erased=erased,
-                request=Trigger(topic=tp.topic, partition=tp.partition, offset=record.offset,
-                                ts=record.timestamp / 1000),
+                user_id=user,
+                role=ROLE,
+                erased=erased,
+                request=Trigger(
+                    topic=tp.topic, partition=tp.partition, offset=record.offset, ts=record.timestamp / 1000
+                ),
                 completed_at=time.time(),
             )
             ctx.output.send(ctx.topics.audit, orjson.dumps(audit.model_dump()), key=user.encode())
@@ -306,13 +317,16 @@ class CFRole(Service):
             vector = model.user_vector(user)
             if vector is not None:
                 ctx.output.send(
-                    topic, vector_message("user", "cf", str(user), vector, version, now),
+                    topic,
+                    vector_message("user", "cf", str(user), vector, version, now),
                     key=vector_key("user", "cf", str(user)),
                 )
         item_list = [str(i) for i in items]
         for item, vector in zip(item_list, model.item_vectors(item_list), strict=True):
             ctx.output.send(
-                topic, vector_message("item", "cf", item, vector, version, now), key=vector_key("item", "cf", item)
+                topic,
+                vector_message("item", "cf", item, vector, version, now),
+                key=vector_key("item", "cf", item),
             )
         self._last_publish = time.monotonic()
 
@@ -330,8 +344,13 @@ class CFRole(Service):
         self.share_deltas()
         await self.ctx.output.flush()
         offsets = dict(self.offsets)
-        state = {"cf": self.model, "seen": self.seen, "worker": self.worker, "delta_seq": self.delta_seq,
-                 "applied_seq": dict(self.applied_seq)}
+        state = {
+            "cf": self.model,
+            "seen": self.seen,
+            "worker": self.worker,
+            "delta_seq": self.delta_seq,
+            "applied_seq": dict(self.applied_seq),
+        }
         blob = self.store.dumps(state, offsets)
         await asyncio.get_running_loop().run_in_executor(None, self.store.write, blob)
         consumer = self._consumer
@@ -362,7 +381,9 @@ class CFRole(Service):
             if highwater is None:
                 continue
             position = await consumer.position(tp)
-            self.ctx.metrics.consumer_lag.labels(tp.topic, str(tp.partition), ROLE).set(max(0, highwater - position))
+            self.ctx.metrics.consumer_lag.labels(tp.topic, str(tp.partition), ROLE).set(
+                max(0, highwater - position)
+            )
 
     @Service.timer(1.0)
     async def _periodic(self) -> None:

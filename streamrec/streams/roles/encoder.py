@@ -37,7 +37,10 @@ class EncoderRole:
         self.ctx = ctx
         cfg = ctx.settings.encoder
         self.encoder = encoder or TransformerEncoder(
-            model=cfg.model, device=cfg.device, dtype=cfg.dtype, max_length=cfg.max_length,
+            model=cfg.model,
+            device=cfg.device,
+            dtype=cfg.dtype,
+            max_length=cfg.max_length,
             batch_size=cfg.batch_size,
         )
         log.info("encoder %s on %s (%d dims)", self.encoder.version, self.encoder.device, self.encoder.dim)
@@ -53,7 +56,9 @@ class EncoderRole:
 
             from streamrec.streams.topics import kafka_config
 
-            metadata = AdminClient(kafka_config(self.ctx.settings, self.ctx.bootstrap)).list_topics(topic, timeout=10)
+            metadata = AdminClient(kafka_config(self.ctx.settings, self.ctx.bootstrap)).list_topics(
+                topic, timeout=10
+            )
             count = self._partitions[topic] = len(metadata.topics[topic].partitions)
         return count
 
@@ -100,13 +105,23 @@ class EncoderRole:
             for (item, _), vector in zip(items, vectors[: len(items)], strict=True):
                 ctx.output.send(
                     ctx.topics.vectors,
-                    vector_message("item", "text", item.item_id, vector, version, item.ts,
-                                   title=item.title, tags=item.tags),
+                    vector_message(
+                        "item",
+                        "text",
+                        item.item_id,
+                        vector,
+                        version,
+                        item.ts,
+                        title=item.title,
+                        tags=item.tags,
+                    ),
                     key=vector_key("item", "text", item.item_id),
                 )
-            for (review, event), vector in zip(reviews, vectors[len(items):], strict=True):
+            for (review, event), vector in zip(reviews, vectors[len(items) :], strict=True):
                 msg = event.message
-                trigger = Trigger(topic=msg.topic, partition=msg.partition, offset=msg.offset, ts=msg.timestamp)
+                trigger = Trigger(
+                    topic=msg.topic, partition=msg.partition, offset=msg.offset, ts=msg.timestamp
+                )
                 ctx.output.send(
                     ctx.topics.reviews_encoded,
                     encoded_review(review, vector, version, trigger),

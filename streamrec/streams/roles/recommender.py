@@ -20,9 +20,9 @@ from typing import Any
 
 import faust
 import numpy as np
-from faust.streams import _current_event, current_event
 import orjson
 from aiokafka import ConsumerRecord
+from faust.streams import _current_event, current_event
 
 from streamrec.model.dedupe import Deduplicator, fingerprint
 from streamrec.model.errors import InvalidEvent
@@ -142,19 +142,29 @@ class RecommenderRole:
         cf_dim = settings.cf.n_factors + 1
         half_life = cfg.half_life_days * 86_400.0
         self.table = app.Table(
-            f"{settings.topic_prefix}profiles", default=None, partitions=settings.partitions,
+            f"{settings.topic_prefix}profiles",
+            default=None,
+            partitions=settings.partitions,
             # bytes in, bytes out: the changelog holds the user id and the profile as written
-            key_type=bytes, value_type=bytes,
+            key_type=bytes,
+            value_type=bytes,
         )
         profiles = TableProfiles(self.table, half_life_s=half_life)
         self.rec = Recommender(
-            text_dim, cf_dim, profiles=profiles, half_life_s=half_life,
-            n_candidates=cfg.n_candidates, mmr_lambda=cfg.mmr_lambda,
+            text_dim,
+            cf_dim,
+            profiles=profiles,
+            half_life_s=half_life,
+            n_candidates=cfg.n_candidates,
+            mmr_lambda=cfg.mmr_lambda,
         )
         self.sink = QdrantSink(settings, ctx.metrics, {"text": (text_dim, "cosine"), "cf": (cf_dim, "dot")})
         self.feed = GlobalFeed(
-            [ctx.topics.vectors, ctx.topics.reviews_encoded], self._on_vectors,
-            aiokafka_config(settings, ctx.bootstrap), ctx.metrics, ROLE,
+            [ctx.topics.vectors, ctx.topics.reviews_encoded],
+            self._on_vectors,
+            aiokafka_config(settings, ctx.bootstrap),
+            ctx.metrics,
+            ROLE,
         )
         self.versions = {"cf": "", "encoder": ""}
         self._backend = "memory"
@@ -165,7 +175,9 @@ class RecommenderRole:
         self._flushing = asyncio.Lock()
         self.seen = Deduplicator()
         self.app = app
-        self.store = CheckpointStore(settings.data_dir / f"{settings.topic_prefix}recommender" / "checkpoint.pkl")
+        self.store = CheckpointStore(
+            settings.data_dir / f"{settings.topic_prefix}recommender" / "checkpoint.pkl"
+        )
         self.offsets: dict[str, int] = {}
         self._pending: list[faust.types.EventT] = []
         self._last_checkpoint = time.monotonic()
@@ -186,10 +198,17 @@ class RecommenderRole:
 
     def install(self, app: faust.App) -> None:
         ctx = self.ctx
-        source = app.topic(ctx.topics.clicks, ctx.topics.reviews_encoded, ctx.topics.forget,
-                           value_serializer="raw", key_serializer="raw")
+        source = app.topic(
+            ctx.topics.clicks,
+            ctx.topics.reviews_encoded,
+            ctx.topics.forget,
+            value_serializer="raw",
+            key_serializer="raw",
+        )
         app.agent(source, name=f"{ctx.settings.topic_prefix}recommender")(self._agent)
-        ctx.sources.update({t: ROLE for t in (ctx.topics.clicks, ctx.topics.reviews_encoded, ctx.topics.forget)})
+        ctx.sources.update(
+            {t: ROLE for t in (ctx.topics.clicks, ctx.topics.reviews_encoded, ctx.topics.forget)}
+        )
         app.service(self.feed)
         app.timer(2.0, name="qdrant-flush")(self._flush)
         app.timer(1.0, name="recommender-checkpoint")(self._on_timer)
@@ -262,7 +281,12 @@ class RecommenderRole:
         review = parse_encoded_review(record.value)
         if key in self._reviews:
             return  # the same review again (a replay): already folded in
-        self._reviews[key] = (record.partition, review.item_id, review.rating, review.vector.astype(np.float16))
+        self._reviews[key] = (
+            record.partition,
+            review.item_id,
+            review.rating,
+            review.vector.astype(np.float16),
+        )
         self._reviews_of.setdefault(review.user_id, set()).add(key)
         self.rec.on_item_review(review.item_id, review.vector, review.rating)
         self.sink.mark("items", [review.item_id])
@@ -276,11 +300,17 @@ class RecommenderRole:
             async with self._lock:
                 await self.handle(events, stream)
                 self._pending.extend(events)
-                if time.monotonic() - self._last_checkpoint >= self.ctx.settings.recommender.checkpoint_interval_s:
+                if (
+                    time.monotonic() - self._last_checkpoint
+                    >= self.ctx.settings.recommender.checkpoint_interval_s
+                ):
                     await self._checkpoint()
 
     async def _on_timer(self, force: bool = False) -> None:
-        if force or time.monotonic() - self._last_checkpoint >= self.ctx.settings.recommender.checkpoint_interval_s:
+        if (
+            force
+            or time.monotonic() - self._last_checkpoint >= self.ctx.settings.recommender.checkpoint_interval_s
+        ):
             async with self._lock:
                 await self._checkpoint()
 
@@ -340,12 +370,16 @@ class RecommenderRole:
                     click = ctx.parser.click(event.value)
                 except InvalidEvent:
                     continue  # the CF role dead-letters invalid clicks
-                if fresh and self.seen.check(fingerprint("c", click.user_id, click.item_id, click.event, click.ts)):
+                if fresh and self.seen.check(
+                    fingerprint("c", click.user_id, click.item_id, click.event, click.ts)
+                ):
                     ctx.metrics.duplicates.labels(msg.topic, ROLE).inc()
                     continue
                 if fresh:
                     self._score(click.user_id, click.item_id)
-                rec.on_click(click.user_id, click.item_id, click.event, click.ts, source=source, aggregates=fresh)
+                rec.on_click(
+                    click.user_id, click.item_id, click.event, click.ts, source=source, aggregates=fresh
+                )
                 user = click.user_id
             else:
                 try:
@@ -358,8 +392,15 @@ class RecommenderRole:
                     continue
                 if fresh:
                     self._score(review.user_id, review.item_id)
-                rec.on_review(review.user_id, review.item_id, review.rating, review.ts, review.vector,
-                              source=source, aggregates=fresh)
+                rec.on_review(
+                    review.user_id,
+                    review.item_id,
+                    review.rating,
+                    review.ts,
+                    review.vector,
+                    source=source,
+                    aggregates=fresh,
+                )
                 user = review.user_id
                 trigger = review.trigger
             triggers[user] = trigger
@@ -442,7 +483,10 @@ class RecommenderRole:
             cfs = rec.index.get("cf", ids)
             for id in ids:
                 if id in texts or id in cfs:
-                    payload = {"title": rec.index.payload(id).get("title"), "encoder": self.versions["encoder"]}
+                    payload = {
+                        "title": rec.index.payload(id).get("title"),
+                        "encoder": self.versions["encoder"],
+                    }
                     points.append((id, {"text": texts.get(id), "cf": cfs.get(id)}, payload))
         else:
             for id in ids:
