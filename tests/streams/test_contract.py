@@ -1,0 +1,57 @@
+"""The exported JSON Schemas describe what the topics really carry."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+from typer.testing import CliRunner
+
+from streamrec.model.schemas import EventParser
+from streamrec.streams.cli import app
+from streamrec.streams.contract import PUBLIC_TOPICS, topic_schemas
+
+
+def test_schema_command_prints_every_public_topic() -> None:
+    result = CliRunner().invoke(app, ["schema"])
+    assert result.exit_code == 0, result.output
+    schemas = json.loads(result.output)
+    assert set(schemas) == set(PUBLIC_TOPICS)
+    assert set(schemas["clicks"]["required"]) == {"user_id", "item_id", "event", "ts"}
+    assert set(schemas["reviews"]["required"]) == {"user_id", "item_id", "text", "ts"}
+    one = CliRunner().invoke(app, ["schema", "--topic", "items"])
+    assert json.loads(one.output)["x-kafka-key"] == "item_id"
+    bad = CliRunner().invoke(app, ["schema", "--topic", "nope"])
+    assert bad.exit_code != 0 and "must be one of" in bad.output
+
+
+@pytest.mark.parametrize(
+    ("topic", "value"),
+    [
+        ("clicks", {"user_id": "u1", "item_id": 42, "event": "cart", "ts": "2024-05-01T10:00:00Z"}),
+        (
+            "reviews",
+            {"user_id": 7, "item_id": "B0002E1G5C", "text": "Warm tone.", "rating": 4.5, "ts": 1.7e9},
+        ),
+        ("items", {"item_id": "a", "title": "Capo", "tags": ["guitar"], "description": "Spring", "ts": 0}),
+        ("forget", {"user_id": "u1"}),
+    ],
+)
+def test_what_the_parser_accepts_the_schema_accepts(topic: str, value: dict) -> None:
+    getattr(EventParser(), topic.rstrip("s") if topic != "forget" else "forget")(json.dumps(value).encode())
+    jsonschema.validate(value, topic_schemas()[topic])
+
+
+@pytest.mark.parametrize(
+    ("topic", "value"),
+    [
+        ("clicks", {"user_id": "u1", "item_id": "i", "event": "teleport", "ts": 1}),
+        ("clicks", {"user_id": "u1", "item_id": "i", "event": "click"}),
+        ("reviews", {"user_id": "u", "item_id": "i", "text": "x", "ts": 1, "stars": 5}),
+        ("items", {"item_id": "a", "ts": 0}),
+    ],
+)
+def test_what_the_schema_rejects_the_parser_rejects(topic: str, value: dict) -> None:
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(value, topic_schemas()[topic])
