@@ -1,0 +1,428 @@
+"""Metric accumulators for recommendations scored against the events that follow them.
+
+Every accumulator is pure and incremental: `observe` one list (or score) at a time,
+read the running value at any moment. The offline prequential runner, the live
+recommender worker and the replay through Kafka share them, so a metric means the same
+thing wherever it is reported.
+
+With one target item per event (next-item prediction), recall@K equals HR@K and
+precision@K is HR@K / K; the general formulas below take a set of relevant items.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Collection, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "AUC",
+    "Coverage",
+    "IntraListDiversity",
+    "MetricSet",
+    "Observation",
+    "RankingMetrics",
+    "RatingMetrics",
+    "ReplayScorer",
+    "RollingHitRate",
+    "SLICES",
+    "rank_of",
+]
+
+FloatArray = npt.NDArray[np.float32]
+
+#: The slices every report has: all events, events on cold items, events of cold users.
+SLICES = ("all", "cold_items", "cold_users")
+
+
+def rank_of(ranked: Sequence[Hashable], target: Hashable) -> int | None:
+    """1-based position of `target` in `ranked`, or None when absent.
+
+    >>> rank_of(["a", "b", "c"], "b"), rank_of(["a"], "z")
+    (2, None)
+    """
+    for position, item in enumerate(ranked, start=1):
+        if item == target:
+            return position
+    return None
+
+
+class RankingMetrics:
+    """HR, NDCG, MRR, recall, precision and F1 at several cut-offs, averaged over lists.
+
+    Per list, with `hits` the relevant items among the first K and `R` the relevant set:
+    HR = [hits > 0], recall = hits / |R|, precision = hits / K, F1 their harmonic mean,
+    MRR = 1 / rank of the first hit, NDCG = DCG / ideal DCG with gain 1 / log2(rank + 1).
+
+    Examples
+    --------
+    >>> m = RankingMetrics(ks=(1, 3))
+    >>> m.observe(["a", "b", "c"], {"b"})
+    >>> m.observe(["a", "b", "c"], {"z"})
+    >>> r = m.result()
+    >>> r["hr@1"], r["hr@3"], round(r["ndcg@3"], 4), r["mrr@3"], round(r["precision@3"], 4)
+    (0.0, 0.5, 0.3155, 0.25, 0.1667)
+    """
+
+    NAMES = ("hr", "ndcg", "mrr", "recall", "precision", "f1")
+
+    def __init__(self, ks: Sequence[int] = (10, 20)) -> None:
+        self.ks = tuple(ks)
+        self.n = 0
+        self._sums = {k: dict.fromkeys(self.NAMES, 0.0) for k in self.ks}
+
+    def observe(self, ranked: Sequence[Hashable], relevant: Collection[Hashable]) -> None:
+        """Score one ranked list against the items that turned out to be relevant."""
+        ranks = sorted(r for r in (rank_of(ranked, item) for item in relevant) if r is not None)
+        self._add(ranks, len(relevant))
+
+    def observe_rank(self, rank: int | None) -> None:
+        """Score a list whose one relevant item sat at `rank` (1-based; None: absent)."""
+        self._add([] if rank is None else [rank], 1)
+
+    def _add(self, ranks: list[int], n_relevant: int) -> None:
+        self.n += 1
+        if n_relevant == 0:
+            return
+        for k in self.ks:
+            within = [r for r in ranks if r <= k]
+            sums = self._sums[k]
+            if not within:
+                continue
+            hits = len(within)
+            recall = hits / n_relevant
+            precision = hits / k
+            sums["hr"] += 1.0
+            sums["recall"] += recall
+            sums["precision"] += precision
+            sums["f1"] += 2 * precision * recall / (precision + recall)
+            sums["mrr"] += 1.0 / within[0]
+            dcg = sum(1.0 / math.log2(r + 1) for r in within)
+            ideal = sum(1.0 / math.log2(r + 1) for r in range(1, min(n_relevant, k) + 1))
+            sums["ndcg"] += dcg / ideal
+
+    def result(self) -> dict[str, float]:
+        """`{"hr@10": ..., "ndcg@10": ..., ...}`; zeros before any list."""
+        out = {}
+        for k in self.ks:
+            for name in self.NAMES:
+                out[f"{name}@{k}"] = self._sums[k][name] / self.n if self.n else 0.0
+        return out
+
+
+class AUC:
+    """Area under the ROC curve from a positive's score against sampled negatives' scores.
+
+    Per event: the share of negatives scored below the positive, ties counting half.
+
+    Examples
+    --------
+    >>> auc = AUC()
+    >>> _ = auc.observe(0.9, np.array([0.1, 0.5, 0.9, 1.0]))
+    >>> auc.value
+    0.625
+    """
+
+    def __init__(self) -> None:
+        self.n = 0
+        self._sum = 0.0
+
+    def observe(self, positive: float, negatives: npt.ArrayLike) -> float | None:
+        neg = np.asarray(negatives, dtype=np.float64)
+        if neg.size == 0:
+            return None
+        value = float(((neg < positive).sum() + 0.5 * (neg == positive).sum()) / neg.size)
+        self.observe_value(value)
+        return value
+
+    def observe_value(self, value: float) -> None:
+        self.n += 1
+        self._sum += value
+
+    @property
+    def value(self) -> float | None:
+        return self._sum / self.n if self.n else None
+
+
+class Coverage:
+    """Share of the catalog that appeared in at least one top-K list.
+
+    Examples
+    --------
+    >>> cov = Coverage(k=2)
+    >>> cov.observe(["a", "b", "c"]); cov.observe(["a", "d"])
+    >>> cov.value(n_items=6)
+    0.5
+    """
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self.items: set[Hashable] = set()
+
+    def observe(self, ranked: Sequence[Hashable]) -> None:
+        self.items.update(ranked[: self.k])
+
+    def value(self, n_items: int) -> float:
+        return len(self.items) / n_items if n_items else 0.0
+
+
+class IntraListDiversity:
+    """Mean pairwise dissimilarity `1 - cos` within a list, averaged over lists.
+
+    Lists with fewer than two described items are not counted.
+
+    Examples
+    --------
+    >>> ild = IntraListDiversity()
+    >>> ild.observe(np.array([[1, 0], [0, 1], [1, 0]], dtype=np.float32))
+    >>> round(ild.value, 4)
+    0.6667
+    """
+
+    def __init__(self) -> None:
+        self.n = 0
+        self._sum = 0.0
+
+    @staticmethod
+    def of(vectors: FloatArray) -> float | None:
+        """Diversity of one list of unit vectors; None with fewer than two."""
+        n = len(vectors)
+        if n < 2:
+            return None
+        sims = vectors @ vectors.T
+        mean_sim = (float(sims.sum()) - float(np.trace(sims))) / (n * (n - 1))
+        return 1.0 - mean_sim
+
+    def observe(self, vectors: FloatArray) -> None:
+        value = self.of(vectors)
+        if value is not None:
+            self.observe_value(value)
+
+    def observe_value(self, value: float) -> None:
+        self.n += 1
+        self._sum += value
+
+    @property
+    def value(self) -> float | None:
+        return self._sum / self.n if self.n else None
+
+
+class RatingMetrics:
+    """Mean absolute and root mean squared error of predicted ratings.
+
+    Examples
+    --------
+    >>> m = RatingMetrics()
+    >>> m.observe(4.0, 5.0); m.observe(3.0, 1.0)
+    >>> m.mae, round(m.rmse, 4)
+    (1.5, 1.5811)
+    """
+
+    def __init__(self) -> None:
+        self.n = 0
+        self._abs = 0.0
+        self._sq = 0.0
+
+    def observe(self, predicted: float, actual: float) -> None:
+        error = predicted - actual
+        self.n += 1
+        self._abs += abs(error)
+        self._sq += error * error
+
+    @property
+    def mae(self) -> float | None:
+        return self._abs / self.n if self.n else None
+
+    @property
+    def rmse(self) -> float | None:
+        return math.sqrt(self._sq / self.n) if self.n else None
+
+
+@dataclass
+class Observation:
+    """One recommendation list scored against the item the user interacted with next."""
+
+    #: The list, best first, at least as long as the largest K.
+    recommended: Sequence[Hashable]
+    #: 1-based rank of the true item in `recommended`, None when absent.
+    rank: int | None
+    #: AUC of the true item against sampled negatives, when scored.
+    auc: float | None = None
+    #: Intra-list diversity of the top K, per K.
+    diversity: Mapping[int, float | None] = field(default_factory=dict)
+    #: `(predicted, actual)` rating, when the event has a rating and the recommender predicts one.
+    rating: tuple[float, float] | None = None
+
+
+class MetricSet:
+    """Every metric of one recommender on one slice of events.
+
+    Examples
+    --------
+    >>> ms = MetricSet(ks=(2,))
+    >>> ms.observe(Observation(["a", "b"], rank=2, auc=0.75, diversity={2: 0.5}, rating=(4.0, 5.0)))
+    >>> r = ms.result(n_items=4)
+    >>> r["hr@2"], r["mrr@2"], r["auc"], r["coverage@2"], r["diversity@2"], r["mae"], r["n"]
+    (1.0, 0.5, 0.75, 0.5, 0.5, 1.0, 1)
+    """
+
+    def __init__(self, ks: Sequence[int] = (10, 20)) -> None:
+        self.ks = tuple(ks)
+        self.ranking = RankingMetrics(self.ks)
+        self.auc = AUC()
+        self.coverage = {k: Coverage(k) for k in self.ks}
+        self.diversity = {k: IntraListDiversity() for k in self.ks}
+        self.rating = RatingMetrics()
+
+    def observe(self, obs: Observation) -> None:
+        self.ranking.observe_rank(obs.rank)
+        if obs.auc is not None:
+            self.auc.observe_value(obs.auc)
+        for k in self.ks:
+            self.coverage[k].observe(obs.recommended)
+            value = obs.diversity.get(k)
+            if value is not None:
+                self.diversity[k].observe_value(value)
+        if obs.rating is not None:
+            self.rating.observe(*obs.rating)
+
+    def result(self, n_items: int) -> dict[str, Any]:
+        """Metric name to value; None where the metric does not apply (e.g. no ratings)."""
+        out: dict[str, Any] = {"n": self.ranking.n}
+        out.update(self.ranking.result())
+        out["auc"] = self.auc.value
+        for k in self.ks:
+            out[f"coverage@{k}"] = self.coverage[k].value(n_items)
+            out[f"diversity@{k}"] = self.diversity[k].value
+        out["mae"] = self.rating.mae
+        out["rmse"] = self.rating.rmse
+        out["n_rated"] = self.rating.n
+        return out
+
+
+class RollingHitRate:
+    """HR@K and NDCG@K over the last `window` recommendations, for live monitoring.
+
+    Parameters
+    ----------
+    window
+        How many of the latest scored lists the rates are taken over.
+    k
+        The cut-off.
+
+    Examples
+    --------
+    >>> live = RollingHitRate(window=2, k=2)
+    >>> live.observe(["a", "b", "c"], "b")
+    2
+    >>> live.hr, round(live.ndcg, 4)
+    (1.0, 0.6309)
+    >>> live.observe(["a", "b"], "z"); live.observe(["a", "b"], "a")
+    1
+    >>> live.hr, live.n
+    (0.5, 2)
+    """
+
+    def __init__(self, window: int = 1000, k: int = 10) -> None:
+        if window <= 0 or k <= 0:
+            raise ValueError(f"window and k must be positive, got {window!r} and {k!r}")
+        self.window = window
+        self.k = k
+        self._hits: deque[tuple[float, float]] = deque()
+        self._hr = 0.0
+        self._ndcg = 0.0
+        self.total = 0
+
+    def observe(self, recommended_ids: Sequence[Hashable], true_item: Hashable) -> int | None:
+        """Score one list against the item the user then interacted with; return its rank."""
+        rank = rank_of(recommended_ids[: self.k], true_item)
+        hit = 1.0 if rank is not None else 0.0
+        gain = 1.0 / math.log2(rank + 1) if rank is not None else 0.0
+        self._hits.append((hit, gain))
+        self._hr += hit
+        self._ndcg += gain
+        if len(self._hits) > self.window:
+            old_hit, old_gain = self._hits.popleft()
+            self._hr -= old_hit
+            self._ndcg -= old_gain
+        self.total += 1
+        return rank
+
+    @property
+    def n(self) -> int:
+        return len(self._hits)
+
+    @property
+    def hr(self) -> float:
+        return max(0.0, self._hr / len(self._hits)) if self._hits else 0.0
+
+    @property
+    def ndcg(self) -> float:
+        return max(0.0, self._ndcg / len(self._hits)) if self._hits else 0.0
+
+
+class ReplayScorer:
+    """Scores the recommendations a running system published against each user's next event.
+
+    The latest list published for a user before an event of theirs is that event's
+    prediction; a list is used once. Events are sliced like the offline report (cold
+    items, cold users: fewer than `cold_threshold` earlier interactions).
+
+    Examples
+    --------
+    >>> scorer = ReplayScorer(ks=(2,))
+    >>> scorer.on_event("ann", "a", ts=1.0)  # nothing published yet: not scored
+    >>> scorer.on_recommendation("ann", ["b", "c"], generated_at=1.5)
+    >>> scorer.on_event("ann", "c", ts=2.0)
+    2
+    >>> res = scorer.result()
+    >>> res["all"]["hr@2"], res["all"]["n"], scorer.n_unscored
+    (1.0, 1, 1)
+    """
+
+    def __init__(self, ks: Sequence[int] = (10, 20), cold_threshold: int = 5) -> None:
+        self.ks = tuple(ks)
+        self.cold_threshold = cold_threshold
+        self.slices = {name: MetricSet(self.ks) for name in SLICES}
+        self._latest: dict[Hashable, tuple[Sequence[Hashable], float]] = {}
+        self._user_n: dict[Hashable, int] = {}
+        self._item_n: dict[Hashable, int] = {}
+        self.n_unscored = 0
+
+    def on_recommendation(self, user: Hashable, item_ids: Sequence[Hashable], generated_at: float) -> None:
+        current = self._latest.get(user)
+        if current is None or generated_at >= current[1]:
+            self._latest[user] = (list(item_ids), generated_at)
+
+    def on_event(self, user: Hashable, item: Hashable, ts: float) -> int | None:
+        """Score the user's latest list published before `ts`; return the item's rank."""
+        latest = self._latest.get(user)
+        rank = None
+        if latest is not None and latest[1] <= ts:
+            del self._latest[user]
+            rank = rank_of(latest[0], item)
+            obs = Observation(latest[0], rank)
+            for name in self.slices_of(user, item):
+                self.slices[name].observe(obs)
+        else:
+            self.n_unscored += 1
+        self._user_n[user] = self._user_n.get(user, 0) + 1
+        self._item_n[item] = self._item_n.get(item, 0) + 1
+        return rank
+
+    def slices_of(self, user: Hashable, item: Hashable) -> list[str]:
+        out = ["all"]
+        if self._item_n.get(item, 0) < self.cold_threshold:
+            out.append("cold_items")
+        if self._user_n.get(user, 0) < self.cold_threshold:
+            out.append("cold_users")
+        return out
+
+    def result(self) -> dict[str, dict[str, Any]]:
+        n_items = len(self._item_n)
+        return {name: metrics.result(n_items) for name, metrics in self.slices.items()}

