@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
+import operator
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -97,17 +99,17 @@ class Popularity:
         pos = self._pos.get(item)
         return 0.0 if pos is None else float(self._counts[pos])
 
+    def _lookup(self, values: FloatArray, items: Sequence[str]) -> FloatArray:
+        get = self._pos.get
+        pos = np.fromiter((get(i, -1) for i in items), dtype=np.int64, count=len(items))
+        return np.where(pos >= 0, values[pos], 0.0)
+
     def counts(self, items: Sequence[str]) -> FloatArray:
-        return np.array([self.count(i) for i in items], dtype=np.float64)
+        return self._lookup(self._counts, items)
 
     def scores(self, items: Sequence[str], decayed: bool = True) -> FloatArray:
         """Popularity on a log scale, comparable across items at one moment."""
-        values = self._decayed if decayed else self._counts
-        out = np.zeros(len(items), dtype=np.float64)
-        for j, item in enumerate(items):
-            pos = self._pos.get(item)
-            if pos is not None:
-                out[j] = values[pos]
+        out = self._lookup(self._decayed if decayed else self._counts, items)
         if decayed and self._t_ref is not None:
             out *= 2.0 ** -((self.t_last - self._t_ref) / self.half_life_s)
         return np.log1p(out)
@@ -222,6 +224,7 @@ class CoOccurrence:
             return out
         counts = self._counts
         position = {item: j for j, item in enumerate(items)}
+        zeros = itertools.repeat(0.0)
         w = 1.0
         for r, previous in enumerate(recent):
             row = self._rows.get(previous)
@@ -233,8 +236,7 @@ class CoOccurrence:
                         if j is not None:
                             out[r, j] = value
                 else:
-                    get = row.get
-                    out[r] = np.fromiter((get(c, 0.0) for c in items), dtype=np.float64, count=len(items))
+                    out[r] = list(map(row.get, items, zeros))
                 out[r] *= w / math.sqrt(max(counts.get(previous, 1.0), 1.0))
             w *= self.decay
         norm = np.array([counts.get(c, 0.0) for c in items], dtype=np.float64)
@@ -242,16 +244,19 @@ class CoOccurrence:
         return out
 
     def neighbors(self, recent: Sequence[str], n: int, depth: int = 3) -> list[tuple[str, float]]:
-        """The `n` items that most strongly follow the user's `depth` most recent items."""
-        scores: dict[str, float] = {}
+        """Candidates: the items that most often followed each of the user's `depth` latest items.
+
+        Strongest raw pair counts per recent item, merged; `contributions` scores them.
+        """
+        out: dict[str, float] = {}
         w = 1.0
         for previous in recent[:depth]:
             row = self._rows.get(previous)
             if row:
-                for item, value in row.items():
-                    scores[item] = scores.get(item, 0.0) + w * value / math.sqrt(max(self._counts.get(item, 1.0), 1.0))
+                for item, value in heapq.nlargest(n, row.items(), key=operator.itemgetter(1)):
+                    out[item] = out.get(item, 0.0) + w * value
             w *= self.decay
-        return heapq.nlargest(n, scores.items(), key=lambda kv: kv[1])
+        return heapq.nlargest(n, out.items(), key=operator.itemgetter(1))
 
     def forget(self, item: str) -> None:
         self._rows.pop(item, None)

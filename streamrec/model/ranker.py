@@ -70,6 +70,9 @@ class _Blend:
     cf_vecs: FloatArray
     #: Item-to-item strength from each recent item (rows) to each candidate (columns).
     pairs: npt.NDArray[np.float64]
+    #: Text vectors of the user's recent items, and which of them have one.
+    recent_vecs: FloatArray
+    recent_has: npt.NDArray[np.bool_]
 
 
 class HybridRanker:
@@ -97,7 +100,9 @@ class HybridRanker:
     n_candidates
         Candidates retrieved per source.
     w_text, w_cf, w_pop
-        Weights of the standardized signals.
+        Weights of the standardized signals: similarity to the user's text profile, CF
+        score, trending popularity. Defaults were measured on two datasets of unlike
+        kinds (MovieLens ratings, Amazon reviews) under the prequential protocol.
     user_confidence, item_confidence
         Interactions at which CF gets half its weight, for users and for items.
     mmr_lambda
@@ -107,6 +112,10 @@ class HybridRanker:
         other users' histories are candidates and a signal (weight `w_item`).
     w_item
         Weight of the standardized item-to-item signal.
+    w_recent, n_recent
+        Weight of the similarity (text) to the closest of the user's `n_recent` latest
+        items: the long-term profile says what a user likes, the latest items what they
+        are shopping for now.
     title_of
         Looks up an item's title for reasons (default: the index payload's `title`).
 
@@ -128,17 +137,19 @@ class HybridRanker:
         self,
         index: MemoryIndex,
         popularity: Popularity,
-        n_candidates: int = 100,
-        w_text: float = 1.0,
-        w_cf: float = 1.0,
-        w_pop: float = 0.5,
+        n_candidates: int = 50,
+        w_text: float = 0.5,
+        w_cf: float = 0.5,
+        w_pop: float = 1.0,
         user_confidence: float = 5.0,
         item_confidence: float = 5.0,
-        mmr_lambda: float = 0.8,
+        mmr_lambda: float = 0.9,
         title_of: Callable[[str], str | None] | None = None,
         cooccurrence: CoOccurrence | None = None,
         w_item: float = 1.0,
         searcher: VectorIndex | None = None,
+        w_recent: float = 0.5,
+        n_recent: int = 3,
     ) -> None:
         self.index = index
         #: Where candidates are searched: the index itself, or e.g. a Qdrant server's HNSW.
@@ -216,15 +227,21 @@ class HybridRanker:
         order = self._mmr(b.relevance, b.text_vecs, b.has_text, b.cf_vecs, k)
         # Which recent item each listed item is most like, in text and in co-occurrence.
         like_text = np.full(len(order), -1)
-        if recent and request.profile is not None:
-            vecs, has = self.index.stack("text", [i for i, _, _ in recent])
-            if has.any():
-                sims = np.where(has[None, :], b.text_vecs[order] @ vecs.T, -np.inf)
-                like_text = np.where(b.has_text[order], sims.argmax(axis=1), -1)
+        if b.recent_has.any():
+            sims = np.where(b.recent_has[None, :], b.text_vecs[order] @ b.recent_vecs.T, -np.inf)
+            like_text = np.where(b.has_text[order], sims.argmax(axis=1), -1)
         like_item = b.pairs[:, order].argmax(axis=0) if len(b.pairs) else np.full(len(order), -1)
         return [
-            self._explain(ids[j], float(b.relevance[j]), b.contrib[:, j], b.counts[j], recent,
-                          int(like_text[n]), int(like_item[n]), bool(b.has_text[j]))
+            self._explain(
+                ids[j],
+                float(b.relevance[j]),
+                b.contrib[:, j],
+                b.counts[j],
+                recent,
+                int(like_text[n]),
+                int(like_item[n]),
+                bool(b.has_text[j]),
+            )
             for n, j in enumerate(order)
         ]
 
@@ -257,13 +274,13 @@ class HybridRanker:
             recent = profile.recent_items(_RECENT) if profile is not None else []
         if self.cooccurrence is not None and recent:
             pairs = self.cooccurrence.contributions([i for i, _, _ in recent], ids)
+        recent_vecs, recent_has = self.index.stack("text", [i for i, _, _ in recent])
         near = np.zeros(len(ids))
         near_valid = np.zeros(len(ids), dtype=bool)
-        if self.w_recent and recent:
-            last, has_last = self.index.stack("text", [i for i, _, _ in recent[: self.n_recent]])
-            if has_last.any():
-                near = (text_vecs @ last[has_last].T).max(axis=1).astype(np.float64)
-                near_valid = has_text
+        last = recent_has[: self.n_recent]
+        if self.w_recent and last.any():
+            near = (text_vecs @ recent_vecs[: self.n_recent][last].T).max(axis=1).astype(np.float64)
+            near_valid = has_text
         everywhere = np.ones(len(ids), dtype=bool)
         contrib = np.stack(
             [
@@ -274,7 +291,9 @@ class HybridRanker:
                 self.w_recent * _zscore(near, near_valid),
             ]
         )
-        return _Blend(contrib.sum(axis=0), contrib, counts, text_vecs, has_text, cf_vecs, pairs)
+        return _Blend(
+            contrib.sum(axis=0), contrib, counts, text_vecs, has_text, cf_vecs, pairs, recent_vecs, recent_has
+        )
 
     def _mmr(
         self,
@@ -336,8 +355,9 @@ class HybridRanker:
         if pop_c > 0:
             reasons.append((pop_c, "trending now"))
         if item_c > 0 and like_item >= 0:
-            reasons.append((item_c, self._because("often taken after {title!r}, which you {verb}",
-                                                  recent[like_item])))
+            reasons.append(
+                (item_c, self._because("often taken after {title!r}, which you {verb}", recent[like_item]))
+            )
         if count == 0:
             reasons.append((0.0, "new arrival"))
         reasons.sort(key=lambda r: -r[0])

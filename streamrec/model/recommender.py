@@ -60,7 +60,7 @@ class Recommender:
         text_dim: int,
         cf_dim: int,
         profiles: MutableMapping[str, UserProfile] | None = None,
-        half_life_s: float = 30 * 86_400.0,
+        half_life_s: float = 90 * 86_400.0,
         max_seen: int | None = 2_000,
         **ranker_params: float,
     ) -> None:
