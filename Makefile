@@ -43,6 +43,9 @@ system-deps:
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest
 
+bench: $(STAMP)
+	$(BIN)/streamrec bench --json bench.json
+
 soak: $(STAMP)
 	$(BIN)/python -m pytest -m soak -s tests/streams/test_soak.py
 

@@ -260,10 +260,20 @@ def _resolve_device(device: str) -> str:
     return device
 
 
+def _cpu_has_amx_bf16() -> bool:
+    """True on CPUs with AMX bf16 tiles (Linux), where bf16 matmuls run several times faster."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("flags") and " amx_bf16" in line for line in f)
+    except OSError:
+        return False
+
+
 def _resolve_dtype(dtype: str, device: str) -> torch.dtype:
     if dtype == "auto":
         if not device.startswith("cuda"):
-            return torch.float32
+            # bf16 vectors stay within cosine 0.9999 of fp32 on MiniLM; elsewhere fp32 is faster.
+            return torch.bfloat16 if _cpu_has_amx_bf16() else torch.float32
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if dtype not in _DTYPES:
         raise EncoderError(f"'dtype' must be 'auto' or one of {sorted(_DTYPES)}, got {dtype!r}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -319,6 +320,9 @@ _register_optional()
 
 
 def main() -> None:
+    # torch's OpenMP threads spin while they wait unless told otherwise, which halves the
+    # encoder's speed on a machine whose cores are shared; set before torch is imported.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     app()
 
 

@@ -68,8 +68,8 @@ class Replayer:
         for topic, value, key in events:
             if rate > 0:
                 due = started + n / rate
-                delay = due - time.monotonic()
-                if delay > 0:
+                # poll() returns early when a delivery report arrives: wait out the rest.
+                while (delay := due - time.monotonic()) > 0:
                     self._producer.poll(delay)
             self.send(topic, value, key)
             n += 1
@@ -94,7 +94,13 @@ class Collector:
     def __post_init__(self) -> None:
         self._stop = threading.Event()
         self._consumer = Consumer(
-            {**self.config, "group.id": "streamrec-collector", "enable.auto.commit": False}
+            {
+                **self.config,
+                "group.id": "streamrec-collector",
+                "enable.auto.commit": False,
+                # Some brokers hold a fetch for the whole wait: keep it short, this reads latency.
+                "fetch.wait.max.ms": 10,
+            }
         )
         metadata = self._consumer.list_topics(self.topic, timeout=10)
         topic = metadata.topics.get(self.topic)

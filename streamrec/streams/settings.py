@@ -117,11 +117,20 @@ class Settings(BaseSettings):
     kafka_session_timeout_s: float = Field(
         10.0, ge=6.0, le=300.0, description="consumer group session timeout (Apache Kafka allows 6-300 s)"
     )
+    kafka_fetch_max_wait_ms: int = Field(
+        20,
+        ge=1,
+        le=10_000,
+        description="longest a fetch may wait for data (some brokers hold every fetch this long)",
+    )
     partitions: int = Field(3, ge=1, description="partitions of the topics streamrec creates")
     replication_factor: int = Field(1, ge=1, description="replication of the topics streamrec creates")
     qdrant_url: str | None = Field(None, description="Qdrant server URL; unset uses local mode on disk")
     qdrant_api_key: SecretStr | None = Field(None, description="Qdrant API key (secret)")
     qdrant_in_memory: bool = Field(False, description="local mode in memory instead of on disk")
+    qdrant_flush_interval_s: float = Field(
+        5.0, gt=0, description="how often changed vectors are written to Qdrant (the view's lag)"
+    )
     metrics_host: str = Field("127.0.0.1", description="bind address of the Prometheus endpoint")
     metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus endpoint port (0: any)")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")

@@ -50,9 +50,37 @@ def _credentials(settings: Settings) -> Any:
     return None
 
 
+def _bound_fetch_wait(ms: int) -> None:
+    """Make faust's consumers ask for at most `ms` of fetch wait.
+
+    faust's aiokafka driver asks the broker to hold each fetch up to 1.5 s. Apache Kafka
+    answers as soon as any data arrives, but some Kafka-compatible brokers (tansu among
+    them) hold every fetch for the whole wait, which then is the floor of every hop's
+    latency. faust has no setting for it, so this worker process gives faust a consumer
+    thread that lowers it on the client faust creates.
+    """
+    import faust.transport.drivers.aiokafka as driver
+
+    base = driver.AIOKafkaConsumerThread
+    if getattr(base, "fetch_max_wait_ms", None) is not None:
+        base.fetch_max_wait_ms = ms
+        return
+
+    class ConsumerThread(base):  # type: ignore[misc, valid-type]
+        fetch_max_wait_ms = ms
+
+        def _create_worker_consumer(self, transport: Any) -> Any:
+            consumer = super()._create_worker_consumer(transport)
+            consumer._fetch_max_wait_ms = min(consumer._fetch_max_wait_ms, self.fetch_max_wait_ms)
+            return consumer
+
+    driver.AIOKafkaConsumerThread = ConsumerThread
+
+
 def create_app(settings: Settings, roles: Sequence[str], bootstrap: str) -> faust.App:
     """One faust app per role set: its id is the consumer group of those roles."""
     app_id = settings.topic("streamrec-" + "-".join(sorted(roles)))
+    _bound_fetch_wait(settings.kafka_fetch_max_wait_ms)
     return faust.App(
         app_id,
         broker=[f"kafka://{server}" for server in bootstrap.split(",")],
@@ -74,6 +102,9 @@ def create_app(settings: Settings, roles: Sequence[str], bootstrap: str) -> faus
         store="memory://",
         datadir=str(settings.data_dir / "faust"),
         stream_buffer_maxsize=16_384,
+        # Roles commit only what their checkpoints hold and skip re-delivered events, so
+        # faust need not wait for unacknowledged events when it stops or rebalances.
+        stream_wait_empty=False,
         table_standby_replicas=0,
     )
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from streamrec.model.base import TextEncoder
-from streamrec.model.encoder import TransformerEncoder, _batches
+from streamrec.model.encoder import TransformerEncoder, _batches, _cpu_has_amx_bf16
 from streamrec.model.errors import EncoderError
 
 REVIEWS_ZIP = (
@@ -42,7 +42,8 @@ TRIPLES = [
 
 @pytest.fixture(scope="module")
 def encoder() -> TransformerEncoder:
-    return TransformerEncoder(device="cpu")
+    # fp32, so that exact properties (batch invariance, pooling) are checked to 1e-4.
+    return TransformerEncoder(device="cpu", dtype="float32")
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +67,14 @@ def test_is_a_text_encoder(encoder: TransformerEncoder) -> None:
     assert encoder.dim == 384
     assert encoder.device == "cpu"
     assert encoder.dtype == "float32"
+
+
+def test_auto_dtype_on_cpu_is_bf16_with_amx_and_close_to_fp32(
+    encoder: TransformerEncoder, reviews: list[str]
+) -> None:
+    auto = TransformerEncoder(device="cpu")
+    assert auto.dtype == ("bfloat16" if _cpu_has_amx_bf16() else "float32")
+    assert cosine_rows(auto.encode(reviews), encoder.encode(reviews)).min() > 0.999
 
 
 def test_shape_dtype_and_unit_norm(encoder: TransformerEncoder, reviews: list[str]) -> None:
@@ -132,7 +141,7 @@ def test_cls_pooling_from_sentence_transformers_config(tmp_path: Path, encoder: 
     config.update(pooling_mode_cls_token=True, pooling_mode_mean_tokens=False)
     (tmp_path / "1_Pooling/config.json").write_text(json.dumps(config))
 
-    cls = TransformerEncoder(str(tmp_path), device="cpu")
+    cls = TransformerEncoder(str(tmp_path), device="cpu", dtype="float32")
     assert cls.version != encoder.version
     assert cls.version.split(":")[1] == "cls"
 
