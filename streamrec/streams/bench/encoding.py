@@ -1,0 +1,98 @@
+"""The encoder measurement as `streamrec bench` runs it, and what bounds it.
+
+`bench_encoder` (streamrec's encoder against plain transformers and sentence-transformers,
+on the same real reviews, in this process) gives the figures. Beside them:
+
+* the padding bound: padded tokens of the baseline's fixed batches of 32 over those of
+  streamrec's length-sorted batches, on the same texts. Almost all of a BERT's work is
+  per padded token, so this is about the most that length bucketing alone can gain;
+* the encoder at another dtype (`--dtype`, e.g. bfloat16 on a CPU with AMX), timed on the
+  same texts right after, against the same baseline figure.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from streamrec.model.encoder import TransformerEncoder, _locate
+from streamrec.streams.bench.encoder import BASELINE_BATCH, bench_encoder
+
+__all__ = ["measure_encoder", "padded_tokens"]
+
+Say = Callable[[str], None]
+#: streamrec's batch limits on a CPU and on CUDA (texts, padded tokens), as `TransformerEncoder` sets them.
+_LIMITS = {"cpu": (64, 4096), "cuda": (256, 32768)}
+
+
+def padded_tokens(lengths: Sequence[int], batch_size: int, budget: int | None = None) -> int:
+    """Tokens a forward pass pays for: in input order in fixed batches (no `budget`), or
+    longest first in batches within `batch_size` texts and `budget` padded tokens.
+
+    >>> padded_tokens([3, 10, 2, 9], 2), padded_tokens([3, 10, 2, 9], 2, budget=100)
+    (38, 26)
+    """
+    lengths = list(lengths)
+    if budget is None:
+        return sum(
+            max(lengths[i : i + batch_size]) * len(lengths[i : i + batch_size])
+            for i in range(0, len(lengths), batch_size)
+        )
+    ordered = sorted(lengths, reverse=True)
+    total, i = 0, 0
+    while i < len(ordered):
+        rows = max(1, min(batch_size, budget // max(ordered[i], 1), len(ordered) - i))
+        total += ordered[i] * rows
+        i += rows
+    return total
+
+
+def measure_encoder(
+    texts: list[str],
+    device: str,
+    model: str | None,
+    max_length: int,
+    repeats: int,
+    dtype: str,
+    say: Say,
+) -> dict[str, Any]:
+    from transformers import AutoTokenizer
+
+    result = bench_encoder(
+        texts, device=device, model=model, max_length=max_length, repeats=repeats, progress=say
+    )
+    tokenizer = AutoTokenizer.from_pretrained(str(_locate(model)[0]), local_files_only=True)
+    lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]]
+    kind = "cuda" if str(result["device"]).startswith("cuda") else "cpu"
+    baseline, ours = padded_tokens(lengths, BASELINE_BATCH), padded_tokens(lengths, *_LIMITS[kind])
+    result["padding"] = {
+        "real_tokens": int(np.sum(lengths)),
+        "baseline_padded_tokens": baseline,
+        "streamrec_padded_tokens": ours,
+        "bound": baseline / ours,
+    }
+    encoder = (
+        None
+        if dtype == "auto"
+        else TransformerEncoder(model, device=device, dtype=dtype, max_length=max_length)
+    )
+    if encoder is not None and encoder.dtype != result["dtype"]:
+        say(f"encoder at {encoder.dtype}")
+        encoder.encode(texts[:64])
+        best = float("inf")
+        for _ in range(max(1, repeats)):
+            started = time.perf_counter()
+            encoder.encode(texts)
+            if kind == "cuda":
+                import torch
+
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - started)
+        rate = len(texts) / best
+        say(f"streamrec at {encoder.dtype}: {rate:.1f} texts/s")
+        result["default_dtype"] = {k: result[k] for k in ("dtype", "texts_per_s", "ratio")}
+        result.update(dtype=encoder.dtype, texts_per_s=rate, ratio=rate / result["baseline_texts_per_s"])
+    return result

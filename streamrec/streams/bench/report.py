@@ -1,0 +1,155 @@
+"""The benchmark's targets, and the table that shows every figure beside its limit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+__all__ = ["TARGETS", "targets", "table"]
+
+#: Targets on a 2-core CPU machine (the issue's), by name: (what, limit, at most?).
+TARGETS: dict[str, tuple[str, float, bool]] = {
+    "cf_events_per_s": ("CF pipeline events/s, learned and committed", 5_000.0, False),
+    "cf_ratio": ("CF pipeline / raw river loop", 0.5, False),
+    "click_p99_ms": ("p99 click-to-recommendation (ms)", 100.0, True),
+    "review_p99_ms": ("p99 review-to-recommendation (ms)", 1_000.0, True),
+    "encoder_ratio": ("encoder / plain transformers baseline", 1.5, False),
+    "memory_beyond_state_pct": ("RSS growth N to 2N beyond own state (% of RSS)", 10.0, True),
+}
+
+
+def _ok(section: Any) -> bool:
+    return isinstance(section, dict) and "error" not in section
+
+
+def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target the report has a figure for: value, limit, whether it holds."""
+    values: list[tuple[str, str, float | None]] = []
+    cf = report.get("cf")
+    if _ok(cf):
+        values += [("cf_events_per_s", "", cf["pipeline_events_per_s"]), ("cf_ratio", "", cf["ratio"])]
+    latency = report.get("latency_ms")
+    if _ok(latency):
+        values.append(("click_p99_ms", f"at {latency['offered_events_per_s']:,.0f} clicks/s", latency["p99"]))
+        reviews = latency["reviews"]
+        values.append(("review_p99_ms", f"at {reviews['offered_events_per_s']:g} reviews/s", reviews["p99"]))
+    encoder = report.get("encoder")
+    if _ok(encoder):
+        values.append(("encoder_ratio", f"{encoder['device']}", encoder["ratio"]))
+    memory = report.get("memory")
+    if _ok(memory):
+        for role, figures in memory.items():
+            if isinstance(figures, dict):
+                values.append(("memory_beyond_state_pct", role, figures["growth_beyond_state_pct"]))
+    out = []
+    for name, where, value in values:
+        what, limit, at_most = TARGETS[name]
+        holds = None if value is None else (value <= limit if at_most else value >= limit)
+        out.append({"target": name, "what": what, "where": where, "value": value, "limit": limit,
+                    "at_most": at_most, "holds": holds})  # fmt: skip
+    return out
+
+
+def _n(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _ms(figures: dict[str, Any]) -> str:
+    return f"{_n(figures.get('p50'))} / {_n(figures.get('p95'))} / {_n(figures.get('p99'))}"
+
+
+def _mark(holds: bool | None) -> str:
+    return {True: "[green]yes[/green]", False: "[red]no[/red]", None: "-"}[holds]
+
+
+def table(report: dict[str, Any]) -> Table:
+    """Every figure, the limit measured beside it in the same run, and the target."""
+    out = Table(title="streamrec bench", show_lines=False)
+    for column in ("measurement", "figure", "measured beside it", "target", "holds"):
+        out.add_column(column)
+    held = {(t["target"], t["where"]): t["holds"] for t in report.get("targets", [])}
+    for name, section in report.items():
+        if isinstance(section, dict) and "error" in section:
+            out.add_row(name, f"[red]{section['error']}[/red]", "", "", "[red]no[/red]")
+
+    cf = report.get("cf")
+    if _ok(cf):
+        out.add_row(
+            f"CF pipeline, {cf['events']:,} clicks",
+            f"{_n(cf['pipeline_events_per_s'])} events/s learned+committed",
+            f"raw river loop {_n(cf['raw_events_per_s'])}/s; ratio {cf['ratio']:.2f}",
+            ">= 5,000/s and >= 0.5x raw",
+            _mark(held.get(("cf_events_per_s", "")) and held.get(("cf_ratio", ""))),
+        )
+    latency = report.get("latency_ms")
+    if _ok(latency):
+        hop = latency["broker_hop"]
+        for run in latency["loads"]:
+            target = run["offered_events_per_s"] == latency["offered_events_per_s"]
+            out.add_row(
+                f"clicks at {_n(run['offered_events_per_s'])}/s", f"p50/p95/p99 {_ms(run)} ms",
+                f"broker hop p50/p99 {_n(hop['p50'])} / {_n(hop['p99'])} ms",
+                f"p99 <= {_n(latency['slo_ms'])} ms" if target else "",
+                _mark(run["sustained"]) if not target else _mark(held.get(
+                    ("click_p99_ms", f"at {latency['offered_events_per_s']:,.0f} clicks/s"))),
+            )  # fmt: skip
+        reviews = latency["reviews"]
+        out.add_row(
+            f"reviews at {_n(reviews['offered_events_per_s'])}/s",
+            f"p50/p95/p99 {_ms(reviews)} ms",
+            "two broker hops (encoder, recommender)",
+            f"p99 <= {_n(reviews['slo_ms'])} ms",
+            _mark(held.get(("review_p99_ms", f"at {reviews['offered_events_per_s']:g} reviews/s"))),
+        )
+        out.add_row(
+            "most clicks/s sustained",
+            f"{_n(latency['max_sustained_events_per_s'])}/s",
+            f"p99 <= {_n(latency['slo_ms'])} ms, no backlog",
+            "",
+            "",
+        )
+    encoder = report.get("encoder")
+    if _ok(encoder):
+        st = encoder.get("sentence_transformers_texts_per_s")
+        worker = encoder.get("worker_texts_per_s")
+        default = encoder.get("default_dtype")
+        padding = encoder.get("padding")
+        out.add_row(
+            f"encoder ({encoder['device']}, {encoder['dtype']}), {encoder['texts']} reviews",
+            f"{_n(encoder['texts_per_s'], 1)} texts/s"
+            + (f" ({default['dtype']}: {_n(default['texts_per_s'], 1)}/s)" if default else "")
+            + (f"; worker: {_n(worker, 1)}/s" if worker else ""),
+            f"plain transformers {_n(encoder['baseline_texts_per_s'], 1)}/s; ratio {encoder['ratio']:.2f}"
+            + (f"; sentence-transformers {_n(st, 1)}/s" if st else "")
+            + (f"; padding bound {padding['bound']:.2f}x" if padding else ""),
+            ">= 1.5x baseline",
+            _mark(held.get(("encoder_ratio", encoder["device"]))),
+        )
+    qdrant = report.get("qdrant")
+    if _ok(qdrant):
+        for run in qdrant["runs"]:
+            out.add_row(
+                f"Qdrant {run['backend']}, {run['points']:,} points",
+                f"upsert {_n(run['upsert_points_per_s'])} points/s; search {_n(run['search_qps'], 1)} q/s",
+                f"k={run['batch_search_k']}, {run['batch_size']} queries a call: "
+                f"{_n(run['batch_search_qps'], 1)} q/s",
+                "",
+                "",
+            )
+    memory = report.get("memory")
+    if _ok(memory):
+        for role, m in memory.items():
+            if not isinstance(m, dict):
+                continue
+            out.add_row(
+                f"memory: {role}, {m['events_n']:,} then {2 * m['events_n']:,} {m['events']}",
+                f"peak RSS {_n(m['rss_mb_at_n'])} -> {_n(m['rss_mb_at_2n'])} MB",
+                f"own state {_n(m['state_mb_at_n'], 1)} -> {_n(m['state_mb_at_2n'], 1)} MB; "
+                f"beyond it {m['growth_beyond_state_pct']:+.1f}%",
+                "<= 10% beyond state",
+                _mark(held.get(("memory_beyond_state_pct", role))),
+            )
+    return out

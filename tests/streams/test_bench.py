@@ -1,0 +1,155 @@
+"""`streamrec bench` end to end at tiny sizes, and the pieces it is made of.
+
+Timings are never held to a threshold here: a benchmark prints figures, and these tests
+only check that every figure is there, positive, and in the documented shape.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from streamrec.streams.bench.latency import percentiles
+from streamrec.streams.bench.memory import peak_rss_mb, rss_mb, traced_mb
+from streamrec.streams.bench.profile import summarize
+from streamrec.streams.bench.qdrant import bench_qdrant
+from streamrec.streams.bench.report import table, targets
+from streamrec.streams.bench.suite import BenchConfig
+from streamrec.streams.bench.workload import Workload, _sample, load_workload
+from streamrec.streams.cli import app
+
+
+def _positive(value: object) -> bool:
+    return isinstance(value, (int, float)) and value > 0
+
+
+def test_workload_continues_with_new_users_and_later_times() -> None:
+    w = Workload(catalog={"a": "A", "b": "B"}, clicks=[("u1", "a", 10.0), ("u2", "b", 20.0)], reviews=[],
+                 source="test")  # fmt: skip
+    assert [w.click(i) for i in range(4)] == [
+        ("u1", "a", 10.0), ("u2", "b", 20.0), ("u1~1", "a", 21.0), ("u2~1", "b", 31.0),
+    ]  # fmt: skip
+    events = list(w.click_events("clicks", 1, 2))
+    assert [e[2] for e in events] == ["u2", "u1~1"]
+    assert events[0][1] == {"user_id": "u2", "item_id": "b", "event": "click", "ts": 20.0}
+
+
+def test_workload_narrowed_keeps_the_most_clicked_items() -> None:
+    clicks = [("u", "a", 1.0), ("u", "a", 2.0), ("u", "b", 3.0), ("v", "c", 4.0), ("v", "a", 5.0)]
+    w = Workload(catalog={"a": "A", "b": "B", "c": "C"}, clicks=clicks, reviews=[], source="test").narrowed(1)
+    assert set(w.catalog) == {"a"} and {item for _, item, _ in w.clicks} == {"a"}
+
+
+def test_workload_from_given_files() -> None:
+    data = Path(__file__).resolve().parents[1] / "data"
+    w = load_workload(data / "amazon-2018.jsonl", data / "amazon-2014.csv")
+    assert w.clicks and w.reviews and all(r.text for r in w.reviews)
+    assert {item for _, item, _ in w.clicks} <= set(w.catalog)
+    assert set(w.review_catalog(len(w.reviews))) == {r.item for r in w.reviews}
+    assert "amazon-2018.jsonl" in w.source and "amazon-2014.csv" in w.source
+
+
+def test_the_packaged_sample_stands_in_for_missing_data() -> None:
+    catalog, reviews = _sample()
+    assert len(catalog) > 100 and len(reviews) > 100
+    assert all(r.text for r in reviews) and {r.item for r in reviews} <= set(catalog)
+
+
+def test_percentiles() -> None:
+    stats = percentiles([10.0] * 98 + [100.0, 1000.0])
+    assert stats["p50"] == 10.0 and stats["n"] == 100
+    assert stats["p99"] is not None and 100.0 <= stats["p99"] <= 1000.0
+    assert percentiles([]) == {"p50": None, "p95": None, "p99": None, "n": 0}
+
+
+def test_memory_probes_measure_this_process() -> None:
+    import os
+
+    assert peak_rss_mb(os.getpid()) >= rss_mb(os.getpid()) > 0
+    assert 30.0 < traced_mb(lambda: np.ones((4, 1024, 1024), dtype=np.float64)) < 34.0
+
+
+def test_profile_summary_ranks_functions_and_libraries() -> None:
+    collapsed = (
+        "<module> (streamrec/streams/cli.py:1);learn_one (river/reco/biased_mf.py:120) 6\n"
+        "<module> (streamrec/streams/cli.py:1);getmany (aiokafka/consumer/consumer.py:1200) 3\n"
+        "<module> (streamrec/streams/cli.py:1);_learn (streamrec/streams/roles/cf.py:180) 1\n"
+        "garbage line\n"
+    )
+    summary = summarize(collapsed)
+    assert summary["samples"] == 10
+    assert summary["functions"][0] == ["learn_one (river/reco/biased_mf.py)", 60.0]
+    assert [name for name, _ in summary["libraries"]] == ["river", "aiokafka", "streamrec"]
+
+
+def test_qdrant_local_mode_figures_are_positive() -> None:
+    result = bench_qdrant([300, 600], lambda _: None, queries=5, budget_s=1.0)
+    assert result["points"] == 600 and result["backend"] == "local"
+    for run in result["runs"]:
+        assert _positive(run["upsert_points_per_s"]) and _positive(run["search_qps"])
+        assert _positive(run["batch_search_qps"]) and run["queries"] >= 1
+
+
+def test_quick_config_shrinks_every_size() -> None:
+    full, quick = BenchConfig(), BenchConfig().quick()
+    assert (
+        quick.events < full.events and quick.texts < full.texts and quick.memory_events < full.memory_events
+    )
+    assert max(quick.qdrant_sizes) < max(full.qdrant_sizes) and quick.load_seconds < full.load_seconds
+
+
+def test_bench_rejects_unknown_sections(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["bench", "--json", str(tmp_path / "b.json"), "--sections", "cf,gpu"])
+    assert result.exit_code != 0
+    assert "--sections" in result.output
+
+
+@pytest.mark.broker
+@pytest.mark.slow
+def test_bench_quick_writes_every_figure(bootstrap: str, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(
+        app,
+        ["bench", "--quick", "--device", "cpu", "--kafka-bootstrap", bootstrap, "--json", str(out),
+         "--data-dir", str(tmp_path / "state")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+
+    cf = report["cf"]
+    for key in ("pipeline_events_per_s", "raw_events_per_s", "ratio"):
+        assert _positive(cf[key]), key
+    assert cf["deadletters"] == 0
+
+    latency = report["latency_ms"]
+    for key in ("offered_events_per_s", "p50", "p95", "p99"):
+        assert _positive(latency[key]), key
+    assert latency["p50"] <= latency["p95"] <= latency["p99"]
+    assert _positive(latency["reviews"]["p99"]) and _positive(latency["broker_hop"]["p50"])
+    assert all(run["users_unanswered"] == 0 for run in latency["loads"])
+
+    encoder = report["encoder"]
+    assert encoder["device"] == "cpu" and encoder["model"]
+    for key in ("texts_per_s", "baseline_texts_per_s", "ratio", "worker_texts_per_s"):
+        assert _positive(encoder[key]), key
+
+    qdrant = report["qdrant"]
+    for key in ("points", "upsert_points_per_s", "search_qps"):
+        assert _positive(qdrant[key]), key
+
+    memory = report["memory"]
+    assert set(memory) == {"cf", "encoder", "recommender"}
+    for role, figures in memory.items():
+        assert _positive(figures["rss_mb_at_n"]) and figures["rss_mb_at_2n"] >= figures["rss_mb_at_n"], role
+        assert isinstance(figures["growth_beyond_state_pct"], float)
+    assert _positive(memory["cf"]["state_mb_at_2n"]) and _positive(memory["recommender"]["state_mb_at_2n"])
+
+    names = {t["target"] for t in report["targets"]}
+    assert {"cf_events_per_s", "cf_ratio", "click_p99_ms", "review_p99_ms", "encoder_ratio"} <= names
+    assert "streamrec bench" in result.output  # the table's title
+    assert table(report).row_count >= 8
+    assert targets(report) == report["targets"]
