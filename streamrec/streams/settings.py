@@ -69,7 +69,7 @@ class CFSettings(_Group):
     checkpoint_interval_s: float = Field(
         5.0, gt=0, description="how often model and offsets are saved (and offsets committed)"
     )
-    publish_interval_s: float = Field(0.2, gt=0, description="how often changed factors are published")
+    publish_interval_s: float = Field(1.0, gt=0, description="how often changed factors are published")
     batch_size: int = Field(2000, ge=1, description="most events per processing batch")
 
 
@@ -128,8 +128,11 @@ class Settings(BaseSettings):
     qdrant_url: str | None = Field(None, description="Qdrant server URL; unset uses local mode on disk")
     qdrant_api_key: SecretStr | None = Field(None, description="Qdrant API key (secret)")
     qdrant_in_memory: bool = Field(False, description="local mode in memory instead of on disk")
-    qdrant_flush_interval_s: float = Field(
-        5.0, gt=0, description="how often changed vectors are written to Qdrant (the view's lag)"
+    qdrant_flush_interval_s: float | None = Field(
+        None,
+        gt=0,
+        description="how often changed vectors are written to Qdrant, the view's lag "
+        "(default: 2 s to a server; 30 s in local mode, which persists every point it writes)",
     )
     metrics_host: str = Field("127.0.0.1", description="bind address of the Prometheus endpoint")
     metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus endpoint port (0: any)")
@@ -141,6 +144,12 @@ class Settings(BaseSettings):
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
+
+    @property
+    def qdrant_flush_s(self) -> float:
+        if self.qdrant_flush_interval_s is not None:
+            return self.qdrant_flush_interval_s
+        return 2.0 if self.qdrant_url else 30.0
 
     def masked(self) -> dict[str, Any]:
         """The settings as a dict with every secret masked, for logs."""

@@ -57,7 +57,9 @@ class QdrantSink:
         metrics: Metrics,
         spaces: Mapping[str, tuple[int, Any]],
         client: QdrantClient | None = None,
-        batch_size: int = 256,
+        # Small batches: local mode holds the interpreter while it persists a batch, and
+        # the event loop runs between batches.
+        batch_size: int = 64,
     ) -> None:
         self.settings = settings
         self.metrics = metrics

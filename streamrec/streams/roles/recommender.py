@@ -210,7 +210,7 @@ class RecommenderRole:
             {t: ROLE for t in (ctx.topics.clicks, ctx.topics.reviews_encoded, ctx.topics.forget)}
         )
         app.service(self.feed)
-        app.timer(ctx.settings.qdrant_flush_interval_s, name="qdrant-flush")(self._flush)
+        app.timer(ctx.settings.qdrant_flush_s, name="qdrant-flush")(self._flush)
         app.timer(1.0, name="recommender-checkpoint")(self._on_timer)
         ctx.ready_checks[ROLE] = self.feed.caught_up.is_set
 
