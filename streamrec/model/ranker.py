@@ -140,7 +140,7 @@ class HybridRanker:
         n_candidates: int = 50,
         w_text: float = 0.5,
         w_cf: float = 0.5,
-        w_pop: float = 1.0,
+        w_pop: float = 0.75,
         user_confidence: float = 5.0,
         item_confidence: float = 5.0,
         mmr_lambda: float = 0.9,

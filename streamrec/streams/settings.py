@@ -79,9 +79,9 @@ class RecommenderSettings(_Group):
         20, ge=0, description="events of one user within this window yield one recommendation"
     )
     batch_size: int = Field(500, ge=1, description="most events per processing batch")
-    n_candidates: int = Field(100, ge=1, description="candidates per retrieval source")
-    mmr_lambda: float = Field(0.8, ge=0, le=1, description="1 = relevance only; lower diversifies")
-    half_life_days: float = Field(30.0, gt=0, description="decay of user profiles and trending counts")
+    n_candidates: int = Field(50, ge=1, description="candidates per retrieval source")
+    mmr_lambda: float = Field(0.9, ge=0, le=1, description="1 = relevance only; lower diversifies")
+    half_life_days: float = Field(90.0, gt=0, description="decay of user profiles and trending counts")
     checkpoint_interval_s: float = Field(
         5.0, gt=0, description="how often counts and offsets are saved (and offsets committed)"
     )

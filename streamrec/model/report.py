@@ -1,0 +1,225 @@
+"""Writing an evaluation: `report.md` (tables), `report.json` and `hr_over_time.png`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from streamrec.model.evaluation import SLICES
+from streamrec.model.prequential import PrequentialResult
+
+__all__ = ["STREAMING", "comparisons", "metric_keys", "render_markdown", "report_json", "write_report"]
+
+#: The online recommenders a hybrid is compared with (the batch peer is apart).
+STREAMING = ("popular", "recent_popular", "cf", "text")
+
+_RANKING = ("hr", "ndcg", "mrr", "recall", "precision", "f1")
+
+
+def metric_keys(ks: Sequence[int]) -> list[str]:
+    """Metric keys of one slice, in report order.
+
+    >>> metric_keys([10])  # doctest: +NORMALIZE_WHITESPACE
+    ['hr@10', 'ndcg@10', 'mrr@10', 'recall@10', 'precision@10', 'f1@10', 'auc',
+     'coverage@10', 'diversity@10', 'mae', 'rmse']
+    """
+    keys = [f"{name}@{k}" for k in ks for name in _RANKING]
+    keys.append("auc")
+    keys += [f"{name}@{k}" for k in ks for name in ("coverage", "diversity")]
+    return keys + ["mae", "rmse"]
+
+
+def report_json(result: PrequentialResult) -> dict[str, Any]:
+    """`{"dataset", "protocol", "recommenders": {name: {slice: {metric: value}}}}`."""
+    ks = result.protocol.get("ks", [10, 20])
+    keys = metric_keys(ks)
+    recommenders = {
+        name: {s: {key: slices[s].get(key) for key in keys} for s in SLICES}
+        for name, slices in result.recommenders.items()
+    }
+    first = next(iter(result.recommenders.values()), {})
+    protocol = dict(result.protocol)
+    protocol["events_per_slice"] = {s: first.get(s, {}).get("n", 0) for s in SLICES}
+    protocol["rated_events_per_slice"] = {
+        s: max((slices.get(s, {}).get("n_rated", 0) for slices in result.recommenders.values()), default=0)
+        for s in SLICES
+    }
+    protocol["recommenders"] = {
+        name: {
+            "description": result.descriptions.get(name, ""),
+            "params": result.params.get(name, {}),
+            "seconds": round(result.seconds.get(name, 0.0), 2),
+        }
+        for name in result.recommenders
+    }
+    protocol["comparisons"] = comparisons(result.recommenders, batch=_batch_name(result))
+    return {"dataset": result.dataset, "protocol": protocol, "recommenders": recommenders}
+
+
+def _batch_name(result: PrequentialResult) -> str | None:
+    known = set(STREAMING) | {"hybrid"}
+    return next((name for name in result.recommenders if name not in known), None)
+
+
+def comparisons(
+    recommenders: Mapping[str, Mapping[str, Mapping[str, Any]]], batch: str | None = None, k: int = 10
+) -> dict[str, float | None]:
+    """Ratios of the hybrid's HR@K to the other recommenders' (None where undefined).
+
+    >>> r = {"hybrid": {"all": {"hr@10": 0.3}, "cold_items": {"hr@10": 0.06}},
+    ...      "popular": {"all": {"hr@10": 0.2}}, "cf": {"all": {"hr@10": 0.1}, "cold_items": {"hr@10": 0.02}}}
+    >>> comparisons(r)
+    {'hybrid_over_best_streaming': 1.5, 'best_streaming': 'popular', 'hybrid_over_cf_cold_items': 3.0}
+    """
+    out: dict[str, Any] = {}
+    hybrid = recommenders.get("hybrid")
+    if hybrid is None:
+        return out
+    key = f"hr@{k}"
+
+    def hr(name: str, s: str = "all") -> float | None:
+        value = recommenders.get(name, {}).get(s, {}).get(key)
+        return None if value is None else float(value)
+
+    others: dict[str, float] = {}
+    for name in STREAMING:
+        value = hr(name)
+        if value is not None:
+            others[name] = value
+    mine = hr("hybrid")
+    if others and mine is not None:
+        best = max(others, key=lambda n: others[n])
+        out["hybrid_over_best_streaming"] = _ratio(mine, others[best])
+        out["best_streaming"] = best
+    if "cf" in recommenders:
+        out["hybrid_over_cf_cold_items"] = _ratio(hr("hybrid", "cold_items"), hr("cf", "cold_items"))
+    if batch is not None and batch in recommenders:
+        out["hybrid_over_batch"] = _ratio(mine, hr(batch))
+        out["batch"] = batch
+    return out
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None:
+        return None
+    if b == 0:
+        return None  # undefined; the tables hold both rates
+    return round(a / b, 4)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 1000 else f"{value:,.0f}"
+    return str(value)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_markdown(data: Mapping[str, Any]) -> str:
+    """The report as Markdown: dataset, protocol, one table per slice, recommenders."""
+    dataset, protocol, recs = data["dataset"], data["protocol"], data["recommenders"]
+    ks = protocol.get("ks", [10, 20])
+    title = dataset.get("name", "dataset")
+    parts = [f"# Prequential evaluation: {title}", ""]
+    parts.append(
+        f"{protocol.get('n_events', 0):,} events in time order; each is first predicted (top {max(ks)} "
+        "for its user, excluding items the user already interacted with), then learned. "
+        f"Same stream, events and sampled negatives for every recommender. "
+        f"{protocol.get('n_scored', 0):,} events scored; {protocol.get('n_repeats_not_scored', 0):,} "
+        "repeat interactions learned but not scored."
+    )
+    parts += ["", "## Dataset", ""]
+    parts.append(_table(["field", "value"], [[k, v] for k, v in dataset.items()]))
+    sizes = protocol.get("events_per_slice", {})
+    for s in SLICES:
+        parts += ["", f"## {s} ({sizes.get(s, 0):,} events)", ""]
+        if s != "all":
+            parts += [protocol.get("slices", {}).get(s, ""), ""]
+        keys = metric_keys(ks)
+        header = ["recommender"] + keys
+        rows = [[name] + [slices[s].get(key) for key in keys] for name, slices in recs.items()]
+        parts.append(_table(header, rows))
+    comps = protocol.get("comparisons", {})
+    if comps:
+        parts += ["", "## HR@10 ratios", ""]
+        parts.append(_table(["comparison", "value"], [[k, v] for k, v in comps.items()]))
+    parts += ["", "## Recommenders", ""]
+    described = protocol.get("recommenders", {})
+    rows = [[name, info.get("description", ""), info.get("seconds")] for name, info in described.items()]
+    parts.append(_table(["name", "what", "seconds (rank + learn)"], rows))
+    parts += ["", "Parameters:", ""]
+    for name, info in described.items():
+        if info.get("params"):
+            parts.append(f"- `{name}`: " + ", ".join(f"{k}={v}" for k, v in info["params"].items()))
+    parts += ["", "## Protocol", ""]
+    skip = {"recommenders", "comparisons", "slices", "events_per_slice"}
+    parts.append(_table(["field", "value"], [[k, v] for k, v in protocol.items() if k not in skip]))
+    parts += ["", "![HR@10 along the stream](hr_over_time.png)", ""]
+    return "\n".join(parts)
+
+
+def plot_hr_over_time(result: PrequentialResult, path: Path, window: int | None = None) -> None:
+    """HR@10 of each recommender along the stream, as a moving average over scored events."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(result.event_index)
+    window = window or max(50, n // 50)
+    fig, ax = plt.subplots(figsize=(10, 5), dpi=110)
+    for name, hits in result.hits.items():
+        if n == 0:
+            continue
+        smooth = _moving_average(hits.astype(np.float64), min(window, n))
+        ax.plot(
+            result.event_index[len(result.event_index) - len(smooth) :],
+            smooth,
+            label=name,
+            linewidth=2.2 if name == "hybrid" else 1.2,
+        )
+    ax.set_xlabel("event in the stream")
+    ax.set_ylabel(f"HR@10 (moving average of {window} events)")
+    ax.set_title(f"HR@10 along the stream: {result.dataset.get('name', '')}")
+    ax.grid(alpha=0.3)
+    if result.hits:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _moving_average(values: npt.NDArray[np.float64], window: int) -> npt.NDArray[np.float64]:
+    if window <= 1:
+        return values
+    cumulative = np.cumsum(np.insert(values, 0, 0.0))
+    return (cumulative[window:] - cumulative[:-window]) / window
+
+
+def write_report(result: PrequentialResult, out: Path) -> dict[str, Path]:
+    """Write the three files into `out` (created if needed); return their paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = report_json(result)
+    paths = {"json": out / "report.json", "md": out / "report.md", "png": out / "hr_over_time.png"}
+    paths["json"].write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+    paths["md"].write_text(render_markdown(data))
+    plot_hr_over_time(result, paths["png"])
+    return paths
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from typer.testing import CliRunner
+
+from streamrec.streams.evaluate import eval_command
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    app.command("eval")(eval_command)
+
+    @app.callback()
+    def main() -> None:
+        """Keep `eval` a subcommand."""
+
+    return app
+
+
+def test_eval_on_amazon_sample_writes_the_three_files(tmp_path):
+    out = tmp_path / "report"
+    result = CliRunner().invoke(
+        _app(),
+        [
+            "eval",
+            "--dataset",
+            str(DATA / "amazon-2014.csv"),
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--max-length",
+            "32",
+            "--retrain-every",
+            "2",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert set(report) == {"dataset", "protocol", "recommenders"}
+    assert list(report["recommenders"]) == ["popular", "recent_popular", "cf", "text", "hybrid", "als"]
+    assert report["dataset"]["duplicates_dropped"] == 1
+    assert report["recommenders"]["hybrid"]["all"]["mae"] is not None
+    assert (out / "report.md").read_text().startswith("# Prequential evaluation")
+    assert (out / "hr_over_time.png").stat().st_size > 0
+    assert "hybrid" in result.output
+    assert list((tmp_path / "cache").glob("vectors-*.npz"))
+
+
+def test_eval_with_column_mapping_limit_and_subset(tmp_path):
+    result = CliRunner().invoke(
+        _app(),
+        [
+            "eval",
+            "--dataset",
+            str(DATA / "generic.csv"),
+            "--format",
+            "csv",
+            "--columns",
+            "user=customer,item=sku,rating=stars,text=comment,ts=when",
+            "--limit",
+            "2",
+            "--recommenders",
+            "popular,cf",
+            "--k",
+            "5",
+            "--no-cache",
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert list(report["recommenders"]) == ["popular", "cf"]
+    assert report["dataset"]["n_interactions"] == 2
+    assert "hr@5" in report["recommenders"]["cf"]["all"]
+
+
+def test_eval_bad_row_is_a_clear_error_and_skip_bad_counts_it(tmp_path):
+    path = tmp_path / "log.jsonl"
+    path.write_text(
+        '{"user_id": "a", "item_id": "x", "ts": 1}\n'
+        '{"user_id": "b"}\n'
+        '{"user_id": "c", "item_id": "x", "ts": 2}\n'
+    )
+    args = ["eval", "--dataset", str(path), "--recommenders", "popular", "--out", str(tmp_path / "out")]
+    failed = CliRunner().invoke(_app(), args)
+    assert failed.exit_code == 2
+    assert "log.jsonl:2:" in failed.output and "--skip-bad" in failed.output
+    passed = CliRunner().invoke(_app(), [*args, "--skip-bad"])
+    assert passed.exit_code == 0, passed.output
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["dataset"]["bad_rows_skipped"] == 1
+
+
+def test_eval_help_and_unknown_recommender(tmp_path):
+    runner = CliRunner()
+    help_text = runner.invoke(_app(), ["eval", "--help"]).output
+    assert "--dataset" in help_text and "--skip-bad" in help_text and "prequential" in help_text.lower()
+    result = runner.invoke(
+        _app(),
+        [
+            "eval",
+            "--dataset",
+            str(DATA / "generic.jsonl"),
+            "--format",
+            "jsonl",
+            "--columns",
+            "user=who,item=what,ts=at",
+            "--recommenders",
+            "magic",
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "magic" in result.output
