@@ -11,10 +11,12 @@ from typing import Any
 
 from streamrec.model.catalog import ItemTexts
 from streamrec.model.cf import OnlineCF
+from streamrec.model.datasets import Dataset, Interaction, load_dataset
 from streamrec.model.dedupe import Deduplicator
 from streamrec.model.errors import DatasetError, EncoderError, InvalidEvent, StreamrecError
+from streamrec.model.evaluation import ReplayScorer, RollingHitRate
 from streamrec.model.index import MemoryIndex
-from streamrec.model.popularity import Popularity
+from streamrec.model.popularity import CoOccurrence, Popularity
 from streamrec.model.profile import UserProfile
 from streamrec.model.ranker import HybridRanker, Request, Scored
 from streamrec.model.recommender import Recommender
@@ -22,23 +24,29 @@ from streamrec.model.schemas import Click, EventParser, Forget, Item, Limits, Re
 
 __all__ = [
     "Click",
+    "CoOccurrence",
+    "Dataset",
     "DatasetError",
     "Deduplicator",
     "EncoderError",
     "EventParser",
     "Forget",
     "HybridRanker",
+    "Interaction",
     "InvalidEvent",
     "Item",
     "ItemTexts",
     "Limits",
     "MemoryIndex",
+    "load_dataset",
     "OnlineCF",
     "Popularity",
     "Recommendation",
     "Recommender",
+    "ReplayScorer",
     "Request",
     "Review",
+    "RollingHitRate",
     "Scored",
     "StreamrecError",
     "TransformerEncoder",

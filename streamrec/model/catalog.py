@@ -83,7 +83,8 @@ class ItemTexts:
             raise KeyError(item)
         total = np.sum(parts, axis=0)
         norm = float(np.linalg.norm(total))
-        return (total / norm if norm > 0 else total).astype(np.float32)
+        unit: FloatArray = (total / norm if norm > 0 else total).astype(np.float32)
+        return unit
 
     def forget(self, item: str) -> None:
         self._catalog.pop(item, None)

@@ -99,7 +99,7 @@ class MemoryIndex:
         vectors = np.asarray(vectors, dtype=np.float32).reshape(len(ids), space.dim)
         if space.metric == "cosine":
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-            vectors = vectors / np.where(norms > 0, norms, 1.0)
+            vectors = (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32)
         rows = [self._row(id) for id in ids]
         space.matrix[rows] = vectors
         space.present[rows] = True
@@ -169,7 +169,7 @@ class MemoryIndex:
             return [[] for _ in range(len(queries))]
         if space.metric == "cosine":
             norms = np.linalg.norm(queries, axis=1, keepdims=True)
-            queries = queries / np.where(norms > 0, norms, 1.0)
+            queries = (queries / np.where(norms > 0, norms, 1.0)).astype(np.float32)
         scores = queries @ space.matrix[:n].T
         scores[:, ~space.present[:n]] = -np.inf
         results = []

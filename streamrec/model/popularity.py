@@ -72,7 +72,7 @@ class Popularity:
             self._t_ref = ts
         exponent = (ts - self._t_ref) / self.half_life_s
         if exponent > self._RESCALE_EXPONENT:
-            self._decayed *= 2.0 ** -exponent
+            self._decayed *= 2.0**-exponent
             self._t_ref = ts
             exponent = 0.0
         self._counts[pos] += weight
@@ -114,9 +114,7 @@ class Popularity:
             out *= 2.0 ** -((self.t_last - self._t_ref) / self.half_life_s)
         return np.log1p(out)
 
-    def top(
-        self, k: int, exclude: Iterable[str] = (), decayed: bool = True
-    ) -> list[tuple[str, float]]:
+    def top(self, k: int, exclude: Iterable[str] = (), decayed: bool = True) -> list[tuple[str, float]]:
         """The `k` most popular items not in `exclude`, with their log-scale score."""
         n = len(self._ids)
         if n == 0 or k <= 0:

@@ -149,7 +149,7 @@ class UserProfile:
             vector = np.frombuffer(base64.b64decode(data["v"]), dtype="<f4").astype(np.float32)
         return cls(
             user_id=data["u"],
-            history=[tuple(h) for h in data["h"]],  # type: ignore[misc]
+            history=[(str(h[0]), float(h[1]), str(h[2])) for h in data["h"]],
             seen=data["s"],
             text_sum=vector,
             text_weight=data["w"],

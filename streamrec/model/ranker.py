@@ -173,8 +173,11 @@ class HybridRanker:
 
     def recommend_many(self, requests: Sequence[Request], k: int = 10) -> list[list[Scored]]:
         """Rank for many users at once: one batched search per vector space."""
-        text_hits = self._search("text", [r.profile.text_vector() if r.profile else None for r in requests],
-                                 [r.exclude for r in requests])
+        text_hits = self._search(
+            "text",
+            [r.profile.text_vector() if r.profile else None for r in requests],
+            [r.exclude for r in requests],
+        )
         cf_hits = self._search("cf", [r.cf_vector for r in requests], [r.exclude for r in requests])
         return [
             self._rank(request, text, cf, k)
@@ -316,10 +319,8 @@ class HybridRanker:
         vecs = np.where(has_text[pool][:, None], text_vecs[pool], 0.0)
         cf = cf_vecs[pool, :-1]
         norms = np.linalg.norm(cf, axis=1, keepdims=True)
-        cf = cf / np.where(norms > 0, norms, 1.0)
-        sim = np.where(
-            np.outer(has_text[pool], has_text[pool]), vecs @ vecs.T, np.clip(cf @ cf.T, -1.0, 1.0)
-        )
+        cf = (cf / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+        sim = np.where(np.outer(has_text[pool], has_text[pool]), vecs @ vecs.T, np.clip(cf @ cf.T, -1.0, 1.0))
         chosen: list[int] = []
         max_sim = np.full(len(pool), -1.0)
         lam = self.mmr_lambda

@@ -75,7 +75,10 @@ class Recommender:
         self.profiles: MutableMapping[str, UserProfile] = profiles if profiles is not None else {}
         self.user_cf: dict[str, FloatArray] = {}
         self.ranker = HybridRanker(
-            self.index, self.popularity, cooccurrence=self.cooccurrence, **ranker_params  # type: ignore[arg-type]
+            self.index,
+            self.popularity,
+            cooccurrence=self.cooccurrence,
+            **ranker_params,  # type: ignore[arg-type]
         )
 
     # -- state that is not in profiles ----------------------------------------------

@@ -78,7 +78,7 @@ def parse_id(value: Any) -> str:
         raise ValueError(f"id must be at most {MAX_ID_CHARS} characters, got {len(value)}")
     if not value.isprintable():
         raise ValueError(f"id must not contain control characters, got {value[:40]!r}")
-    return value
+    return str(value)
 
 
 def parse_ts(value: Any) -> float:
