@@ -46,10 +46,17 @@ def bootstrap() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def session_settings(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def broker_settings(bootstrap: str) -> dict[str, Any]:
+    """Settings naming the session's broker: the embedded one keeps its short fetch wait."""
+    embedded = not os.environ.get("STREAMREC_KAFKA_BOOTSTRAP")
+    return {"kafka_bootstrap": bootstrap, "kafka_fetch_max_wait_ms": 20 if embedded else None}
+
+
+@pytest.fixture(scope="session")
+def session_settings(broker_settings: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Settings of the shared worker: a prefix of its own, state in a temporary directory."""
     return Settings(
-        kafka_bootstrap=bootstrap,
+        **broker_settings,
         topic_prefix=f"t{uuid.uuid4().hex[:8]}-",
         data_dir=tmp_path_factory.mktemp("worker"),
         kafka_session_timeout_s=6.0,

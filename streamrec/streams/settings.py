@@ -117,11 +117,12 @@ class Settings(BaseSettings):
     kafka_session_timeout_s: float = Field(
         10.0, ge=6.0, le=300.0, description="consumer group session timeout (Apache Kafka allows 6-300 s)"
     )
-    kafka_fetch_max_wait_ms: int = Field(
-        20,
+    kafka_fetch_max_wait_ms: int | None = Field(
+        None,
         ge=1,
         le=10_000,
-        description="longest a fetch may wait for data (some brokers hold every fetch this long)",
+        description="longest a fetch may wait for data (default: 20 ms on the embedded broker, "
+        "which holds every fetch this long; 500 ms, Kafka's own default, on an external one)",
     )
     partitions: int = Field(3, ge=1, description="partitions of the topics streamrec creates")
     replication_factor: int = Field(1, ge=1, description="replication of the topics streamrec creates")
@@ -132,7 +133,7 @@ class Settings(BaseSettings):
         None,
         gt=0,
         description="how often changed vectors are written to Qdrant, the view's lag "
-        "(default: 2 s to a server; 30 s in local mode, which persists every point it writes)",
+        "(default: 2 s to a server; 60 s in local mode, which commits every point to disk)",
     )
     metrics_host: str = Field("127.0.0.1", description="bind address of the Prometheus endpoint")
     metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus endpoint port (0: any)")
@@ -146,10 +147,20 @@ class Settings(BaseSettings):
         return f"{self.topic_prefix}{name}"
 
     @property
+    def fetch_max_wait_ms(self) -> int:
+        """The consumers' fetch wait. Apache Kafka answers a fetch as soon as data is there, so
+        a long wait costs nothing; the embedded broker holds every fetch for the whole wait, so
+        there it is short. A short wait is wrong on slow storage: a broker that cannot read a
+        batch within it answers empty, again and again."""
+        if self.kafka_fetch_max_wait_ms is not None:
+            return self.kafka_fetch_max_wait_ms
+        return 500 if self.kafka_bootstrap else 20
+
+    @property
     def qdrant_flush_s(self) -> float:
         if self.qdrant_flush_interval_s is not None:
             return self.qdrant_flush_interval_s
-        return 2.0 if self.qdrant_url else 30.0
+        return 2.0 if self.qdrant_url else 60.0
 
     def masked(self) -> dict[str, Any]:
         """The settings as a dict with every secret masked, for logs."""

@@ -36,6 +36,8 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
         "METRICS_HOST": settings.metrics_host,
         "LOG_LEVEL": settings.log_level,
         "KAFKA_SESSION_TIMEOUT_S": str(settings.kafka_session_timeout_s),
+        # Resolved here: a worker given the embedded broker's address takes it for an external one.
+        "KAFKA_FETCH_MAX_WAIT_MS": str(settings.fetch_max_wait_ms),
         "QDRANT_IN_MEMORY": "1" if settings.qdrant_in_memory else "0",
     }
     if settings.kafka_bootstrap:

@@ -146,7 +146,7 @@ def aiokafka_config(settings: Settings, bootstrap: str | None = None) -> dict[st
         "security_protocol": sec.protocol,
         # While a broker is away, retry every half second rather than every 100 ms.
         "retry_backoff_ms": 500,
-        "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
+        "fetch_max_wait_ms": settings.fetch_max_wait_ms,
     }
     if sec.protocol.startswith("SASL"):
         config["sasl_mechanism"] = sec.sasl_mechanism

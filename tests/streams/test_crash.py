@@ -11,6 +11,7 @@ import signal
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -47,12 +48,14 @@ def _hr_at_10(model: OnlineCF, train: list, holdout: list, items: list[str]) -> 
 
 
 @pytest.mark.skipif(not ML.exists(), reason=f"needs {ML}")
-def test_sigkill_of_each_role_loses_nothing_and_learns_nothing_twice(bootstrap: str, tmp_path: Path) -> None:
+def test_sigkill_of_each_role_loses_nothing_and_learns_nothing_twice(
+    broker_settings: dict[str, Any], tmp_path: Path
+) -> None:
     data = load_dataset(ML)
     events = data.interactions[: N_EVENTS + 2000]
     stream, holdout = events[:N_EVENTS], events[N_EVENTS:]
     settings = Settings(
-        kafka_bootstrap=bootstrap,
+        **broker_settings,
         topic_prefix=f"crash{uuid.uuid4().hex[:6]}-",
         partitions=1,
         data_dir=tmp_path,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from qdrant_client import QdrantClient
@@ -19,9 +20,11 @@ from tests.conftest import wait_for
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 
-def test_locked_qdrant_storage_delays_the_view_and_loses_nothing(bootstrap: str, tmp_path: Path) -> None:
+def test_locked_qdrant_storage_delays_the_view_and_loses_nothing(
+    broker_settings: dict[str, Any], tmp_path: Path
+) -> None:
     settings = Settings(
-        kafka_bootstrap=bootstrap,
+        **broker_settings,
         topic_prefix=f"qd{uuid.uuid4().hex[:6]}-",
         data_dir=tmp_path,
         kafka_session_timeout_s=6.0,

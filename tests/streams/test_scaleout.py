@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -51,12 +52,14 @@ def _hit_rate(
 
 
 @pytest.mark.skipif(not ML.exists(), reason=f"needs {ML}")
-def test_two_cf_workers_and_two_recommenders_share_the_load(bootstrap: str, tmp_path: Path) -> None:
+def test_two_cf_workers_and_two_recommenders_share_the_load(
+    broker_settings: dict[str, Any], tmp_path: Path
+) -> None:
     data = load_dataset(ML)
     events = data.interactions[: N_EVENTS + N_HOLDOUT]
     stream, holdout = events[:N_EVENTS], events[N_EVENTS:]
     settings = Settings(
-        kafka_bootstrap=bootstrap,
+        **broker_settings,
         topic_prefix=f"scale{uuid.uuid4().hex[:6]}-",
         partitions=4,
         data_dir=tmp_path / "shared",

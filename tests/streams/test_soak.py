@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -29,9 +30,9 @@ CLICKS_PER_S, REVIEWS_PER_S = 200, 2
 USERS, ITEMS = 2_000, 1_000
 
 
-def test_steady_load_keeps_memory_bounded(bootstrap: str, tmp_path: Path) -> None:
+def test_steady_load_keeps_memory_bounded(broker_settings: dict[str, Any], tmp_path: Path) -> None:
     settings = Settings(
-        kafka_bootstrap=bootstrap,
+        **broker_settings,
         topic_prefix=f"soak{uuid.uuid4().hex[:6]}-",
         data_dir=tmp_path,
         kafka_session_timeout_s=6.0,

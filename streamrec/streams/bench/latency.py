@@ -1,7 +1,8 @@
 """Event-to-recommendation latency at fixed offered loads, and the most load the worker sustains.
 
-One worker runs every role (as `streamrec up` does) over a real catalog whose text vectors
-are published before the clock starts. Clicks are produced at a fixed pace; a consumer in
+The recommender runs in a worker process of its own and cf and encoder in another (as a
+deployment that runs roles apart does, so that both cores work), over a real catalog whose
+text vectors are published before the clock starts. Clicks are produced at a fixed pace; a consumer in
 this process stamps each recommendation as it arrives. A recommendation's latency is its
 arrival time minus its trigger's Kafka timestamp, and it counts for a load only when its
 trigger (topic, partition, offset) is one of the events produced at that load. Events of one
@@ -10,7 +11,7 @@ user is answered within `grace_s` of the end of the load, the producer kept the 
 p99 is within `slo_ms` of one broker hop's p99.
 
 The broker is part of every hop: `broker_hop` measures one produce-to-consume hop with the
-fetch wait that faust's consumers use, in the same run, as the floor under these figures.
+workers' fetch wait, in the same run, as the floor under these figures.
 """
 
 from __future__ import annotations
@@ -34,9 +35,6 @@ from streamrec.streams.replay import Collector, Replayer
 __all__ = ["Arrivals", "bench_latency", "broker_hop", "percentiles"]
 
 Say = Callable[[str], None]
-ROLES = ("cf", "encoder", "recommender")
-#: What faust's agents ask the broker to wait for data (hard-wired in faust's aiokafka driver).
-FAUST_FETCH_WAIT_MS = 1500
 #: This process's consumers ask for little waiting, so that measuring adds little latency.
 PROBE_FETCH_WAIT_MS = 10
 STEP_UP, STEP_DOWN = 1.5, 1 / 1.5
@@ -227,8 +225,11 @@ def bench_latency(
     catalog = {item: workload.catalog[item] for item in _items(workload, clicks_needed)}
     catalog.update(workload.review_catalog(reviews_needed))
 
-    say("latency: starting a worker with every role")
-    worker = phase.worker(ROLES)
+    # The recommender in a process of its own, cf and encoder in another: the roles use both
+    # cores, as a deployment that runs them apart does.
+    say("latency: starting the workers (cf and encoder; recommender)")
+    feeders = phase.worker(["cf", "encoder"])
+    worker = phase.worker(["recommender"])
     phase.wait_ready()
     say(f"latency: encoding a catalog of {len(catalog):,} items")
     vectors = Collector(phase.config, topics.vectors)
@@ -243,12 +244,16 @@ def bench_latency(
         900,
         "the catalog's text vectors",
         0.2,
-        [worker],
+        [feeders, worker],
     )
     vectors.close()
-    say("latency: one broker hop with faust's fetch wait")
+    say("latency: one broker hop with the workers' fetch wait")
     hop = broker_hop(
-        phase.config, phase.settings.topic("bench-hop"), 200.0, min(5.0, seconds), FAUST_FETCH_WAIT_MS
+        phase.config,
+        phase.settings.topic("bench-hop"),
+        200.0,
+        min(5.0, seconds),
+        phase.settings.fetch_max_wait_ms,
     )
     # A load is sustained within `slo_ms` of what the broker alone costs one hop: on Apache
     # Kafka that is about the bound itself; on a broker that holds fetches it is what can be had.
@@ -293,7 +298,7 @@ def bench_latency(
     finally:
         arrivals.close()
     recommendations = metric_total(worker, "streamrec_recommendations_total")
-    phase.settle(phase.faust_group(ROLES), [topics.clicks, topics.reviews_encoded, topics.reviews], 30.0)
+    phase.settle(phase.faust_group(("recommender",)), [topics.clicks, topics.reviews_encoded], 30.0)
     phase.stop()
     target = max(loads)
     main = next(r for r in runs if r["offered_events_per_s"] == target)
