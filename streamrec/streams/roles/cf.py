@@ -42,6 +42,8 @@ __all__ = ["CFRole"]
 log = logging.getLogger(__name__)
 ROLE = "cf"
 DELTAS_PER_MESSAGE = 500
+#: Once the input is drained, checkpoint after this long rather than the full interval.
+IDLE_CHECKPOINT_S = 0.5
 
 
 def _tp_key(tp: TopicPartition) -> str:
@@ -224,7 +226,12 @@ class CFRole(Service):
                 now = time.monotonic()
                 if now - self._last_publish >= settings.cf.publish_interval_s:
                     self.publish()
-                if now - self._last_checkpoint >= settings.cf.checkpoint_interval_s:
+                # Under load, a checkpoint every interval; once the input is drained, at once:
+                # what a burst taught the model is then durable (and committed) right away.
+                since = now - self._last_checkpoint
+                if since >= settings.cf.checkpoint_interval_s or (
+                    not batches and self._uncommitted and since >= IDLE_CHECKPOINT_S
+                ):
                     await self._checkpoint()
 
     async def _learn(self, tp: TopicPartition, records: Sequence[ConsumerRecord]) -> None:
