@@ -139,6 +139,9 @@ class QdrantSink:
                 await self._retry(f"qdrant_upsert_{kind}", index.upsert_points, ids, vectors, payloads)
                 self.metrics.qdrant_upsert_seconds.labels(kind).observe(time.perf_counter() - started)
                 self.metrics.qdrant_points.labels(kind).inc(len(points))
+                # Local mode pickles points while holding the interpreter: between batches the
+                # event loop gets a turn, so a large flush delays events by a batch, not by all.
+                await asyncio.sleep(0.005)
 
     async def _retry(self, operation: str, fn: Callable[..., Any], *args: Any) -> Any:
         delay = 0.5

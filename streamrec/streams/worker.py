@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -80,7 +81,7 @@ def _bound_fetch_wait(ms: int) -> None:
 def create_app(settings: Settings, roles: Sequence[str], bootstrap: str) -> faust.App:
     """One faust app per role set: its id is the consumer group of those roles."""
     app_id = settings.topic("streamrec-" + "-".join(sorted(roles)))
-    _bound_fetch_wait(settings.kafka_fetch_max_wait_ms)
+    _bound_fetch_wait(settings.fetch_max_wait_ms)
     return faust.App(
         app_id,
         broker=[f"kafka://{server}" for server in bootstrap.split(",")],
@@ -109,6 +110,26 @@ def create_app(settings: Settings, roles: Sequence[str], bootstrap: str) -> faus
     )
 
 
+def _awaiting(coro: Any) -> list[str]:
+    """Where a suspended coroutine waits: its chain of awaits, outermost first."""
+    chain = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            chain.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return chain
+
+
+def _log_tasks() -> None:
+    tasks = asyncio.all_tasks()
+    lines = [f"{len(tasks)} tasks"]
+    for task in tasks:
+        lines.append(f"{task.get_name()}:")
+        lines.extend(f"    {where}" for where in _awaiting(task.get_coro()))
+    log.warning("\n".join(lines))
+
+
 class _Lifecycle(Service):
     """Starts and stops the roles' own resources, and reports readiness."""
 
@@ -120,6 +141,8 @@ class _Lifecycle(Service):
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
+        # `kill -USR1 <pid>` logs where every task of the event loop is waiting.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, _log_tasks)
         for part in self.parts:
             if hasattr(part, "open"):
                 await part.open()
@@ -214,6 +237,12 @@ def run_worker(settings: Settings, roles: Sequence[str], bootstrap: str) -> None
         lifecycle.revoked()
 
     app.service(lifecycle)
+    # The worker holds millions of long-lived objects (profiles, counts, vectors): full
+    # collections of them stalled event handling for hundreds of milliseconds. Collect the
+    # young generation as usual, the old one rarely, and leave what exists at start alone.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 1_000)
     worker = _Worker(app, loglevel=settings.log_level, quiet=True, override_logging=False)
     try:
         worker.execute_from_commandline()

@@ -165,6 +165,9 @@ class RecommenderRole:
             aiokafka_config(settings, ctx.bootstrap),
             ctx.metrics,
             ROLE,
+            # Short handler runs: every second brings a vector per changed item, and events
+            # wait while a batch of them is applied.
+            max_records=500,
         )
         self.versions = {"cf": "", "encoder": ""}
         self._backend = "memory"
@@ -182,6 +185,7 @@ class RecommenderRole:
         self._pending: list[faust.types.EventT] = []
         self._last_checkpoint = time.monotonic()
         self._lock = asyncio.Lock()
+        self._writing: asyncio.Future[None] | None = None
         saved = self.store.load()
         if saved is not None:
             self.rec.restore_aggregates(saved.model["aggregates"])
@@ -229,6 +233,8 @@ class RecommenderRole:
 
     async def close(self) -> None:
         await self._on_timer(force=True)
+        if self._writing is not None:
+            await self._writing
         if self.sink.ready:
             await self._flush()
         elif self._opening is not None:
@@ -315,7 +321,12 @@ class RecommenderRole:
                 await self._checkpoint()
 
     async def _checkpoint(self) -> None:
-        """Counts, offsets and everything produced become durable; then faust may commit."""
+        """Counts, offsets and everything produced become durable; then faust may commit.
+
+        The state is serialized here, under the processing lock, and written to disk in the
+        background: events flow on while the file is synced, and the events it covers are
+        acknowledged once it is.
+        """
         self._last_checkpoint = time.monotonic()
         if not self._pending:
             return
@@ -329,9 +340,23 @@ class RecommenderRole:
             "qdrant_pending": self.sink.pending(),
         }
         blob = self.store.dumps(state, self.offsets)
-        await asyncio.get_running_loop().run_in_executor(None, self.store.write, blob)
         pending, self._pending = self._pending, []
-        for event in pending:
+        previous = self._writing
+        self._writing = asyncio.ensure_future(self._write(blob, pending, previous))
+
+    async def _write(
+        self, blob: bytes, covered: list[faust.types.EventT], previous: asyncio.Future[None] | None
+    ) -> None:
+        if previous is not None:
+            await previous  # checkpoints land in the order they were taken
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, self.store.write, blob)
+        except OSError as exc:
+            # The next checkpoint holds this state too: its events wait for that one.
+            log.error("checkpoint not written, retrying with the next one: %s", exc)
+            self._pending[:0] = covered
+            return
+        for event in covered:
             event.ack()
 
     async def handle(self, events: Sequence[faust.types.EventT], stream: faust.StreamT[Any]) -> None:
