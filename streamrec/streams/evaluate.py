@@ -65,6 +65,20 @@ def eval_command(
         2000, "--retrain-every", min=1, help="Events between retrains of the batch peer."
     ),
     seed: int = typer.Option(42, "--seed", help="Seeds models, tie order and negative sampling."),
+    through_kafka: bool = typer.Option(
+        False,
+        "--through-kafka",
+        help="Also replay the dataset through the real pipeline (broker, workers, Qdrant) and score "
+        "the recommendations that arrive on the topic, reported as 'pipeline'.",
+    ),
+    rate: float = typer.Option(
+        200.0, "--rate", min=1.0, help="Events per second produced with --through-kafka."
+    ),
+    kafka_bootstrap: str | None = typer.Option(
+        None,
+        "--kafka-bootstrap",
+        help="Kafka for --through-kafka (default: an embedded broker) [env STREAMREC_KAFKA_BOOTSTRAP]",
+    ),
 ) -> None:
     """Prequential (test-then-train) evaluation: every event is first predicted, then learned.
 
@@ -158,11 +172,36 @@ def eval_command(
 
         def report(phase: str, done: int, total: int) -> None:
             if phase not in tasks:
-                label = "encoding texts" if phase == "encode" else "test-then-train"
+                label = {
+                    "encode": "encoding texts",
+                    "catalog": "pipeline: catalog",
+                    "replay": "pipeline: replaying events",
+                }.get(phase, "test-then-train")
                 tasks[phase] = progress.add_task(label, total=total)
             progress.update(tasks[phase], completed=done, total=total)
 
         result = run_prequential(data, recs, encoder, config, progress=report)
+        if through_kafka:
+            from streamrec.streams.kafka_eval import evaluate_through_kafka
+            from streamrec.streams.settings import Settings
+
+            given = {"kafka_bootstrap": kafka_bootstrap} if kafka_bootstrap else {}
+            live = evaluate_through_kafka(
+                data,
+                Settings(**given),
+                out / "pipeline",
+                rate=rate,
+                ks=ks,
+                cold_threshold=cold_threshold,
+                progress=report,
+            )
+    if through_kafka:
+        result.recommenders["pipeline"] = live["slices"]
+        result.descriptions["pipeline"] = (
+            "the running system (broker, cf/encoder/recommender workers, Qdrant), scored on the "
+            "recommendations it published"
+        )
+        result.protocol["pipeline"] = live["protocol"]
     result.protocol["wall_seconds_with_loading"] = round(time.perf_counter() - started, 1)
     paths = write_report(result, out)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -120,3 +121,51 @@ def test_eval_help_and_unknown_recommender(tmp_path):
     )
     assert result.exit_code == 2
     assert "magic" in result.output
+
+
+ML = Path(__file__).resolve().parents[3] / "shared" / "data" / "ml-100k" / "ml-100k.inter"
+
+
+@pytest.mark.broker
+@pytest.mark.skipif(not ML.exists(), reason=f"needs {ML}")
+def test_through_kafka_scores_the_running_pipeline(tmp_path, broker_settings, monkeypatch):
+    bootstrap = broker_settings["kafka_bootstrap"]
+    if broker_settings["kafka_fetch_max_wait_ms"] is not None:
+        monkeypatch.setenv(
+            "STREAMREC_KAFKA_FETCH_MAX_WAIT_MS", str(broker_settings["kafka_fetch_max_wait_ms"])
+        )
+    out = tmp_path / "report"
+    result = CliRunner().invoke(
+        _app(),
+        [
+            "eval",
+            "--dataset",
+            str(ML),
+            "--limit",
+            "400",
+            "--out",
+            str(out),
+            "--recommenders",
+            "popular",
+            "--through-kafka",
+            "--rate",
+            "100",
+            "--kafka-bootstrap",
+            bootstrap,
+            "--no-cache",
+        ],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    pipeline = report["recommenders"]["pipeline"]
+    assert set(pipeline) == {"all", "cold_items", "cold_users"}
+    assert 0.0 <= pipeline["all"]["hr@10"] <= 1.0
+    protocol = report["protocol"]["pipeline"]
+    assert protocol["events"] == 400
+    # Every user was answered, and each list scores the user's next event: with bursts of
+    # events per user, events that came before their user's next list stay unscored.
+    assert protocol["recommendations"] >= report["dataset"]["n_users"]
+    scored = protocol["events"] - protocol["unscored_events"]
+    assert 0 < scored <= protocol["recommendations"]
+    assert "pipeline" in (out / "report.md").read_text()

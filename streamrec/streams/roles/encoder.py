@@ -85,9 +85,13 @@ class EncoderRole:
                 if event.value is None:
                     continue  # a tombstone: the catalog entry was deleted
                 try:
-                    items.append((ctx.parser.item(event.value), event))
+                    item = ctx.parser.item(event.value)
                 except InvalidEvent as exc:
                     ctx.deadletters.send(msg.topic, msg.partition, msg.offset, exc, event.value, msg.key)
+                    continue
+                if item.text() != item.item_id:
+                    items.append((item, event))
+                # else: a title that is the item's id says nothing; its reviews will describe it
             else:
                 try:
                     reviews.append((ctx.parser.review(event.value), event))
