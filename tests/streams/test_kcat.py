@@ -42,6 +42,8 @@ class Kcat:
             input=stdin,
             capture_output=True,
             text=True,
+            # Other tests share the topics and put invalid UTF-8 on them on purpose.
+            errors="replace",
             timeout=timeout,
             env=self.env,
         )
