@@ -164,6 +164,15 @@ class TransformerEncoder:
         parts = [self._encode_chunk(clipped[lo : lo + _CHUNK]) for lo in range(0, len(clipped), _CHUNK)]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
+    def warm_up(self) -> None:
+        """Run the largest batch this encoder ever runs (its longest texts), once.
+
+        Memory then peaks at start, not at the first long batch hours later, and the first
+        real batch does not pay for the kernels' set-up.
+        """
+        rows = max(1, min(self._batch_size, self._batch_tokens // self._max_tokens))
+        self.encode(["word " * self._max_tokens] * rows)
+
     def encode_one(self, text: str) -> FloatArray:
         """Encode one text into a float32 vector of shape `(dim,)`."""
         vector: FloatArray = self.encode([text])[0]

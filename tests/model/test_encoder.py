@@ -198,3 +198,10 @@ def test_agrees_with_sentence_transformers(encoder: TransformerEncoder, reviews:
     texts = [*reviews[:6], *[t for triple in TRIPLES for t in triple], ""]
     expected = reference.encode(texts, convert_to_numpy=True)
     assert cosine_rows(encoder.encode(texts), expected).min() > 0.999
+
+
+def test_warm_up_runs_the_largest_batch_and_changes_nothing(encoder: TransformerEncoder) -> None:
+    before = encoder.encode(["a short review", "another one, a little longer than the first"])
+    encoder.warm_up()
+    after = encoder.encode(["a short review", "another one, a little longer than the first"])
+    np.testing.assert_allclose(before, after, atol=1e-6)

@@ -89,6 +89,8 @@ class Phase:
             update={
                 "topic_prefix": f"{cluster.run_id}-{name}-",
                 "kafka_bootstrap": cluster.bootstrap,
+                # The wait that fits the cluster's broker, embedded or not.
+                "kafka_fetch_max_wait_ms": cluster.settings.fetch_max_wait_ms,
                 "data_dir": cluster.data_dir / name,
                 "metrics_port": 0,
             }

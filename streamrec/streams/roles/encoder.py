@@ -43,6 +43,7 @@ class EncoderRole:
             max_length=cfg.max_length,
             batch_size=cfg.batch_size,
         )
+        self.encoder.warm_up()
         log.info("encoder %s on %s (%d dims)", self.encoder.version, self.encoder.device, self.encoder.dim)
         # One thread: the model is not re-entrant, and torch parallelizes inside a batch.
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="encoder")
