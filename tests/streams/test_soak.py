@@ -27,7 +27,8 @@ pytestmark = [pytest.mark.broker, pytest.mark.soak]
 
 DURATION_S = float(os.environ.get("STREAMREC_SOAK_S", "600"))
 CLICKS_PER_S, REVIEWS_PER_S = 200, 2
-USERS, ITEMS = 2_000, 1_000
+USERS = 2_000
+ITEMS = int(os.environ.get("STREAMREC_SOAK_ITEMS", "1000"))
 
 
 def test_steady_load_keeps_memory_bounded(broker_settings: dict[str, Any], tmp_path: Path) -> None:
