@@ -128,7 +128,7 @@ class UserProfile:
         vector = None
         if self.text_sum is not None:
             vector = base64.b64encode(np.asarray(self.text_sum, dtype="<f4").tobytes()).decode()
-        return orjson.dumps(
+        raw = orjson.dumps(
             {
                 "u": self.user_id,
                 "h": self.history,
@@ -140,6 +140,9 @@ class UserProfile:
                 "o": self.offsets,
             }
         )
+        # orjson's result keeps its whole working buffer allocated (tens of KiB for a few);
+        # a profile lives in the table as long as its user does: keep an exact-size copy.
+        return bytes(memoryview(raw))
 
     @classmethod
     def from_bytes(cls, raw: bytes, **params: float | int | None) -> UserProfile:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 
 from streamrec.model.index import MemoryIndex
 from streamrec.model.popularity import Popularity
+from streamrec.model.profile import UserProfile
 from streamrec.model.recommender import Recommender
 
 
@@ -102,3 +105,17 @@ def test_forget_erases_the_user_and_their_popularity() -> None:
     assert "dan" not in rec.profiles and "dan" not in rec.user_cf
     assert rec.popularity.count("drum") == 0
     assert rec.recommend(["dan"], k=3)[0]  # a stranger again: popularity and nothing personal
+
+
+def test_a_serialized_profile_holds_no_more_memory_than_its_bytes() -> None:
+    profile = UserProfile("ann")
+    for n in range(30):
+        profile.observe(f"item-{n}", ts=float(n), action="click")
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept = [profile.to_bytes() for _ in range(100)]
+        held = (tracemalloc.get_traced_memory()[0] - before) / len(kept)
+    finally:
+        tracemalloc.stop()
+    assert held < 2 * len(kept[0]) + 256, (held, len(kept[0]))
