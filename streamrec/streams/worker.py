@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import threading
+import tracemalloc
 from collections.abc import Sequence
 from typing import Any
 
@@ -127,6 +128,11 @@ def _log_tasks() -> None:
     for task in tasks:
         lines.append(f"{task.get_name()}:")
         lines.extend(f"    {where}" for where in _awaiting(task.get_coro()))
+    if tracemalloc.is_tracing():  # PYTHONTRACEMALLOC=1 (or more frames) in the environment
+        top = tracemalloc.take_snapshot().statistics("lineno")[:25]
+        traced = tracemalloc.get_traced_memory()[0] / 2**20
+        lines.append(f"largest allocation sites, {traced:.1f} MiB traced:")
+        lines.extend(f"    {stat}" for stat in top)
     log.warning("\n".join(lines))
 
 
