@@ -115,7 +115,23 @@ class RankingMetrics:
         return out
 
 
-class AUC:
+class _Mean:
+    """A running mean of per-event values; None before the first."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self._sum = 0.0
+
+    def observe_value(self, value: float) -> None:
+        self.n += 1
+        self._sum += value
+
+    @property
+    def value(self) -> float | None:
+        return self._sum / self.n if self.n else None
+
+
+class AUC(_Mean):
     """Area under the ROC curve from a positive's score against sampled negatives' scores.
 
     Per event: the share of negatives scored below the positive, ties counting half.
@@ -128,10 +144,6 @@ class AUC:
     0.625
     """
 
-    def __init__(self) -> None:
-        self.n = 0
-        self._sum = 0.0
-
     def observe(self, positive: float, negatives: npt.ArrayLike) -> float | None:
         neg = np.asarray(negatives, dtype=np.float64)
         if neg.size == 0:
@@ -139,14 +151,6 @@ class AUC:
         value = float(((neg < positive).sum() + 0.5 * (neg == positive).sum()) / neg.size)
         self.observe_value(value)
         return value
-
-    def observe_value(self, value: float) -> None:
-        self.n += 1
-        self._sum += value
-
-    @property
-    def value(self) -> float | None:
-        return self._sum / self.n if self.n else None
 
 
 class Coverage:
@@ -171,7 +175,7 @@ class Coverage:
         return len(self.items) / n_items if n_items else 0.0
 
 
-class IntraListDiversity:
+class IntraListDiversity(_Mean):
     """Mean pairwise dissimilarity `1 - cos` within a list, averaged over lists.
 
     Lists with fewer than two described items are not counted.
@@ -183,10 +187,6 @@ class IntraListDiversity:
     >>> round(ild.value, 4)
     0.6667
     """
-
-    def __init__(self) -> None:
-        self.n = 0
-        self._sum = 0.0
 
     @staticmethod
     def of(vectors: FloatArray) -> float | None:
@@ -202,14 +202,6 @@ class IntraListDiversity:
         value = self.of(vectors)
         if value is not None:
             self.observe_value(value)
-
-    def observe_value(self, value: float) -> None:
-        self.n += 1
-        self._sum += value
-
-    @property
-    def value(self) -> float | None:
-        return self._sum / self.n if self.n else None
 
 
 class RatingMetrics:
