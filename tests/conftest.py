@@ -53,15 +53,30 @@ def broker_settings(bootstrap: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def session_settings(broker_settings: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def make_settings(broker_settings: dict[str, Any]) -> Callable[..., Settings]:
+    """Settings for a stack on the session's broker: topics under a prefix of their own, state in
+    `data_dir`, a short session timeout (workers killed on purpose leave their group sooner), any
+    free metrics port."""
+
+    def make(name: str, data_dir: Path, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            **broker_settings,
+            "topic_prefix": f"{name}{uuid.uuid4().hex[:6]}-",
+            "data_dir": data_dir,
+            "kafka_session_timeout_s": 6.0,
+            "metrics_port": 0,
+        }
+        return Settings(**{**values, **overrides})
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def session_settings(
+    make_settings: Callable[..., Settings], tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
     """Settings of the shared worker: a prefix of its own, state in a temporary directory."""
-    return Settings(
-        **broker_settings,
-        topic_prefix=f"t{uuid.uuid4().hex[:8]}-",
-        data_dir=tmp_path_factory.mktemp("worker"),
-        kafka_session_timeout_s=6.0,
-        metrics_port=0,
-    )
+    return make_settings("t", tmp_path_factory.mktemp("worker"))
 
 
 @pytest.fixture(scope="session")

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import signal
 import time
-import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from streamrec.model.cf import OnlineCF
 from streamrec.model.datasets import load_dataset
@@ -49,19 +50,12 @@ def _hr_at_10(model: OnlineCF, train: list, holdout: list, items: list[str]) -> 
 
 @pytest.mark.skipif(not ML.exists(), reason=f"needs {ML}")
 def test_sigkill_of_each_role_loses_nothing_and_learns_nothing_twice(
-    broker_settings: dict[str, Any], tmp_path: Path
+    make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
     data = load_dataset(ML)
     events = data.interactions[: N_EVENTS + 2000]
     stream, holdout = events[:N_EVENTS], events[N_EVENTS:]
-    settings = Settings(
-        **broker_settings,
-        topic_prefix=f"crash{uuid.uuid4().hex[:6]}-",
-        partitions=1,
-        data_dir=tmp_path,
-        kafka_session_timeout_s=6.0,
-        metrics_port=0,
-    )
+    settings = make_settings("crash", tmp_path, partitions=1)
     topics = Topics.from_settings(settings)
     stack = Stack(settings, log_dir=tmp_path / "logs")
     stack.start_broker()
@@ -141,7 +135,17 @@ def test_sigkill_of_each_role_loses_nothing_and_learns_nothing_twice(
         for role, seconds in resumed.items():
             assert seconds < 30, f"recommendations resumed {seconds:.0f}s after restarting {role}"
 
-        # Stop the CF role cleanly and read its durable state.
+        # Stop the CF role cleanly, once it has committed every click (which it does only after
+        # checkpointing what it learned), and read its durable state.
+        ends: dict[int, int] = {}
+        for d in producer.delivered:
+            if d.topic == topics.clicks:
+                ends[d.partition] = max(ends.get(d.partition, 0), d.offset + 1)
+        wait_for(
+            lambda: _committed(config, settings.topic("streamrec-cf"), topics.clicks, ends),
+            60,
+            what="the CF role to commit every click",
+        )
         assert workers["cf"].stop() == 0
         stack.workers.remove(workers["cf"])
         saved = CheckpointStore(tmp_path / f"{settings.topic_prefix}cf" / "checkpoint.pkl").load()
@@ -168,3 +172,13 @@ def test_sigkill_of_each_role_loses_nothing_and_learns_nothing_twice(
     hr_recovered = _hr_at_10(model, stream, holdout, items)
     hr_reference = _hr_at_10(reference, stream, holdout, items)
     assert abs(hr_recovered - hr_reference) <= 0.02 * hr_reference
+
+
+def _committed(config: dict[str, Any], group: str, topic: str, ends: dict[int, int]) -> bool:
+    """Whether `group` has committed at least `ends` (partition: offset) on `topic`."""
+    consumer = Consumer({**config, "group.id": group, "enable.auto.commit": False})
+    try:
+        offsets = consumer.committed([TopicPartition(topic, p) for p in ends], timeout=10)
+    finally:
+        consumer.close()
+    return all(tp.offset >= ends[tp.partition] for tp in offsets)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import time
-import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from qdrant_client import QdrantClient
@@ -21,15 +20,9 @@ pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 
 def test_locked_qdrant_storage_delays_the_view_and_loses_nothing(
-    broker_settings: dict[str, Any], tmp_path: Path
+    make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
-    settings = Settings(
-        **broker_settings,
-        topic_prefix=f"qd{uuid.uuid4().hex[:6]}-",
-        data_dir=tmp_path,
-        kafka_session_timeout_s=6.0,
-        metrics_port=0,
-    )
+    settings = make_settings("qd", tmp_path)
     topics = Topics.from_settings(settings)
     (tmp_path / "qdrant").mkdir()
     holder = QdrantClient(path=str(tmp_path / "qdrant"))  # another process's lock, as far as the worker knows

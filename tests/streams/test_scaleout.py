@@ -4,9 +4,8 @@ quality holds, including across workers (user vectors of one, item vectors of th
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -53,19 +52,12 @@ def _hit_rate(
 
 @pytest.mark.skipif(not ML.exists(), reason=f"needs {ML}")
 def test_two_cf_workers_and_two_recommenders_share_the_load(
-    broker_settings: dict[str, Any], tmp_path: Path
+    make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
     data = load_dataset(ML)
     events = data.interactions[: N_EVENTS + N_HOLDOUT]
     stream, holdout = events[:N_EVENTS], events[N_EVENTS:]
-    settings = Settings(
-        **broker_settings,
-        topic_prefix=f"scale{uuid.uuid4().hex[:6]}-",
-        partitions=4,
-        data_dir=tmp_path / "shared",
-        kafka_session_timeout_s=6.0,
-        metrics_port=0,
-    )
+    settings = make_settings("scale", tmp_path / "shared", partitions=4)
     topics = Topics.from_settings(settings)
     stack = Stack(settings, log_dir=tmp_path / "logs")
     stack.start_broker()

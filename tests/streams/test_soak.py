@@ -11,9 +11,8 @@ import os
 import random
 import threading
 import time
-import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import psutil
 import pytest
@@ -31,14 +30,8 @@ USERS = 2_000
 ITEMS = int(os.environ.get("STREAMREC_SOAK_ITEMS", "1000"))
 
 
-def test_steady_load_keeps_memory_bounded(broker_settings: dict[str, Any], tmp_path: Path) -> None:
-    settings = Settings(
-        **broker_settings,
-        topic_prefix=f"soak{uuid.uuid4().hex[:6]}-",
-        data_dir=tmp_path,
-        kafka_session_timeout_s=6.0,
-        metrics_port=0,
-    )
+def test_steady_load_keeps_memory_bounded(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    settings = make_settings("soak", tmp_path)
     topics = Topics.from_settings(settings)
     stack = Stack(settings, log_dir=tmp_path / "logs")
     stack.start_broker()
