@@ -126,15 +126,17 @@ class GlobalFeed(Service):
                     log.info("global feed caught up on %s", ", ".join(self.topics))
                     self.caught_up.set()
 
-    async def catch_up(self, timeout: float = 5.0) -> None:
-        """Wait until everything currently in the topics has been handled."""
+    async def catch_up(self, timeout: float = 5.0) -> bool:
+        """Wait until everything currently in the topics has been handled; False on timeout."""
         consumer = self._consumer
         if consumer is None:
-            return
+            return False
         ends = await consumer.end_offsets(list(consumer.assignment()))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline:
             if all(self._handled.get(tp, 0) >= end for tp, end in ends.items()):
-                return
+                return True
             await asyncio.sleep(0.01)
+        log.debug("%s did not catch up within %.1fs", ", ".join(self.topics), timeout)
+        return False

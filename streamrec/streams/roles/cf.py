@@ -44,6 +44,8 @@ ROLE = "cf"
 DELTAS_PER_MESSAGE = 500
 #: Once the input is drained, checkpoint after this long rather than the full interval.
 IDLE_CHECKPOINT_S = 0.5
+#: How long a click on an item not (yet) in the catalog waits for the catalog feed.
+CATALOG_WAIT_S = 5.0
 
 
 def _tp_key(tp: TopicPartition) -> str:
@@ -208,6 +210,10 @@ class CFRole(Service):
     @Service.task
     async def _consume(self) -> None:
         settings = self.ctx.settings
+        # Learn nothing before the catalog and the other workers' item deltas are loaded: a click
+        # on an item the catalog has not been read up to yet would be dead-lettered as unknown.
+        await self.catalog.caught_up.wait()
+        await self.peers.caught_up.wait()
         while not self.should_stop:
             consumer = self._consumer
             if consumer is None:
@@ -250,7 +256,12 @@ class CFRole(Service):
             try:
                 event = parse(record.value)
                 if event.item_id not in known and not caught_up:
-                    await self.catalog.catch_up()  # the catalog entry may be just behind
+                    # The catalog entry may be just behind, on another topic.
+                    if not await self.catalog.catch_up(timeout=CATALOG_WAIT_S):
+                        log.warning(
+                            "the catalog feed is %.0fs behind; unknown items go to dead letters",
+                            CATALOG_WAIT_S,
+                        )
                     caught_up = True
                 if event.item_id not in known:
                     raise InvalidEvent(
