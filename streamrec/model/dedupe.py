@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
-from collections.abc import Hashable
+from typing import Any
 
 __all__ = ["Deduplicator", "fingerprint"]
 
+#: Bytes in a fingerprint.
+DIGEST_SIZE = 12
 
-def fingerprint(*fields: Hashable) -> bytes:
+
+def fingerprint(*fields: Any) -> bytes:
     """A short, one-way digest of an event's identifying fields (no personal data kept).
 
     >>> fingerprint("ann", "guitar", "click", 1.0) == fingerprint("ann", "guitar", "click", 1.0)
@@ -17,11 +19,16 @@ def fingerprint(*fields: Hashable) -> bytes:
     >>> len(fingerprint("ann"))
     12
     """
-    return hashlib.blake2b(repr(fields).encode(), digest_size=12).digest()
+    return hashlib.blake2b(repr(fields).encode(), digest_size=DIGEST_SIZE).digest()
 
 
 class Deduplicator:
     """Remembers the fingerprints of the last `capacity` events.
+
+    A ring of the fingerprints in arrival order, and a set of them for lookups. Workers
+    checkpoint it often, so it pickles as one bytes string (the ring, oldest first) rather
+    than as `capacity` separate objects: at the default capacity that is a copy of 2.4 MB,
+    not a walk over 200,000 entries on the worker's event loop.
 
     Parameters
     ----------
@@ -34,21 +41,59 @@ class Deduplicator:
     >>> seen = Deduplicator(capacity=2)
     >>> seen.check(b"a"), seen.check(b"a"), seen.check(b"b"), seen.check(b"c"), seen.check(b"a")
     (False, True, False, False, False)
+    >>> import pickle
+    >>> restored = pickle.loads(pickle.dumps(seen))
+    >>> len(restored), restored.check(b"c"), restored.check(b"b")
+    (2, True, False)
     """
 
     def __init__(self, capacity: int = 200_000) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity}")
         self.capacity = capacity
-        self._seen: OrderedDict[bytes, None] = OrderedDict()
+        self._ring: list[bytes | None] = [None] * capacity
+        self._next = 0
+        self._seen: set[bytes] = set()
+        #: Whether any key was not a `fingerprint` (then the keys pickle as a list).
+        self._mixed = False
 
     def __len__(self) -> int:
         return len(self._seen)
 
     def check(self, key: bytes) -> bool:
-        """True if `key` was seen recently; records it either way."""
-        if key in self._seen:
-            self._seen.move_to_end(key)
+        """True if `key` was seen recently; records it if not."""
+        seen = self._seen
+        if key in seen:
             return True
-        self._seen[key] = None
-        if len(self._seen) > self.capacity:
-            self._seen.popitem(last=False)
+        ring, slot = self._ring, self._next
+        oldest = ring[slot]
+        if oldest is not None:
+            seen.discard(oldest)
+        ring[slot] = key
+        seen.add(key)
+        if len(key) != DIGEST_SIZE:
+            self._mixed = True
+        self._next = slot + 1 if slot + 1 < self.capacity else 0
         return False
+
+    def _in_order(self) -> list[bytes]:
+        """The remembered keys, oldest first."""
+        ring, slot = self._ring, self._next
+        # Until the ring is full, the slots from `slot` on are empty.
+        return ring[:slot] if ring[slot] is None else ring[slot:] + ring[:slot]  # type: ignore[return-value]
+
+    def __getstate__(self) -> dict[str, Any]:
+        keys = self._in_order()
+        if self._mixed:
+            return {"capacity": self.capacity, "width": 0, "keys": keys}
+        return {"capacity": self.capacity, "width": DIGEST_SIZE, "keys": b"".join(keys)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["capacity"])  # type: ignore[misc]
+        if "_seen" in state:  # the earlier layout: an ordered dict of the keys
+            keys = list(state["_seen"])
+        else:
+            width, packed = state["width"], state["keys"]
+            keys = [packed[i : i + width] for i in range(0, len(packed), width)] if width else packed
+        for key in keys[-self.capacity :]:
+            self.check(key)
