@@ -87,12 +87,6 @@ class CFRole(Service):
             self.delta_seq = saved.model["delta_seq"]
             self.applied_seq = saved.model["applied_seq"]
             self.offsets: dict[str, int] = saved.offsets
-            log.info(
-                "CF model restored: %d users, %d items, %d events learned",
-                self.model.n_users,
-                self.model.n_items,
-                self.model.n_learned,
-            )
         else:
             cfg = settings.cf
             self.model = OnlineCF(n_factors=cfg.n_factors, n_negatives=cfg.n_negatives, lr=cfg.lr)
@@ -175,6 +169,14 @@ class CFRole(Service):
 
     async def on_start(self) -> None:
         settings = self.ctx.settings
+        if self.offsets:  # logged here: logging is set up once the worker starts
+            log.info(
+                "CF model restored: %d users, %d items, %d events learned, resuming at %s",
+                self.model.n_users,
+                self.model.n_items,
+                self.model.n_learned,
+                ", ".join(f"{tp} {offset}" for tp, offset in sorted(self.offsets.items())),
+            )
         consumer = AIOKafkaConsumer(
             group_id=settings.topic("streamrec-cf"),
             enable_auto_commit=False,
@@ -206,6 +208,12 @@ class CFRole(Service):
             done = committed.get(tp)
             if saved is not None and (done is None or saved > done):
                 consumer.seek(tp, saved)
+            log.info(
+                "assigned %s: checkpoint at %s, group committed %s",
+                _tp_key(tp),
+                saved,
+                done,
+            )
 
     @Service.task
     async def _consume(self) -> None:

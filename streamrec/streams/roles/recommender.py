@@ -194,7 +194,6 @@ class RecommenderRole:
             self._last_lists = saved.model["last_lists"]
             self.sink.restore(saved.model.get("qdrant_pending", {}))
             self.offsets = saved.offsets
-            log.info("recommender counts restored (%d items)", len(self.rec.popularity))
         # Every review's vector by its key, to take it back out of its item if its author
         # is forgotten (float16: half the memory, ample for a mean of unit vectors).
         self._reviews: dict[bytes, tuple[int, str, float | None, np.ndarray]] = {}
@@ -219,6 +218,8 @@ class RecommenderRole:
         ctx.ready_checks[ROLE] = self.feed.caught_up.is_set
 
     async def open(self) -> None:
+        if self.offsets:  # logged here: logging is set up once the worker starts
+            log.info("recommender counts restored (%d items)", len(self.rec.popularity))
         self._opening = asyncio.ensure_future(self._open_qdrant())
 
     async def _open_qdrant(self) -> None:
