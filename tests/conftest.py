@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from streamrec.streams.broker import EmbeddedBroker
 from streamrec.streams.replay import Collector, Replayer
@@ -33,6 +34,25 @@ def wait_for(
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def committed_up_to(config: dict[str, Any], group: str, topic: str, ends: dict[int, int]) -> bool:
+    """Whether `group` has committed at least `ends` (partition: offset) on `topic`."""
+    consumer = Consumer({**config, "group.id": group, "enable.auto.commit": False})
+    try:
+        offsets = consumer.committed([TopicPartition(topic, p) for p in ends], timeout=10)
+    finally:
+        consumer.close()
+    return all(tp.offset >= ends[tp.partition] for tp in offsets)
+
+
+def end_offsets(producer: Replayer, topic: str) -> dict[int, int]:
+    """The next offset past what `producer` delivered to `topic`, per partition."""
+    ends: dict[int, int] = {}
+    for d in producer.delivered:
+        if d.topic == topic:
+            ends[d.partition] = max(ends.get(d.partition, 0), d.offset + 1)
+    return ends
 
 
 @pytest.fixture(scope="session")

@@ -11,11 +11,9 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
 from streamrec.model.cf import OnlineCF
 from streamrec.model.datasets import load_dataset
@@ -24,11 +22,13 @@ from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.settings import Settings
 from streamrec.streams.stack import Stack
 from streamrec.streams.topics import Topics, kafka_config
-from tests.conftest import DATA, wait_for
+from tests.conftest import DATA, committed_up_to, end_offsets, wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 N_EVENTS = 20_000
+#: Events between an item's catalog entry and its first click.
+CATALOG_LEAD = 50
 ML = DATA / "ml-100k" / "ml-100k.inter"
 
 
@@ -63,17 +63,25 @@ def test_sigkill_of_each_role_loses_nothing_and_learns_nothing_twice(
     config = kafka_config(settings)
     recs = Collector(config, topics.recommendations)
     vectors = Collector(config, topics.vectors)
+    dead = Collector(config, topics.deadletter)
     producer = Replayer(config)
     try:
         stack.wait_ready(timeout=240)
-        # Catalog entries appear just before an item's first click, so the encoder works all along.
+        # Catalog entries appear a little before an item's first click, so the encoder works all
+        # along. Kafka orders nothing across topics: an entry sent just before the click could land
+        # after it, and the click would rightly be dead-lettered as an unknown item.
+        first_click: dict[str, int] = {}
+        for i, e in enumerate(stream):
+            first_click.setdefault(e.item, i)
+        due: dict[int, list[str]] = {}
+        for item, i in first_click.items():
+            due.setdefault(max(0, i - CATALOG_LEAD), []).append(item)
         plan: list[tuple[str, dict, str]] = []
-        introduced: set[str] = set()
-        for e in stream:
-            if e.item not in introduced:
-                introduced.add(e.item)
-                title = data.item_texts.get(e.item) or f"item {e.item}"
-                plan.append((topics.items, {"item_id": e.item, "title": title[:500], "ts": e.ts}, e.item))
+        introduced = set(first_click)
+        for i, e in enumerate(stream):
+            for item in due.get(i, []):
+                title = data.item_texts.get(item) or f"item {item}"
+                plan.append((topics.items, {"item_id": item, "title": title[:500], "ts": e.ts}, item))
             plan.append(
                 (topics.clicks, {"user_id": e.user, "item_id": e.item, "event": "click", "ts": e.ts}, e.user)
             )
@@ -137,12 +145,9 @@ def test_sigkill_of_each_role_loses_nothing_and_learns_nothing_twice(
 
         # Stop the CF role cleanly, once it has committed every click (which it does only after
         # checkpointing what it learned), and read its durable state.
-        ends: dict[int, int] = {}
-        for d in producer.delivered:
-            if d.topic == topics.clicks:
-                ends[d.partition] = max(ends.get(d.partition, 0), d.offset + 1)
+        ends = end_offsets(producer, topics.clicks)
         wait_for(
-            lambda: _committed(config, settings.topic("streamrec-cf"), topics.clicks, ends),
+            lambda: committed_up_to(config, settings.topic("streamrec-cf"), topics.clicks, ends),
             60,
             what="the CF role to commit every click",
         )
@@ -154,9 +159,12 @@ def test_sigkill_of_each_role_loses_nothing_and_learns_nothing_twice(
     finally:
         recs.close()
         vectors.close()
+        dead.close()
         stack.stop()
 
     probes = len(kills)
+    assert producer.errors == [], "every event was delivered"
+    assert [m for _, m in dead.messages] == [], "no valid click is dead-lettered"
     assert model.n_learned == N_EVENTS + probes, "each click learned exactly once"
     # The exact sequence the worker saw: the stream, with a probe click after each kill.
     reference = OnlineCF()
@@ -172,13 +180,3 @@ def test_sigkill_of_each_role_loses_nothing_and_learns_nothing_twice(
     hr_recovered = _hr_at_10(model, stream, holdout, items)
     hr_reference = _hr_at_10(reference, stream, holdout, items)
     assert abs(hr_recovered - hr_reference) <= 0.02 * hr_reference
-
-
-def _committed(config: dict[str, Any], group: str, topic: str, ends: dict[int, int]) -> bool:
-    """Whether `group` has committed at least `ends` (partition: offset) on `topic`."""
-    consumer = Consumer({**config, "group.id": group, "enable.auto.commit": False})
-    try:
-        offsets = consumer.committed([TopicPartition(topic, p) for p in ends], timeout=10)
-    finally:
-        consumer.close()
-    return all(tp.offset >= ends[tp.partition] for tp in offsets)
