@@ -30,10 +30,20 @@ from streamrec.streams.bench.workload import Workload
 from streamrec.streams.checkpoint import CheckpointStore
 from streamrec.streams.messages import parse_vector
 from streamrec.streams.replay import Replayer
+from streamrec.streams.settings import Settings
 from streamrec.streams.stack import WorkerProcess
+from streamrec.streams.topics import Topics, kafka_config
 from streamrec.streams.worker import text_dim
 
-__all__ = ["bench_memory", "peak_rss_mb", "read_latest", "rss_mb", "traced_mb"]
+__all__ = [
+    "bench_memory",
+    "cf_state",
+    "peak_rss_mb",
+    "read_latest",
+    "recommender_state",
+    "rss_mb",
+    "traced_mb",
+]
 
 Say = Callable[[str], None]
 MB = 1024.0 * 1024.0
@@ -102,23 +112,25 @@ def read_latest(config: dict[str, Any], topic: str, timeout: float = 60.0) -> di
         consumer.close()
 
 
-def _cf_state(phase: Phase) -> Callable[[], Any]:
-    store = CheckpointStore(phase.settings.data_dir / f"{phase.settings.topic_prefix}cf" / "checkpoint.pkl")
+def cf_state(settings: Settings) -> Callable[[], Any]:
+    """A builder of what the CF role holds: its checkpoint, loaded."""
+    store = CheckpointStore(settings.data_dir / f"{settings.topic_prefix}cf" / "checkpoint.pkl")
     return lambda: store.load()
 
 
-def _recommender_state(phase: Phase) -> Callable[[], Any]:
-    """Everything the recommender holds per user and per item: its checkpoint, its profile
-    table (the bytes, and the profiles decoded as its cache keeps them), the CF vectors it
-    indexes, and the same points in Qdrant local mode, which a recommender holds in memory."""
-    settings = phase.settings
+def recommender_state(settings: Settings, group: str) -> Callable[[], Any]:
+    """A builder of everything the recommender holds per user and per item: its checkpoint,
+    its profile table (the bytes, and the profiles decoded as its cache keeps them), the CF
+    vectors it indexes, and the same points in Qdrant local mode, which a recommender holds
+    in memory. `group` is the consumer group of the worker's faust agents."""
+    config = kafka_config(settings)
+    topics = Topics.from_settings(settings)
     store = CheckpointStore(settings.data_dir / f"{settings.topic_prefix}recommender" / "checkpoint.pkl")
-    group = phase.faust_group(["recommender"])
     changelog = next(
-        (t for t in _topics(phase) if t.startswith(group) and t.endswith("profiles-changelog")), None
+        (t for t in _topics(config) if t.startswith(group) and t.endswith("profiles-changelog")), None
     )
-    table = read_latest(phase.config, changelog) if changelog is not None else {}
-    vectors = read_latest(phase.config, phase.topics.vectors)
+    table = read_latest(config, changelog) if changelog is not None else {}
+    vectors = read_latest(config, topics.vectors)
     half_life = settings.recommender.half_life_days * 86_400.0
     spaces = {"text": (text_dim(settings), "cosine"), "cf": (settings.cf.n_factors + 1, "dot")}
 
@@ -150,8 +162,8 @@ def _recommender_state(phase: Phase) -> Callable[[], Any]:
     return build
 
 
-def _topics(phase: Phase) -> list[str]:
-    consumer = Consumer({**phase.config, "group.id": "streamrec-bench"})
+def _topics(config: dict[str, Any]) -> list[str]:
+    consumer = Consumer({**config, "group.id": "streamrec-bench"})
     try:
         return sorted(consumer.list_topics(timeout=10).topics)
     finally:
@@ -177,8 +189,8 @@ def bench_memory(
     enc.wait_ready()
     ready = {role: rss_mb(w.process.pid) for role, w in workers.items()}
     states: dict[str, Callable[[], Callable[[], Any]]] = {
-        "cf": lambda: _cf_state(mem),
-        "recommender": lambda: _recommender_state(mem),
+        "cf": lambda: cf_state(mem.settings),
+        "recommender": lambda: recommender_state(mem.settings, mem.faust_group(["recommender"])),
     }
     points: list[dict[str, dict[str, float]]] = []
     rates: list[float] = []
