@@ -70,8 +70,9 @@ def evaluate_through_kafka(
         stack.start_worker()
         stack.wait_ready(timeout=300)
         config = kafka_config(settings, stack.bootstrap)
-        recs = Collector(config, topics.recommendations)
-        vectors = Collector(config, topics.vectors)
+        wait = settings.fetch_max_wait_ms  # the broker's own: an external one may be on slow storage
+        recs = Collector(config, topics.recommendations, fetch_wait_ms=wait)
+        vectors = Collector(config, topics.vectors, fetch_wait_ms=wait)
         producer = Replayer(config)
         items = sorted({e.item for e in data.interactions})
         described = {i for i in items if data.item_texts.get(i)}

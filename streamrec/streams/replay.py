@@ -90,6 +90,9 @@ class Collector:
     config: Mapping[str, Any]
     topic: str
     messages: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    #: Longest a fetch waits for data. Short, since some brokers hold a fetch for the whole wait
+    #: and this reads latency; a broker on slow storage needs longer (`Settings.fetch_max_wait_ms`).
+    fetch_wait_ms: int = 10
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
@@ -98,8 +101,7 @@ class Collector:
                 **self.config,
                 "group.id": "streamrec-collector",
                 "enable.auto.commit": False,
-                # Some brokers hold a fetch for the whole wait: keep it short, this reads latency.
-                "fetch.wait.max.ms": 10,
+                "fetch.wait.max.ms": self.fetch_wait_ms,
             }
         )
         metadata = self._consumer.list_topics(self.topic, timeout=10)

@@ -99,7 +99,8 @@ def test_a_broker_outage_mid_stream_loses_nothing(s3: dict[str, str], tmp_path: 
         producer.replay(clicks[N_CLICKS // 2 :], rate=300)
         producer.flush(timeout=120)
 
-        recs = Collector(config, topics.recommendations)
+        # After a restart on S3 the broker reads slowly: a fetch needs the full external-broker wait.
+        recs = Collector(config, topics.recommendations, fetch_wait_ms=settings.fetch_max_wait_ms)
         last = {}
         for d in producer.delivered:
             if d.topic == topics.clicks and d.key is not None:

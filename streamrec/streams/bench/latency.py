@@ -232,7 +232,7 @@ def bench_latency(
     worker = phase.worker(["recommender"])
     phase.wait_ready()
     say(f"latency: encoding a catalog of {len(catalog):,} items")
-    vectors = Collector(phase.config, topics.vectors)
+    vectors = Collector(phase.config, topics.vectors, fetch_wait_ms=phase.settings.fetch_max_wait_ms)
     replayer = Replayer(phase.config)
     replayer.replay(workload.catalog_events(topics.items, catalog))
     replayer.flush()
