@@ -60,6 +60,10 @@ class Deduplicator:
     def __len__(self) -> int:
         return len(self._seen)
 
+    def __contains__(self, key: object) -> bool:
+        """Whether `key` is remembered (without recording it)."""
+        return key in self._seen
+
     def check(self, key: bytes) -> bool:
         """True if `key` was seen recently; records it if not."""
         seen = self._seen

@@ -17,6 +17,8 @@ import pytest
 
 from streamrec.model.cf import OnlineCF
 from streamrec.model.datasets import load_dataset
+from streamrec.model.dedupe import Deduplicator, fingerprint
+from streamrec.model.schemas import EventParser
 from streamrec.streams.checkpoint import CheckpointStore
 from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.settings import Settings
@@ -64,7 +66,7 @@ def test_sigkill_of_each_role_loses_nothing_and_learns_nothing_twice(
     recs = Collector(config, topics.recommendations)
     vectors = Collector(config, topics.vectors)
     dead = Collector(config, topics.deadletter)
-    producer = Replayer(config)
+    producer = Replayer(config, keep_values=True)
     try:
         stack.wait_ready(timeout=240)
         # Catalog entries appear a little before an item's first click, so the encoder works all
@@ -165,7 +167,14 @@ def test_sigkill_of_each_role_loses_nothing_and_learns_nothing_twice(
     probes = len(kills)
     assert producer.errors == [], "every event was delivered"
     assert [m for _, m in dead.messages] == [], "no valid click is dead-lettered"
-    assert model.n_learned == N_EVENTS + probes, "each click learned exactly once"
+    if model.n_learned != N_EVENTS + probes:
+        cut = min(end for end, role in kills.items() if role == "cf")
+        sent = sum(topic == topics.clicks for topic, _, _ in plan[:cut])
+        missing = _unlearned(producer, topics.clicks, saved.model["seen"])
+        raise AssertionError(
+            f"each click learned exactly once: learned {model.n_learned} of {N_EVENTS + probes}; "
+            f"never learned: {missing}; the CF role was killed after about {sent} clicks"
+        )
     # The exact sequence the worker saw: the stream, with a probe click after each kill.
     reference = OnlineCF()
     for i, (topic, value, _) in enumerate(plan):
@@ -180,3 +189,15 @@ def test_sigkill_of_each_role_loses_nothing_and_learns_nothing_twice(
     hr_recovered = _hr_at_10(model, stream, holdout, items)
     hr_reference = _hr_at_10(reference, stream, holdout, items)
     assert abs(hr_recovered - hr_reference) <= 0.02 * hr_reference
+
+
+def _unlearned(producer: Replayer, topic: str, seen: Deduplicator) -> list[str]:
+    """The delivered clicks whose fingerprint the CF role never recorded, by offset."""
+    parser = EventParser()
+    missing = []
+    for d in producer.delivered:
+        if d.topic == topic and d.value is not None:
+            click = parser.click(d.value)
+            if fingerprint("c", click.user_id, click.item_id, click.event, click.ts) not in seen:
+                missing.append(f"offset {d.offset} ({click.user_id}, {click.item_id})")
+    return missing
