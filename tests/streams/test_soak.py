@@ -33,6 +33,8 @@ DURATION_S = float(os.environ.get("STREAMREC_SOAK_S", "600"))
 CLICKS_PER_S, REVIEWS_PER_S = 200, 2
 USERS = 2_000
 ITEMS = int(os.environ.get("STREAMREC_SOAK_ITEMS", "1000"))
+#: Longest wait for every role to commit what was sent, before each memory measurement.
+SETTLE_S = 600.0
 
 
 def test_steady_load_keeps_memory_bounded(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
@@ -75,6 +77,7 @@ def test_steady_load_keeps_memory_bounded(make_settings: Callable[..., Settings]
         def settled(producer: Replayer) -> tuple[float, float]:
             """RSS and state (MiB) once every role has committed all that was sent."""
             producer.flush()
+            waiting = time.monotonic()
             for topic in (topics.clicks, topics.reviews):
                 ends = end_offsets(producer, topic)
                 for group in groups:
@@ -82,9 +85,11 @@ def test_steady_load_keeps_memory_bounded(make_settings: Callable[..., Settings]
                         lambda group=group, topic=topic, ends=ends: committed_up_to(
                             config, group, topic, ends
                         ),
-                        120,
+                        SETTLE_S,
                         what=f"{group} to commit {topic}",
                     )
+            # A worker that keeps up settles in seconds; one that fell behind shows here.
+            print(f"\n  settled {time.monotonic() - waiting:.0f}s after the last event was delivered")
             rss = rss_mb(process.pid)
             state = traced_mb(cf_state(settings)) + traced_mb(recommender_state(settings, rec_group))
             return rss, state
