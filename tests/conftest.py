@@ -46,15 +46,6 @@ def committed_up_to(config: dict[str, Any], group: str, topic: str, ends: dict[i
     return all(tp.offset >= ends[tp.partition] for tp in offsets)
 
 
-def end_offsets(producer: Replayer, topic: str) -> dict[int, int]:
-    """The next offset past what `producer` delivered to `topic`, per partition."""
-    ends: dict[int, int] = {}
-    for d in producer.delivered:
-        if d.topic == topic:
-            ends[d.partition] = max(ends.get(d.partition, 0), d.offset + 1)
-    return ends
-
-
 @pytest.fixture(scope="session")
 def bootstrap() -> Iterator[str]:
     external = os.environ.get("STREAMREC_KAFKA_BOOTSTRAP")

@@ -19,12 +19,13 @@ from streamrec.model.cf import OnlineCF
 from streamrec.model.datasets import load_dataset
 from streamrec.model.dedupe import Deduplicator, fingerprint
 from streamrec.model.schemas import EventParser
+from streamrec.streams.bench.cluster import end_offsets
 from streamrec.streams.checkpoint import CheckpointStore
 from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.settings import Settings
 from streamrec.streams.stack import Stack
 from streamrec.streams.topics import Topics, kafka_config
-from tests.conftest import DATA, committed_up_to, end_offsets, wait_for
+from tests.conftest import DATA, committed_up_to, wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -147,7 +148,7 @@ def test_sigkill_of_each_role_loses_nothing_and_learns_nothing_twice(
 
         # Stop the CF role cleanly, once it has committed every click (which it does only after
         # checkpointing what it learned), and read its durable state.
-        ends = end_offsets(producer, topics.clicks)
+        ends = end_offsets(producer.delivered, topics.clicks)
         wait_for(
             lambda: committed_up_to(config, settings.topic("streamrec-cf"), topics.clicks, ends),
             60,

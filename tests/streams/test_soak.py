@@ -20,12 +20,13 @@ from pathlib import Path
 import psutil
 import pytest
 
+from streamrec.streams.bench.cluster import end_offsets
 from streamrec.streams.bench.memory import cf_state, recommender_state, rss_mb, traced_mb
 from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.settings import Settings
 from streamrec.streams.stack import ROLES, Stack
 from streamrec.streams.topics import Topics, kafka_config
-from tests.conftest import committed_up_to, end_offsets, wait_for
+from tests.conftest import committed_up_to, wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.soak]
 
@@ -79,7 +80,7 @@ def test_steady_load_keeps_memory_bounded(make_settings: Callable[..., Settings]
             producer.flush()
             waiting = time.monotonic()
             for topic in (topics.clicks, topics.reviews):
-                ends = end_offsets(producer, topic)
+                ends = end_offsets(producer.delivered, topic)
                 for group in groups:
                     wait_for(
                         lambda group=group, topic=topic, ends=ends: committed_up_to(
