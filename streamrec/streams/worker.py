@@ -20,7 +20,7 @@ from streamrec.streams.settings import Settings
 from streamrec.streams.telemetry import Metrics, serve_metrics
 from streamrec.streams.topics import ensure_topics, ssl_context
 
-__all__ = ["ROLES", "create_app", "run_worker", "text_dim"]
+__all__ = ["ROLES", "create_app", "faust_group", "run_worker", "text_dim"]
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +79,14 @@ def _bound_fetch_wait(ms: int) -> None:
     driver.AIOKafkaConsumerThread = ConsumerThread
 
 
+def faust_group(settings: Settings, roles: Sequence[str]) -> str:
+    """The id of the faust app running `roles`: the consumer group of its agents."""
+    return settings.topic("streamrec-" + "-".join(sorted(roles)))
+
+
 def create_app(settings: Settings, roles: Sequence[str], bootstrap: str) -> faust.App:
     """One faust app per role set: its id is the consumer group of those roles."""
-    app_id = settings.topic("streamrec-" + "-".join(sorted(roles)))
+    app_id = faust_group(settings, roles)
     _bound_fetch_wait(settings.fetch_max_wait_ms)
     return faust.App(
         app_id,

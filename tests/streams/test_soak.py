@@ -26,6 +26,7 @@ from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.settings import Settings
 from streamrec.streams.stack import ROLES, Stack
 from streamrec.streams.topics import Topics, kafka_config
+from streamrec.streams.worker import faust_group
 from tests.conftest import committed_up_to, wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.soak]
@@ -72,7 +73,7 @@ def test_steady_load_keeps_memory_bounded(make_settings: Callable[..., Settings]
             while not stop.wait(10):
                 samples.append((time.monotonic() - started, process.memory_info().rss / 2**20))
 
-        groups = [settings.topic("streamrec-cf"), settings.topic("streamrec-" + "-".join(sorted(ROLES)))]
+        groups = [settings.topic("streamrec-cf"), faust_group(settings, ROLES)]
         rec_group = groups[1]
 
         def settled(producer: Replayer) -> tuple[float, float]:

@@ -23,6 +23,7 @@ from streamrec.streams.replay import Delivered
 from streamrec.streams.settings import Settings
 from streamrec.streams.stack import Stack, WorkerProcess
 from streamrec.streams.topics import Topics, kafka_config
+from streamrec.streams.worker import faust_group
 
 __all__ = ["Cluster", "Phase", "end_offsets", "metric_total", "wait_until"]
 
@@ -119,7 +120,7 @@ class Phase:
 
     def faust_group(self, roles: Sequence[str]) -> str:
         """The group of the faust agents (encoder, recommender) of a worker running `roles`."""
-        return self.settings.topic("streamrec-" + "-".join(sorted(roles)))
+        return faust_group(self.settings, roles)
 
     def committed(self, group: str, topic: str, partitions: Iterable[int]) -> dict[int, int]:
         """The group's committed offsets (-1 where none)."""
