@@ -51,6 +51,9 @@ class EmbeddedBroker:
         Where the broker's own output goes (default: discarded).
     env
         Extra environment for the broker (e.g. `AWS_ENDPOINT` for S3 storage).
+    advertise
+        `HOST:PORT` that clients are told to connect to (default: where it listens),
+        for a broker behind a proxy or a port mapping.
     """
 
     def __init__(
@@ -60,8 +63,10 @@ class EmbeddedBroker:
         storage: str = "memory://tansu/",
         log_path: Path | None = None,
         env: dict[str, str] | None = None,
+        advertise: str | None = None,
     ) -> None:
         self.host = host
+        self.advertise = advertise
         self.env = env or {}
         self.port = port or free_port(host)
         self.storage = storage
@@ -95,7 +100,7 @@ class EmbeddedBroker:
                     "--listener-url",
                     url,
                     "--advertised-listener-url",
-                    url,
+                    f"tcp://{self.advertise}" if self.advertise else url,
                     "--storage-engine",
                     self.storage,
                 ],

@@ -11,15 +11,14 @@ import asyncio
 import base64
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 import orjson
-from confluent_kafka import KafkaError, Message, Producer
 
 from streamrec.model.errors import InvalidEvent
 from streamrec.model.schemas import DeadLetter
 from streamrec.streams.errors import BrokerError
+from streamrec.streams.producer import RecoveringProducer
 from streamrec.streams.telemetry import Metrics
 
 __all__ = ["DeadLetters", "Output"]
@@ -33,6 +32,9 @@ MAX_RAW_BYTES = 64 * 1024
 class Output:
     """An idempotent, acks=all producer with explicit durability points.
 
+    It survives the producer's fatal errors (see `RecoveringProducer`), so what
+    it sends is delivered at least once.
+
     Parameters
     ----------
     config
@@ -42,7 +44,8 @@ class Output:
     """
 
     def __init__(self, config: dict[str, Any], metrics: Metrics | None = None) -> None:
-        self._producer = Producer(
+        self._metrics = metrics
+        self._producer = RecoveringProducer(
             {
                 **config,
                 "enable.idempotence": True,
@@ -53,15 +56,13 @@ class Output:
                 # A broker outage shorter than this loses nothing: messages wait in the queue.
                 "message.timeout.ms": 600_000,
                 "message.max.bytes": 4_000_000,
-            }
+            },
+            on_replaced=lambda _: self._count_retry("producer_replaced"),
         )
-        self._metrics = metrics
-        self._failed: list[str] = []
-        self._on_delivery: Callable[[KafkaError | None, Message], None] = self._delivered
 
-    def _delivered(self, err: KafkaError | None, msg: Message) -> None:
-        if err is not None:
-            self._failed.append(f"{msg.topic()}: {err}")
+    def _count_retry(self, reason: str) -> None:
+        if self._metrics is not None:
+            self._metrics.retries.labels(reason).inc()
 
     def send(
         self,
@@ -71,35 +72,29 @@ class Output:
         partition: int | None = None,
         timestamp_ms: int | None = None,
     ) -> None:
-        kwargs: dict[str, Any] = {"on_delivery": self._on_delivery}
-        if partition is not None:
-            kwargs["partition"] = partition
-        if timestamp_ms is not None:
-            kwargs["timestamp"] = timestamp_ms
-        while True:
-            try:
-                self._producer.produce(topic, value, key, **kwargs)
-                break
-            except BufferError:
-                # The local queue is full (broker slow or away): let it drain, never drop.
-                if self._metrics is not None:
-                    self._metrics.retries.labels("produce_queue_full").inc()
-                self._producer.poll(0.1)
-        self._producer.poll(0)
+        # A full local queue (broker slow or away) makes this wait for room, never drop.
+        self._producer.produce(
+            topic,
+            value,
+            key,
+            partition=partition,
+            timestamp_ms=timestamp_ms,
+            on_full=lambda: self._count_retry("produce_queue_full"),
+        )
 
     def flush_sync(self, timeout: float = 600.0) -> None:
         """Block until every message produced so far is acknowledged by the brokers."""
-        deadline = time.monotonic() + timeout
-        while self._producer.flush(1.0) > 0:
-            if time.monotonic() > deadline:
-                raise BrokerError(f"messages not delivered within {timeout:.0f}s")
-        if self._failed:
-            failed, self._failed = self._failed, []
-            raise BrokerError(f"{len(failed)} message(s) could not be delivered, e.g. {failed[0]}")
+        if self._producer.flush(timeout) > 0:
+            raise BrokerError(f"messages not delivered within {timeout:.0f}s")
+        if failed := self._producer.take_failed():
+            err, msg = failed[0]
+            raise BrokerError(
+                f"{len(failed)} message(s) could not be delivered, e.g. to {msg.topic()}: {err.str()}"
+            )
 
     async def flush(self, timeout: float = 600.0) -> None:
         """`flush_sync` without blocking the event loop."""
-        if len(self._producer) == 0 and not self._failed:
+        if len(self._producer) == 0:
             return
         await asyncio.get_running_loop().run_in_executor(None, self.flush_sync, timeout)
 

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+
+from streamrec.streams.producer import RecoveringProducer
 
 __all__ = ["Collector", "Delivered", "Replayer"]
 
@@ -29,16 +31,15 @@ class Replayer:
     """Produces JSON events as a client would, optionally paced, remembering where each landed."""
 
     def __init__(self, config: Mapping[str, Any], keep_values: bool = False) -> None:
-        self._producer = Producer({**config, "linger.ms": 5, "enable.idempotence": True})
+        self._producer = RecoveringProducer(
+            {**config, "linger.ms": 5, "enable.idempotence": True}, on_delivered=self._on_delivered
+        )
         self.keep_values = keep_values
         self.delivered: list[Delivered] = []
         self.errors: list[str] = []
         self._lock = threading.Lock()
 
-    def _on_delivery(self, err: Any, msg: Message) -> None:
-        if err is not None:
-            self.errors.append(str(err))
-            return
+    def _on_delivered(self, msg: Message) -> None:
         key = msg.key().decode("utf-8", "replace") if msg.key() else None
         value = msg.value() if self.keep_values else None
         with self._lock:
@@ -46,15 +47,11 @@ class Replayer:
 
     def send(self, topic: str, value: Mapping[str, Any] | bytes, key: str | None = None) -> None:
         raw = value if isinstance(value, bytes) else orjson.dumps(value)
-        while True:
-            try:
-                self._producer.produce(
-                    topic, raw, key.encode() if key else None, on_delivery=self._on_delivery
-                )
-                break
-            except BufferError:
-                self._producer.poll(0.05)
-        self._producer.poll(0)
+        self._producer.produce(topic, raw, key.encode() if key else None)
+        self._take_errors()
+
+    def _take_errors(self) -> None:
+        self.errors.extend(f"{msg.topic()}: {err.str()}" for err, msg in self._producer.take_failed())
 
     def replay(
         self,
@@ -79,6 +76,7 @@ class Replayer:
 
     def flush(self, timeout: float = 60.0) -> None:
         remaining = self._producer.flush(timeout)
+        self._take_errors()
         if remaining:
             raise TimeoutError(f"{remaining} events not delivered within {timeout:.0f}s")
 

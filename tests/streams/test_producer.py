@@ -1,0 +1,117 @@
+"""The producer survives librdkafka's fatal errors, on a real broker behind a fault-injecting proxy."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterator
+
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streamrec.streams.broker import EmbeddedBroker, free_port
+from streamrec.streams.errors import BrokerError
+from streamrec.streams.output import Output
+from streamrec.streams.replay import Replayer
+from tests.faults import INVALID_PRODUCER_EPOCH, OUT_OF_ORDER_SEQUENCE_NUMBER, FaultProxy
+
+pytestmark = pytest.mark.broker
+
+N = 600
+Proxied = tuple[FaultProxy, dict[str, str]]
+
+
+@pytest.fixture
+def proxied() -> Iterator[Proxied]:
+    """A broker whose clients all go through a `FaultProxy`."""
+    port = free_port()
+    broker = EmbeddedBroker(advertise=f"127.0.0.1:{port}").start()
+    proxy = FaultProxy(broker.bootstrap, port)
+    config = {"bootstrap.servers": proxy.address}
+    admin = AdminClient(config)
+    admin.create_topics([NewTopic("t", 3, 1)])["t"].result(timeout=30)
+    try:
+        yield proxy, config
+    finally:
+        proxy.close()
+        broker.stop()
+
+
+def read_all(config: dict[str, str], expected: int) -> list[tuple[int, bytes]]:
+    consumer = Consumer({**config, "group.id": "check", "enable.auto.commit": False})
+    consumer.assign([TopicPartition("t", p, OFFSET_BEGINNING) for p in range(3)])
+    got: list[tuple[int, bytes]] = []
+    for _ in range(100):
+        got += [(m.partition(), m.value()) for m in consumer.consume(1000, 0.2) if not m.error()]
+        if len(got) >= expected:
+            break
+    consumer.close()
+    return got
+
+
+def test_the_proxy_makes_a_plain_idempotent_producer_fail_for_good(
+    proxied: Proxied,
+) -> None:
+    """What the test below relies on: this broker answer is fatal to librdkafka."""
+    proxy, config = proxied
+    producer = Producer({**config, "enable.idempotence": True})
+    producer.produce("t", b"before")
+    assert producer.flush(10) == 0
+    proxy.fail_produce(OUT_OF_ORDER_SEQUENCE_NUMBER)
+    producer.produce("t", b"after")
+    with pytest.raises(KafkaException) as info:
+        producer.flush(10)
+    assert info.value.args[0].fatal()
+
+
+def test_output_replaces_a_failed_producer_and_loses_nothing(proxied: Proxied) -> None:
+    proxy, config = proxied
+    output = Output(config)
+    for i in range(N // 2):
+        output.send("t", b"%d" % i, key=f"k{i % 17}")
+    output.flush_sync(timeout=30)
+    proxy.fail_produce(OUT_OF_ORDER_SEQUENCE_NUMBER)
+    for i in range(N // 2, N):
+        output.send("t", b"%d" % i, key=f"k{i % 17}")
+    output.flush_sync(timeout=30)
+    assert proxy.injected == 1
+    assert output._producer.replacements == 1
+    # ...and it keeps working afterwards.
+    output.send("t", b"%d" % N, key="k0")
+    output.close()
+
+    got = read_all(config, N + 1)
+    values = [int(v) for _, v in got]
+    assert set(values) == set(range(N + 1)), "every message arrives"
+    # At least once: a batch the broker wrote before answering with the error comes again, but
+    # per partition the first copies keep the order they were sent in.
+    by_partition = collections.defaultdict(list)
+    for partition, value in got:
+        if int(value) not in by_partition[partition]:
+            by_partition[partition].append(int(value))
+    for firsts in by_partition.values():
+        assert firsts == sorted(firsts)
+
+
+def test_replayer_rides_out_a_fatal_producer_error(proxied: Proxied) -> None:
+    proxy, config = proxied
+    replayer = Replayer(config)
+    proxy.fail_produce(OUT_OF_ORDER_SEQUENCE_NUMBER)
+    replayer.replay([("t", {"n": i}, f"k{i}") for i in range(N)])
+    replayer.flush(timeout=30)
+    assert proxy.injected == 1 and replayer.errors == []
+    assert {d.key for d in replayer.delivered} == {f"k{i}" for i in range(N)}
+
+
+def test_a_failure_that_is_not_fatal_is_reported_not_hidden(proxied: Proxied) -> None:
+    """A permanent error for some messages fails the flush, so the worker does not commit past them."""
+    proxy, config = proxied
+    output = Output(config)
+    output.send("t", b"warm-up")
+    output.flush_sync(timeout=30)
+    proxy.fail_produce(INVALID_PRODUCER_EPOCH)
+    output.send("t", b"rejected")
+    with pytest.raises(BrokerError, match="could not be delivered"):
+        output.flush_sync(timeout=30)
+    assert output._producer.replacements == 0
+    output.close()
