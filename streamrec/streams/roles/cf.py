@@ -42,6 +42,8 @@ __all__ = ["CFRole"]
 log = logging.getLogger(__name__)
 ROLE = "cf"
 DELTAS_PER_MESSAGE = 500
+#: Stands for every part of a batch, in checkpoints that tracked whole batches only.
+ALL_PARTS = 1 << 30
 #: Once the input is drained, checkpoint after this long rather than the full interval.
 IDLE_CHECKPOINT_S = 0.5
 #: How long a click on an item not (yet) in the catalog waits for the catalog feed.
@@ -78,14 +80,19 @@ class CFRole(Service):
         #: This worker's name among CF workers, and how many delta batches it has shared.
         self.worker = uuid.uuid4().hex
         self.delta_seq = 0
-        #: Last delta batch applied, per other worker.
-        self.applied_seq: dict[str, int] = {}
+        #: Last delta message applied, as (batch, part), per other worker: a message seen
+        #: again (the producer delivers at least once) is skipped.
+        self.applied_seq: dict[str, tuple[int, int]] = {}
         if saved is not None:
             self.model: OnlineCF = saved.model["cf"]
             self.seen = saved.model["seen"]
             self.worker = saved.model["worker"]
             self.delta_seq = saved.model["delta_seq"]
-            self.applied_seq = saved.model["applied_seq"]
+            self.applied_seq = {
+                # A whole batch (an int) in checkpoints written before parts were tracked.
+                w: (mark, ALL_PARTS) if isinstance(mark, int) else tuple(mark)
+                for w, mark in saved.model["applied_seq"].items()
+            }
             self.offsets: dict[str, int] = saved.offsets
         else:
             cfg = settings.cf
@@ -140,12 +147,11 @@ class CFRole(Service):
             if record.value is None:
                 continue
             batch = orjson.loads(record.value)
-            worker, seq = batch["worker"], batch["seq"]
-            if worker == self.worker or seq <= self.applied_seq.get(worker, 0):
-                continue  # our own, or applied before a restart
+            worker, mark = batch["worker"], (batch["seq"], batch["part"])
+            if worker == self.worker or mark <= self.applied_seq.get(worker, (0, 0)):
+                continue  # our own, applied before a restart, or a repeat
             self.model.apply_item_deltas({item: decode_vector(row) for item, row in batch["items"].items()})
-            if batch["last"]:
-                self.applied_seq[worker] = seq
+            self.applied_seq[worker] = mark
             self._uncommitted = True
 
     def share_deltas(self) -> None:
@@ -155,12 +161,12 @@ class CFRole(Service):
             return
         self.delta_seq += 1
         items = list(deltas.items())
-        for start in range(0, len(items), DELTAS_PER_MESSAGE):
+        for part, start in enumerate(range(0, len(items), DELTAS_PER_MESSAGE)):
             chunk = items[start : start + DELTAS_PER_MESSAGE]
             batch = {
                 "worker": self.worker,
                 "seq": self.delta_seq,
-                "last": start + DELTAS_PER_MESSAGE >= len(items),
+                "part": part,
                 "items": {str(item): encode_vector(row) for item, row in chunk},
             }
             self.ctx.output.send(self.ctx.topics.cf_deltas, orjson.dumps(batch), key=self.worker.encode())
