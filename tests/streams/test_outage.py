@@ -61,6 +61,7 @@ def test_a_broker_outage_mid_stream_loses_nothing(s3: dict[str, str], tmp_path: 
     topics = Topics.from_settings(settings)
     stack = Stack(settings, log_dir=tmp_path / "logs")
     config = kafka_config(settings)
+    recs = None
     try:
         stack.start_broker()
         worker = stack.start_worker()
@@ -116,7 +117,6 @@ def test_a_broker_outage_mid_stream_loses_nothing(s3: dict[str, str], tmp_path: 
             return len(set(last) - done)
 
         wait_for(lambda: unanswered() == 0, 180, interval=1.0, what="every user's last click to be answered")
-        recs.close()
         assert worker.process.poll() is None
         deadletters = sum(worker.metric("streamrec_deadletter_total").values()) if worker.is_ready() else 0
         assert deadletters == 0
@@ -125,5 +125,7 @@ def test_a_broker_outage_mid_stream_loses_nothing(s3: dict[str, str], tmp_path: 
         saved = CheckpointStore(tmp_path / f"{settings.topic_prefix}cf" / "checkpoint.pkl").load()
         assert saved is not None and saved.model["cf"].n_learned == N_CLICKS
     finally:
+        if recs is not None:
+            recs.close()  # before the broker goes: else it retries, and logs it, until the session ends
         stack.stop()
         broker.stop()
