@@ -223,21 +223,22 @@ class CoOccurrence:
         counts = self._counts
         position = {item: j for j, item in enumerate(items)}
         zeros = itertools.repeat(0.0)
+        n = len(items)
         w = 1.0
         for r, previous in enumerate(recent):
             row = self._rows.get(previous)
             if row:
                 # Walk the shorter of the row and the candidate list.
-                if len(row) < len(items):
+                if len(row) < n:
                     for other, value in row.items():
                         j = position.get(other)
                         if j is not None:
                             out[r, j] = value
                 else:
-                    out[r] = list(map(row.get, items, zeros))
+                    out[r] = np.fromiter(map(row.get, items, zeros), dtype=np.float64, count=n)
                 out[r] *= w / math.sqrt(max(counts.get(previous, 1.0), 1.0))
             w *= self.decay
-        norm = np.array([counts.get(c, 0.0) for c in items], dtype=np.float64)
+        norm = np.fromiter(map(counts.get, items, zeros), dtype=np.float64, count=n)
         out /= np.sqrt(np.maximum(norm, 1.0))
         return out
 
@@ -251,8 +252,12 @@ class CoOccurrence:
         for previous in recent[:depth]:
             row = self._rows.get(previous)
             if row:
-                for item, value in heapq.nlargest(n, row.items(), key=operator.itemgetter(1)):
-                    out[item] = out.get(item, 0.0) + w * value
+                # The row's n strongest, strongest first, ties in the row's order (as a stable
+                # sort gives them): a sort in numpy rather than a heap of Python tuples.
+                values = np.fromiter(row.values(), dtype=np.float64, count=len(row))
+                keys = list(row)
+                for j in np.argsort(-values, kind="stable")[:n].tolist():
+                    out[keys[j]] = out.get(keys[j], 0.0) + w * float(values[j])
             w *= self.decay
         return heapq.nlargest(n, out.items(), key=operator.itemgetter(1))
 

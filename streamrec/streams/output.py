@@ -45,6 +45,11 @@ class Output:
 
     def __init__(self, config: dict[str, Any], metrics: Metrics | None = None) -> None:
         self._metrics = metrics
+
+        def on_replaced(_: str) -> None:  # not a method: no cycle through the producer
+            if metrics is not None:
+                metrics.retries.labels("producer_replaced").inc()
+
         self._producer = RecoveringProducer(
             {
                 **config,
@@ -57,7 +62,7 @@ class Output:
                 "message.timeout.ms": 600_000,
                 "message.max.bytes": 4_000_000,
             },
-            on_replaced=lambda _: self._count_retry("producer_replaced"),
+            on_replaced=on_replaced,
         )
 
     def _count_retry(self, reason: str) -> None:

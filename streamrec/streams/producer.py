@@ -5,27 +5,46 @@ broker answers with a sequence number it did not expect after a restart: every
 later `produce()` and `flush()` raises, and what it still held is failed. The
 remedy librdkafka documents is a new producer instance; this class makes that
 switch itself and sends again, in their order, the messages the old one had not
-delivered. A message the broker had in fact written before the error may then
-appear twice in its topic: delivery stays at least once, never less.
+delivered. It keeps each message until the brokers acknowledge it, so none is
+missed, even one whose delivery report was lost with the failing producer. A
+message the broker had in fact written before the error may then appear twice
+in its topic: delivery stays at least once, never less.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
-from confluent_kafka import TIMESTAMP_CREATE_TIME, KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 __all__ = ["RecoveringProducer"]
 
 log = logging.getLogger(__name__)
 
-#: How long a failed producer gets to hand back what it held before it is dropped.
-DRAIN_S = 5.0
+#: How long a failed producer gets to hand back delivery reports before it is dropped.
+DRAIN_S = 2.0
+
+
+class _Pending(NamedTuple):
+    generation: int
+    topic: str
+    value: bytes | None
+    key: bytes | str | None
+    partition: int | None
+    timestamp_ms: int | None
+
+
+def _forward_error(owner: weakref.ref[RecoveringProducer], generation: int, err: KafkaError) -> None:
+    producer = owner()
+    if producer is not None:
+        producer._on_error(generation, err)
 
 
 class RecoveringProducer:
@@ -38,23 +57,26 @@ class RecoveringProducer:
     on_delivered
         Called with each message the brokers acknowledged.
     on_replaced
-        Called with the fatal error each time the producer is replaced.
+        Called with the reason each time the producer is replaced.
     """
 
     def __init__(
         self,
         config: dict[str, Any],
         on_delivered: Callable[[Message], None] | None = None,
-        on_replaced: Callable[[KafkaError], None] | None = None,
+        on_replaced: Callable[[str], None] | None = None,
     ) -> None:
         self._config = {k: v for k, v in config.items() if k != "error_cb"}
         self._on_delivered = on_delivered
         self._on_replaced = on_replaced
         self._lock = threading.RLock()
         self._generation = 0
-        self._fatal: KafkaError | None = None
-        #: Messages that failed, with the generation of the producer they failed in.
-        self._failed: list[tuple[int, KafkaError, Message]] = []
+        self._fatal: str | None = None
+        self._ids = itertools.count()
+        #: Every message not yet acknowledged, by the order it was produced in.
+        self._pending: dict[int, _Pending] = {}
+        #: Messages that failed: (producer generation, id, error, message).
+        self._failed: list[tuple[int, int, KafkaError, Message]] = []
         self._producer = self._new_producer()
 
     @property
@@ -63,24 +85,26 @@ class RecoveringProducer:
         return self._generation
 
     def __len__(self) -> int:
-        return len(self._producer) + len(self._failed)
+        return len(self._pending)
 
     def _new_producer(self) -> Producer:
-        return Producer({**self._config, "error_cb": functools.partial(self._on_error, self._generation)})
+        # Through a weak reference: the producer must not keep this object (and itself) alive.
+        on_error = functools.partial(_forward_error, weakref.ref(self), self._generation)
+        return Producer({**self._config, "error_cb": on_error})
 
     def _on_error(self, generation: int, err: KafkaError) -> None:
         if err.fatal() and generation == self._generation:
-            self._fatal = err
+            self._fatal = err.str()
         else:
             log.debug("producer: %s", err)
 
-    def _on_delivery(self, generation: int, err: KafkaError | None, msg: Message) -> None:
+    def _on_delivery(self, generation: int, message_id: int, err: KafkaError | None, msg: Message) -> None:
         if err is None:
+            self._pending.pop(message_id, None)
             if self._on_delivered is not None:
                 self._on_delivered(msg)
-            return
-        with self._lock:
-            self._failed.append((generation, err, msg))
+        else:
+            self._failed.append((generation, message_id, err, msg))
 
     def produce(
         self,
@@ -92,29 +116,33 @@ class RecoveringProducer:
         on_full: Callable[[], None] | None = None,
     ) -> None:
         """Queue one message; waits while the local queue is full (`on_full` is told), never drops."""
-        kwargs: dict[str, Any] = {}
-        if partition is not None:
-            kwargs["partition"] = partition
-        if timestamp_ms is not None:
-            kwargs["timestamp"] = timestamp_ms
+        message_id = next(self._ids)
         while True:
-            producer, generation = self._producer, self._generation
+            generation = self._generation
+            self._pending[message_id] = _Pending(generation, topic, value, key, partition, timestamp_ms)
             try:
-                producer.produce(
-                    topic,
-                    value,
-                    key,
-                    on_delivery=functools.partial(self._on_delivery, generation),
-                    **kwargs,
-                )
+                self._send(message_id, self._pending[message_id])
                 break
             except BufferError:
                 if on_full is not None:
                     on_full()
                 self.poll(0.1)
             except KafkaException as exc:
-                self._raise_unless_fatal(exc, generation)
+                try:
+                    self._fail_over(exc, generation)
+                except KafkaException:
+                    del self._pending[message_id]  # refused outright: the caller is told
+                    raise
         self.poll(0)
+
+    def _send(self, message_id: int, m: _Pending) -> None:
+        kwargs: dict[str, Any] = {}
+        if m.partition is not None:
+            kwargs["partition"] = m.partition
+        if m.timestamp_ms is not None:
+            kwargs["timestamp"] = m.timestamp_ms
+        report = functools.partial(self._on_delivery, m.generation, message_id)
+        self._producer.produce(m.topic, m.value, m.key, on_delivery=report, **kwargs)
 
     def poll(self, timeout: float = 0.0) -> None:
         """Serve delivery reports and errors for up to `timeout` seconds."""
@@ -122,40 +150,47 @@ class RecoveringProducer:
         try:
             self._producer.poll(timeout)
         except KafkaException as exc:
-            self._raise_unless_fatal(exc, generation)
+            self._fail_over(exc, generation)
         self._recover_if_failed(generation)
 
     def flush(self, timeout: float) -> int:
-        """Wait up to `timeout` seconds for everything queued; returns how many are still queued.
-
-        It polls rather than calling librdkafka's flush: on a fatal error confluent-kafka's
-        flush goes on serving callbacks with the error pending, which breaks them.
-        """
+        """Wait up to `timeout` seconds for everything queued; returns how many are not delivered."""
         deadline = time.monotonic() + timeout
         while True:
             generation = self._generation
-            self.poll(min(0.1, max(0.0, deadline - time.monotonic())))
-            if generation != self._generation:
-                continue  # replaced: wait for what was sent again
-            remaining = len(self._producer)
-            if remaining == 0 or time.monotonic() >= deadline:
-                return remaining
+            try:
+                self._producer.flush(max(0.0, deadline - time.monotonic()))
+            except KafkaException as exc:
+                self._fail_over(exc, generation)
+            except SystemError as exc:
+                # confluent-kafka's flush goes on serving callbacks after raising a fatal error,
+                # which breaks them with this: the producer is gone either way.
+                if generation == self._generation:
+                    self._fatal = f"the producer broke during a flush ({exc})"
+                # confluent-kafka keeps hold of this exception: let it not keep our frames.
+                exc.__traceback__ = exc.__context__ = None
+            self._recover_if_failed(generation)
+            if generation == self._generation:
+                return len(self._pending) - sum(1 for f in self._failed if f[0] == generation)
 
     def take_failed(self) -> list[tuple[KafkaError, Message]]:
-        """Messages that could not be delivered (a fatal error excepted: those are sent again)."""
+        """Messages that could not be delivered (after a fatal error, those are sent again)."""
         if not self._failed:
             return []
         with self._lock:
-            self._resend_stale()
-            failed, self._failed = self._failed, []
-        return [(err, msg) for _, err, msg in failed]
+            # A failure in a replaced producer is not final: the message was sent again.
+            failed = [f for f in self._failed if f[0] == self._generation]
+            self._failed = []
+            for _, message_id, _, _ in failed:
+                self._pending.pop(message_id, None)
+        return [(err, msg) for _, _, err, msg in failed]
 
-    def _raise_unless_fatal(self, exc: KafkaException, generation: int) -> None:
+    def _fail_over(self, exc: KafkaException, generation: int) -> None:
         err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
         if err is None or not err.fatal():
             raise exc
         if generation == self._generation:
-            self._fatal = err
+            self._fatal = err.str()
         self._recover_if_failed(generation)
 
     def _recover_if_failed(self, generation: int) -> None:
@@ -164,48 +199,34 @@ class RecoveringProducer:
         with self._lock:
             if generation != self._generation:
                 return  # another thread replaced it meanwhile
-            old, err = self._producer, self._fatal
-            assert err is not None
-            # What the old producer still holds comes back as failed delivery reports.
+            old, reason = self._producer, self._fatal
+            # Delivery reports the old producer can still give spare needless repeats.
             old.purge(in_queue=True, in_flight=True, blocking=False)
             deadline = time.monotonic() + DRAIN_S
             while len(old) > 0 and time.monotonic() < deadline:
                 try:
                     old.poll(0.1)
-                except KafkaException:
+                except (KafkaException, SystemError):
                     pass
             self._generation += 1
             self._fatal = None
+            self._failed = []
             self._producer = self._new_producer()
-            resent = self._resend_stale()
+            stale = sorted(i for i, m in self._pending.items() if m.generation < self._generation)
+            for message_id in stale:
+                message = self._pending[message_id]._replace(generation=self._generation)
+                self._pending[message_id] = message
+                while True:
+                    try:
+                        self._send(message_id, message)
+                        break
+                    except BufferError:
+                        self._producer.poll(0.1)
         log.warning(
             "the Kafka producer failed for good (%s); started a new one and sent again the %d "
             "message(s) it had not delivered",
-            err.str(),
-            resent,
+            reason,
+            len(stale),
         )
         if self._on_replaced is not None:
-            self._on_replaced(err)
-
-    def _resend_stale(self) -> int:
-        """Send again, in order, what failed in a replaced producer. Call with the lock held."""
-        stale = [(g, e, m) for g, e, m in self._failed if g < self._generation]
-        if not stale:
-            return 0
-        self._failed = [(g, e, m) for g, e, m in self._failed if g == self._generation]
-        for _, _, msg in stale:
-            kind, ts = msg.timestamp()
-            while True:
-                try:
-                    self._producer.produce(
-                        msg.topic(),
-                        msg.value(),
-                        msg.key(),
-                        partition=msg.partition(),
-                        timestamp=ts if kind == TIMESTAMP_CREATE_TIME else 0,
-                        on_delivery=functools.partial(self._on_delivery, self._generation),
-                    )
-                    break
-                except BufferError:
-                    self._producer.poll(0.1)
-        return len(stale)
+            self._on_replaced(reason)

@@ -31,19 +31,25 @@ class Replayer:
     """Produces JSON events as a client would, optionally paced, remembering where each landed."""
 
     def __init__(self, config: Mapping[str, Any], keep_values: bool = False) -> None:
-        self._producer = RecoveringProducer(
-            {**config, "linger.ms": 5, "enable.idempotence": True}, on_delivered=self._on_delivered
-        )
         self.keep_values = keep_values
         self.delivered: list[Delivered] = []
         self.errors: list[str] = []
-        self._lock = threading.Lock()
+        delivered, lock = self.delivered, threading.Lock()
 
-    def _on_delivered(self, msg: Message) -> None:
-        key = msg.key().decode("utf-8", "replace") if msg.key() else None
-        value = msg.value() if self.keep_values else None
-        with self._lock:
-            self.delivered.append(Delivered(msg.topic(), msg.partition(), msg.offset(), key, value))
+        # Not a bound method: the producer must not keep this object alive in a cycle (its
+        # librdkafka handle would then live, and retry a broker gone, until the next GC).
+        def on_delivered(msg: Message) -> None:
+            key = msg.key().decode("utf-8", "replace") if msg.key() else None
+            with lock:
+                delivered.append(
+                    Delivered(
+                        msg.topic(), msg.partition(), msg.offset(), key, msg.value() if keep_values else None
+                    )
+                )
+
+        self._producer = RecoveringProducer(
+            {**config, "linger.ms": 5, "enable.idempotence": True}, on_delivered=on_delivered
+        )
 
     def send(self, topic: str, value: Mapping[str, Any] | bytes, key: str | None = None) -> None:
         raw = value if isinstance(value, bytes) else orjson.dumps(value)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import random
 import tracemalloc
 
 import numpy as np
 
 from streamrec.model.index import MemoryIndex
-from streamrec.model.popularity import Popularity
+from streamrec.model.popularity import CoOccurrence, Popularity
 from streamrec.model.profile import UserProfile
 from streamrec.model.recommender import Recommender
 
@@ -34,6 +36,44 @@ def test_memory_index_matches_brute_force_and_handles_deletes() -> None:
     index.upsert("text", ["new"], query[None, :])
     assert index.search("text", query, 1)[0][0] == "new"
     assert len(index) == 298
+
+
+def test_cooccurrence_matches_a_plain_reading_of_its_definition() -> None:
+    """Neighbors and contributions against the definition, on counts full of ties."""
+    rng = random.Random(0)
+    co = CoOccurrence(window=5, max_neighbors=40)
+    histories: dict[int, list[str]] = {}
+    for _ in range(5_000):
+        history = histories.setdefault(rng.randrange(100), [])
+        item = f"i{rng.randrange(60)}"
+        co.learn_one(list(reversed(history))[:5], item)
+        history.append(item)
+    for _ in range(50):
+        recent = [f"i{rng.randrange(70)}" for _ in range(6)]  # some never seen
+        n = rng.choice([1, 5, 30, 100])
+        merged: dict[str, float] = {}
+        for depth, previous in enumerate(recent[:3]):
+            row = co._rows.get(previous, {})
+            strongest = sorted(row.items(), key=lambda kv: kv[1], reverse=True)[
+                :n
+            ]  # stable: ties in row order
+            for item, value in strongest:
+                merged[item] = merged.get(item, 0.0) + co.decay**depth * value
+        assert co.neighbors(recent, n) == sorted(merged.items(), key=lambda kv: kv[1], reverse=True)[:n]
+
+        items = [f"i{j}" for j in rng.sample(range(70), rng.choice([3, 65]))]  # candidates are distinct
+        expected = np.array(
+            [
+                [
+                    co.decay**r
+                    * co._rows.get(previous, {}).get(item, 0.0)
+                    / math.sqrt(max(co.count(previous), 1.0) * max(co.count(item), 1.0))
+                    for item in items
+                ]
+                for r, previous in enumerate(recent[: co.window])
+            ]
+        )
+        np.testing.assert_allclose(co.contributions(recent, items), expected, rtol=1e-12)
 
 
 def test_popularity_ranks_by_counts_and_decays_in_event_time() -> None:
