@@ -78,7 +78,9 @@ class RecommenderSettings(_Group):
     coalesce_ms: int = Field(
         20, ge=0, description="events of one user within this window yield one recommendation"
     )
-    batch_size: int = Field(500, ge=1, description="most events per processing batch")
+    batch_size: int = Field(
+        2000, ge=1, description="most events per processing batch (more coalesce when behind)"
+    )
     n_candidates: int = Field(50, ge=1, description="candidates per retrieval source")
     mmr_lambda: float = Field(0.9, ge=0, le=1, description="1 = relevance only; lower diversifies")
     half_life_days: float = Field(90.0, gt=0, description="decay of user profiles and trending counts")

@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 ROLE = "recommender"
 #: Users whose last list is kept to score the next interaction (online HR@10).
 MAX_REMEMBERED_LISTS = 100_000
+#: Users ranked and answered at a time within one batch.
+RANK_SLICE = 64
 
 
 def _make_current(event: faust.types.EventT | None) -> None:
@@ -465,26 +467,34 @@ class RecommenderRole:
         log.info("forgot user %s: %s", user, ", ".join(erased))
 
     async def _recommend(self, triggers: dict[str, Trigger]) -> None:
+        """Rank and send, a slice of users at a time: a large batch (a backlog) answers its
+        first users as soon as they are ranked, not once the whole batch is."""
         ctx = self.ctx
         users = list(triggers)
-        started = time.perf_counter()
-        lists = self.rec.recommend(users, ctx.settings.recommender.k)
-        ctx.metrics.qdrant_search_seconds.labels(self._backend).observe(time.perf_counter() - started)
         model = ModelInfo(cf=self.versions["cf"] or "none", encoder=self.versions["encoder"] or "none")
-        now = time.time()
-        for user, scored in zip(users, lists, strict=True):
-            trigger = triggers[user]
-            out = Recommendation(
-                user_id=user,
-                items=[RecommendedItem(item_id=s.item_id, score=s.score, reasons=s.reasons) for s in scored],
-                generated_at=now,
-                trigger=trigger,
-                model=model,
-            )
-            ctx.output.send(ctx.topics.recommendations, orjson.dumps(out.model_dump()), key=user.encode())
-            self._remember(user, [s.item_id for s in scored])
-            ctx.metrics.event_to_recommendation.labels(trigger.topic).observe(max(0.0, now - trigger.ts))
-        ctx.metrics.recommendations.inc(len(users))
+        for start in range(0, len(users), RANK_SLICE):
+            if start:
+                await asyncio.sleep(0)  # let fetches and feeds run between slices
+            chunk = users[start : start + RANK_SLICE]
+            started = time.perf_counter()
+            lists = self.rec.recommend(chunk, ctx.settings.recommender.k)
+            ctx.metrics.qdrant_search_seconds.labels(self._backend).observe(time.perf_counter() - started)
+            now = time.time()
+            for user, scored in zip(chunk, lists, strict=True):
+                trigger = triggers[user]
+                out = Recommendation(
+                    user_id=user,
+                    items=[
+                        RecommendedItem(item_id=s.item_id, score=s.score, reasons=s.reasons) for s in scored
+                    ],
+                    generated_at=now,
+                    trigger=trigger,
+                    model=model,
+                )
+                ctx.output.send(ctx.topics.recommendations, orjson.dumps(out.model_dump()), key=user.encode())
+                self._remember(user, [s.item_id for s in scored])
+                ctx.metrics.event_to_recommendation.labels(trigger.topic).observe(max(0.0, now - trigger.ts))
+            ctx.metrics.recommendations.inc(len(chunk))
 
     def _score(self, user: str, item: str) -> None:
         last = self._last_lists.get(user)
