@@ -124,15 +124,15 @@ class RecoveringProducer:
                 self._send(message_id, self._pending[message_id])
                 break
             except BufferError:
+                # Not queued: out of the pending set while we wait, or a producer replaced
+                # meanwhile would send it again along with what it had queued.
+                del self._pending[message_id]
                 if on_full is not None:
                     on_full()
                 self.poll(0.1)
             except KafkaException as exc:
-                try:
-                    self._fail_over(exc, generation)
-                except KafkaException:
-                    del self._pending[message_id]  # refused outright: the caller is told
-                    raise
+                del self._pending[message_id]
+                self._fail_over(exc, generation)  # raises unless fatal: refused outright
         self.poll(0)
 
     def _send(self, message_id: int, m: _Pending) -> None:
