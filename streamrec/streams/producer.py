@@ -28,6 +28,8 @@ __all__ = ["RecoveringProducer"]
 
 log = logging.getLogger(__name__)
 
+#: Longest a flush waits in librdkafka before it checks whether its own messages are through.
+FLUSH_ROUND_S = 0.05
 #: How long a failed producer gets to hand back delivery reports before it is dropped.
 DRAIN_S = 2.0
 
@@ -73,6 +75,8 @@ class RecoveringProducer:
         self._generation = 0
         self._fatal: str | None = None
         self._ids = itertools.count()
+        #: One past the last message id handed out.
+        self._issued = 0
         #: Every message not yet acknowledged, by the order it was produced in.
         self._pending: dict[int, _Pending] = {}
         #: Messages that failed: (producer generation, id, error, message).
@@ -117,6 +121,7 @@ class RecoveringProducer:
     ) -> None:
         """Queue one message; waits while the local queue is full (`on_full` is told), never drops."""
         message_id = next(self._ids)
+        self._issued = message_id + 1
         while True:
             generation = self._generation
             self._pending[message_id] = _Pending(generation, topic, value, key, partition, timestamp_ms)
@@ -154,12 +159,19 @@ class RecoveringProducer:
         self._recover_if_failed(generation)
 
     def flush(self, timeout: float) -> int:
-        """Wait up to `timeout` seconds for everything queued; returns how many are not delivered."""
+        """Wait up to `timeout` seconds for every message produced before this call to be
+        acknowledged or failed; returns how many are still neither.
+
+        Messages other threads produce meanwhile are not waited for: with a steady producer
+        beside it the queue is never empty, and a flush that waited for that would not end.
+        """
         deadline = time.monotonic() + timeout
+        horizon = self._issued
         while True:
             generation = self._generation
             try:
-                self._producer.flush(max(0.0, deadline - time.monotonic()))
+                # Short rounds: librdkafka's flush returns only once the whole queue is empty.
+                self._producer.flush(min(FLUSH_ROUND_S, max(0.0, deadline - time.monotonic())))
             except KafkaException as exc:
                 self._fail_over(exc, generation)
             except SystemError as exc:
@@ -170,8 +182,12 @@ class RecoveringProducer:
                 # confluent-kafka keeps hold of this exception: let it not keep our frames.
                 exc.__traceback__ = exc.__context__ = None
             self._recover_if_failed(generation)
-            if generation == self._generation:
-                return len(self._pending) - sum(1 for f in self._failed if f[0] == generation)
+            if generation != self._generation:
+                continue  # replaced: wait for what was sent again
+            failed = {f[1] for f in self._failed if f[0] == generation}
+            left = sum(1 for i in list(self._pending) if i < horizon and i not in failed)
+            if left == 0 or time.monotonic() >= deadline:
+                return left
 
     def take_failed(self) -> list[tuple[KafkaError, Message]]:
         """Messages that could not be delivered (after a fatal error, those are sent again)."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import collections
 import gc
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -116,4 +118,29 @@ def test_a_failure_that_is_not_fatal_is_reported_not_hidden(proxied: Proxied) ->
     with pytest.raises(BrokerError, match="could not be delivered"):
         output.flush_sync(timeout=30)
     assert output._producer.replacements == 0
+    output.close()
+
+
+def test_a_flush_waits_for_what_came_before_it_not_for_a_producer_beside_it(proxied: Proxied) -> None:
+    """Roles in one worker share the producer: one flushes while another keeps producing."""
+    _, config = proxied
+    output = Output(config)
+    stop = threading.Event()
+
+    def steady() -> None:
+        n = 0
+        while not stop.is_set():
+            output.send("t", b"beside %d" % n)
+            n += 1
+            time.sleep(0.0005)
+
+    beside = threading.Thread(target=steady)
+    beside.start()
+    try:
+        for n in range(30):
+            output.send("t", b"mine %d" % n)
+            output.flush_sync(timeout=30)  # raises if it reports anything undelivered
+    finally:
+        stop.set()
+        beside.join()
     output.close()
