@@ -29,6 +29,11 @@ log = logging.getLogger(__name__)
 MAX_RAW_BYTES = 64 * 1024
 
 
+def _count_retry(metrics: Metrics | None, operation: str) -> None:
+    if metrics is not None:
+        metrics.retries.labels(operation).inc()
+
+
 class Output:
     """An idempotent, acks=all producer with explicit durability points.
 
@@ -45,11 +50,6 @@ class Output:
 
     def __init__(self, config: dict[str, Any], metrics: Metrics | None = None) -> None:
         self._metrics = metrics
-
-        def on_replaced(_: str) -> None:  # not a method: no cycle through the producer
-            if metrics is not None:
-                metrics.retries.labels("producer_replaced").inc()
-
         self._producer = RecoveringProducer(
             {
                 **config,
@@ -62,12 +62,9 @@ class Output:
                 "message.timeout.ms": 600_000,
                 "message.max.bytes": 4_000_000,
             },
-            on_replaced=on_replaced,
+            # Not a method: no reference cycle through the producer.
+            on_replaced=lambda _: _count_retry(metrics, "producer_replaced"),
         )
-
-    def _count_retry(self, reason: str) -> None:
-        if self._metrics is not None:
-            self._metrics.retries.labels(reason).inc()
 
     def send(
         self,
@@ -84,7 +81,7 @@ class Output:
             key,
             partition=partition,
             timestamp_ms=timestamp_ms,
-            on_full=lambda: self._count_retry("produce_queue_full"),
+            on_full=lambda: _count_retry(self._metrics, "produce_queue_full"),
         )
 
     def flush_sync(self, timeout: float = 600.0) -> None:
