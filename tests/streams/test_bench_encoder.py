@@ -12,18 +12,13 @@ import pytest
 
 from streamrec.model.errors import DatasetError
 from streamrec.streams.bench.encoder import bench_encoder, load_review_texts
-
-REVIEWS_ZIP = (
-    Path(__file__).resolve().parents[2].parent
-    / "shared/data/amazon-musical-instruments-2014/Musical_instruments_reviews.csv.zip"
-)
+from tests.datasets import AMAZON, require
 
 
 @pytest.fixture(scope="module")
 def reviews() -> list[str]:
-    if not REVIEWS_ZIP.is_file():
-        pytest.skip(f"dataset not found at {REVIEWS_ZIP}")
-    return load_review_texts(str(REVIEWS_ZIP), 64)
+    reviews_zip = require(AMAZON)
+    return load_review_texts(str(reviews_zip), 64)
 
 
 def test_load_review_texts_reads_the_zip(reviews: list[str]) -> None:
@@ -55,18 +50,19 @@ def test_load_review_texts_names_a_missing_column(tmp_path: Path) -> None:
         load_review_texts(str(path), 5)
 
 
-def test_bench_encoder_reports_positive_figures(reviews: list[str]) -> None:
+def test_bench_encoder_times_encoders_that_agree_on_the_same_texts(reviews: list[str]) -> None:
     messages: list[str] = []
     result = bench_encoder(reviews, device="cpu", max_length=128, progress=messages.append)
     assert set(result) == {
         "device", "model", "texts", "texts_per_s", "baseline_texts_per_s", "ratio",
-        "sentence_transformers_texts_per_s", "dtype", "max_length",
+        "sentence_transformers_texts_per_s", "min_cosine_to_baseline", "dtype", "max_length",
     }  # fmt: skip
-    assert result["device"] == "cpu"
-    assert result["texts"] == len(reviews)
-    assert result["max_length"] == 128
-    assert result["texts_per_s"] > 0 and result["baseline_texts_per_s"] > 0 and result["ratio"] > 0
-    assert (
-        result["sentence_transformers_texts_per_s"] is None or result["sentence_transformers_texts_per_s"] > 0
-    )
+    assert (result["device"], result["texts"], result["max_length"]) == ("cpu", len(reviews), 128)
+    # streamrec's batching and pooling compute the baseline's vectors (float32 or bf16 on this CPU).
+    assert result["min_cosine_to_baseline"] > (0.9999 if result["dtype"] == "float32" else 0.99)
+    assert result["ratio"] == pytest.approx(result["texts_per_s"] / result["baseline_texts_per_s"])
+    # Each figure is the rate of a pass it reported: texts over the seconds that pass took.
+    passes = {m.split()[2]: float(m.split()[3]) for m in messages if m.startswith("pass 1:")}
+    assert passes["streamrec"] == pytest.approx(result["texts_per_s"], rel=0.05)
+    assert passes["baseline"] == pytest.approx(result["baseline_texts_per_s"], rel=0.05)
     assert any("warming up" in message for message in messages)

@@ -15,24 +15,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from streamrec.eval.datasets import load_dataset
 from streamrec.model.cf import OnlineCF
-from streamrec.model.datasets import load_dataset
 from streamrec.model.dedupe import Deduplicator, fingerprint
 from streamrec.model.schemas import EventParser
 from streamrec.streams.bench.cluster import end_offsets
 from streamrec.streams.checkpoint import CheckpointStore
+from streamrec.streams.clients import kafka_config
 from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.settings import Settings
 from streamrec.streams.stack import Stack
-from streamrec.streams.topics import Topics, kafka_config
-from tests.conftest import DATA, committed_up_to, wait_for
+from streamrec.streams.topics import Topics
+from tests.conftest import committed_up_to, wait_for
+from tests.datasets import MOVIELENS, needs, require
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 N_EVENTS = 20_000
 #: Events between an item's catalog entry and its first click.
 CATALOG_LEAD = 50
-ML = DATA / "ml-100k" / "ml-100k.inter"
 
 
 def _hr_at_10(model: OnlineCF, train: list, holdout: list, items: list[str]) -> float:
@@ -51,11 +52,11 @@ def _hr_at_10(model: OnlineCF, train: list, holdout: list, items: list[str]) -> 
     return hits / len(holdout)
 
 
-@pytest.mark.skipif(not ML.exists(), reason=f"needs {ML}")
+@needs(MOVIELENS)
 def test_sigkill_of_each_role_loses_nothing_and_learns_nothing_twice(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
-    data = load_dataset(ML)
+    data = load_dataset(require(MOVIELENS))
     events = data.interactions[: N_EVENTS + 2000]
     stream, holdout = events[:N_EVENTS], events[N_EVENTS:]
     settings = make_settings("crash", tmp_path, partitions=1)
@@ -156,7 +157,7 @@ def test_sigkill_of_each_role_loses_nothing_and_learns_nothing_twice(
         )
         assert workers["cf"].stop() == 0
         stack.workers.remove(workers["cf"])
-        saved = CheckpointStore(tmp_path / f"{settings.topic_prefix}cf" / "checkpoint.pkl").load()
+        saved = CheckpointStore.of(settings, "cf").load()
         assert saved is not None
         model: OnlineCF = saved.model["cf"]
     finally:

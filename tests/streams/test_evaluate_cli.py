@@ -8,6 +8,7 @@ import typer
 from typer.testing import CliRunner
 
 from streamrec.streams.evaluate import eval_command
+from tests.datasets import MOVIELENS, needs, require
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -123,11 +124,8 @@ def test_eval_help_and_unknown_recommender(tmp_path):
     assert "magic" in result.output
 
 
-ML = Path(__file__).resolve().parents[3] / "shared" / "data" / "ml-100k" / "ml-100k.inter"
-
-
 @pytest.mark.broker
-@pytest.mark.skipif(not ML.exists(), reason=f"needs {ML}")
+@needs(MOVIELENS)
 def test_through_kafka_scores_the_running_pipeline(tmp_path, broker_settings, monkeypatch):
     bootstrap = broker_settings["kafka_bootstrap"]
     if broker_settings["kafka_fetch_max_wait_ms"] is not None:
@@ -140,7 +138,7 @@ def test_through_kafka_scores_the_running_pipeline(tmp_path, broker_settings, mo
         [
             "eval",
             "--dataset",
-            str(ML),
+            str(require(MOVIELENS)),
             "--limit",
             "400",
             "--out",

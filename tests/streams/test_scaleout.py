@@ -10,18 +10,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from streamrec.eval.datasets import load_dataset
 from streamrec.model.cf import OnlineCF
-from streamrec.model.datasets import load_dataset
 from streamrec.streams.checkpoint import CheckpointStore
+from streamrec.streams.clients import kafka_config
 from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.settings import Settings
 from streamrec.streams.stack import Stack
-from streamrec.streams.topics import Topics, kafka_config
-from tests.conftest import DATA, wait_for
+from streamrec.streams.topics import Topics
+from tests.conftest import wait_for
+from tests.datasets import MOVIELENS, needs, require
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
-ML = DATA / "ml-100k" / "ml-100k.inter"
 N_EVENTS, N_HOLDOUT = 20_000, 10_000
 
 
@@ -50,11 +51,11 @@ def _hit_rate(
     return hits / n
 
 
-@pytest.mark.skipif(not ML.exists(), reason=f"needs {ML}")
+@needs(MOVIELENS)
 def test_two_cf_workers_and_two_recommenders_share_the_load(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
-    data = load_dataset(ML)
+    data = load_dataset(require(MOVIELENS))
     events = data.interactions[: N_EVENTS + N_HOLDOUT]
     stream, holdout = events[:N_EVENTS], events[N_EVENTS:]
     # Kafka's default session timeout rather than the suite's short one: on two busy cores a
@@ -117,7 +118,7 @@ def test_two_cf_workers_and_two_recommenders_share_the_load(
     assert all(n > 0 for n in per_rec) and sum(per_rec) == N_EVENTS, per_rec
 
     models = [
-        CheckpointStore(tmp_path / f"cf{n}" / f"{settings.topic_prefix}cf" / "checkpoint.pkl").load()
+        CheckpointStore.of(settings.model_copy(update={"data_dir": tmp_path / f"cf{n}"}), "cf").load()
         for n in range(2)
     ]
     a, b = (m.model["cf"] for m in models)  # type: ignore[union-attr]

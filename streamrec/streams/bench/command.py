@@ -55,12 +55,18 @@ def bench_command(
     clicks_data: Annotated[
         Path | None,
         typer.Option(
-            "--clicks-data", help="Clicks and catalog (any `streamrec eval` format) [default: ML-100K]."
+            "--clicks-data",
+            help="Clicks and catalog (any `streamrec eval` format) [default: ML-100K in "
+            "STREAMREC_DATASETS_DIR, else the packaged sample].",
         ),
     ] = None,
     reviews_data: Annotated[
         Path | None,
-        typer.Option("--reviews-data", help="Reviews with text [default: Amazon Musical Instruments]."),
+        typer.Option(
+            "--reviews-data",
+            help="Reviews with text [default: Amazon Musical Instruments in STREAMREC_DATASETS_DIR, "
+            "else the packaged sample].",
+        ),
     ] = None,
     max_length: Annotated[
         int, typer.Option("--max-length", min=8, help="Encoder tokens kept per text.")
@@ -124,7 +130,7 @@ def bench_command(
         config = replace(
             config.quick(), device=device, dtype=dtype, model=model, sections=chosen, profile_dir=profile
         )
-    workload = load_workload(clicks_data, reviews_data, max_reviews=max(2_000, texts))
+    workload = load_workload(clicks_data, reviews_data, max(2_000, texts), settings.datasets())
     console.print(f"data: {workload.source}")
     own_dir = data_dir is None
     work = Path(tempfile.mkdtemp(prefix="streamrec-bench-")) if own_dir else Path(data_dir)  # type: ignore[arg-type]

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import gzip
 import importlib.resources
+import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from streamrec.model.datasets import load_dataset
+from streamrec.eval.datasets import load_dataset
 
-__all__ = ["Review", "Workload", "default_data_dir", "load_workload"]
+__all__ = ["AMAZON", "MOVIELENS", "Review", "Workload", "load_workload", "packaged_sample"]
 
 MOVIELENS = Path("ml-100k") / "ml-100k.inter"
 AMAZON = Path("amazon-musical-instruments-2014") / "Musical_instruments_reviews.csv.zip"
@@ -46,21 +48,33 @@ class Workload:
     clicks: list[tuple[str, str, float]]
     reviews: list[Review]
     source: str
+    #: No click of a later pass lies beyond this time (epoch seconds; default: when it was made).
+    horizon: float = field(default_factory=time.time)
 
     def click(self, i: int) -> tuple[str, str, float]:
         """The `i`-th click of an endless stream: the log, then again with new users.
 
-        Pass `k` of the log renames each user `user~k` and moves time on by the log's span,
-        so later passes bring new users (the model grows, as in production) and no event
-        repeats an earlier one (the workers would drop it as a duplicate).
+        Pass `k` of the log renames each user `user~k` and follows pass `k - 1` in time at half
+        its pace, so later passes bring new users (the model grows, as in production), no event
+        repeats an earlier one (the workers would drop it as a duplicate), and however many
+        passes there are, they all fit in one more span of the log after its end, and never go
+        past `horizon` (the workers reject events ahead of their clock).
         """
         n = len(self.clicks)
         k, j = divmod(i, n)
         user, item, ts = self.clicks[j]
         if k == 0:
             return user, item, ts
-        span = self.clicks[-1][2] - self.clicks[0][2] + 1.0
-        return f"{user}~{k}", item, ts + k * span
+        start, span = self._span
+        room = max(0.0, min(span, self.horizon - (start + span)))
+        scale = 0.5**k
+        later = start + span + room * (1.0 - 2.0 * scale) + (ts - start) / span * room * scale
+        return f"{user}~{k}", item, later
+
+    @cached_property
+    def _span(self) -> tuple[float, float]:
+        times = [ts for _, _, ts in self.clicks]
+        return min(times), max(times) - min(times) + 1.0
 
     def click_events(self, topic: str, start: int, n: int) -> Iterator[Event]:
         for i in range(start, start + n):
@@ -103,26 +117,20 @@ class Workload:
         return [r.text for r in self.reviews[:n]]
 
 
-def default_data_dir() -> Path | None:
-    """`../shared/data` beside the working directory or beside the repository, if there."""
-    here = Path(__file__).resolve()
-    for base in (Path.cwd().parent, here.parents[3].parent):
-        candidate = base / "shared" / "data"
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
 def load_workload(
-    clicks_path: Path | None = None, reviews_path: Path | None = None, max_reviews: int = 2_000
+    clicks_path: Path | None = None,
+    reviews_path: Path | None = None,
+    max_reviews: int = 2_000,
+    datasets: Path | None = None,
 ) -> Workload:
-    """Clicks and catalog from `clicks_path`, reviews from `reviews_path`, else the defaults."""
-    data = default_data_dir()
+    """Clicks and catalog from `clicks_path`, reviews from `reviews_path`, else from the public
+    datasets in `datasets` (`Settings.datasets()`), else from the packaged sample."""
+    data = datasets
     if clicks_path is None and data is not None and (data / MOVIELENS).is_file():
         clicks_path = data / MOVIELENS
     if reviews_path is None and data is not None and (data / AMAZON).is_file():
         reviews_path = data / AMAZON
-    sample = _sample() if clicks_path is None or reviews_path is None else None
+    sample = packaged_sample() if clicks_path is None or reviews_path is None else None
     sources = []
     if clicks_path is not None:
         dataset = load_dataset(clicks_path)
@@ -151,7 +159,7 @@ def load_workload(
     return Workload(catalog=catalog, clicks=clicks, reviews=reviews, source="; ".join(sources))
 
 
-def _sample() -> tuple[dict[str, str], list[Review]]:
+def packaged_sample() -> tuple[dict[str, str], list[Review]]:
     path = importlib.resources.files("streamrec") / "data" / SAMPLE
     with path.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as f:
         records = [orjson.loads(line) for line in f if line.strip()]
