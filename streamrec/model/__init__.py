@@ -1,5 +1,5 @@
 """Recommendation logic with no I/O to Kafka or Prometheus: what the workers run, and what
-offline evaluation measures.
+offline evaluation (`streamrec.eval`) measures.
 
 The text encoder (torch, transformers) is imported on first use, so that importing this
 package stays light.
@@ -11,7 +11,6 @@ from typing import Any
 
 from streamrec.model.catalog import ItemTexts
 from streamrec.model.cf import OnlineCF
-from streamrec.model.datasets import Dataset, Interaction, load_dataset
 from streamrec.model.dedupe import Deduplicator
 from streamrec.model.errors import DatasetError, EncoderError, InvalidEvent, StreamrecError
 from streamrec.model.evaluation import ReplayScorer, RollingHitRate
@@ -25,20 +24,17 @@ from streamrec.model.schemas import Click, EventParser, Forget, Item, Limits, Re
 __all__ = [
     "Click",
     "CoOccurrence",
-    "Dataset",
     "DatasetError",
     "Deduplicator",
     "EncoderError",
     "EventParser",
     "Forget",
     "HybridRanker",
-    "Interaction",
     "InvalidEvent",
     "Item",
     "ItemTexts",
     "Limits",
     "MemoryIndex",
-    "load_dataset",
     "OnlineCF",
     "Popularity",
     "Recommendation",

@@ -8,12 +8,17 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Hit", "Ranker", "TextEncoder", "VectorIndex"]
+__all__ = ["DoubleArray", "FloatArray", "Hit", "IntArray", "Ranker", "TextEncoder", "VectorIndex"]
 
 #: A search result: `(id, score)`.
 Hit = tuple[str, float]
 
+#: Vectors and matrices of vectors: float32 everywhere they are stored or searched.
 FloatArray = npt.NDArray[np.float32]
+#: Scores, counts and other per-item values that are summed over many events.
+DoubleArray = npt.NDArray[np.float64]
+#: Positions (rows of a matrix, items of a stream).
+IntArray = npt.NDArray[np.int64]
 
 
 @runtime_checkable

@@ -12,7 +12,7 @@ precision@K is HR@K / K; the general formulas below take a set of relevant items
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,24 +20,41 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from streamrec.model.base import FloatArray
+
 __all__ = [
     "AUC",
     "Coverage",
     "IntraListDiversity",
     "MetricSet",
     "Observation",
+    "OnlineScorer",
     "RankingMetrics",
     "RatingMetrics",
     "ReplayScorer",
     "RollingHitRate",
     "SLICES",
     "rank_of",
+    "slices_of",
 ]
 
-FloatArray = npt.NDArray[np.float32]
 
 #: The slices every report has: all events, events on cold items, events of cold users.
 SLICES = ("all", "cold_items", "cold_users")
+
+
+def slices_of(user_count: int, item_count: int, cold_threshold: int) -> list[str]:
+    """The slices an event belongs to, from how many interactions its user and item had before it.
+
+    >>> slices_of(user_count=0, item_count=9, cold_threshold=5)
+    ['all', 'cold_users']
+    """
+    out = ["all"]
+    if item_count < cold_threshold:
+        out.append("cold_items")
+    if user_count < cold_threshold:
+        out.append("cold_users")
+    return out
 
 
 def rank_of(ranked: Sequence[Hashable], target: Hashable) -> int | None:
@@ -144,12 +161,18 @@ class AUC(_Mean):
     0.625
     """
 
-    def observe(self, positive: float, negatives: npt.ArrayLike) -> float | None:
+    @staticmethod
+    def of(positive: float, negatives: npt.ArrayLike) -> float | None:
+        """One event's value; None without negatives."""
         neg = np.asarray(negatives, dtype=np.float64)
         if neg.size == 0:
             return None
-        value = float(((neg < positive).sum() + 0.5 * (neg == positive).sum()) / neg.size)
-        self.observe_value(value)
+        return float(((neg < positive).sum() + 0.5 * (neg == positive).sum()) / neg.size)
+
+    def observe(self, positive: float, negatives: npt.ArrayLike) -> float | None:
+        value = self.of(positive, negatives)
+        if value is not None:
+            self.observe_value(value)
         return value
 
 
@@ -197,6 +220,24 @@ class IntraListDiversity(_Mean):
         sims = vectors @ vectors.T
         mean_sim = (float(sims.sum()) - float(np.trace(sims))) / (n * (n - 1))
         return 1.0 - mean_sim
+
+    @staticmethod
+    def of_prefixes(vectors: FloatArray, sizes: Sequence[int]) -> list[float | None]:
+        """Diversity of the first `n` vectors, for each `n` in `sizes`; one product for all.
+
+        >>> v = np.array([[1, 0], [1, 0], [0, 1]], dtype=np.float32)
+        >>> [None if d is None else round(d, 4) for d in IntraListDiversity.of_prefixes(v, [1, 2, 3])]
+        [None, 0.0, 0.6667]
+        """
+        sims = vectors @ vectors.T
+        out: list[float | None] = []
+        for n in sizes:
+            if n < 2:
+                out.append(None)
+                continue
+            block = sims[:n, :n]
+            out.append(1.0 - (float(block.sum()) - float(np.trace(block))) / (n * (n - 1)))
+        return out
 
     def observe(self, vectors: FloatArray) -> None:
         value = self.of(vectors)
@@ -358,6 +399,54 @@ class RollingHitRate:
         return max(0.0, self._ndcg / len(self._hits)) if self._hits else 0.0
 
 
+class OnlineScorer:
+    """Scores the list last given to each user against the item they take next, as it happens.
+
+    What a recommender worker exports as its online HR@10 and NDCG@10: `remember` each list
+    sent, `observe` each interaction before it is learned.
+
+    Parameters
+    ----------
+    window, k
+        Of the `RollingHitRate` the scores go to.
+    max_users
+        Users whose last list is kept; the least recently served are dropped first.
+
+    Examples
+    --------
+    >>> live = OnlineScorer(k=2)
+    >>> live.observe("ann", "b")  # no list given yet
+    False
+    >>> live.remember("ann", ["a", "b"])
+    >>> live.observe("ann", "b"), live.rates.hr
+    (True, 1.0)
+    """
+
+    def __init__(self, window: int = 1000, k: int = 10, max_users: int = 100_000) -> None:
+        self.rates = RollingHitRate(window=window, k=k)
+        self.max_users = max_users
+        self.lists: OrderedDict[Hashable, list[Hashable]] = OrderedDict()
+
+    def observe(self, user: Hashable, item: Hashable) -> bool:
+        """Score the user's last list against `item`; False if there is none."""
+        last = self.lists.get(user)
+        if last is None:
+            return False
+        self.rates.observe(last, item)
+        return True
+
+    def remember(self, user: Hashable, items: Sequence[Hashable]) -> None:
+        lists = self.lists
+        lists[user] = list(items)
+        lists.move_to_end(user)
+        if len(lists) > self.max_users:
+            lists.popitem(last=False)
+
+    def forget(self, user: Hashable) -> bool:
+        """Drop the user's last list; True if there was one."""
+        return self.lists.pop(user, None) is not None
+
+
 class ReplayScorer:
     """Scores the recommendations a running system published against each user's next event.
 
@@ -408,12 +497,7 @@ class ReplayScorer:
         return rank
 
     def slices_of(self, user: Hashable, item: Hashable) -> list[str]:
-        out = ["all"]
-        if self._item_n.get(item, 0) < self.cold_threshold:
-            out.append("cold_items")
-        if self._user_n.get(user, 0) < self.cold_threshold:
-            out.append("cold_users")
-        return out
+        return slices_of(self._user_n.get(user, 0), self._item_n.get(item, 0), self.cold_threshold)
 
     def result(self) -> dict[str, dict[str, Any]]:
         n_items = len(self._item_n)

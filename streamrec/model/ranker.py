@@ -8,14 +8,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from streamrec.model.base import VectorIndex
+from streamrec.model.base import FloatArray, VectorIndex
 from streamrec.model.index import MemoryIndex
 from streamrec.model.popularity import CoOccurrence, Popularity
 from streamrec.model.profile import UserProfile
 
 __all__ = ["HybridRanker", "Request", "Scored"]
 
-FloatArray = npt.NDArray[np.float32]
 
 _VERBS = {
     "view": "viewed",
@@ -166,7 +165,7 @@ class HybridRanker:
         self.w_item = w_item
         self.w_recent = w_recent
         self.n_recent = n_recent
-        self.title_of = title_of or (lambda item: self.index.payload(item).get("title"))
+        self.title_of = title_of
 
     def recommend(self, request: Request, k: int = 10) -> list[Scored]:
         return self.recommend_many([request], k)[0]
@@ -366,6 +365,12 @@ class HybridRanker:
             reasons.append((0.0, "matches your interests" if has_text else "popular"))
         return Scored(item, round(score, 6), [text for _, text in reasons])
 
+    def _title(self, item: str) -> str | None:
+        if self.title_of is not None:
+            return self.title_of(item)
+        title: str | None = self.index.payload(item).get("title")
+        return title
+
     def _because(self, template: str, entry: tuple[str, float, str]) -> str:
         item, _, action = entry
-        return template.format(title=self.title_of(item) or item, verb=_VERBS.get(action, "interacted with"))
+        return template.format(title=self._title(item) or item, verb=_VERBS.get(action, "interacted with"))

@@ -92,15 +92,16 @@ def eval_command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from streamrec.model.datasets import load_dataset, parse_columns
-    from streamrec.model.errors import DatasetError, EncoderError
-    from streamrec.model.prequential import (
+    from streamrec.eval import (
         CachedEncoder,
         PrequentialConfig,
         default_recommenders,
+        load_dataset,
+        parse_columns,
         run_prequential,
+        write_report,
     )
-    from streamrec.model.report import write_report
+    from streamrec.model.errors import DatasetError, EncoderError
 
     console = Console(stderr=True)
     try:
@@ -185,10 +186,10 @@ def eval_command(
             from streamrec.streams.kafka_eval import evaluate_through_kafka
             from streamrec.streams.settings import Settings
 
-            given = {"kafka_bootstrap": kafka_bootstrap} if kafka_bootstrap else {}
+            settings = Settings(kafka_bootstrap=kafka_bootstrap) if kafka_bootstrap else Settings()
             live = evaluate_through_kafka(
                 data,
-                Settings(**given),
+                settings,
                 out / "pipeline",
                 rate=rate,
                 ks=ks,

@@ -16,12 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from streamrec.model.datasets import Dataset, Interaction
+from streamrec.eval.interactions import Dataset, Interaction
 from streamrec.model.evaluation import ReplayScorer
+from streamrec.streams.clients import kafka_config
 from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.settings import Settings
 from streamrec.streams.stack import Stack
-from streamrec.streams.topics import Topics, kafka_config
+from streamrec.streams.topics import Topics
 
 __all__ = ["evaluate_through_kafka"]
 
@@ -70,9 +71,9 @@ def evaluate_through_kafka(
         stack.start_worker()
         stack.wait_ready(timeout=300)
         config = kafka_config(settings, stack.bootstrap)
-        wait = settings.fetch_max_wait_ms  # the broker's own: an external one may be on slow storage
-        recs = Collector(config, topics.recommendations, fetch_wait_ms=wait)
-        vectors = Collector(config, topics.vectors, fetch_wait_ms=wait)
+        fetch_wait = settings.fetch_max_wait_ms  # the broker's own: an external one may be slow
+        recs = Collector(config, topics.recommendations, fetch_wait_ms=fetch_wait)
+        vectors = Collector(config, topics.vectors, fetch_wait_ms=fetch_wait)
         producer = Replayer(config)
         items = sorted({e.item for e in data.interactions})
         described = {i for i in items if data.item_texts.get(i)}

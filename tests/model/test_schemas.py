@@ -122,21 +122,3 @@ def test_item_text_joins_title_tags_and_description() -> None:
     )
     assert item.item_id == "1"
     assert item.text() == "Capo. guitar, accessory. Spring."
-
-
-def test_the_model_package_imports_no_kafka_faust_or_prometheus() -> None:
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, streamrec.model, streamrec.model.cf, streamrec.model.ranker, "
-        "streamrec.model.recommender, streamrec.model.schemas, streamrec.model.encoder, "
-        "streamrec.model.qdrant\n"
-        "bad = [m for m in sys.modules if m.split('.')[0] in "
-        "('faust', 'confluent_kafka', 'aiokafka', 'prometheus_client', 'mode')]\n"
-        "print(','.join(bad))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    assert out == ""

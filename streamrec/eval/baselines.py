@@ -16,12 +16,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from streamrec.model.datasets import Interaction
-from streamrec.model.prequential import FloatArray, StreamRecommender
+from streamrec.eval.base import StreamRecommender
+from streamrec.eval.interactions import Interaction
+from streamrec.model.base import DoubleArray, FloatArray
 
 __all__ = ["ImplicitALS", "Popular", "RecentPopular"]
-
-Scores = npt.NDArray[np.float64]
 
 
 class _Counts(StreamRecommender):
@@ -33,7 +32,7 @@ class _Counts(StreamRecommender):
         if pos >= len(self.counts):
             self.counts = np.concatenate([self.counts, np.zeros(max(pos + 1, len(self.counts)))])
 
-    def scores(self, user: str) -> Scores:
+    def scores(self, user: str) -> DoubleArray:
         n = self._state().n_items
         if n > len(self.counts):
             self._grow(n)
@@ -45,7 +44,7 @@ class Popular(_Counts):
 
     Examples
     --------
-    >>> from streamrec.model.prequential import StreamState
+    >>> from streamrec.eval.stream import StreamState
     >>> state = StreamState(text_dim=1)
     >>> pop = Popular(); pop.start(state, {})
     >>> for user, item in [("a", "x"), ("b", "y"), ("c", "y")]:
@@ -71,7 +70,7 @@ class RecentPopular(_Counts):
 
     Examples
     --------
-    >>> from streamrec.model.prequential import StreamState
+    >>> from streamrec.eval.stream import StreamState
     >>> state = StreamState(text_dim=1)
     >>> rp = RecentPopular(half_life_events=1); rp.start(state, {})
     >>> for user, item in [("a", "x"), ("b", "x"), ("c", "y")]:
@@ -192,7 +191,7 @@ class ImplicitALS(StreamRecommender):
         self._popularity = np.asarray(matrix.sum(axis=0), dtype=np.float64).ravel()
         self.n_trains += 1
 
-    def scores(self, user: str) -> Scores:
+    def scores(self, user: str) -> DoubleArray:
         n = self._state().n_items
         out = np.full(n, -math.inf)
         factors = self._item_factors

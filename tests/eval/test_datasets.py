@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from streamrec.model.datasets import detect_format, load_dataset, parse_columns
+from streamrec.eval.datasets import detect_format, load_dataset, parse_columns
 from streamrec.model.errors import DatasetError
+from tests.datasets import MOVIELENS, require
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -205,10 +206,7 @@ def test_unknown_format_and_missing_file():
 
 
 def test_real_movielens_first_rows_when_available():
-    path = Path(__file__).resolve().parents[3] / "shared" / "data" / "ml-100k" / "ml-100k.inter"
-    if not path.is_file():
-        pytest.skip("the shared ML-100K copy is not on this machine")
-    data = load_dataset(path, limit=1000)
+    data = load_dataset(require(MOVIELENS), limit=1000)
     assert len(data.interactions) == 1000
     assert len(data.item_texts) == 1682
     assert all(a.ts <= b.ts for a, b in zip(data.interactions, data.interactions[1:]))

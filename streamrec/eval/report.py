@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from streamrec.eval.protocol import PrequentialResult
 from streamrec.model.evaluation import SLICES
-from streamrec.model.prequential import PrequentialResult
 
 __all__ = ["STREAMING", "comparisons", "metric_keys", "render_markdown", "report_json", "write_report"]
 

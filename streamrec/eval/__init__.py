@@ -1,0 +1,35 @@
+"""Offline measurement: dataset readers, the prequential protocol, baselines and peers, the report.
+
+It depends on `streamrec.model` and drives the very objects the workers run, so the numbers
+it reports are theirs; nothing in `model` depends on it.
+"""
+
+from __future__ import annotations
+
+from streamrec.eval.base import StreamRecommender
+from streamrec.eval.datasets import FORMATS, detect_format, load_dataset
+from streamrec.eval.interactions import Dataset, Interaction
+from streamrec.eval.protocol import PrequentialConfig, PrequentialResult, run_prequential
+from streamrec.eval.registry import RECOMMENDERS, default_recommenders
+from streamrec.eval.report import write_report
+from streamrec.eval.rows import parse_columns
+from streamrec.eval.stream import StreamState
+from streamrec.eval.vectors import CachedEncoder
+
+__all__ = [
+    "FORMATS",
+    "RECOMMENDERS",
+    "CachedEncoder",
+    "Dataset",
+    "Interaction",
+    "PrequentialConfig",
+    "PrequentialResult",
+    "StreamRecommender",
+    "StreamState",
+    "default_recommenders",
+    "detect_format",
+    "load_dataset",
+    "parse_columns",
+    "run_prequential",
+    "write_report",
+]

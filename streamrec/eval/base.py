@@ -1,0 +1,73 @@
+"""The recommender as the prequential protocol drives it: rank for a user, then learn the event."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from streamrec.eval.interactions import Interaction
+from streamrec.eval.stream import StreamState
+from streamrec.model.base import DoubleArray, FloatArray, IntArray
+
+__all__ = ["EXCLUDED", "StreamRecommender"]
+
+#: Score given to items a recommender must not (or cannot) recommend.
+EXCLUDED = -np.inf
+
+
+class StreamRecommender(ABC):
+    """A recommender as the protocol drives it: rank for a user, then learn the event.
+
+    Most recommenders score every known item (`scores`); the base class excludes seen
+    items, takes the top K and reads the probe items' scores for AUC.
+    """
+
+    name: str = ""
+    #: One line for the report: what it is and how it learns.
+    description: str = ""
+
+    def __init__(self) -> None:
+        self.state: StreamState | None = None
+
+    def start(self, state: StreamState, catalog: Mapping[str, tuple[str, FloatArray | None]]) -> None:
+        """Called once before the stream with the catalog items (id -> (title, vector))."""
+        self.state = state
+
+    @abstractmethod
+    def learn(self, event: Interaction, vector: FloatArray | None) -> None:
+        """Learn one event; `vector` encodes its review text when it has one."""
+
+    def scores(self, user: str) -> DoubleArray:
+        """A score per known item (position), higher is better."""
+        raise NotImplementedError
+
+    def rank(self, user: str, k: int, probe: IntArray | None) -> tuple[IntArray, DoubleArray | None]:
+        """Top `k` item positions for `user` (seen items excluded), and the scores of `probe`."""
+        state = self._state()
+        scores = np.array(self.scores(user), dtype=np.float64)
+        probe_scores = scores[probe] if probe is not None else None
+        seen = state.seen_positions(user)
+        if len(seen):
+            scores[seen] = EXCLUDED
+        n = len(scores)
+        k = min(k, n)
+        if k <= 0:
+            return np.zeros(0, dtype=np.int64), probe_scores
+        top = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
+        top = top[np.argsort(-scores[top], kind="stable")]
+        top = top[scores[top] > EXCLUDED]
+        return top.astype(np.int64), probe_scores
+
+    def predict_rating(self, user: str, item: str) -> float | None:
+        return None
+
+    def params(self) -> dict[str, Any]:
+        return {}
+
+    def _state(self) -> StreamState:
+        if self.state is None:
+            raise RuntimeError(f"{type(self).__name__} must be started before use")
+        return self.state

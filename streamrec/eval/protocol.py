@@ -1,0 +1,293 @@
+"""Prequential (test-then-train) evaluation of streaming recommenders on one event stream.
+
+For each interaction in time order, every recommender is first asked for its top K for
+that user, excluding what the user already interacted with; the list is scored against
+the item the user actually took. Then every recommender learns from the event, with its
+review text if any. All recommenders see the same stream and are scored on the same
+events, negatives and slices, with the metric accumulators the live workers use.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from threadpoolctl import threadpool_limits
+
+from streamrec.eval.base import StreamRecommender
+from streamrec.eval.interactions import Dataset
+from streamrec.eval.stream import StreamState
+from streamrec.eval.vectors import CachedEncoder
+from streamrec.model.base import FloatArray, IntArray, TextEncoder
+from streamrec.model.evaluation import AUC, SLICES, IntraListDiversity, MetricSet, Observation, slices_of
+from streamrec.model.profile import rating_weight
+
+__all__ = ["PrequentialConfig", "PrequentialResult", "run_prequential"]
+
+
+@dataclass(frozen=True)
+class PrequentialConfig:
+    """How the stream is scored.
+
+    Parameters
+    ----------
+    ks
+        Cut-offs of the ranking metrics.
+    n_negatives
+        Negatives sampled per event for AUC (items the user has not interacted with).
+    cold_threshold
+        An item (user) is cold when it had fewer interactions than this before the event.
+    seed
+        Seeds the negative sampler.
+    """
+
+    ks: tuple[int, ...] = (10, 20)
+    n_negatives: int = 100
+    cold_threshold: int = 5
+    seed: int = 42
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "order": "time (ties shuffled with a fixed seed)",
+            "scheme": "prequential: recommend for the user, score against the true item, then learn it",
+            "exclude_seen": True,
+            "repeat_events": "not scored (the true item is excluded as already seen), but learned",
+            "ks": list(self.ks),
+            "auc_negatives": self.n_negatives,
+            "cold_threshold": self.cold_threshold,
+            "slices": {
+                "all": "every scored event",
+                "cold_items": f"events whose item had fewer than {self.cold_threshold} earlier interactions",
+                "cold_users": f"events whose user had fewer than {self.cold_threshold} earlier interactions",
+            },
+            "diversity": "mean pairwise 1 - cosine of the listed items' text vectors (items with text only)",
+            "coverage": "share of the items known at the end that appeared in some top-K list",
+            "seed": self.seed,
+        }
+
+
+@dataclass
+class PrequentialResult:
+    """Metrics per recommender and slice, and the per-event hits behind the HR-over-time plot."""
+
+    dataset: dict[str, Any]
+    protocol: dict[str, Any]
+    recommenders: dict[str, dict[str, dict[str, Any]]]
+    descriptions: dict[str, str] = field(default_factory=dict)
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    #: Stream position of each scored event.
+    event_index: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    #: Per recommender, 1 where the scored event's item was in the top 10 (first K).
+    hits: dict[str, npt.NDArray[np.uint8]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "protocol": self.protocol,
+            "recommenders": self.recommenders,
+            "descriptions": self.descriptions,
+            "params": self.params,
+            "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
+        }
+
+
+def run_prequential(
+    dataset: Dataset,
+    recommenders: Sequence[StreamRecommender],
+    encoder: TextEncoder | CachedEncoder | None,
+    config: PrequentialConfig | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> PrequentialResult:
+    """Run the protocol over `dataset` and return every recommender's metrics.
+
+    `progress(phase, done, total)` is called as texts are encoded (phase ``encode``)
+    and as events are processed (phase ``stream``).
+    """
+    config = config or PrequentialConfig()
+    started = time.perf_counter()
+    events = dataset.interactions
+    encoder_seconds = 0.0
+    cached = encoder if isinstance(encoder, CachedEncoder) or encoder is None else CachedEncoder(encoder)
+    text_dim = cached.dim if cached is not None else 1
+    state = StreamState(text_dim)
+
+    # Texts are encoded up front in batches: the same vectors the encoder worker would
+    # produce one message at a time, at a fraction of the cost.
+    catalog_ids = list(dataset.item_texts)
+    review_rows = [j for j, e in enumerate(events) if e.text]
+    catalog_vectors: FloatArray | None = None
+    review_vectors: dict[int, FloatArray] = {}
+    if cached is not None:
+        t0 = time.perf_counter()
+        texts = [dataset.item_texts[i] for i in catalog_ids] + [events[j].text or "" for j in review_rows]
+        done = 0
+
+        def advance(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress is not None:
+                progress("encode", done, len(texts))
+
+        if progress is not None:
+            progress("encode", 0, len(texts))
+        vectors = cached.encode(texts, progress=advance) if texts else np.zeros((0, text_dim), np.float32)
+        catalog_vectors = vectors[: len(catalog_ids)]
+        review_vectors = dict(zip(review_rows, vectors[len(catalog_ids) :], strict=True))
+        encoder_seconds = time.perf_counter() - t0
+
+    catalog: dict[str, tuple[str, FloatArray | None]] = {}
+    for j, item in enumerate(catalog_ids):
+        vector = catalog_vectors[j] if catalog_vectors is not None else None
+        catalog[item] = (dataset.item_texts[item], vector)
+        pos = state.add_item(item)
+        if vector is not None:
+            state.set_text(pos, state.texts.set_catalog(item, vector))
+    if events:
+        state.ts = events[0].ts
+    for rec in recommenders:
+        rec.start(state, catalog)
+
+    # Every product in the loop is one vector against a small matrix: BLAS threads only add
+    # synchronization, and on a busy machine their spinning costs more than the work.
+    with threadpool_limits(1, "blas"):
+        return _stream(
+            dataset, recommenders, state, review_vectors, config, cached, started, encoder_seconds, progress
+        )
+
+
+def _stream(
+    dataset: Dataset,
+    recommenders: Sequence[StreamRecommender],
+    state: StreamState,
+    review_vectors: Mapping[int, FloatArray],
+    config: PrequentialConfig,
+    cached: CachedEncoder | None,
+    started: float,
+    encoder_seconds: float,
+    progress: Callable[[str, int, int], None] | None,
+) -> PrequentialResult:
+    events = dataset.interactions
+    ks = tuple(sorted(config.ks))
+    kmax = ks[-1]
+    names = [r.name for r in recommenders]
+    metrics = {name: {s: MetricSet(ks) for s in SLICES} for name in names}
+    seconds = dict.fromkeys(names, 0.0)
+    hits: dict[str, list[int]] = {name: [] for name in names}
+    scored_at: list[int] = []
+    rng = np.random.default_rng(config.seed)
+    n_repeats = 0
+    total = len(events)
+    tick = max(1, total // 200)
+
+    for n, event in enumerate(events):
+        state.n_events = n
+        state.ts = event.ts
+        user, item = event.user, event.item
+        target = state.pos.get(item)
+        if state.has_seen(user, target):
+            n_repeats += 1
+        else:
+            item_count = 0 if target is None else int(state.item_counts[target])
+            slices = slices_of(state.user_counts.get(user, 0), item_count, config.cold_threshold)
+            probe = _probe(state, user, target, config.n_negatives, rng)
+            scored_at.append(n)
+            for rec in recommenders:
+                t0 = time.perf_counter()
+                top, probe_scores = rec.rank(user, kmax, probe)
+                predicted = rec.predict_rating(user, item) if event.rating is not None else None
+                seconds[rec.name] += time.perf_counter() - t0
+                rank = None
+                if target is not None:
+                    where = np.flatnonzero(top == target)
+                    rank = int(where[0]) + 1 if len(where) else None
+                auc = None
+                if probe_scores is not None and len(probe_scores) > 1:
+                    auc = AUC.of(probe_scores[0], probe_scores[1:])
+                obs = Observation(
+                    recommended=top.tolist(),
+                    rank=rank,
+                    auc=auc,
+                    diversity=_diversity(state, top, ks),
+                    rating=(predicted, event.rating)
+                    if predicted is not None and event.rating is not None
+                    else None,
+                )
+                for s in slices:
+                    metrics[rec.name][s].observe(obs)
+                hits[rec.name].append(1 if rank is not None and rank <= ks[0] else 0)
+        # -- then train ----------------------------------------------------------------
+        pos = state.add_item(item)
+        vector = review_vectors.get(n)
+        if vector is not None:
+            state.set_text(pos, state.texts.add_review(item, vector, rating_weight(event.rating)))
+        for rec in recommenders:
+            t0 = time.perf_counter()
+            rec.learn(event, vector)
+            seconds[rec.name] += time.perf_counter() - t0
+        state.item_counts[pos] += 1
+        state.user_counts[user] = state.user_counts.get(user, 0) + 1
+        state.seen.setdefault(user, {})[pos] = None
+        if progress is not None and (n % tick == 0 or n == total - 1):
+            progress("stream", n + 1, total)
+
+    if cached is not None:
+        cached.save()
+    n_items = state.n_items
+    results = {name: {s: _rounded(m.result(n_items)) for s, m in metrics[name].items()} for name in names}
+    protocol = config.as_dict()
+    protocol.update(
+        {
+            "n_events": total,
+            "n_scored": len(scored_at),
+            "n_repeats_not_scored": n_repeats,
+            "n_items_known_at_end": n_items,
+            "encoder": cached.version if cached is not None else None,
+            "encoder_seconds": round(encoder_seconds, 1),
+            "texts_encoded": cached.n_encoded if cached is not None else 0,
+            "texts_from_cache": cached.n_cached if cached is not None else 0,
+            "wall_seconds": round(time.perf_counter() - started, 1),
+        }
+    )
+    return PrequentialResult(
+        dataset=dataset.summary(),
+        protocol=protocol,
+        recommenders=results,
+        descriptions={r.name: r.description for r in recommenders},
+        params={r.name: r.params() for r in recommenders},
+        seconds=seconds,
+        event_index=np.array(scored_at, dtype=np.int64),
+        hits={name: np.array(h, dtype=np.uint8) for name, h in hits.items()},
+    )
+
+
+def _probe(
+    state: StreamState, user: str, target: int | None, n_negatives: int, rng: np.random.Generator
+) -> IntArray | None:
+    """The true item's position followed by sampled negatives, or None when it is unknown."""
+    if target is None or n_negatives <= 0 or state.n_items < 2:
+        return None
+    seen = state.seen.get(user, {})
+    draw = rng.integers(0, state.n_items, size=2 * n_negatives + len(seen) // 4 + 8)
+    negatives = [int(p) for p in draw if p != target and p not in seen]
+    if not negatives:
+        return None
+    return np.array([target, *negatives[:n_negatives]], dtype=np.int64)
+
+
+def _diversity(state: StreamState, top: IntArray, ks: tuple[int, ...]) -> dict[int, float | None]:
+    described = state.has_text[top] if len(top) else np.zeros(0, dtype=bool)
+    if described.sum() < 2:
+        return dict.fromkeys(ks, None)
+    within = np.cumsum(described)  # described items among the first k
+    sizes = [int(within[min(k, len(top)) - 1]) for k in ks]
+    values = IntraListDiversity.of_prefixes(state.text_matrix[top[described]], sizes)
+    return dict(zip(ks, values, strict=True))
+
+
+def _rounded(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: round(v, 6) if isinstance(v, float) else v for k, v in values.items()}
