@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import numpy.typing as npt
+
+from streamrec.model.base import FloatArray
 
 __all__ = ["ItemTexts"]
-
-FloatArray = npt.NDArray[np.float32]
 
 
 class ItemTexts:

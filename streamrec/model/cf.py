@@ -5,14 +5,16 @@ from __future__ import annotations
 import random
 import zlib
 from collections.abc import Hashable, Iterable, Mapping, Sequence
+from typing import TypeVar
 
 import numpy as np
-import numpy.typing as npt
 from river import optim, reco
+
+from streamrec.model.base import FloatArray
 
 __all__ = ["OnlineCF"]
 
-FloatArray = npt.NDArray[np.float32]
+ItemId = TypeVar("ItemId", bound=Hashable)
 
 
 class OnlineCF:
@@ -316,7 +318,7 @@ class OnlineCF:
         self._shared_base = {}
         return out
 
-    def apply_item_deltas(self, deltas: Mapping[Hashable, FloatArray]) -> None:
+    def apply_item_deltas(self, deltas: Mapping[ItemId, FloatArray]) -> None:
         """Add another worker's item changes (from `take_item_deltas`)."""
         model = self.implicit
         for item, delta in deltas.items():

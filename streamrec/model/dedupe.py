@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-__all__ = ["Deduplicator", "fingerprint"]
+from streamrec.model.schemas import Click, Review
+
+__all__ = ["Deduplicator", "click_id", "fingerprint", "review_id", "review_identity"]
 
 #: Bytes in a fingerprint.
 DIGEST_SIZE = 12
@@ -20,6 +22,33 @@ def fingerprint(*fields: Any) -> bytes:
     12
     """
     return hashlib.blake2b(repr(fields).encode(), digest_size=DIGEST_SIZE).digest()
+
+
+def click_id(click: Click) -> bytes:
+    """A click's identity: the same user, item, kind and time is the same click.
+
+    >>> a = Click(user_id="ann", item_id="x", event="click", ts=1.0)
+    >>> click_id(a) == click_id(a.model_copy()) != click_id(a.model_copy(update={"ts": 2.0}))
+    True
+    """
+    return fingerprint("c", click.user_id, click.item_id, click.event, click.ts)
+
+
+def review_identity(review: Review) -> str:
+    """Names a review among its author's: its `review_id`, else a digest of item, time and text.
+
+    >>> r = Review(user_id="ann", item_id="x", text="Warm tone.", ts=1.0)
+    >>> review_identity(r) == review_identity(r.model_copy())
+    True
+    >>> review_identity(r.model_copy(update={"review_id": "r9"}))
+    'r9'
+    """
+    return review.review_id or fingerprint(review.item_id, review.ts, review.text).hex()
+
+
+def review_id(user_id: str, identity: str) -> bytes:
+    """A review's identity as the deduplicators record it (see `review_identity`)."""
+    return fingerprint("r", user_id, identity)
 
 
 class Deduplicator:

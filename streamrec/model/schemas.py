@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -233,8 +232,7 @@ class DeadLetter(BaseModel):
     ts: float
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(BaseModel):
     """Bounds on accepted input; larger or odder messages are rejected with a reason.
 
     Parameters
@@ -247,9 +245,13 @@ class Limits:
         How far in the future (wall clock) a `ts` may lie.
     """
 
-    max_message_bytes: int = 1_000_000
-    max_text_chars: int = 20_000
-    max_future_s: float = 86_400.0
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_message_bytes: int = Field(default=1_000_000, ge=1024, description="largest accepted message value")
+    max_text_chars: int = Field(
+        default=20_000, ge=1, description="longest accepted review text or description"
+    )
+    max_future_s: float = Field(default=86_400.0, ge=0, description="how far ahead of the clock a ts may be")
 
 
 E = TypeVar("E", bound=_Event)

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from streamrec.streams.settings import Settings
+
 __all__ = ["Checkpoint", "CheckpointStore"]
 
 _FORMAT = 1
@@ -32,6 +34,11 @@ class CheckpointStore:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+
+    @classmethod
+    def of(cls, settings: Settings, role: str) -> CheckpointStore:
+        """The store of `role`'s checkpoint, in its state directory."""
+        return cls(settings.state_dir(role) / "checkpoint.pkl")
 
     def load(self) -> Checkpoint | None:
         if not self.path.exists():

@@ -7,10 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from streamrec.model.schemas import EventParser
+from streamrec.streams.clients import KafkaClients
 from streamrec.streams.output import DeadLetters, Output
 from streamrec.streams.settings import Settings
 from streamrec.streams.telemetry import Metrics
-from streamrec.streams.topics import Topics, kafka_config
+from streamrec.streams.topics import Topics
 
 __all__ = ["Context"]
 
@@ -20,7 +21,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class Context:
     settings: Settings
-    bootstrap: str
+    #: The configuration of every Kafka client of this process, built once.
+    clients: KafkaClients
     roles: tuple[str, ...]
     metrics: Metrics
     topics: Topics
@@ -33,16 +35,18 @@ class Context:
     sources: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, settings: Settings, bootstrap: str, roles: tuple[str, ...], metrics: Metrics) -> Context:
+    def create(
+        cls, settings: Settings, clients: KafkaClients, roles: tuple[str, ...], metrics: Metrics
+    ) -> Context:
         topics = Topics.from_settings(settings)
-        output = Output(kafka_config(settings, bootstrap), metrics)
+        output = Output(clients.librdkafka, metrics)
         return cls(
             settings=settings,
-            bootstrap=bootstrap,
+            clients=clients,
             roles=roles,
             metrics=metrics,
             topics=topics,
             output=output,
             deadletters=DeadLetters(output, topics.deadletter, metrics),
-            parser=EventParser(settings.limits.to_model()),
+            parser=EventParser(settings.limits),
         )

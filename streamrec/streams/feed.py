@@ -13,9 +13,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
 from mode import Service
 
+from streamrec.streams.clients import KafkaClients
+from streamrec.streams.fetch import fetch
 from streamrec.streams.telemetry import Metrics
 
 __all__ = ["GlobalFeed"]
@@ -36,7 +37,7 @@ class GlobalFeed(Service):
         self,
         topics: Sequence[str],
         handler: Handler,
-        client_config: dict[str, Any],
+        clients: KafkaClients,
         metrics: Metrics,
         role: str,
         max_records: int = 5000,
@@ -47,7 +48,7 @@ class GlobalFeed(Service):
         #: Offsets ("topic:partition" -> next offset) to resume from; others start at the beginning.
         self.resume_from = resume_from
         self.handler = handler
-        self.client_config = client_config
+        self.clients = clients
         self.metrics = metrics
         self.role = role
         self.max_records = max_records
@@ -64,20 +65,15 @@ class GlobalFeed(Service):
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=8 * 1024 * 1024,
-            **self.client_config,
+            **self.clients.aiokafka,
         )
         await consumer.start()
         partitions = []
+        loop = asyncio.get_running_loop()
         for topic in self.topics:
-            ids: set[int] | None = None
-            for _ in range(100):
-                ids = consumer.partitions_for_topic(topic)
-                if ids:
-                    break
-                await consumer._client.force_metadata_update()
-                await asyncio.sleep(0.1)
-            if not ids:
-                raise RuntimeError(f"topic {topic!r} has no partitions (does it exist?)")
+            ids = consumer.partitions_for_topic(topic)
+            if not ids:  # created after the consumer read the cluster's metadata
+                ids = await loop.run_in_executor(None, self.clients.partitions, topic)
             partitions += [TopicPartition(topic, p) for p in sorted(ids)]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
@@ -103,13 +99,7 @@ class GlobalFeed(Service):
             if consumer is None:
                 await asyncio.sleep(0.05)
                 continue
-            try:
-                batches = await consumer.getmany(timeout_ms=100, max_records=self.max_records)
-            except KafkaError as exc:
-                self.metrics.retries.labels("feed_fetch").inc()
-                log.warning("global feed fetch failed, retrying: %s", exc)
-                await asyncio.sleep(1.0)
-                continue
+            batches = await fetch(consumer, 100, self.max_records, self.metrics, "feed_fetch")
             records = [r for batch in batches.values() for r in batch]
             if records:
                 await self.handler(records)

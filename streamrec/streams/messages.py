@@ -1,4 +1,4 @@
-"""Messages between roles: vectors (`vectors` topic) and encoded reviews (`reviews-encoded`).
+"""Messages between roles: vectors (`vectors`), encoded reviews (`reviews-encoded`), CF deltas.
 
 Vectors travel as base64 of little-endian float32, inside JSON, so that any Kafka
 client can read them.
@@ -7,29 +7,33 @@ client can read them.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import orjson
 
-from streamrec.model.dedupe import fingerprint
+from streamrec.model.base import FloatArray
+from streamrec.model.dedupe import review_identity
+from streamrec.model.learner import DeltaBatch
+from streamrec.model.reviews import EncodedReview
 from streamrec.model.schemas import Review, Trigger
 
 __all__ = [
-    "EncodedReview",
     "decode_vector",
+    "delta_message",
     "encode_vector",
     "encoded_review",
+    "parse_delta_message",
     "parse_encoded_review",
+    "parse_review_key",
     "parse_vector",
+    "parse_vector_key",
     "review_key",
     "vector_key",
     "vector_message",
 ]
 
-FloatArray = npt.NDArray[np.float32]
+_SEPARATOR = "\x1f"
 
 
 def encode_vector(vector: FloatArray) -> str:
@@ -41,8 +45,19 @@ def decode_vector(text: str) -> FloatArray:
 
 
 def vector_key(kind: str, name: str, id: str) -> bytes:
-    """Compaction key: one live vector per entity and vector name."""
+    """Compaction key: one live vector per entity and vector name.
+
+    >>> vector_key("user", "cf", "a:b"), parse_vector_key(vector_key("user", "cf", "a:b"))
+    (b'user:cf:a:b', ('user', 'cf', 'a:b'))
+    """
     return f"{kind}:{name}:{id}".encode()
+
+
+def parse_vector_key(key: bytes) -> tuple[str, str, str]:
+    """`(kind, name, id)` of a `vector_key` (ids may hold colons)."""
+    kind, _, rest = key.decode("utf-8", "replace").partition(":")
+    name, _, id = rest.partition(":")
+    return kind, name, id
 
 
 def vector_message(
@@ -67,25 +82,22 @@ def parse_vector(raw: bytes) -> dict[str, Any]:
     return data
 
 
-@dataclass(frozen=True)
-class EncodedReview:
-    user_id: str
-    item_id: str
-    rating: float | None
-    ts: float
-    review_id: str | None
-    vector: FloatArray
-    version: str
-    trigger: Trigger
-
-
 def review_key(review: Review) -> bytes:
     """Key of a review's vector in `reviews-encoded`: its author, then the review's identity.
 
     Starting with the user lets a `forget` request find (and tombstone) every review of theirs.
+
+    >>> review = Review(user_id="ann", item_id="x", text="Warm.", ts=1.0, review_id="r1")
+    >>> review_key(review), parse_review_key(review_key(review))
+    (b'ann\\x1fr1', ('ann', 'r1'))
     """
-    identity = review.review_id or fingerprint(review.item_id, review.ts, review.text).hex()
-    return f"{review.user_id}\x1f{identity}".encode()
+    return f"{review.user_id}{_SEPARATOR}{review_identity(review)}".encode()
+
+
+def parse_review_key(key: bytes) -> tuple[str, str]:
+    """`(user_id, identity)` of a `review_key`."""
+    user, _, identity = key.decode("utf-8", "replace").partition(_SEPARATOR)
+    return user, identity
 
 
 def encoded_review(review: Review, vector: FloatArray, version: str, trigger: Trigger) -> bytes:
@@ -103,7 +115,7 @@ def encoded_review(review: Review, vector: FloatArray, version: str, trigger: Tr
     )
 
 
-def parse_encoded_review(raw: bytes) -> EncodedReview:
+def parse_encoded_review(raw: bytes, key: bytes) -> EncodedReview:
     data = orjson.loads(raw)
     return EncodedReview(
         user_id=data["user_id"],
@@ -114,4 +126,18 @@ def parse_encoded_review(raw: bytes) -> EncodedReview:
         vector=decode_vector(data["v"]),
         version=data["version"],
         trigger=Trigger(**data["trigger"]),
+        key=key,
+        identity=parse_review_key(key)[1],
     )
+
+
+def delta_message(batch: DeltaBatch) -> bytes:
+    """A part of a CF worker's item factor changes (topic `cf-deltas`, key: the worker)."""
+    items = {item: encode_vector(row) for item, row in batch.items.items()}
+    return orjson.dumps({"worker": batch.worker, "seq": batch.seq, "part": batch.part, "items": items})
+
+
+def parse_delta_message(raw: bytes) -> DeltaBatch:
+    data = orjson.loads(raw)
+    items = {str(item): decode_vector(row) for item, row in data["items"].items()}
+    return DeltaBatch(data["worker"], data["seq"], data["part"], items)

@@ -138,7 +138,7 @@ class DeadLetters:
             reason=error.reason,
             error=str(error),
             raw=text,
-            raw_encoding=encoding,  # type: ignore[arg-type]
+            raw_encoding=encoding,
             raw_size=len(raw),
             raw_truncated=truncated,
             ts=time.time(),

@@ -39,12 +39,12 @@ class Replayer:
         # Not a bound method: the producer must not keep this object alive in a cycle (its
         # librdkafka handle would then live, and retry a broker gone, until the next GC).
         def on_delivered(msg: Message) -> None:
-            key = msg.key().decode("utf-8", "replace") if msg.key() else None
+            raw_key = msg.key()
+            key = raw_key.decode("utf-8", "replace") if raw_key else None
+            value = msg.value() if keep_values else None
             with lock:
                 delivered.append(
-                    Delivered(
-                        msg.topic(), msg.partition(), msg.offset(), key, msg.value() if keep_values else None
-                    )
+                    Delivered(str(msg.topic()), int(msg.partition() or 0), int(msg.offset() or 0), key, value)
                 )
 
         self._producer = RecoveringProducer(
@@ -123,9 +123,10 @@ class Collector:
     def _run(self) -> None:
         while not self._stop.is_set():
             for msg in self._consumer.consume(1000, 0.1):
-                if msg.error() or msg.value() is None:
+                value = msg.value()
+                if msg.error() or value is None:
                     continue
-                self.messages.append((time.time(), orjson.loads(msg.value())))
+                self.messages.append((time.time(), orjson.loads(value)))
 
     def close(self) -> None:
         self._stop.set()

@@ -19,7 +19,6 @@ __all__ = [
     "CFSettings",
     "EncoderSettings",
     "KafkaSecurity",
-    "LimitsSettings",
     "RecommenderSettings",
     "Settings",
     "env_name",
@@ -93,15 +92,6 @@ class RecommenderSettings(_Group):
     )
 
 
-class LimitsSettings(_Group):
-    max_message_bytes: int = Field(1_000_000, ge=1024, description="largest accepted message value")
-    max_text_chars: int = Field(20_000, ge=1, description="longest accepted review text or description")
-    max_future_s: float = Field(86_400.0, ge=0, description="how far ahead of the clock a ts may be")
-
-    def to_model(self) -> Limits:
-        return Limits(self.max_message_bytes, self.max_text_chars, self.max_future_s)
-
-
 class Settings(BaseSettings):
     """Every knob of streamrec; each field's environment variable is `STREAMREC_<NAME>`."""
 
@@ -110,6 +100,12 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(Path(".streamrec"), description="local state: checkpoints, Qdrant local storage")
+    datasets_dir: Path | None = Field(
+        None,
+        description="public datasets (ml-100k/, amazon-musical-instruments-2014/) that `streamrec bench` "
+        "and the tests read; unset: ../shared/data when it exists. Without them the bench replays "
+        "the packaged sample and the tests that need them skip",
+    )
     topic_prefix: str = Field("", description="prefix of every topic and consumer group name")
     port: int = Field(0, ge=0, le=65535, description="embedded broker port (0: any free port)")
     kafka_bootstrap: str | None = Field(
@@ -143,10 +139,25 @@ class Settings(BaseSettings):
     encoder: EncoderSettings = EncoderSettings()
     cf: CFSettings = CFSettings()
     recommender: RecommenderSettings = RecommenderSettings()
-    limits: LimitsSettings = LimitsSettings()
+    limits: Limits = Limits()
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
+
+    def state_dir(self, role: str) -> Path:
+        """Where `role` keeps its local state (its checkpoint) under `data_dir`."""
+        return self.data_dir / self.topic(role)
+
+    def datasets(self) -> Path | None:
+        """The directory of public datasets, if there is one (see `datasets_dir`)."""
+        if self.datasets_dir is not None:
+            return self.datasets_dir if self.datasets_dir.is_dir() else None
+        repository = Path(__file__).resolve().parents[2]
+        for base in (Path.cwd().parent, repository.parent):
+            candidate = base / "shared" / "data"
+            if candidate.is_dir():
+                return candidate
+        return None
 
     @property
     def fetch_max_wait_ms(self) -> int:

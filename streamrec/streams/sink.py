@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 from qdrant_client import QdrantClient
 
-from streamrec.model.qdrant import QdrantIndex
 from streamrec.streams.errors import QdrantError
+from streamrec.streams.qdrant import QdrantIndex
 from streamrec.streams.settings import Settings
 from streamrec.streams.telemetry import Metrics
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-__all__ = ["Metrics", "serve_metrics"]
+from streamrec.model.base import FloatArray, Hit, VectorIndex
+
+__all__ = ["Metrics", "TimedSearch", "serve_metrics"]
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
@@ -29,7 +33,8 @@ class Metrics:
     encoder_batch_seconds: Histogram
     encoder_texts: Counter
     qdrant_upsert_seconds: Histogram
-    qdrant_search_seconds: Histogram
+    ranking_seconds: Histogram
+    candidate_search_seconds: Histogram
     qdrant_points: Counter
     deadletters: Counter
     consumer_lag: Gauge
@@ -94,9 +99,15 @@ class Metrics:
                 buckets=_FAST_BUCKETS,
                 **kw,
             ),
-            qdrant_search_seconds=Histogram(
-                "streamrec_qdrant_search_seconds",
-                "Time of one batched candidate search, by backend",
+            ranking_seconds=Histogram(
+                "streamrec_ranking_seconds",
+                "Time to rank for a slice of users: candidate search, blend, diversification, reasons",
+                buckets=_FAST_BUCKETS,
+                **kw,
+            ),
+            candidate_search_seconds=Histogram(
+                "streamrec_candidate_search_seconds",
+                "Time of one batched nearest-neighbour search for candidates, by backend",
                 ["backend"],
                 buckets=_FAST_BUCKETS,
                 **kw,
@@ -176,3 +187,42 @@ def serve_metrics(metrics: Metrics, host: str, port: int) -> int:
     with _lock:
         server, _thread = start_http_server(port, addr=host, registry=metrics.registry)
     return int(server.server_address[1])
+
+
+class TimedSearch:
+    """A `VectorIndex` whose searches are timed into `streamrec_candidate_search_seconds`.
+
+    The ranker searches through it; every other call goes to the index as it is.
+    """
+
+    def __init__(self, index: VectorIndex, metrics: Metrics, backend: str) -> None:
+        self.index = index
+        self.backend = backend
+        self._seconds = metrics.candidate_search_seconds.labels(backend)
+
+    def upsert(
+        self,
+        name: str,
+        ids: Sequence[str],
+        vectors: FloatArray,
+        payloads: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
+        self.index.upsert(name, ids, vectors, payloads)
+
+    def search(self, name: str, query: FloatArray, k: int, exclude: Iterable[str] = ()) -> list[Hit]:
+        return self.search_many(name, query[None, :], k, [exclude])[0]
+
+    def search_many(
+        self, name: str, queries: FloatArray, k: int, exclude: Sequence[Iterable[str]] | None = None
+    ) -> list[list[Hit]]:
+        started = time.perf_counter()
+        try:
+            return self.index.search_many(name, queries, k, exclude)
+        finally:
+            self._seconds.observe(time.perf_counter() - started)
+
+    def get(self, name: str, ids: Sequence[str]) -> dict[str, FloatArray]:
+        return self.index.get(name, ids)
+
+    def delete(self, ids: Sequence[str]) -> None:
+        self.index.delete(ids)

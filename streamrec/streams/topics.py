@@ -1,16 +1,16 @@
-"""Topic names, their settings, and Kafka client configuration from `Settings`."""
+"""Topic names, their Kafka settings, and creating them."""
 
 from __future__ import annotations
 
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 
+from streamrec.streams.clients import kafka_config
 from streamrec.streams.errors import BrokerError
 from streamrec.streams.settings import Settings
 
-__all__ = ["TOPIC_CONFIGS", "Topics", "aiokafka_config", "ensure_topics", "kafka_config", "ssl_context"]
+__all__ = ["TOPIC_CONFIGS", "Topics", "ensure_topics"]
 
 log = logging.getLogger(__name__)
 
@@ -58,36 +58,6 @@ class Topics:
         return [getattr(self, name.replace("-", "_")) for name in TOPIC_CONFIGS]
 
 
-def kafka_config(settings: Settings, bootstrap: str | None = None) -> dict[str, Any]:
-    """librdkafka (confluent-kafka) configuration: servers and security."""
-    servers = bootstrap or settings.kafka_bootstrap
-    if not servers:
-        raise BrokerError("no Kafka bootstrap servers: set --kafka-bootstrap or start the embedded broker")
-    sec = settings.kafka_security
-    config: dict[str, Any] = {
-        "bootstrap.servers": servers,
-        "security.protocol": sec.protocol,
-        # librdkafka's own log lines (e.g. a broker going away) go through logging, not stderr.
-        "logger": logging.getLogger("streamrec.kafka"),
-    }
-    if sec.protocol.startswith("SASL"):
-        config["sasl.mechanism"] = sec.sasl_mechanism
-        if sec.sasl_username is not None:
-            config["sasl.username"] = sec.sasl_username
-        if sec.sasl_password is not None:
-            config["sasl.password"] = sec.sasl_password.get_secret_value()
-    if sec.protocol.endswith("SSL"):
-        if sec.ssl_cafile:
-            config["ssl.ca.location"] = str(sec.ssl_cafile)
-        if sec.ssl_certfile:
-            config["ssl.certificate.location"] = str(sec.ssl_certfile)
-        if sec.ssl_keyfile:
-            config["ssl.key.location"] = str(sec.ssl_keyfile)
-        if sec.ssl_key_password is not None:
-            config["ssl.key.password"] = sec.ssl_key_password.get_secret_value()
-    return config
-
-
 def ensure_topics(settings: Settings, bootstrap: str | None = None, timeout: float = 30.0) -> list[str]:
     """Create the topics that do not exist yet; returns the names created.
 
@@ -95,7 +65,7 @@ def ensure_topics(settings: Settings, bootstrap: str | None = None, timeout: flo
     a broker still starting is not an error.
     """
     from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # not in the stubs' exports
 
     admin = AdminClient(kafka_config(settings, bootstrap))
     deadline = time.monotonic() + timeout
@@ -133,39 +103,3 @@ def ensure_topics(settings: Settings, bootstrap: str | None = None, timeout: flo
     if created:
         log.info("created topics: %s", ", ".join(created))
     return created
-
-
-def aiokafka_config(settings: Settings, bootstrap: str | None = None) -> dict[str, Any]:
-    """aiokafka (faust's client) configuration: servers and security."""
-    servers = bootstrap or settings.kafka_bootstrap
-    if not servers:
-        raise BrokerError("no Kafka bootstrap servers: set --kafka-bootstrap or start the embedded broker")
-    sec = settings.kafka_security
-    config: dict[str, Any] = {
-        "bootstrap_servers": servers.split(","),
-        "security_protocol": sec.protocol,
-        # While a broker is away, retry every half second rather than every 100 ms.
-        "retry_backoff_ms": 500,
-        "fetch_max_wait_ms": settings.fetch_max_wait_ms,
-    }
-    if sec.protocol.startswith("SASL"):
-        config["sasl_mechanism"] = sec.sasl_mechanism
-        config["sasl_plain_username"] = sec.sasl_username
-        config["sasl_plain_password"] = (
-            sec.sasl_password.get_secret_value() if sec.sasl_password is not None else None
-        )
-    if sec.protocol.endswith("SSL"):
-        config["ssl_context"] = ssl_context(settings)
-    return config
-
-
-def ssl_context(settings: Settings) -> Any:
-    from aiokafka.helpers import create_ssl_context
-
-    sec = settings.kafka_security
-    return create_ssl_context(
-        cafile=str(sec.ssl_cafile) if sec.ssl_cafile else None,
-        certfile=str(sec.ssl_certfile) if sec.ssl_certfile else None,
-        keyfile=str(sec.ssl_keyfile) if sec.ssl_keyfile else None,
-        password=sec.ssl_key_password.get_secret_value() if sec.ssl_key_password else None,
-    )

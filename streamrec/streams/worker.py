@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib
 import logging
 import os
 import signal
@@ -15,10 +16,11 @@ from typing import Any
 import faust
 from mode import Service
 
+from streamrec.streams.clients import KafkaClients
 from streamrec.streams.context import Context
 from streamrec.streams.settings import Settings
 from streamrec.streams.telemetry import Metrics, serve_metrics
-from streamrec.streams.topics import ensure_topics, ssl_context
+from streamrec.streams.topics import ensure_topics
 
 __all__ = ["ROLES", "create_app", "faust_group", "run_worker", "text_dim"]
 
@@ -31,25 +33,9 @@ SHUTDOWN_GRACE_S = 30.0
 
 def text_dim(settings: Settings) -> int:
     """The encoder's output size, read from its config without loading the weights."""
-    from transformers import AutoConfig
+    from streamrec.model.encoder import model_dim
 
-    from streamrec.model.encoder import _locate
-
-    return int(AutoConfig.from_pretrained(str(_locate(settings.encoder.model)[0])).hidden_size)
-
-
-def _credentials(settings: Settings) -> Any:
-    sec = settings.kafka_security
-    if sec.protocol.startswith("SASL"):
-        return faust.SASLCredentials(
-            username=sec.sasl_username,
-            password=sec.sasl_password.get_secret_value() if sec.sasl_password else None,
-            mechanism=sec.sasl_mechanism,
-            ssl_context=ssl_context(settings) if sec.protocol == "SASL_SSL" else None,
-        )
-    if sec.protocol == "SSL":
-        return faust.SSLCredentials(ssl_context(settings))
-    return None
+    return model_dim(settings.encoder.model)
 
 
 def _bound_fetch_wait(ms: int) -> None:
@@ -58,17 +44,17 @@ def _bound_fetch_wait(ms: int) -> None:
     faust's aiokafka driver asks the broker to hold each fetch up to 1.5 s. Apache Kafka
     answers as soon as any data arrives, but some Kafka-compatible brokers (tansu among
     them) hold every fetch for the whole wait, which then is the floor of every hop's
-    latency. faust has no setting for it, so this worker process gives faust a consumer
-    thread that lowers it on the client faust creates.
+    latency. faust has no setting for it (its driver passes 1,500 ms to aiokafka as a
+    literal), so this worker process gives faust a consumer thread that lowers it on the
+    client faust creates: the one place streamrec sets another library's private attribute.
     """
-    import faust.transport.drivers.aiokafka as driver
-
+    driver: Any = importlib.import_module("faust.transport.drivers.aiokafka")
     base = driver.AIOKafkaConsumerThread
     if getattr(base, "fetch_max_wait_ms", None) is not None:
         base.fetch_max_wait_ms = ms
         return
 
-    class ConsumerThread(base):  # type: ignore[misc, valid-type]
+    class ConsumerThread(base):  # type: ignore[misc, valid-type]  # a class known at run time
         fetch_max_wait_ms = ms
 
         def _create_worker_consumer(self, transport: Any) -> Any:
@@ -84,14 +70,14 @@ def faust_group(settings: Settings, roles: Sequence[str]) -> str:
     return settings.topic("streamrec-" + "-".join(sorted(roles)))
 
 
-def create_app(settings: Settings, roles: Sequence[str], bootstrap: str) -> faust.App:
+def create_app(settings: Settings, roles: Sequence[str], clients: KafkaClients) -> faust.App:
     """One faust app per role set: its id is the consumer group of those roles."""
     app_id = faust_group(settings, roles)
-    _bound_fetch_wait(settings.fetch_max_wait_ms)
+    _bound_fetch_wait(clients.fetch_max_wait_ms)
     return faust.App(
         app_id,
-        broker=[f"kafka://{server}" for server in bootstrap.split(",")],
-        broker_credentials=_credentials(settings),
+        broker=[f"kafka://{server}" for server in clients.servers.split(",")],
+        broker_credentials=clients.faust_credentials(),
         value_serializer="raw",
         key_serializer="raw",
         # Joins take about half the session timeout on some brokers: keep it low, but
@@ -220,8 +206,9 @@ def run_worker(settings: Settings, roles: Sequence[str], bootstrap: str) -> None
 
     # Idempotent, and it waits for a Kafka that is still starting (e.g. in docker-compose).
     ensure_topics(settings, bootstrap, timeout=120)
-    app = create_app(settings, roles, bootstrap)
-    ctx = Context.create(settings, bootstrap, roles, metrics)
+    clients = KafkaClients.create(settings, bootstrap)
+    app = create_app(settings, roles, clients)
+    ctx = Context.create(settings, clients, roles, metrics)
     parts: list[Any] = []
     if "cf" in roles:
         from streamrec.streams.roles.cf import CFRole
@@ -239,15 +226,16 @@ def run_worker(settings: Settings, roles: Sequence[str], bootstrap: str) -> None
         part.install(app)
     lifecycle = _Lifecycle(ctx, parts, app)
 
-    @app.on_rebalance_complete.connect
-    async def _on_rebalanced(sender: Any, **kwargs: Any) -> None:
+    # mode's handler type names the signal's class in a string that mypy cannot resolve.
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]
+    def _on_rebalanced(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         lifecycle.rebalanced()
 
-    @app.on_partitions_revoked.connect
-    async def _on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    def _on_revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         lifecycle.revoked()
 
-    app.service(lifecycle)
+    app.service(lifecycle)  # type: ignore[arg-type]  # faust's stubs take classes; instances work
     # The worker holds millions of long-lived objects (profiles, counts, vectors): full
     # collections of them stalled event handling for hundreds of milliseconds. Collect the
     # young generation as usual, the old one rarely, and leave what exists at start alone.

@@ -14,10 +14,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from streamrec.model.schemas import parse_ts
+from streamrec.streams.clients import kafka_config
 from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.settings import Settings
 from streamrec.streams.stack import WorkerProcess
-from streamrec.streams.topics import Topics, kafka_config
+from streamrec.streams.topics import Topics
 from tests.conftest import wait_for
 from tests.streams.test_pipeline import _catalog
 

@@ -396,7 +396,7 @@ def test_dashboard_is_well_formed() -> None:
         r"streamrec_encoder_batch_size_",
         r"rate\(streamrec_encoder_texts_total",
         r"streamrec_qdrant_upsert_seconds_bucket",
-        r"streamrec_qdrant_search_seconds_bucket",
+        r"streamrec_candidate_search_seconds_bucket",
         r"sum by \(topic, reason\) \(rate\(streamrec_deadletter_total",
         r"streamrec_online_hit_rate_at_10",
         r"streamrec_online_ndcg_at_10",

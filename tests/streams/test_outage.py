@@ -10,10 +10,11 @@ import pytest
 
 from streamrec.streams.broker import EmbeddedBroker, free_port
 from streamrec.streams.checkpoint import CheckpointStore
+from streamrec.streams.clients import kafka_config
 from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.settings import Settings
 from streamrec.streams.stack import Stack
-from streamrec.streams.topics import Topics, kafka_config
+from streamrec.streams.topics import Topics
 from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -122,7 +123,7 @@ def test_a_broker_outage_mid_stream_loses_nothing(s3: dict[str, str], tmp_path: 
         assert deadletters == 0
         assert worker.stop() == 0
         stack.workers.clear()
-        saved = CheckpointStore(tmp_path / f"{settings.topic_prefix}cf" / "checkpoint.pkl").load()
+        saved = CheckpointStore.of(settings, "cf").load()
         assert saved is not None and saved.model["cf"].n_learned == N_CLICKS
     finally:
         if recs is not None:

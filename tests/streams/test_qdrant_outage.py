@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from qdrant_client import QdrantClient
 
-from streamrec.model.qdrant import point_id
+from streamrec.streams.clients import kafka_config
+from streamrec.streams.qdrant import point_id
 from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.settings import Settings
 from streamrec.streams.stack import Stack
-from streamrec.streams.topics import Topics, kafka_config
+from streamrec.streams.topics import Topics
 from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]

@@ -13,9 +13,8 @@ from typer.testing import CliRunner
 
 from streamrec.streams.broker import free_port
 from streamrec.streams.cli import app
+from streamrec.streams.clients import KafkaClients, aiokafka_config, kafka_config
 from streamrec.streams.settings import Settings
-from streamrec.streams.topics import aiokafka_config, kafka_config
-from streamrec.streams.worker import _credentials
 from tests.conftest import wait_for
 
 SECRET = "correct-horse-battery-staple"
@@ -52,7 +51,7 @@ def test_sasl_settings_reach_every_kafka_client(mechanism: str, tmp_path: Path) 
     assert aio["security_protocol"] == "SASL_SSL" and aio["sasl_mechanism"] == mechanism
     assert aio["sasl_plain_username"] == "svc" and aio["sasl_plain_password"] == SECRET
     assert aio["ssl_context"] is not None
-    credentials = _credentials(settings)
+    credentials = KafkaClients.create(settings).faust_credentials()
     assert credentials.username == "svc" and credentials.password == SECRET
     assert credentials.mechanism.value == mechanism
 
@@ -60,7 +59,7 @@ def test_sasl_settings_reach_every_kafka_client(mechanism: str, tmp_path: Path) 
 def test_plaintext_has_no_auth_settings() -> None:
     settings = Settings(kafka_bootstrap="localhost:9092")
     assert "sasl.password" not in kafka_config(settings)
-    assert _credentials(settings) is None
+    assert KafkaClients.create(settings).faust_credentials() is None
 
 
 def test_secrets_are_masked_in_settings_repr_and_dumps() -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from qdrant_client import QdrantClient
 
-from streamrec.model.qdrant import point_id
 from streamrec.streams.broker import free_port
+from streamrec.streams.qdrant import point_id
 from streamrec.streams.replay import Collector, Replayer
 from tests.conftest import wait_for
 

@@ -18,11 +18,12 @@ from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from streamrec.streams.broker import EmbeddedBroker
+from streamrec.streams.clients import kafka_config
 from streamrec.streams.errors import WorkerError
 from streamrec.streams.replay import Delivered
 from streamrec.streams.settings import Settings
 from streamrec.streams.stack import Stack, WorkerProcess
-from streamrec.streams.topics import Topics, kafka_config
+from streamrec.streams.topics import Topics
 from streamrec.streams.worker import faust_group
 
 __all__ = ["Cluster", "Phase", "end_offsets", "metric_total", "wait_until"]
@@ -107,7 +108,7 @@ class Phase:
         """The worker running `roles`, started now unless it already is."""
         key = tuple(sorted(roles))
         if key not in self._workers:
-            self._workers[key] = self.stack.start_worker(key, **self.cluster.worker_env)
+            self._workers[key] = self.stack.start_worker(key, None, **self.cluster.worker_env)
         return self._workers[key]
 
     def wait_ready(self, timeout: float = 300.0) -> float:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from streamrec.model.encoder import TransformerEncoder, _locate
+from streamrec.model.encoder import TransformerEncoder, locate_model
 from streamrec.streams.bench.encoder import BASELINE_BATCH, bench_encoder
 
 __all__ = ["measure_encoder", "padded_tokens"]
@@ -64,7 +64,7 @@ def measure_encoder(
     result = bench_encoder(
         texts, device=device, model=model, max_length=max_length, repeats=repeats, progress=say
     )
-    tokenizer = AutoTokenizer.from_pretrained(str(_locate(model)[0]), local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(locate_model(model)[0]), local_files_only=True)
     lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]]
     kind = "cuda" if str(result["device"]).startswith("cuda") else "cpu"
     baseline, ours = padded_tokens(lengths, BASELINE_BATCH), padded_tokens(lengths, *_LIMITS[kind])

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # not in the stubs' exports
 
 from streamrec.streams.bench.cluster import Phase, metric_total, wait_until
 from streamrec.streams.bench.profile import Profile
@@ -74,10 +74,11 @@ class Arrivals:
         rows, poll = self.rows, self._consumer.poll
         while not self._stop.is_set():
             msg = poll(0.05)
-            if msg is None or msg.error() or msg.value() is None:
+            raw = msg.value() if msg is not None and not msg.error() else None
+            if msg is None or raw is None:
                 continue
             arrived = time.time()
-            value = orjson.loads(msg.value())
+            value = orjson.loads(raw)
             trigger = value["trigger"]
             rows.append(
                 (

@@ -24,15 +24,16 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from qdrant_client import QdrantClient
 
 from streamrec.model.profile import UserProfile
-from streamrec.model.qdrant import QdrantIndex
 from streamrec.streams.bench.cluster import Phase, end_offsets, metric_total, wait_until
 from streamrec.streams.bench.workload import Workload
 from streamrec.streams.checkpoint import CheckpointStore
-from streamrec.streams.messages import parse_vector
+from streamrec.streams.clients import kafka_config
+from streamrec.streams.messages import parse_vector, parse_vector_key
+from streamrec.streams.qdrant import QdrantIndex
 from streamrec.streams.replay import Replayer
 from streamrec.streams.settings import Settings
 from streamrec.streams.stack import WorkerProcess
-from streamrec.streams.topics import Topics, kafka_config
+from streamrec.streams.topics import Topics
 from streamrec.streams.worker import text_dim
 
 __all__ = [
@@ -100,13 +101,13 @@ def read_latest(config: dict[str, Any], topic: str, timeout: float = 60.0) -> di
             for msg in consumer.consume(5000, 0.2):
                 if msg.error():
                     continue
-                key = msg.key() or b""
-                if msg.value() is None:
+                key, value, partition = msg.key() or b"", msg.value(), int(msg.partition() or 0)
+                if value is None:
                     latest.pop(key, None)
                 else:
-                    latest[key] = msg.value()
-                if msg.offset() + 1 >= ends[msg.partition()]:
-                    pending.discard(msg.partition())
+                    latest[key] = value
+                if int(msg.offset() or 0) + 1 >= ends[partition]:
+                    pending.discard(partition)
         return latest
     finally:
         consumer.close()
@@ -114,7 +115,7 @@ def read_latest(config: dict[str, Any], topic: str, timeout: float = 60.0) -> di
 
 def cf_state(settings: Settings) -> Callable[[], Any]:
     """A builder of what the CF role holds: its checkpoint, loaded."""
-    store = CheckpointStore(settings.data_dir / f"{settings.topic_prefix}cf" / "checkpoint.pkl")
+    store = CheckpointStore.of(settings, "cf")
     return lambda: store.load()
 
 
@@ -125,7 +126,7 @@ def recommender_state(settings: Settings, group: str) -> Callable[[], Any]:
     in memory. `group` is the consumer group of the worker's faust agents."""
     config = kafka_config(settings)
     topics = Topics.from_settings(settings)
-    store = CheckpointStore(settings.data_dir / f"{settings.topic_prefix}recommender" / "checkpoint.pkl")
+    store = CheckpointStore.of(settings, "recommender")
     changelog = next(
         (t for t in _topics(config) if t.startswith(group) and t.endswith("profiles-changelog")), None
     )
@@ -139,7 +140,7 @@ def recommender_state(settings: Settings, group: str) -> Callable[[], Any]:
         profiles = {k.decode(): UserProfile.from_bytes(v, half_life_s=half_life) for k, v in rows.items()}
         by_kind: dict[str, dict[str, dict[str, Any]]] = {"item": {}, "user": {}}
         for key, raw in vectors.items():
-            kind, name, id = key.decode().split(":", 2)
+            kind, name, id = parse_vector_key(key)
             by_kind.setdefault(kind, {}).setdefault(id, {})[name] = parse_vector(raw)["v"]
         for user, profile in profiles.items():
             text = profile.text_vector()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from rich.table import Table
 
@@ -19,7 +19,8 @@ TARGETS: dict[str, tuple[str, float, bool]] = {
 }
 
 
-def _ok(section: Any) -> bool:
+def _ok(section: Any) -> TypeGuard[dict[str, Any]]:
+    """A section that was measured (one that failed holds its error instead)."""
     return isinstance(section, dict) and "error" not in section
 
 

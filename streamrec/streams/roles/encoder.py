@@ -17,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import faust
+from faust.streams import Stream
+from faust.types import EventT, StreamT
 
 from streamrec.model.encoder import TransformerEncoder
 from streamrec.model.errors import InvalidEvent
@@ -53,14 +55,7 @@ class EncoderRole:
         """Partition count of an output topic (it may differ from the input's, if created elsewhere)."""
         count = self._partitions.get(topic)
         if count is None:
-            from confluent_kafka.admin import AdminClient
-
-            from streamrec.streams.topics import kafka_config
-
-            metadata = AdminClient(kafka_config(self.ctx.settings, self.ctx.bootstrap)).list_topics(
-                topic, timeout=10
-            )
-            count = self._partitions[topic] = len(metadata.topics[topic].partitions)
+            count = self._partitions[topic] = len(self.ctx.clients.partitions(topic))
         return count
 
     def install(self, app: faust.App) -> None:
@@ -69,16 +64,17 @@ class EncoderRole:
         app.agent(source, name=f"{ctx.settings.topic_prefix}encoder")(self._agent)
         ctx.sources.update({ctx.topics.items: ROLE, ctx.topics.reviews: ROLE})
 
-    async def _agent(self, stream: faust.StreamT[Any]) -> None:
+    async def _agent(self, stream: StreamT[Any]) -> None:
+        assert isinstance(stream, Stream)  # StreamT does not declare the batching methods
         cfg = self.ctx.settings.encoder
         async for events in stream.take_events(cfg.batch_size, within=cfg.max_wait_ms / 1000):
             await self.handle(events)
 
-    async def handle(self, events: Sequence[faust.types.EventT]) -> None:
+    async def handle(self, events: Sequence[EventT[Any]]) -> None:
         ctx = self.ctx
         started = time.perf_counter()
-        items: list[tuple[Item, faust.types.EventT]] = []
-        reviews: list[tuple[Review, faust.types.EventT]] = []
+        items: list[tuple[Item, EventT[Any]]] = []
+        reviews: list[tuple[Review, EventT[Any]]] = []
         for event in events:
             msg = event.message
             ctx.metrics.events_consumed.labels(msg.topic, ROLE).inc()

@@ -7,14 +7,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
-import numpy.typing as npt
 from qdrant_client import QdrantClient, models
 
-from streamrec.model.base import Hit
+from streamrec.model.base import FloatArray, Hit
 
 __all__ = ["QdrantIndex", "point_id"]
 
-FloatArray = npt.NDArray[np.float32]
 _NAMESPACE = uuid.UUID("6f1c0d1e-5a53-4c55-9a0e-2f7f3b1f6a10")
 _DISTANCES = {"cosine": models.Distance.COSINE, "dot": models.Distance.DOT}
 

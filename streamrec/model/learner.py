@@ -1,0 +1,134 @@
+"""What the CF worker does with each event, with no broker: learn it once, share item changes once.
+
+The CF role reads messages in batches, parses each once and hands the typed events here; it
+keeps the loop, the checkpoint and the outputs. A unit test drives this class directly.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from streamrec.model.base import FloatArray
+from streamrec.model.cf import OnlineCF
+from streamrec.model.dedupe import Deduplicator, click_id, review_id, review_identity
+from streamrec.model.errors import InvalidEvent
+from streamrec.model.schemas import Click, Review
+
+__all__ = ["DeltaBatch", "Learner"]
+
+#: Item rows per shared delta message.
+DELTAS_PER_PART = 500
+#: Stands for every part of a batch, in checkpoints that tracked whole batches only.
+ALL_PARTS = 1 << 30
+
+
+@dataclass(frozen=True)
+class DeltaBatch:
+    """One part of what a CF worker's learning changed in item factors since its last share."""
+
+    worker: str
+    seq: int
+    part: int
+    items: dict[str, FloatArray]
+
+    @property
+    def mark(self) -> tuple[int, int]:
+        return self.seq, self.part
+
+
+class Learner:
+    """Learns every valid event exactly once and keeps the CF workers' item factors as one.
+
+    A click or review on an item outside the catalog is rejected (`unknown_item`): a typo in
+    an id would otherwise grow the model forever. A repeat of a recent event (a producer's
+    retry) is recognized by its identity and learned once.
+
+    CF workers split the users but share the items: each sends what its learning changed in
+    item factors (`share`, in parts of `DELTAS_PER_PART` items) and adds what the others sent
+    (`apply`), each part once, by its `(seq, part)` mark per worker.
+
+    Parameters
+    ----------
+    model
+        The online CF model.
+    seen
+        Identities of recent events.
+    worker
+        This worker's name among CF workers (default: a new random one).
+    delta_seq
+        How many delta batches this worker has shared.
+    applied
+        The last `(seq, part)` applied per other worker.
+
+    Examples
+    --------
+    >>> learner = Learner(OnlineCF(seed=1), worker="w1")
+    >>> learner.catalog.update({"guitar", "drum"})
+    >>> click = Click(user_id="ann", item_id="guitar", event="click", ts=1.0)
+    >>> learner.learn(click), learner.learn(click), learner.model.n_learned
+    (True, False, 1)
+    >>> batches = learner.share()
+    >>> peer = Learner(OnlineCF(seed=1), worker="w2")
+    >>> [peer.apply(b) for b in batches + batches]
+    [True, False]
+    """
+
+    def __init__(
+        self,
+        model: OnlineCF,
+        seen: Deduplicator | None = None,
+        worker: str | None = None,
+        delta_seq: int = 0,
+        applied: dict[str, tuple[int, int]] | None = None,
+    ) -> None:
+        self.model = model
+        self.seen = seen if seen is not None else Deduplicator()
+        self.worker = worker or uuid.uuid4().hex
+        self.delta_seq = delta_seq
+        self.applied: dict[str, tuple[int, int]] = dict(applied or {})
+        #: Item ids of the catalog, as far as it has been read.
+        self.catalog: set[str] = set()
+
+    def learn(self, event: Click | Review) -> bool:
+        """Learn one event; False if it repeats a recent one.
+
+        Raises `InvalidEvent` (`unknown_item`) for an item that is not in `catalog`.
+        """
+        if event.item_id not in self.catalog:
+            raise InvalidEvent("unknown_item", f"item_id must be in the catalog, got {event.item_id!r}")
+        if isinstance(event, Click):
+            mark, rating = click_id(event), None
+        else:
+            mark, rating = review_id(event.user_id, review_identity(event)), event.rating
+        # Only valid events count as seen: a repeated bad message is rejected again.
+        if self.seen.check(mark):
+            return False
+        self.model.learn_one(event.user_id, event.item_id, rating)
+        return True
+
+    def forget(self, user: str) -> list[str]:
+        """Erase a user's factors; what was erased."""
+        return ["cf factors"] if self.model.forget_user(user) else []
+
+    def share(self) -> list[DeltaBatch]:
+        """What local learning changed in item factors since the last call, in parts."""
+        deltas = self.model.take_item_deltas()
+        if not deltas:
+            return []
+        self.delta_seq += 1
+        return list(self._parts([(str(item), row) for item, row in deltas.items()]))
+
+    def _parts(self, items: list[tuple[str, FloatArray]]) -> Iterator[DeltaBatch]:
+        for part, start in enumerate(range(0, len(items), DELTAS_PER_PART)):
+            chunk = dict(items[start : start + DELTAS_PER_PART])
+            yield DeltaBatch(self.worker, self.delta_seq, part, chunk)
+
+    def apply(self, batch: DeltaBatch) -> bool:
+        """Add another worker's changes; False for our own, or a part applied before."""
+        if batch.worker == self.worker or batch.mark <= self.applied.get(batch.worker, (0, 0)):
+            return False
+        self.model.apply_item_deltas(batch.items)
+        self.applied[batch.worker] = batch.mark
+        return True
