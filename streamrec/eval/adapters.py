@@ -19,6 +19,7 @@ from streamrec.model.catalog import ItemTexts
 from streamrec.model.cf import OnlineCF
 from streamrec.model.profile import UserProfile, rating_weight
 from streamrec.model.recommender import Recommender
+from streamrec.model.sentiment import SentimentHead, rating_label
 
 __all__ = ["CFAdapter", "HybridAdapter", "SharedCF", "TextAdapter"]
 
@@ -30,8 +31,10 @@ class SharedCF:
     updated from the model's changed items, so ranking all items is one product.
     """
 
-    def __init__(self, model: OnlineCF) -> None:
+    def __init__(self, model: OnlineCF, negatives: bool = True) -> None:
         self.model = model
+        #: Learn a 1-2 star review as a negative, as the CF worker does (False: as a positive).
+        self.negatives = negatives
         self._last: int = -1
         self._changed: tuple[list[str], list[str]] = ([], [])
         self.matrix = np.zeros((1024, model.vector_size), dtype=np.float32)
@@ -41,7 +44,10 @@ class SharedCF:
         """Learn `event` (once, whoever asks first); return the changed users and items."""
         if self._last != state.n_events:
             self._last = state.n_events
-            self.model.learn_one(event.user, event.item, event.rating)
+            if self.negatives and rating_label(event.rating) == 0:
+                self.model.learn_negative(event.user, event.item, event.rating)
+            else:
+                self.model.learn_one(event.user, event.item, event.rating)
             users, items = self.model.drain_changed()
             changed_items = [str(i) for i in items]
             self._changed = ([str(u) for u in users], changed_items)
@@ -174,16 +180,27 @@ class HybridAdapter(StreamRecommender):
 
     name = "hybrid"
 
-    def __init__(self, shared: SharedCF, text_dim: int, **recommender_params: Any) -> None:
+    def __init__(
+        self,
+        shared: SharedCF,
+        text_dim: int,
+        name: str = "hybrid",
+        description: str = "",
+        sentiment: SentimentHead | None = None,
+        **recommender_params: Any,
+    ) -> None:
         super().__init__()
+        self.name = name
         self.shared = shared
         self.recommender_params = recommender_params
-        self.rec = Recommender(text_dim, shared.model.vector_size, **recommender_params)
-        self.description = (
-            "streamrec Recommender (HybridRanker: text + CF + popularity"
-            + (", item-to-item" if hasattr(self.rec, "cooccurrence") else "")
+        self.rec = Recommender(text_dim, shared.model.vector_size, sentiment=sentiment, **recommender_params)
+        self.description = description or (
+            "streamrec Recommender (HybridRanker: text + CF + popularity + item-to-item"
+            + (", reviews read as opinions" if self.rec.opinions else "")
             + f") fed by {shared.model.version}"
         )
+        #: `(polarity read before the rating was learned, rating)` of each rated review.
+        self.verdicts: list[tuple[float, float]] = []
 
     def start(self, state: StreamState, catalog: Mapping[str, tuple[str, FloatArray | None]]) -> None:
         super().start(state, catalog)
@@ -199,8 +216,12 @@ class HybridAdapter(StreamRecommender):
         if known:
             rec.on_user_cf([u for u, _ in known], np.stack([v for _, v in known]))
         if vector is not None:
-            rec.on_item_review(event.item, vector, event.rating)
-            rec.on_review(event.user, event.item, event.rating, event.ts, vector)
+            state = self._state()
+            key = f"{event.user}/{state.n_events}".encode()
+            polarity = rec.on_item_review(event.item, vector, event.rating, key, state.mentions)
+            if polarity is not None and event.rating is not None:
+                self.verdicts.append((polarity, event.rating))
+            rec.on_review(event.user, event.item, event.rating, event.ts, vector, mentions=state.mentions)
         elif event.rating is not None:
             rec.on_review(event.user, event.item, event.rating, event.ts, None)
         else:

@@ -18,13 +18,16 @@ import numpy as np
 import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
+from streamrec.eval.adapters import HybridAdapter
 from streamrec.eval.base import StreamRecommender
 from streamrec.eval.interactions import Dataset
 from streamrec.eval.stream import StreamState
 from streamrec.eval.vectors import CachedEncoder
 from streamrec.model.base import FloatArray, IntArray, TextEncoder
 from streamrec.model.evaluation import AUC, SLICES, IntraListDiversity, MetricSet, Observation, slices_of
+from streamrec.model.opinions import Aspect, AspectReader, Mention, clauses_of, segments
 from streamrec.model.profile import rating_weight
+from streamrec.model.sentiment import rating_label
 
 __all__ = ["PrequentialConfig", "PrequentialResult", "run_prequential"]
 
@@ -49,6 +52,8 @@ class PrequentialConfig:
     n_negatives: int = 100
     cold_threshold: int = 5
     seed: int = 42
+    #: Text cosine above which a listed item counts as a neighbour of an item the user disliked.
+    disliked_cosine: float = 0.9
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +71,10 @@ class PrequentialConfig:
             },
             "diversity": "mean pairwise 1 - cosine of the listed items' text vectors (items with text only)",
             "coverage": "share of the items known at the end that appeared in some top-K list",
+            "disliked_neighbours": f"share of the top {self.ks[0]} (items with text) whose text cosine to "
+            f"an item the user rated 1-2 so far is above {self.disliked_cosine}; events of users with one",
+            "sentiment": "AUC of the polarity the hybrid reads in each review's text, before learning its "
+            "rating, against the rating (1-2 stars negative, 4-5 positive)",
             "seed": self.seed,
         }
 
@@ -102,11 +111,12 @@ def run_prequential(
     encoder: TextEncoder | CachedEncoder | None,
     config: PrequentialConfig | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    aspects: Sequence[Aspect] | None = None,
 ) -> PrequentialResult:
     """Run the protocol over `dataset` and return every recommender's metrics.
 
-    `progress(phase, done, total)` is called as texts are encoded (phase ``encode``)
-    and as events are processed (phase ``stream``).
+    `progress(phase, done, total)` is called as texts are encoded (phase ``encode``, then
+    ``clauses`` when `aspects` are read in reviews) and as events are processed (``stream``).
     """
     config = config or PrequentialConfig()
     started = time.perf_counter()
@@ -138,6 +148,9 @@ def run_prequential(
         vectors = cached.encode(texts, progress=advance) if texts else np.zeros((0, text_dim), np.float32)
         catalog_vectors = vectors[: len(catalog_ids)]
         review_vectors = dict(zip(review_rows, vectors[len(catalog_ids) :], strict=True))
+        if aspects is not None and review_rows:
+            mentions = _mentions(cached, aspects, [events[j].text or "" for j in review_rows], progress)
+            state.mentions_of = dict(zip(review_rows, mentions, strict=True))
         encoder_seconds = time.perf_counter() - t0
 
     catalog: dict[str, tuple[str, FloatArray | None]] = {}
@@ -213,6 +226,7 @@ def _stream(
                     rank=rank,
                     auc=auc,
                     diversity=_diversity(state, top, ks),
+                    disliked=_disliked_neighbours(state, user, top[: ks[0]], config.disliked_cosine),
                     rating=(predicted, event.rating)
                     if predicted is not None and event.rating is not None
                     else None,
@@ -223,6 +237,7 @@ def _stream(
         # -- then train ----------------------------------------------------------------
         pos = state.add_item(item)
         vector = review_vectors.get(n)
+        state.mentions = state.mentions_of.get(n, ())
         if vector is not None:
             state.set_text(pos, state.texts.add_review(item, vector, rating_weight(event.rating)))
         for rec in recommenders:
@@ -232,6 +247,8 @@ def _stream(
         state.item_counts[pos] += 1
         state.user_counts[user] = state.user_counts.get(user, 0) + 1
         state.seen.setdefault(user, {})[pos] = None
+        if rating_label(event.rating) == 0:
+            state.disliked.setdefault(user, []).append(pos)
         if progress is not None and (n % tick == 0 or n == total - 1):
             progress("stream", n + 1, total)
 
@@ -253,6 +270,11 @@ def _stream(
             "wall_seconds": round(time.perf_counter() - started, 1),
         }
     )
+    sentiment = {
+        r.name: _sentiment(r.verdicts) for r in recommenders if isinstance(r, HybridAdapter) and r.verdicts
+    }
+    if sentiment:
+        protocol["sentiment"] = sentiment
     return PrequentialResult(
         dataset=dataset.summary(),
         protocol=protocol,
@@ -291,3 +313,53 @@ def _diversity(state: StreamState, top: IntArray, ks: tuple[int, ...]) -> dict[i
 
 def _rounded(values: dict[str, Any]) -> dict[str, Any]:
     return {k: round(v, 6) if isinstance(v, float) else v for k, v in values.items()}
+
+
+def _mentions(
+    cached: CachedEncoder,
+    aspects: Sequence[Aspect],
+    texts: list[str],
+    progress: Callable[[str, int, int], None] | None,
+) -> list[tuple[Mention, ...]]:
+    """Each review's aspect mentions, its clauses encoded in batches (and cached like any text)."""
+    reader = AspectReader(cached, aspects)
+    spans = [segments(text) for text in texts]
+    clauses = clauses_of(texts, spans)
+    done = 0
+
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress("clauses", done, len(clauses))
+
+    vectors = cached.encode(clauses, progress=advance) if clauses else np.zeros((0, cached.dim), np.float32)
+    return reader.mentions(texts, spans, clauses, vectors)
+
+
+def _disliked_neighbours(state: StreamState, user: str, top: IntArray, threshold: float) -> float | None:
+    """Share of the listed items (with text) whose text cosine to an item the user rated 1-2 is above
+    `threshold`; None when the user rated nothing 1-2 yet, or no listed item has text."""
+    disliked = state.disliked.get(user)
+    if not disliked or len(top) == 0:
+        return None
+    described = state.has_text[top]
+    bad = np.array(disliked, dtype=np.int64)
+    bad = bad[state.has_text[bad]]
+    if not described.any() or len(bad) == 0:
+        return None
+    sims = state.text_matrix[top[described]] @ state.text_matrix[bad].T
+    return float((sims.max(axis=1) > threshold).mean())
+
+
+def _sentiment(verdicts: list[tuple[float, float]]) -> dict[str, Any]:
+    """AUC of the polarity read from each review's text, before its rating was learned, against
+    that rating: 1-2 stars negative, 4-5 positive."""
+    labelled = [(p, rating_label(r)) for p, r in verdicts]
+    pos = [p for p, label in labelled if label == 1]
+    neg = np.array([p for p, label in labelled if label == 0])
+    auc = AUC()
+    for score in pos:
+        auc.observe(score, neg)
+    value = auc.value
+    return {"auc": None if value is None else round(value, 4), "n_positive": len(pos), "n_negative": len(neg)}

@@ -9,11 +9,24 @@ from streamrec.eval.adapters import CFAdapter, HybridAdapter, SharedCF, TextAdap
 from streamrec.eval.base import StreamRecommender
 from streamrec.eval.baselines import ImplicitALS, Popular, RecentPopular
 from streamrec.model.cf import OnlineCF
+from streamrec.model.sentiment import SentimentHead
 
 __all__ = ["RECOMMENDERS", "default_recommenders"]
 
 #: Every recommender an evaluation can compare, in report order.
-RECOMMENDERS = ("popular", "recent_popular", "cf", "text", "hybrid", "als")
+RECOMMENDERS = (
+    "popular",
+    "recent_popular",
+    "cf",
+    "text",
+    "hybrid",
+    "hybrid_no_text",
+    "hybrid_no_opinions",
+    "als",
+)
+
+#: The hybrid with every signal read from text weighted 0.
+NO_TEXT = {"w_text": 0.0, "w_recent": 0.0, "w_dislike": 0.0, "w_aspects": 0.0}
 
 
 def default_recommenders(
@@ -23,15 +36,51 @@ def default_recommenders(
     cf_params: Mapping[str, Any] | None = None,
     recommender_params: Mapping[str, Any] | None = None,
     batch_params: Mapping[str, Any] | None = None,
+    sentiment: Callable[[], SentimentHead] | None = None,
 ) -> list[StreamRecommender]:
-    """The recommenders a report compares, in report order; `names` picks a subset."""
-    shared = SharedCF(OnlineCF(seed=seed, **dict(cf_params or {})))
+    """The recommenders a report compares, in report order; `names` picks a subset.
+
+    ``hybrid`` is streamrec's recommender as the workers run it; ``hybrid_no_text`` the same
+    with its text signals weighted 0; ``hybrid_no_opinions`` the same without review
+    understanding (every review a like, no sentiment, dislikes or aspects), as streamrec
+    ranked before. `sentiment` makes each hybrid's sentiment head (None: no head, so reviews
+    are read by their ratings alone).
+    """
+    cf = dict(cf_params or {})
+    shared = SharedCF(OnlineCF(seed=seed, **cf))
+    plain: list[SharedCF] = []
+
+    def plain_cf() -> SharedCF:
+        if not plain:
+            plain.append(SharedCF(OnlineCF(seed=seed, **cf), negatives=False))
+        return plain[0]
+
+    params = dict(recommender_params or {})
+
+    def hybrid(name: str, cf_model: SharedCF, description: str, **extra: Any) -> HybridAdapter:
+        head = sentiment() if sentiment is not None and extra.get("opinions", True) else None
+        return HybridAdapter(
+            cf_model, text_dim, name=name, description=description, sentiment=head, **{**params, **extra}
+        )
+
     factories: dict[str, Callable[[], StreamRecommender]] = {
         "popular": Popular,
         "recent_popular": RecentPopular,
         "cf": lambda: CFAdapter(shared),
         "text": TextAdapter,
-        "hybrid": lambda: HybridAdapter(shared, text_dim, **dict(recommender_params or {})),
+        "hybrid": lambda: hybrid("hybrid", shared, ""),
+        "hybrid_no_text": lambda: hybrid(
+            "hybrid_no_text",
+            shared,
+            "the hybrid with its text signals (text, recent, dislike, aspects) at 0",
+            **NO_TEXT,
+        ),
+        "hybrid_no_opinions": lambda: hybrid(
+            "hybrid_no_opinions",
+            plain_cf(),
+            "the hybrid without review understanding: every review a like, no sentiment, dislikes or aspects",
+            opinions=False,
+        ),
         "als": lambda: ImplicitALS(seed=seed, **dict(batch_params or {})),
     }
     chosen = list(names) if names else list(factories)

@@ -26,12 +26,12 @@ def metric_keys(ks: Sequence[int]) -> list[str]:
 
     >>> metric_keys([10])  # doctest: +NORMALIZE_WHITESPACE
     ['hr@10', 'ndcg@10', 'mrr@10', 'recall@10', 'precision@10', 'f1@10', 'auc',
-     'coverage@10', 'diversity@10', 'mae', 'rmse']
+     'coverage@10', 'diversity@10', 'mae', 'rmse', 'disliked_neighbours@10']
     """
     keys = [f"{name}@{k}" for k in ks for name in _RANKING]
     keys.append("auc")
     keys += [f"{name}@{k}" for k in ks for name in ("coverage", "diversity")]
-    return keys + ["mae", "rmse"]
+    return keys + ["mae", "rmse", f"disliked_neighbours@{min(ks)}"]
 
 
 def report_json(result: PrequentialResult) -> dict[str, Any]:

@@ -162,6 +162,22 @@ class OnlineCF:
         self.changed_items.add(item)
         self.n_learned += 1
 
+    def learn_negative(self, user: Hashable, item: Hashable, y: float | None = None) -> None:
+        """Learn that a user did not want an item (a 1-2 star review, a `dislike`): a negative.
+
+        The item is known from then on, like any other; `y`, a rating, is learned as a rating.
+        """
+        if item not in self._item_pos:
+            self._add_item(item)
+        if item not in self._shared_base:
+            self._shared_base[item] = self._item_row(item)
+        self.implicit.learn_one(user, item, False)  # type: ignore[no-untyped-call]
+        if y is not None:
+            self._learn_rating(user, item, float(y))
+        self.changed_users.add(user)
+        self.changed_items.add(item)
+        self.n_learned += 1
+
     def _learn_rating(self, user: Hashable, item: Hashable, y: float) -> None:
         mean, item_dev, user_dev = self._baseline(user, item)
         self.explicit.learn_one(user, item, y - (mean + item_dev + user_dev))  # type: ignore[no-untyped-call]

@@ -290,6 +290,8 @@ class Observation:
     diversity: Mapping[int, float | None] = field(default_factory=dict)
     #: `(predicted, actual)` rating, when the event has a rating and the recommender predicts one.
     rating: tuple[float, float] | None = None
+    #: Share of the first K items close to something the user disliked (None: nothing disliked).
+    disliked: float | None = None
 
 
 class MetricSet:
@@ -311,6 +313,7 @@ class MetricSet:
         self.coverage = {k: Coverage(k) for k in self.ks}
         self.diversity = {k: IntraListDiversity() for k in self.ks}
         self.rating = RatingMetrics()
+        self.disliked = _Mean()
 
     def observe(self, obs: Observation) -> None:
         self.ranking.observe_rank(obs.rank)
@@ -323,6 +326,8 @@ class MetricSet:
                 self.diversity[k].observe_value(value)
         if obs.rating is not None:
             self.rating.observe(*obs.rating)
+        if obs.disliked is not None:
+            self.disliked.observe_value(obs.disliked)
 
     def result(self, n_items: int) -> dict[str, Any]:
         """Metric name to value; None where the metric does not apply (e.g. no ratings)."""
@@ -334,6 +339,7 @@ class MetricSet:
             out[f"diversity@{k}"] = self.diversity[k].value
         out["mae"] = self.rating.mae
         out["rmse"] = self.rating.rmse
+        out[f"disliked_neighbours@{self.ks[0]}"] = self.disliked.value
         out["n_rated"] = self.rating.n
         return out
 

@@ -14,7 +14,9 @@ from streamrec.model.base import FloatArray
 from streamrec.model.cf import OnlineCF
 from streamrec.model.dedupe import Deduplicator, click_id, review_id, review_identity
 from streamrec.model.errors import InvalidEvent
+from streamrec.model.profile import NEGATIVE_ACTIONS
 from streamrec.model.schemas import Click, Review
+from streamrec.model.sentiment import rating_label
 
 __all__ = ["DeltaBatch", "Learner"]
 
@@ -40,6 +42,11 @@ class DeltaBatch:
 
 class Learner:
     """Learns every valid event exactly once and keeps the CF workers' item factors as one.
+
+    A review of 1-2 stars, a `dislike` or a `skip` is learned as a negative (the user did not
+    want the item), every other interaction as a positive. A review's text is the encoder's
+    to read: this role sees ratings, so a negative review without a rating is a positive here
+    (the recommender, which reads its polarity, demotes what it resembles).
 
     A click or review on an item outside the catalog is rejected (`unknown_item`): a typo in
     an id would otherwise grow the model forever. A repeat of a recent event (a producer's
@@ -100,12 +107,17 @@ class Learner:
             raise InvalidEvent("unknown_item", f"item_id must be in the catalog, got {event.item_id!r}")
         if isinstance(event, Click):
             mark, rating = click_id(event), None
+            negative = event.event in NEGATIVE_ACTIONS
         else:
             mark, rating = review_id(event.user_id, review_identity(event)), event.rating
+            negative = rating_label(rating) == 0
         # Only valid events count as seen: a repeated bad message is rejected again.
         if self.seen.check(mark):
             return False
-        self.model.learn_one(event.user_id, event.item_id, rating)
+        if negative:
+            self.model.learn_negative(event.user_id, event.item_id, rating)
+        else:
+            self.model.learn_one(event.user_id, event.item_id, rating)
         return True
 
     def forget(self, user: str) -> list[str]:

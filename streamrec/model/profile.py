@@ -1,17 +1,18 @@
-"""User profiles: recent history, items to exclude, and a time-decayed text vector."""
+"""User profiles: recent history, items to exclude, what they like and dislike, what they write about."""
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import orjson
 
 from streamrec.model.base import FloatArray
 
-__all__ = ["ACTION_WEIGHTS", "UserProfile", "rating_weight"]
+__all__ = ["ACTION_WEIGHTS", "NEGATIVE_ACTIONS", "UserProfile", "rating_weight"]
 
 
 #: How much each kind of interaction counts: its pull on the user's text vector, and its weight
@@ -22,7 +23,14 @@ ACTION_WEIGHTS: Mapping[str, float] = {
     "cart": 2.0,
     "purchase": 3.0,
     "review": 2.0,
+    "dislike": 2.0,
+    "skip": 0.5,
 }
+
+#: Interaction kinds that say the user did not want the item.
+NEGATIVE_ACTIONS = frozenset({"dislike", "skip"})
+#: Snippets of their own reviews kept per aspect, per user.
+EVIDENCE_PER_ASPECT = 2
 
 
 def rating_weight(rating: float | None) -> float:
@@ -42,7 +50,10 @@ class UserProfile:
 
     The text vector is a time-decayed weighted mean: at each update the running sum
     and weight decay by `2 ** (-dt / half_life_s)` (event time) before the new vector
-    is added, so recent reviews and interactions dominate.
+    is added, so recent reviews and interactions dominate. What the user disliked (a
+    negative review, a `dislike` or `skip`) goes to a second mean decayed the same way,
+    and never pulls the first. Per aspect, the profile counts how often the user wrote of
+    it, praising or criticizing, and keeps their strongest words on it as evidence.
 
     Examples
     --------
@@ -64,6 +75,15 @@ class UserProfile:
     n_events: int = 0
     #: Last applied offset per input "topic:partition", so a replayed event is applied once.
     offsets: dict[str, int] = field(default_factory=dict)
+    dislike_sum: FloatArray | None = None
+    dislike_weight: float = 0.0
+    dislike_ts: float = 0.0
+    #: Per aspect: `[mentions, praised, criticized]`.
+    aspects: dict[str, list[int]] = field(default_factory=dict)
+    #: Per aspect: `[[snippet, polarity, item_id], ...]`, strongest first.
+    evidence: dict[str, list[list[Any]]] = field(default_factory=dict)
+    #: Reviews' sentiment: `[n, sum of polarities, negatives]` (how demanding the user is).
+    verdicts: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
     half_life_s: float = 30 * 86_400.0
     max_history: int = 50
     max_seen: int | None = 2_000
@@ -88,6 +108,56 @@ class UserProfile:
                 del self.seen[old]
         if vector is not None:
             self.add_vector(vector, ts, ACTION_WEIGHTS.get(action, 1.0) * weight)
+
+    def dislike(
+        self, item_id: str, ts: float, action: str, vector: FloatArray | None, weight: float = 1.0
+    ) -> None:
+        """Record an interaction the user did not want: excluded from now on, and pushed away."""
+        self.n_events += 1
+        self.history.append((item_id, ts, action))
+        if len(self.history) > self.max_history:
+            del self.history[: len(self.history) - self.max_history]
+        self.seen.pop(item_id, None)
+        self.seen[item_id] = ts
+        if self.max_seen is not None and len(self.seen) > self.max_seen:
+            for old in list(self.seen)[: len(self.seen) - self.max_seen]:
+                del self.seen[old]
+        if vector is not None:
+            vector = np.asarray(vector, dtype=np.float32) * np.float32(weight)
+            if self.dislike_sum is None:
+                self.dislike_sum, self.dislike_weight = vector, weight
+            else:
+                decay = 2.0 ** (-max(0.0, ts - self.dislike_ts) / self.half_life_s)
+                self.dislike_sum = self.dislike_sum * np.float32(decay) + vector
+                self.dislike_weight = self.dislike_weight * decay + weight
+            self.dislike_ts = max(self.dislike_ts, ts)
+
+    def dislike_vector(self) -> FloatArray | None:
+        """Unit-length mean of what the user disliked, or None."""
+        if self.dislike_sum is None or self.dislike_weight <= 0:
+            return None
+        norm = float(np.linalg.norm(self.dislike_sum))
+        return None if norm == 0.0 else (self.dislike_sum / norm).astype(np.float32)
+
+    def note(self, polarity: float, opinions: list[tuple[str, float, str]], item_id: str) -> None:
+        """Tally a review: its polarity, and each `(aspect, polarity, snippet)` it holds."""
+        self.verdicts[0] += 1
+        self.verdicts[1] += polarity
+        self.verdicts[2] += polarity < 0
+        for aspect, value, snippet in opinions:
+            tally = self.aspects.setdefault(aspect, [0, 0, 0])
+            tally[0] += 1
+            tally[1] += value > 0
+            tally[2] += value < 0
+            kept = self.evidence.setdefault(aspect, [])
+            kept.append([snippet, round(float(value), 3), item_id])
+            kept.sort(key=lambda e: -abs(e[1]))
+            del kept[EVIDENCE_PER_ASPECT:]
+
+    def cares(self) -> dict[str, float]:
+        """How much the user cares about each aspect: their share of the user's mentions."""
+        total = sum(t[0] for t in self.aspects.values())
+        return {a: t[0] / total for a, t in self.aspects.items()} if total else {}
 
     def applied(self, source: tuple[str, int] | None) -> bool:
         """True if the event at `source` ("topic:partition", offset) is already in this profile."""
@@ -114,11 +184,14 @@ class UserProfile:
         return (self.text_sum / norm).astype(np.float32)
 
     def recent_items(self, n: int | None = None) -> list[tuple[str, float, str]]:
-        """Most recent interactions first, one entry per item."""
+        """Most recent interactions first, one entry per item; what the user did not want is left out
+        (it says nothing of what they are shopping for)."""
         out, taken = [], set()
         for entry in reversed(self.history):
             if entry[0] not in taken:
                 taken.add(entry[0])
+                if entry[2] in NEGATIVE_ACTIONS:
+                    continue
                 out.append(entry)
                 if n is not None and len(out) == n:
                     break
@@ -129,6 +202,9 @@ class UserProfile:
         vector = None
         if self.text_sum is not None:
             vector = base64.b64encode(np.asarray(self.text_sum, dtype="<f4").tobytes()).decode()
+        disliked = None
+        if self.dislike_sum is not None:
+            disliked = base64.b64encode(np.asarray(self.dislike_sum, dtype="<f4").tobytes()).decode()
         raw = orjson.dumps(
             {
                 "u": self.user_id,
@@ -139,6 +215,12 @@ class UserProfile:
                 "t": self.text_ts,
                 "n": self.n_events,
                 "o": self.offsets,
+                "d": disliked,
+                "dw": self.dislike_weight,
+                "dt": self.dislike_ts,
+                "a": self.aspects,
+                "e": self.evidence,
+                "j": self.verdicts,
             }
         )
         # orjson's result keeps its whole working buffer allocated (tens of KiB for a few);
@@ -151,7 +233,16 @@ class UserProfile:
         vector = None
         if data["v"] is not None:
             vector = np.frombuffer(base64.b64decode(data["v"]), dtype="<f4").astype(np.float32)
+        disliked = data.get("d")
         return cls(
+            dislike_sum=None
+            if disliked is None
+            else np.frombuffer(base64.b64decode(disliked), dtype="<f4").astype(np.float32),
+            dislike_weight=data.get("dw", 0.0),
+            dislike_ts=data.get("dt", 0.0),
+            aspects=data.get("a", {}),
+            evidence=data.get("e", {}),
+            verdicts=data.get("j", [0.0, 0.0, 0.0]),
             user_id=data["u"],
             history=[(str(h[0]), float(h[1]), str(h[2])) for h in data["h"]],
             seen=data["s"],
@@ -177,6 +268,8 @@ class UserProfile:
             and self.history == other.history
             and self.seen == other.seen
             and self.n_events == other.n_events
+            and self.aspects == other.aspects
+            and self.evidence == other.evidence
         )
 
     __hash__ = None  # type: ignore[assignment]

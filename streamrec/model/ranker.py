@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
-from streamrec.model.base import FloatArray, VectorIndex
+from streamrec.model.base import DoubleArray, FloatArray, VectorIndex
 from streamrec.model.index import MemoryIndex
 from streamrec.model.popularity import CoOccurrence, Popularity
 from streamrec.model.profile import UserProfile
+from streamrec.model.reputation import Reputation
+from streamrec.model.wording import Wording
 
 __all__ = ["HybridRanker", "Request", "Scored"]
 
 
-_VERBS = {
-    "view": "viewed",
-    "click": "clicked",
-    "cart": "added to your cart",
-    "purchase": "bought",
-    "review": "reviewed",
-}
+#: Reasons given per recommended item.
+MAX_REASONS = 2
 
 
 @dataclass(frozen=True)
@@ -72,6 +69,8 @@ class _Blend:
     #: Text vectors of the user's recent items, and which of them have one.
     recent_vecs: FloatArray
     recent_has: npt.NDArray[np.bool_]
+    #: Per candidate, the aspect the user cares about on which it stands best (if any).
+    aspects: list[str | None]
 
 
 class HybridRanker:
@@ -115,6 +114,13 @@ class HybridRanker:
         Weight of the similarity (text) to the closest of the user's `n_recent` latest
         items: the long-term profile says what a user likes, the latest items what they
         are shopping for now.
+    reputation, w_aspects
+        What reviewers say of items per aspect; weight of the match between what the user
+        cares about (their profile's aspects) and the item's standing on those aspects.
+    w_dislike
+        Weight of the distance (text) from what the user disliked: items close to it sink.
+    wording, labels
+        The language of reasons, and what each aspect is called in it.
     title_of
         Looks up an item's title for reasons (default: the index payload's `title`).
 
@@ -149,6 +155,11 @@ class HybridRanker:
         searcher: VectorIndex | None = None,
         w_recent: float = 0.5,
         n_recent: int = 3,
+        reputation: Reputation | None = None,
+        w_dislike: float = 0.5,
+        w_aspects: float = 0.25,
+        wording: Wording | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> None:
         self.index = index
         #: Where candidates are searched: the index itself, or e.g. a Qdrant server's HNSW.
@@ -166,6 +177,12 @@ class HybridRanker:
         self.w_recent = w_recent
         self.n_recent = n_recent
         self.title_of = title_of
+        self.reputation = reputation
+        self.w_dislike = w_dislike
+        self.w_aspects = w_aspects
+        self.wording = wording or Wording()
+        #: What each aspect is called in reasons (default: its name).
+        self.labels = dict(labels or {})
 
     def recommend(self, request: Request, k: int = 10) -> list[Scored]:
         return self.recommend_many([request], k)[0]
@@ -243,6 +260,8 @@ class HybridRanker:
                 int(like_text[n]),
                 int(like_item[n]),
                 bool(b.has_text[j]),
+                request.profile,
+                b.aspects[j],
             )
             for n, j in enumerate(order)
         ]
@@ -284,6 +303,13 @@ class HybridRanker:
             near = (text_vecs @ recent_vecs[: self.n_recent][last].T).max(axis=1).astype(np.float64)
             near_valid = has_text
         everywhere = np.ones(len(ids), dtype=bool)
+        away = np.zeros(len(ids))
+        away_valid = np.zeros(len(ids), dtype=bool)
+        disliked = profile.dislike_vector() if profile is not None and self.w_dislike else None
+        if disliked is not None:
+            away = -(text_vecs @ disliked).astype(np.float64)
+            away_valid = has_text
+        match, best = self._aspect_match(profile, ids)
         contrib = np.stack(
             [
                 self.w_text * _zscore(text, text_valid),
@@ -291,11 +317,38 @@ class HybridRanker:
                 self.w_pop * _zscore(pop, everywhere),
                 self.w_item * _zscore(pairs.sum(axis=0) if len(pairs) else np.zeros(len(ids)), everywhere),
                 self.w_recent * _zscore(near, near_valid),
+                self.w_dislike * _zscore(away, away_valid),
+                self.w_aspects * _zscore(match, everywhere),
             ]
         )
         return _Blend(
-            contrib.sum(axis=0), contrib, counts, text_vecs, has_text, cf_vecs, pairs, recent_vecs, recent_has
+            contrib.sum(axis=0),
+            contrib,
+            counts,
+            text_vecs,
+            has_text,
+            cf_vecs,
+            pairs,
+            recent_vecs,
+            recent_has,
+            best,
         )
+
+    def _aspect_match(
+        self, profile: UserProfile | None, ids: list[str]
+    ) -> tuple[DoubleArray, list[str | None]]:
+        """How well each item stands on what the user cares about, and the aspect that counts most."""
+        cares = (
+            profile.cares() if profile is not None and self.reputation is not None and self.w_aspects else {}
+        )
+        if not cares or self.reputation is None:
+            return np.zeros(len(ids)), [None] * len(ids)
+        aspects = list(cares)
+        weights = np.array([cares[a] for a in aspects])
+        parts = self.reputation.standings(ids, aspects) * weights
+        top = parts.argmax(axis=1)
+        best = [aspects[j] if parts[i, j] > 0 else None for i, j in enumerate(top)]
+        return parts.sum(axis=1), best
 
     def _mmr(
         self,
@@ -341,36 +394,71 @@ class HybridRanker:
         like_text: int,
         like_item: int,
         has_text: bool,
+        profile: UserProfile | None = None,
+        aspect: str | None = None,
     ) -> Scored:
-        reasons: list[tuple[float, str]] = []
-        text_c, cf_c, pop_c, item_c, near_c = (float(c) for c in contrib)
-        text_c += near_c
+        """At most `MAX_REASONS` reasons, strongest first, no two of one kind, each from evidence."""
+        say = self.wording.say
+        text_c, cf_c, pop_c, item_c, near_c, away_c, aspect_c = (float(c) for c in contrib)
+        text_c += near_c + max(away_c, 0.0)
+        candidates: list[tuple[float, str, str]] = []
+        grounded = self._grounded(item, aspect, profile) if aspect_c > 0 else None
+        if grounded is not None:
+            # The user's own words, and the reviewers': the reason a person recognizes first.
+            candidates.append((aspect_c + abs(text_c) + 1e3, "aspect", grounded))
         if text_c > 0 and has_text:
             if like_text >= 0:
-                reasons.append((text_c, self._because("similar to {title!r} you {verb}", recent[like_text])))
+                entry = recent[like_text]
+                line = say(
+                    "similar", title=self._title(entry[0]) or entry[0], verb=self.wording.verb(entry[2])
+                )
+                candidates.append((text_c, "text", line))
             else:
-                reasons.append((text_c, "matches what you wrote in your reviews"))
+                candidates.append((text_c, "text", say("wrote")))
         if cf_c > 0:
-            reasons.append((cf_c, "popular with users like you"))
+            candidates.append((cf_c, "cf", say("cf")))
         if pop_c > 0:
-            reasons.append((pop_c, "trending now"))
+            candidates.append((pop_c, "pop", say("trending")))
         if item_c > 0 and like_item >= 0:
-            reasons.append(
-                (item_c, self._because("often taken after {title!r}, which you {verb}", recent[like_item]))
-            )
+            entry = recent[like_item]
+            candidates.append((item_c, "item", say("after", title=self._title(entry[0]) or entry[0])))
         if count == 0:
-            reasons.append((0.0, "new arrival"))
-        reasons.sort(key=lambda r: -r[0])
+            candidates.append((0.0, "new", say("new")))
+        candidates.sort(key=lambda r: -r[0])
+        reasons: list[str] = []
+        kinds: set[str] = set()
+        for _, kind, line in candidates:
+            if kind not in kinds and line not in reasons:
+                reasons.append(line)
+                kinds.add(kind)
+            if len(reasons) == MAX_REASONS:
+                break
         if not reasons:
-            reasons.append((0.0, "matches your interests" if has_text else "popular"))
-        return Scored(item, round(score, 6), [text for _, text in reasons])
+            reasons.append(say("fallback"))
+        return Scored(item, round(score, 6), reasons)
+
+    def _grounded(self, item: str, aspect: str | None, profile: UserProfile | None) -> str | None:
+        """A reason quoting the user on `aspect` and what reviewers say of `item` on it."""
+        if aspect is None or profile is None or self.reputation is None:
+            return None
+        mine = profile.evidence.get(aspect)
+        if not mine:
+            return None
+        snippet, polarity, about = mine[0]
+        label = self.labels.get(aspect, aspect)
+        title = self._title(about) or about
+        n, praising = self.reputation.counts(item, aspect)
+        if praising == 0:
+            return None
+        key = "praised" if polarity > 0 else "criticized"
+        line = self.wording.say(key, aspect=label, title=title, mine=snippet, n=praising)
+        theirs = self.reputation.quote(item, aspect, 1)
+        if theirs is not None and theirs != snippet:
+            line += self.wording.say("theirs", theirs=theirs)
+        return line
 
     def _title(self, item: str) -> str | None:
         if self.title_of is not None:
             return self.title_of(item)
         title: str | None = self.index.payload(item).get("title")
         return title
-
-    def _because(self, template: str, entry: tuple[str, float, str]) -> str:
-        item, _, action = entry
-        return template.format(title=self._title(item) or item, verb=_VERBS.get(action, "interacted with"))

@@ -14,11 +14,20 @@ import numpy as np
 from streamrec.model.base import FloatArray
 from streamrec.model.catalog import ItemTexts
 from streamrec.model.index import MemoryIndex
+from streamrec.model.opinions import Mention
 from streamrec.model.popularity import CoOccurrence, Popularity
-from streamrec.model.profile import ACTION_WEIGHTS, UserProfile, rating_weight
+from streamrec.model.profile import ACTION_WEIGHTS, NEGATIVE_ACTIONS, UserProfile, rating_weight
 from streamrec.model.ranker import HybridRanker, Request, Scored
+from streamrec.model.reputation import Reputation
+from streamrec.model.sentiment import SentimentHead
+from streamrec.model.wording import Wording
 
-__all__ = ["Recommender"]
+__all__ = ["Opinions", "Recommender"]
+
+#: A review's polarity (None when unread) and its `(aspect, polarity, snippet)` opinions.
+Opinions = tuple[float | None, list[tuple[str, float, str]]]
+#: How far an opinion's polarity leans from its clause's reading toward its review's.
+REVIEW_LEAN = 0.3
 
 
 class Recommender:
@@ -36,6 +45,16 @@ class Recommender:
         Half-life of the user text profile and of trending popularity (event time).
     max_seen
         Items remembered per user for exclusion (None: all).
+    opinions
+        Read reviews as opinions: a negative one (by its rating, or by what its text says)
+        is a dislike, not a like, and what reviews say of aspects builds item reputations
+        and user profiles. False: every review is a like, as streamrec did before.
+    sentiment
+        Reads a review's polarity from its vector (and learns from the ratings it sees).
+    negative_below
+        Polarity under which a review without a decisive rating (none, or 3 stars) is negative.
+    language, labels
+        Of reasons: the language, and what each aspect is called in it.
     ranker_params
         Passed to `HybridRanker`.
 
@@ -57,6 +76,11 @@ class Recommender:
         profiles: MutableMapping[str, UserProfile] | None = None,
         half_life_s: float = 90 * 86_400.0,
         max_seen: int | None = 2_000,
+        opinions: bool = True,
+        sentiment: SentimentHead | None = None,
+        negative_below: float = -0.3,
+        language: str = "en",
+        labels: Mapping[str, str] | None = None,
         **ranker_params: float,
     ) -> None:
         self.text_dim = text_dim
@@ -69,10 +93,17 @@ class Recommender:
         self.item_texts = ItemTexts()
         self.profiles: MutableMapping[str, UserProfile] = profiles if profiles is not None else {}
         self.user_cf: dict[str, FloatArray] = {}
+        self.opinions = opinions
+        self.sentiment = sentiment if opinions else None
+        self.negative_below = negative_below
+        self.reputation = Reputation()
         self.ranker = HybridRanker(
             self.index,
             self.popularity,
             cooccurrence=self.cooccurrence,
+            reputation=self.reputation if opinions else None,
+            wording=Wording(language),
+            labels=labels,
             **ranker_params,  # type: ignore[arg-type]
         )
 
@@ -98,14 +129,64 @@ class Recommender:
         if vector is not None:
             self.index.upsert("text", [item_id], self.item_texts.set_catalog(item_id, vector)[None, :])
 
-    def on_item_review(self, item_id: str, vector: FloatArray, rating: float | None = None) -> None:
-        """What a reviewer wrote also describes the item."""
+    # -- reviews as opinions ----------------------------------------------------------
+
+    def read(
+        self, vector: FloatArray | None, mentions: Sequence[Mention] = (), rating: float | None = None
+    ) -> Opinions:
+        """A review's polarity, and its `(aspect, polarity, snippet)` opinions, as its text says.
+
+        An opinion's polarity is its clause's reading, leaning `REVIEW_LEAN` toward the whole
+        review's sentiment (its rating when it has one): "works, but the strap snapped" in a
+        4-star review still criticizes the strap, and a clause the encoder cannot read takes
+        the review's side.
+        """
+        if self.sentiment is None or vector is None:
+            return None, []
+        polarity = float(self.sentiment.polarity(vector)[0])
+        if not mentions:
+            return polarity, []
+        overall = polarity if rating is None else (float(rating) - 3.0) / 2.0
+        values = self.sentiment.polarity(np.stack([m.vector for m in mentions]))
+        lean = REVIEW_LEAN
+        return polarity, [
+            (m.aspect, (1 - lean) * float(v) + lean * overall, m.text)
+            for m, v in zip(mentions, values, strict=True)
+        ]
+
+    def is_negative(self, rating: float | None, polarity: float | None) -> bool:
+        """A rating of 1-2 is; a 3 or no rating is when the text reads negative."""
+        if not self.opinions:
+            return False
+        if rating is not None and (rating <= 2 or rating >= 4):
+            return rating <= 2
+        return polarity is not None and polarity < self.negative_below
+
+    def on_item_review(
+        self,
+        item_id: str,
+        vector: FloatArray,
+        rating: float | None = None,
+        key: bytes = b"",
+        mentions: Sequence[Mention] = (),
+    ) -> float | None:
+        """What a reviewer wrote also describes the item, and tells of its aspects; the review's
+        polarity as read before its rating is learned (None without a sentiment head)."""
         folded = self.item_texts.add_review(item_id, vector, rating_weight(rating))
         self.index.upsert("text", [item_id], folded[None, :])
         self.popularity.add(item_id)
+        polarity, opinions = self.read(vector, mentions, rating)
+        if opinions:
+            self.reputation.add(key, item_id, opinions)
+        if self.sentiment is not None:
+            self.sentiment.learn(vector, rating)
+        return polarity
 
-    def on_item_review_removed(self, item_id: str, vector: FloatArray, rating: float | None = None) -> None:
+    def on_item_review_removed(
+        self, item_id: str, vector: FloatArray, rating: float | None = None, key: bytes = b""
+    ) -> None:
         """Take back what a (forgotten) reviewer wrote about the item."""
+        self.reputation.remove(key)
         folded = self.item_texts.remove_review(item_id, vector, rating_weight(rating))
         if folded is not None:
             self.index.upsert("text", [item_id], folded[None, :])
@@ -145,11 +226,15 @@ class Recommender:
         """Record a click. `source` ("topic:partition", offset) makes a replay a no-op for the
         profile; `aggregates=False` leaves popularity and co-occurrence alone (already counted)."""
         profile = self.profile(user_id)
-        if aggregates:
+        negative = event in NEGATIVE_ACTIONS
+        if aggregates and not negative:
             self._pair(profile, item_id, 1.0)
             self.popularity.learn_one(item_id, ts, ACTION_WEIGHTS.get(event, 1.0))
         if not profile.applied(source):
-            profile.observe(item_id, ts, event, vector=self.item_text(item_id))
+            if negative:
+                profile.dislike(item_id, ts, event, self.item_text(item_id))
+            else:
+                profile.observe(item_id, ts, event, vector=self.item_text(item_id))
             if source is not None:
                 profile.offsets[source[0]] = source[1]
             self.profiles[user_id] = profile
@@ -164,16 +249,31 @@ class Recommender:
         vector: FloatArray | None,
         source: tuple[str, int] | None = None,
         aggregates: bool = True,
+        mentions: Sequence[Mention] = (),
     ) -> UserProfile:
+        """Record a review: a like, or, when it reads negative, a dislike (see `is_negative`)."""
         profile = self.profile(user_id)
-        if aggregates:
+        polarity, opinions = self.read(vector, mentions, rating)
+        negative = self.is_negative(rating, polarity)
+        if aggregates and not negative:
             self._pair(profile, item_id, 1.0)
             self.popularity.learn_one(item_id, ts, ACTION_WEIGHTS["review"])
         if not profile.applied(source):
+            said = vector
             if vector is None:
                 # A rating without text: the item's own description stands for it.
                 vector = self.item_text(item_id)
-            profile.observe(item_id, ts, "review", vector=vector, weight=rating_weight(rating))
+            if negative:
+                # Pushed away from what the item is, and from what was said against it.
+                item = self.item_text(item_id)
+                profile.dislike(item_id, ts, "dislike", item if item is not None else vector)
+            else:
+                profile.observe(item_id, ts, "review", vector=vector, weight=rating_weight(rating))
+            if self.opinions and said is not None:
+                verdict = polarity if polarity is not None else 0.0
+                if rating is not None:
+                    verdict = (float(rating) - 3.0) / 2.0
+                profile.note(verdict, opinions, item_id)
             if source is not None:
                 profile.offsets[source[0]] = source[1]
             self.profiles[user_id] = profile
@@ -185,7 +285,8 @@ class Recommender:
         found = self.user_cf.pop(user_id, None) is not None or profile is not None
         if profile is not None:
             for item_id, ts, action in profile.history:
-                self.popularity.unlearn(item_id, ACTION_WEIGHTS.get(action, 1.0), ts)
+                if action not in NEGATIVE_ACTIONS:  # a dislike never counted toward popularity
+                    self.popularity.unlearn(item_id, ACTION_WEIGHTS.get(action, 1.0), ts)
         return found
 
     # -- ranking --------------------------------------------------------------------

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from streamrec.model.base import FloatArray
+from streamrec.model.opinions import Mention
 from streamrec.model.schemas import Trigger
 
 __all__ = ["EncodedReview", "ReviewLedger"]
@@ -28,6 +29,8 @@ class EncodedReview:
     #: Its key on `reviews-encoded` (author and identity), and its identity among the author's.
     key: bytes = b""
     identity: str = ""
+    #: The clauses that speak of an aspect, with their vectors.
+    mentions: tuple[Mention, ...] = ()
 
 
 @dataclass(frozen=True)

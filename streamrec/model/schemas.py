@@ -37,6 +37,7 @@ from pydantic import (
 from streamrec.model.errors import InvalidEvent
 
 __all__ = [
+    "AspectView",
     "Audit",
     "Click",
     "DeadLetter",
@@ -46,6 +47,7 @@ __all__ = [
     "Limits",
     "ModelInfo",
     "RecommendedItem",
+    "ReadableProfile",
     "Recommendation",
     "Review",
     "Trigger",
@@ -124,7 +126,8 @@ Timestamp = Annotated[
         }
     ),
 ]
-EventKind = Literal["view", "click", "cart", "purchase"]
+#: `dislike` and `skip` say the user did not want the item: negatives, for CF and for ranking.
+EventKind = Literal["view", "click", "cart", "purchase", "dislike", "skip"]
 
 
 class _Event(BaseModel):
@@ -205,6 +208,49 @@ class Recommendation(BaseModel):
     generated_at: Annotated[float, Field(description="epoch seconds")]
     trigger: Trigger
     model: ModelInfo
+
+
+class Evidence(BaseModel):
+    """Words of a review: a slice of its text, and the polarity it reads."""
+
+    text: str
+    polarity: float
+    item_id: str
+
+
+class AspectView(BaseModel):
+    """What a user wrote of one aspect."""
+
+    aspect: str
+    label: str
+    mentions: int
+    praised: int
+    criticized: int
+    #: Share of the user's aspect mentions that are of this aspect.
+    weight: float
+    evidence: list[Evidence]
+
+
+class ItemView(BaseModel):
+    item_id: str
+    title: str | None
+    evidence: list[Evidence] = []
+
+
+class ReadableProfile(BaseModel):
+    """What streamrec knows of a user, in words and numbers (topic `profiles`, key `user_id`, compacted)."""
+
+    user_id: str
+    language: str
+    summary: str
+    cares_about: list[AspectView]
+    liked: list[ItemView]
+    disliked: list[ItemView]
+    #: Reviews read, their mean polarity, and how demanding that makes the user.
+    reviews: int
+    mean_polarity: float | None
+    demanding: str
+    updated_at: float
 
 
 class Audit(BaseModel):

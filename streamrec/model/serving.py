@@ -115,6 +115,7 @@ class Serving:
             review.vector,
             source=at,
             aggregates=fresh,
+            mentions=review.mentions,
         )
         return True
 
@@ -143,7 +144,7 @@ class Serving:
             review.key, review.user_id, partition, review.item_id, review.rating, review.vector
         ):
             return False
-        self.rec.on_item_review(review.item_id, review.vector, review.rating)
+        self.rec.on_item_review(review.item_id, review.vector, review.rating, review.key, review.mentions)
         return True
 
     def unfold_review(self, key: bytes) -> str | None:
@@ -152,5 +153,5 @@ class Serving:
         if kept is None:
             return None
         item, rating, vector = kept
-        self.rec.on_item_review_removed(item, vector, rating)
+        self.rec.on_item_review_removed(item, vector, rating, key)
         return item

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from streamrec.model.schemas import Click, DeadLetter, Forget, Item, Recommendation, Review
+from streamrec.model.schemas import Click, DeadLetter, Forget, Item, ReadableProfile, Recommendation, Review
 
 __all__ = ["PUBLIC_TOPICS", "topic_schemas"]
 
@@ -17,6 +17,7 @@ PUBLIC_TOPICS: dict[str, tuple[type[BaseModel], str]] = {
     "items": (Item, "item_id"),
     "forget": (Forget, "user_id"),
     "recommendations": (Recommendation, "user_id"),
+    "profiles": (ReadableProfile, "user_id"),
     "deadletter": (DeadLetter, "none"),
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import typer
 __all__ = ["eval_command"]
 
 _FORMATS = "auto|movielens|recbole|amazon-csv|amazon-jsonl|goodreads|csv|jsonl"
-_RECOMMENDERS = "popular,recent_popular,cf,text,hybrid,als"
+_RECOMMENDERS = "popular,recent_popular,cf,text,hybrid,hybrid_no_text,hybrid_no_opinions,als"
 
 
 def _default_cache() -> Path:
@@ -102,6 +103,7 @@ def eval_command(
         write_report,
     )
     from streamrec.model.errors import DatasetError, EncoderError
+    from streamrec.model.opinions import DEFAULT_ASPECTS
 
     console = Console(stderr=True)
     try:
@@ -151,9 +153,16 @@ def eval_command(
         # Predictions are clipped to the dataset's own scale (1-5 stars, 0.5-5 half stars, ...).
         cf_params["rating_range"] = (float(summary["rating_min"]), float(summary["rating_max"]))
     try:
+        sentiment = None
+        if encoder is not None:
+            from streamrec.model.sentiment import SentimentHead
+
+            anchored = SentimentHead.from_anchors(encoder)
+            sentiment = lambda: copy.deepcopy(anchored)  # noqa: E731 - one fresh head per hybrid
         recs = default_recommenders(
             names,
             text_dim=encoder.dim if encoder is not None else 1,
+            sentiment=sentiment,
             seed=seed,
             cf_params=cf_params,
             batch_params={"retrain_every": retrain_every},
@@ -175,13 +184,15 @@ def eval_command(
             if phase not in tasks:
                 label = {
                     "encode": "encoding texts",
+                    "clauses": "encoding review clauses (aspects)",
                     "catalog": "pipeline: catalog",
                     "replay": "pipeline: replaying events",
                 }.get(phase, "test-then-train")
                 tasks[phase] = progress.add_task(label, total=total)
             progress.update(tasks[phase], completed=done, total=total)
 
-        result = run_prequential(data, recs, encoder, config, progress=report)
+        aspects = DEFAULT_ASPECTS if encoder is not None and any(e.text for e in data.interactions) else None
+        result = run_prequential(data, recs, encoder, config, progress=report, aspects=aspects)
         if through_kafka:
             from streamrec.streams.kafka_eval import evaluate_through_kafka
             from streamrec.streams.settings import Settings
@@ -207,7 +218,18 @@ def eval_command(
     paths = write_report(result, out)
 
     table = Table(title=f"{data.name}: HR@{ks[0]} by slice, all-events NDCG@{ks[0]} / AUC / MAE")
-    for column in ("recommender", "all", "cold items", "cold users", f"NDCG@{ks[0]}", "AUC", "MAE"):
+    disliked_key = f"disliked_neighbours@{ks[0]}"
+    headers = (
+        "recommender",
+        "all",
+        "cold items",
+        "cold users",
+        f"NDCG@{ks[0]}",
+        "AUC",
+        "MAE",
+        "disliked-nbr",
+    )
+    for column in headers:
         table.add_column(column, justify="left" if column == "recommender" else "right")
     key = f"hr@{ks[0]}"
 
@@ -223,6 +245,12 @@ def eval_command(
             fmt(slices["all"][f"ndcg@{ks[0]}"]),
             fmt(slices["all"]["auc"]),
             fmt(slices["all"]["mae"]),
+            fmt(slices["all"].get(disliked_key)),
         )
     Console().print(table)
+    for name, figures in result.protocol.get("sentiment", {}).items():
+        console.print(
+            f"sentiment read from text by {name}: AUC {fmt(figures['auc'])} against held-out ratings "
+            f"({figures['n_positive']:,} reviews of 4-5 stars, {figures['n_negative']:,} of 1-2)"
+        )
     console.print(f"wrote {paths['md']}, {paths['json']} and {paths['png']}")

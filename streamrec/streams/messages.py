@@ -7,6 +7,7 @@ client can read them.
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ import orjson
 from streamrec.model.base import FloatArray
 from streamrec.model.dedupe import review_identity
 from streamrec.model.learner import DeltaBatch
+from streamrec.model.opinions import Mention
 from streamrec.model.reviews import EncodedReview
 from streamrec.model.schemas import Review, Trigger
 
@@ -100,7 +102,10 @@ def parse_review_key(key: bytes) -> tuple[str, str]:
     return user, identity
 
 
-def encoded_review(review: Review, vector: FloatArray, version: str, trigger: Trigger) -> bytes:
+def encoded_review(
+    review: Review, vector: FloatArray, version: str, trigger: Trigger, mentions: Sequence[Mention] = ()
+) -> bytes:
+    """A review's vector and its aspect mentions (each with the span of the review it quotes)."""
     return orjson.dumps(
         {
             "user_id": review.user_id,
@@ -111,6 +116,7 @@ def encoded_review(review: Review, vector: FloatArray, version: str, trigger: Tr
             "v": encode_vector(vector),
             "version": version,
             "trigger": trigger.model_dump(),
+            "mentions": [{**m.to_dict(), "v": encode_vector(m.vector)} for m in mentions],
         }
     )
 
@@ -128,6 +134,10 @@ def parse_encoded_review(raw: bytes, key: bytes) -> EncodedReview:
         trigger=Trigger(**data["trigger"]),
         key=key,
         identity=parse_review_key(key)[1],
+        mentions=tuple(
+            Mention(m["aspect"], m["start"], m["end"], m["text"], decode_vector(m["v"]))
+            for m in data.get("mentions", ())
+        ),
     )
 
 

@@ -136,6 +136,12 @@ class Settings(BaseSettings):
     metrics_host: str = Field("127.0.0.1", description="bind address of the Prometheus endpoint")
     metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus endpoint port (0: any)")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
+    language: Literal["en", "zh"] = Field("en", description="language of reasons and readable profiles")
+    aspects_file: Path | None = Field(
+        None,
+        description="JSON list of the aspects reviews are read for ([{name, phrases, labels}]); "
+        "default: value, quality, service, ease of use, appearance",
+    )
     encoder: EncoderSettings = EncoderSettings()
     cf: CFSettings = CFSettings()
     recommender: RecommenderSettings = RecommenderSettings()
@@ -143,6 +149,12 @@ class Settings(BaseSettings):
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
+
+    def aspects(self) -> tuple[Any, ...]:
+        """The aspects reviews are read for: the file's, or the defaults."""
+        from streamrec.model.opinions import DEFAULT_ASPECTS, load_aspects
+
+        return load_aspects(self.aspects_file) if self.aspects_file is not None else DEFAULT_ASPECTS
 
     def state_dir(self, role: str) -> Path:
         """Where `role` keeps its local state (its checkpoint) under `data_dir`."""

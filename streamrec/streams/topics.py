@@ -25,6 +25,8 @@ TOPIC_CONFIGS: dict[str, dict[str, str]] = {
     "recommendations": {},
     "deadletter": {},
     "audit": {},
+    # readable user profiles, the latest per user
+    "profiles": {"cleanup.policy": "compact"},
     # between roles: encoder and CF publish vectors, the recommender indexes them
     "vectors": {"cleanup.policy": "compact"},
     # review vectors, keyed by author and review: the log item text vectors are folded
@@ -46,6 +48,7 @@ class Topics:
     recommendations: str
     deadletter: str
     audit: str
+    profiles: str
     vectors: str
     reviews_encoded: str
     cf_deltas: str

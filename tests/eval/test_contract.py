@@ -88,7 +88,7 @@ def test_scoring_unseen_ids_grows_no_state(name: str) -> None:
     assert pickle.dumps(rec) == before
 
 
-@pytest.mark.parametrize("name", [n for n in RECOMMENDERS if n != "hybrid"])
+@pytest.mark.parametrize("name", [n for n in RECOMMENDERS if not n.startswith("hybrid")])
 def test_the_top_k_are_the_best_scored_unseen_items(name: str) -> None:
     rec, state = _fed(name, _events())
     for user in USERS:
@@ -104,9 +104,10 @@ def test_the_top_k_are_the_best_scored_unseen_items(name: str) -> None:
         assert not rest or listed.min() >= scores[rest].max() or listed.min() == EXCLUDED
 
 
-def test_the_hybrid_lists_by_the_scores_it_reports_when_it_does_not_diversify() -> None:
+@pytest.mark.parametrize("name", [n for n in RECOMMENDERS if n.startswith("hybrid")])
+def test_the_hybrid_lists_by_the_scores_it_reports_when_it_does_not_diversify(name: str) -> None:
     events = _events()
-    rec, _ = _fed("hybrid", events)
+    rec, _ = _fed(name, events)
     assert isinstance(rec, HybridAdapter)
     rec.rec.ranker.mmr_lambda = 1.0
     for user in USERS:

@@ -22,6 +22,7 @@ from faust.types import EventT, StreamT
 
 from streamrec.model.encoder import TransformerEncoder
 from streamrec.model.errors import InvalidEvent
+from streamrec.model.opinions import AspectReader, clauses_of, segments
 from streamrec.model.schemas import Item, Review, Trigger
 from streamrec.streams.context import Context
 from streamrec.streams.messages import encoded_review, review_key, vector_key, vector_message
@@ -47,6 +48,8 @@ class EncoderRole:
         )
         self.encoder.warm_up()
         log.info("encoder %s on %s (%d dims)", self.encoder.version, self.encoder.device, self.encoder.dim)
+        # Reviews are read for the aspects they speak of: each clause is encoded with its review.
+        self.aspects = AspectReader(self.encoder, ctx.settings.aspects())
         # One thread: the model is not re-entrant, and torch parallelizes inside a batch.
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="encoder")
         self._partitions: dict[str, int] = {}
@@ -94,10 +97,15 @@ class EncoderRole:
                     reviews.append((ctx.parser.review(event.value), event))
                 except InvalidEvent:
                     continue  # the CF role dead-letters invalid reviews
-        texts = [item.text() for item, _ in items] + [review.text for review, _ in reviews]
+        spans = [segments(review.text) for review, _ in reviews]
+        clauses = clauses_of([review.text for review, _ in reviews], spans)
+        texts = [item.text() for item, _ in items] + [review.text for review, _ in reviews] + clauses
         if texts:
             encode_started = time.perf_counter()
             vectors = await asyncio.get_running_loop().run_in_executor(self._pool, self.encoder.encode, texts)
+            n_read = len(items) + len(reviews)
+            said = [review.text for review, _ in reviews]
+            mentions = self.aspects.mentions(said, spans, clauses, vectors[n_read:])
             ctx.metrics.encoder_batch_seconds.observe(time.perf_counter() - encode_started)
             ctx.metrics.encoder_batch_size.observe(len(texts))
             ctx.metrics.encoder_texts.labels("item").inc(len(items))
@@ -118,14 +126,15 @@ class EncoderRole:
                     ),
                     key=vector_key("item", "text", item.item_id),
                 )
-            for (review, event), vector in zip(reviews, vectors[len(items) :], strict=True):
+            read = vectors[len(items) : n_read]
+            for (review, event), vector, found in zip(reviews, read, mentions, strict=True):
                 msg = event.message
                 trigger = Trigger(
                     topic=msg.topic, partition=msg.partition, offset=msg.offset, ts=msg.timestamp
                 )
                 ctx.output.send(
                     ctx.topics.reviews_encoded,
-                    encoded_review(review, vector, version, trigger),
+                    encoded_review(review, vector, version, trigger, found),
                     key=review_key(review),
                     partition=msg.partition % self.partitions(ctx.topics.reviews_encoded),
                     # Keeps the review's own timestamp, so latency is measured from the original event.

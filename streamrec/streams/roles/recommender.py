@@ -24,15 +24,18 @@ from faust.types import EventT, StreamT
 
 from streamrec.model.errors import InvalidEvent
 from streamrec.model.evaluation import OnlineScorer
+from streamrec.model.portrait import portrait
 from streamrec.model.recommender import Recommender
 from streamrec.model.reviews import EncodedReview
 from streamrec.model.schemas import Audit, Click, ModelInfo, Recommendation, RecommendedItem, Trigger
+from streamrec.model.sentiment import SentimentHead
 from streamrec.model.serving import Serving
 from streamrec.streams.checkpoint import CheckpointStore
 from streamrec.streams.context import Context
 from streamrec.streams.messages import parse_encoded_review
 from streamrec.streams.profiles import TableProfiles
 from streamrec.streams.roles.index import IndexFeed
+from streamrec.streams.settings import Settings
 from streamrec.streams.sink import QdrantSink
 from streamrec.streams.telemetry import TimedSearch
 
@@ -63,11 +66,15 @@ class RecommenderRole:
             value_type=bytes,
         )
         self.profiles = TableProfiles(self.table, half_life_s=half_life)
+        self.labels = {a.name: a.label(settings.language) for a in settings.aspects()}
         rec = Recommender(
             text_dim,
             cf_dim,
             profiles=self.profiles,
             half_life_s=half_life,
+            sentiment=_sentiment_head(settings),
+            language=settings.language,
+            labels=self.labels,
             n_candidates=cfg.n_candidates,
             mmr_lambda=cfg.mmr_lambda,
         )
@@ -152,6 +159,7 @@ class RecommenderRole:
             # Vectors of a just-published item may be a few milliseconds behind in the feed.
             await self.index.feed.catch_up(timeout=0.5)
         triggers: dict[str, Trigger] = {}
+        described: set[str] = set()
         forgotten = False
         for event, typed in parsed:
             msg = event.message
@@ -163,6 +171,7 @@ class RecommenderRole:
             elif isinstance(typed, str):
                 serving.advance(source)
                 triggers.pop(typed, None)
+                described.discard(typed)
                 self._forget(typed, source)
                 forgotten = True
             elif isinstance(typed, Click):
@@ -175,9 +184,11 @@ class RecommenderRole:
                 # The answer is to the review as its author sent it, before the encoder.
                 triggers[typed.user_id] = typed.trigger
                 self.sink.mark("users", [typed.user_id])
+                described.add(typed.user_id)
             else:
                 ctx.metrics.duplicates.labels(msg.topic, ROLE).inc()
         self.profiles.flush()
+        self._describe(described)
         if triggers:
             await self._recommend(triggers)
         await ctx.output.flush()
@@ -195,6 +206,8 @@ class RecommenderRole:
         erased.append("qdrant user point")
         ctx.output.send(ctx.topics.recommendations, None, key=user.encode())
         erased.append("recommendations (tombstone)")
+        ctx.output.send(ctx.topics.profiles, None, key=user.encode())
+        erased.append("readable profile (tombstone)")
         for key, partition in erasure.reviews:
             ctx.output.send(ctx.topics.reviews_encoded, None, key=key, partition=partition)
         if erasure.reviews:
@@ -203,6 +216,16 @@ class RecommenderRole:
         ctx.output.send(ctx.topics.audit, orjson.dumps(audit.model_dump()), key=user.encode())
         ctx.metrics.forgotten.labels(ROLE).inc()
         log.info("forgot user %s: %s", user, ", ".join(erased))
+
+    def _describe(self, users: set[str]) -> None:
+        """Publish the readable profile of each user a review changed (topic `profiles`)."""
+        rec, wording = self.rec, self.rec.ranker.wording
+        for user in sorted(users):
+            profile = rec.profiles.get(user)
+            if profile is None:
+                continue
+            view = portrait(profile, lambda item: rec.index.payload(item).get("title"), self.labels, wording)
+            self.ctx.output.send(self.ctx.topics.profiles, orjson.dumps(view.model_dump()), key=user.encode())
 
     async def _recommend(self, triggers: dict[str, Trigger]) -> None:
         """Rank and send, a slice of users at a time: a large batch (a backlog) answers its
@@ -288,3 +311,14 @@ def _online(state: dict[str, Any]) -> OnlineScorer:
     online.rates = state["quality"]
     online.lists = state["last_lists"]
     return online
+
+
+def _sentiment_head(settings: Settings) -> SentimentHead:
+    """The sentiment head's zero-shot prior, from the deployment's own encoder (loaded once, here,
+    on the CPU, and let go: the head then learns from the ratings of the reviews it reads)."""
+    from streamrec.model.encoder import TransformerEncoder
+
+    encoder = TransformerEncoder(settings.encoder.model, device="cpu", max_length=64)
+    head = SentimentHead.from_anchors(encoder)
+    del encoder
+    return head
