@@ -132,6 +132,19 @@ class UserProfile:
                 self.dislike_weight = self.dislike_weight * decay + weight
             self.dislike_ts = max(self.dislike_ts, ts)
 
+    def retract(self, item_id: str, vector: FloatArray | None) -> None:
+        """Take back the pull of the user's earlier likes of `item_id` (a purchase they then panned)."""
+        if vector is None or self.text_sum is None:
+            return
+        vector = np.asarray(vector, dtype=np.float32)
+        for item, ts, action in self.history:
+            if item == item_id and action not in NEGATIVE_ACTIONS and action != "dislike":
+                weight = ACTION_WEIGHTS.get(action, 1.0) * 2.0 ** (
+                    -max(0.0, self.text_ts - ts) / self.half_life_s
+                )
+                self.text_sum = self.text_sum - vector * np.float32(weight)
+                self.text_weight = max(0.0, self.text_weight - weight)
+
     def dislike_vector(self) -> FloatArray | None:
         """Unit-length mean of what the user disliked, or None."""
         if self.dislike_sum is None or self.dislike_weight <= 0:

@@ -266,6 +266,7 @@ class Recommender:
             if negative:
                 # Pushed away from what the item is, and from what was said against it.
                 item = self.item_text(item_id)
+                profile.retract(item_id, item)
                 profile.dislike(item_id, ts, "dislike", item if item is not None else vector)
             else:
                 profile.observe(item_id, ts, "review", vector=vector, weight=rating_weight(rating))

@@ -74,6 +74,7 @@ def run_demo(settings: Settings, show_users: int = 3, limit: int | None = None, 
         topics = Topics.from_settings(settings)
         config = kafka_config(settings, bootstrap)
         collector = Collector(config, topics.recommendations)
+        portraits = Collector(config, topics.profiles)
         vectors = Collector(config, topics.vectors)
         replayer = Replayer(config)
         events = list(_events(records, topics))
@@ -115,12 +116,15 @@ def run_demo(settings: Settings, show_users: int = 3, limit: int | None = None, 
                     break
                 time.sleep(0.5)
         collector.close()
+        time.sleep(0.5)  # the last profiles follow the last recommendations
+        portraits.close()
         deadletters = sum(worker.metric("streamrec_deadletter_total").values()) if worker.is_ready() else 0.0
         elapsed = time.monotonic() - started
         answered = _answered(collector.messages)
         missing = [u for u, (t, p, off) in last.items() if answered.get((u, t, p), -1) < off]
 
-    _show(console, records, collector.messages, titles, catalog_only, show_users)
+    profiles = {m["user_id"]: m for _, m in portraits.messages}
+    _show(console, records, collector.messages, titles, catalog_only, show_users, profiles)
     latencies: dict[str, list[float]] = defaultdict(list)
     for arrived, msg in collector.messages:
         latencies[msg["trigger"]["topic"]].append(arrived - msg["trigger"]["ts"])
@@ -177,6 +181,7 @@ def _show(
     titles: dict[str, str],
     catalog_only: set[str],
     n: int,
+    profiles: dict[str, dict[str, Any]] | None = None,
 ) -> None:
     history: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in records:
@@ -213,3 +218,17 @@ def _show(
                 "; ".join(item["reasons"]) if item else "",
             )
         console.print(table)
+        view = (profiles or {}).get(user)
+        if view is not None:
+            read = f"{view['reviews']} review(s) read; {view['demanding']}"
+            lines = [f"[bold]profile[/bold]: {view['summary']} {read}."]
+            for aspect in view["cares_about"][:3]:
+                quotes = "; ".join(f"“{e['text']}”" for e in aspect["evidence"])
+                lines.append(
+                    f"  {aspect['label']}: {aspect['mentions']} mention(s), {aspect['praised']} praising, "
+                    f"{aspect['criticized']} critical: {quotes}"
+                )
+            if view["disliked"]:
+                disliked = ", ".join(titles.get(i["item_id"], i["item_id"])[:30] for i in view["disliked"])
+                lines.append(f"  disliked: {disliked}")
+            console.print("\n".join(lines))

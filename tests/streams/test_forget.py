@@ -47,8 +47,14 @@ def test_forget_erases_the_user_everywhere_within_seconds(
     config = kafka_config(session_settings)
     audit = Collector(config, topics.audit)
     encoded = Collector(config, topics.reviews_encoded)
-    tombstones = TombstoneCollector(config, [topics.recommendations, topics.vectors, topics.reviews_encoded])
+    tombstones = TombstoneCollector(
+        config, [topics.recommendations, topics.vectors, topics.reviews_encoded, topics.profiles]
+    )
+    readable = Collector(config, topics.profiles)
     wait_for(lambda: any(m["user_id"] == user for _, m in encoded.messages), 30, what="the encoded review")
+    # The review made a readable profile of the user, with their own words.
+    wait_for(lambda: any(m["user_id"] == user for _, m in readable.messages), 30, what="the readable profile")
+    readable.close()
     # The CF vector of the user must exist before it can be tombstoned.
     wait_for(
         lambda: any(m["kind"] == "user" and m["id"] == user for _, m in vectors.messages),
@@ -76,6 +82,8 @@ def test_forget_erases_the_user_everywhere_within_seconds(
         assert any("profile" in e for e in records["recommender"]["erased"])
         wait_for(lambda: (topics.recommendations, user.encode()) in tombstones.keys, 10, what="rec tombstone")
         assert (topics.vectors, f"user:cf:{user}".encode()) in tombstones.keys
+        wait_for(lambda: (topics.profiles, user.encode()) in tombstones.keys, 10, what="profile tombstone")
+        assert "readable profile (tombstone)" in records["recommender"]["erased"]
         review_keys = {k for t, k in tombstones.keys if t == topics.reviews_encoded}
         assert any(k.startswith(user.encode() + b"\x1f") for k in review_keys)
         changelog = [
