@@ -274,7 +274,7 @@ def _stream(
         r.name: _sentiment(r.verdicts) for r in recommenders if isinstance(r, HybridAdapter) and r.verdicts
     }
     if sentiment:
-        protocol["sentiment"] = sentiment
+        protocol["sentiment_auc"] = sentiment
     return PrequentialResult(
         dataset=dataset.summary(),
         protocol=protocol,

@@ -62,8 +62,8 @@ def report_json(result: PrequentialResult) -> dict[str, Any]:
 
 
 def _batch_name(result: PrequentialResult) -> str | None:
-    known = set(STREAMING) | {"hybrid"}
-    return next((name for name in result.recommenders if name not in known), None)
+    known = set(STREAMING) | {"hybrid", "pipeline"}
+    return next((n for n in result.recommenders if n not in known and not n.startswith("hybrid")), None)
 
 
 def comparisons(
@@ -101,6 +101,18 @@ def comparisons(
     if batch is not None and batch in recommenders:
         out["hybrid_over_batch"] = _ratio(mine, hr(batch))
         out["batch"] = batch
+    # What reading text adds, and what reading reviews as opinions adds, on the same events.
+    for variant in ("hybrid_no_text", "hybrid_no_opinions"):
+        if variant in recommenders:
+            for s in ("all", "cold_items", "cold_users"):
+                out[f"hybrid_over_{variant}_{s}"] = _ratio(hr("hybrid", s), hr(variant, s))
+    if "text" in recommenders:
+        out["hybrid_over_text_cold_items"] = _ratio(hr("hybrid", "cold_items"), hr("text", "cold_items"))
+    disliked = f"disliked_neighbours@{k}"
+    if "hybrid_no_opinions" in recommenders:
+        mine_d = recommenders["hybrid"].get("all", {}).get(disliked)
+        theirs_d = recommenders["hybrid_no_opinions"].get("all", {}).get(disliked)
+        out["disliked_neighbours_hybrid_over_no_opinions"] = _ratio(mine_d, theirs_d)
     return out
 
 

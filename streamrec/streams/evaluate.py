@@ -248,7 +248,7 @@ def eval_command(
             fmt(slices["all"].get(disliked_key)),
         )
     Console().print(table)
-    for name, figures in result.protocol.get("sentiment", {}).items():
+    for name, figures in result.protocol.get("sentiment_auc", {}).items():
         console.print(
             f"sentiment read from text by {name}: AUC {fmt(figures['auc'])} against held-out ratings "
             f"({figures['n_positive']:,} reviews of 4-5 stars, {figures['n_negative']:,} of 1-2)"
