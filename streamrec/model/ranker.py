@@ -307,7 +307,7 @@ class HybridRanker:
         away_valid = np.zeros(len(ids), dtype=bool)
         disliked = profile.dislike_vector() if profile is not None and self.w_dislike else None
         if disliked is not None:
-            away = -(text_vecs @ disliked).astype(np.float64)
+            away = (text_vecs @ disliked).astype(np.float64)
             away_valid = has_text
         match, best = self._aspect_match(profile, ids)
         contrib = np.stack(
@@ -317,7 +317,8 @@ class HybridRanker:
                 self.w_pop * _zscore(pop, everywhere),
                 self.w_item * _zscore(pairs.sum(axis=0) if len(pairs) else np.zeros(len(ids)), everywhere),
                 self.w_recent * _zscore(near, near_valid),
-                self.w_dislike * _zscore(away, away_valid),
+                # One-sided: items closer than most to what the user disliked sink; others keep their place.
+                -self.w_dislike * np.maximum(_zscore(away, away_valid), 0.0),
                 self.w_aspects * _zscore(match, everywhere),
             ]
         )
@@ -400,7 +401,7 @@ class HybridRanker:
         """At most `MAX_REASONS` reasons, strongest first, no two of one kind, each from evidence."""
         say = self.wording.say
         text_c, cf_c, pop_c, item_c, near_c, away_c, aspect_c = (float(c) for c in contrib)
-        text_c += near_c + max(away_c, 0.0)
+        text_c += near_c
         candidates: list[tuple[float, str, str]] = []
         grounded = self._grounded(item, aspect, profile) if aspect_c > 0 else None
         if grounded is not None:
