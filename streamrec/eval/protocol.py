@@ -9,6 +9,7 @@ events, negatives and slices, with the metric accumulators the live workers use.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from streamrec.eval.adapters import HybridAdapter
 from streamrec.eval.base import StreamRecommender
 from streamrec.eval.interactions import Dataset
 from streamrec.eval.stream import StreamState
+from streamrec.eval.uncertainty import bootstrap_intervals
 from streamrec.eval.vectors import CachedEncoder
 from streamrec.model.base import FloatArray, IntArray, TextEncoder
 from streamrec.model.evaluation import AUC, SLICES, IntraListDiversity, MetricSet, Observation, slices_of
@@ -54,6 +56,8 @@ class PrequentialConfig:
     seed: int = 42
     #: Text cosine above which a listed item counts as a neighbour of an item the user disliked.
     disliked_cosine: float = 0.9
+    #: Resamples (of users) behind each confidence interval.
+    bootstrap_rounds: int = 1000
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -191,7 +195,10 @@ def _stream(
     metrics = {name: {s: MetricSet(ks) for s in SLICES} for name in names}
     seconds = dict.fromkeys(names, 0.0)
     hits: dict[str, list[int]] = {name: [] for name in names}
+    gains: dict[str, list[float]] = {name: [] for name in names}
     scored_at: list[int] = []
+    scored_users: list[str] = []
+    scored_slices: list[list[str]] = []
     rng = np.random.default_rng(config.seed)
     n_repeats = 0
     total = len(events)
@@ -209,6 +216,8 @@ def _stream(
             slices = slices_of(state.user_counts.get(user, 0), item_count, config.cold_threshold)
             probe = _probe(state, user, target, config.n_negatives, rng)
             scored_at.append(n)
+            scored_users.append(user)
+            scored_slices.append(slices)
             for rec in recommenders:
                 t0 = time.perf_counter()
                 top, probe_scores = rec.rank(user, kmax, probe)
@@ -233,7 +242,9 @@ def _stream(
                 )
                 for s in slices:
                     metrics[rec.name][s].observe(obs)
-                hits[rec.name].append(1 if rank is not None and rank <= ks[0] else 0)
+                within = rank is not None and rank <= ks[0]
+                hits[rec.name].append(1 if within else 0)
+                gains[rec.name].append(1.0 / math.log2(rank + 1) if within and rank is not None else 0.0)
         # -- then train ----------------------------------------------------------------
         pos = state.add_item(item)
         vector = review_vectors.get(n)
@@ -269,6 +280,9 @@ def _stream(
             "texts_from_cache": cached.n_cached if cached is not None else 0,
             "wall_seconds": round(time.perf_counter() - started, 1),
         }
+    )
+    protocol["intervals"] = _intervals(
+        names, results, hits, gains, scored_users, scored_slices, ks[0], config
     )
     sentiment = {
         r.name: _sentiment(r.verdicts) for r in recommenders if isinstance(r, HybridAdapter) and r.verdicts
@@ -363,3 +377,34 @@ def _sentiment(verdicts: list[tuple[float, float]]) -> dict[str, Any]:
         auc.observe(score, neg)
     value = auc.value
     return {"auc": None if value is None else round(value, 4), "n_positive": len(pos), "n_negative": len(neg)}
+
+
+def _intervals(
+    names: list[str],
+    results: dict[str, dict[str, dict[str, Any]]],
+    hits: dict[str, list[int]],
+    gains: dict[str, list[float]],
+    users: list[str],
+    slices: list[list[str]],
+    k: int,
+    config: PrequentialConfig,
+) -> dict[str, Any]:
+    """Bootstrap intervals (over users) of HR@k and NDCG@k, and of the hybrid's ratio to each peer."""
+    if not users:
+        return {}
+    values = {
+        name: {f"hr@{k}": np.array(hits[name], dtype=np.float64), f"ndcg@{k}": np.array(gains[name])}
+        for name in names
+    }
+    masks = {s: np.array([s in scored for scored in slices]) for s in SLICES}
+    ratios = []
+    if "hybrid" in names:
+        others = [n for n in names if n != "hybrid"]
+        peers = [n for n in others if not n.startswith("hybrid")]
+        best = max(peers, key=lambda n: results[n]["all"][f"hr@{k}"], default=None)
+        ratios = [
+            ("hybrid", n) for n in ([best] if best else []) + [n for n in others if n.startswith("hybrid")]
+        ]
+    out = bootstrap_intervals(users, values, masks, ratios, rounds=config.bootstrap_rounds, seed=config.seed)
+    out["best_other"] = ratios[0][1] if ratios else None
+    return out

@@ -132,6 +132,14 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _with_interval(value: Any, interval: Sequence[float] | None) -> str:
+    if value is None:
+        return "–"
+    if not interval:
+        return _fmt(value)
+    return f"{_fmt(value)} [{_fmt(interval[0])}, {_fmt(interval[1])}]"
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
@@ -162,6 +170,46 @@ def render_markdown(data: Mapping[str, Any]) -> str:
         header = ["recommender"] + keys
         rows = [[name] + [slices[s].get(key) for key in keys] for name, slices in recs.items()]
         parts.append(_table(header, rows))
+    intervals = protocol.get("intervals") or {}
+    if intervals.get("recommenders"):
+        k = min(ks)
+        parts += ["", f"## Confidence intervals ({intervals['level']:.0%}, bootstrap over users)", ""]
+        parts.append(
+            f"{intervals['rounds']} resamples of the users, each with all its events; a figure's interval "
+            "is the central share of its value over the resamples: two rows whose intervals overlap may "
+            "not differ."
+        )
+        parts.append("")
+        header = ["recommender"] + [f"{m}@{k} {s}" for s in SLICES for m in ("hr", "ndcg")]
+        rows = []
+        for name, slices_ in intervals["recommenders"].items():
+            row: list[Any] = [name]
+            for s in SLICES:
+                for m in ("hr", "ndcg"):
+                    value = recs.get(name, {}).get(s, {}).get(f"{m}@{k}")
+                    ci = slices_.get(s, {}).get(f"{m}@{k}")
+                    row.append(_with_interval(value, ci))
+            rows.append(row)
+        parts.append(_table(header, rows))
+        if intervals.get("ratios"):
+            parts += [
+                "",
+                "Ratios of the hybrid's HR and NDCG to each peer's, recomputed on each resample:",
+                "",
+            ]
+            header = ["ratio"] + [f"{m}@{k} {s}" for s in SLICES for m in ("hr", "ndcg")]
+            rows = []
+            for key, slices_ in intervals["ratios"].items():
+                a, b = key.split("/")
+                row = [key]
+                for s in SLICES:
+                    for m in ("hr", "ndcg"):
+                        va = recs.get(a, {}).get(s, {}).get(f"{m}@{k}")
+                        vb = recs.get(b, {}).get(s, {}).get(f"{m}@{k}")
+                        value = va / vb if va is not None and vb else None
+                        row.append(_with_interval(value, slices_.get(s, {}).get(f"{m}@{k}")))
+                rows.append(row)
+            parts.append(_table(header, rows))
     comps = protocol.get("comparisons", {})
     if comps:
         parts += ["", "## HR@10 ratios", ""]
@@ -175,7 +223,7 @@ def render_markdown(data: Mapping[str, Any]) -> str:
         if info.get("params"):
             parts.append(f"- `{name}`: " + ", ".join(f"{k}={v}" for k, v in info["params"].items()))
     parts += ["", "## Protocol", ""]
-    skip = {"recommenders", "comparisons", "slices", "events_per_slice"}
+    skip = {"recommenders", "comparisons", "slices", "events_per_slice", "intervals"}
     parts.append(_table(["field", "value"], [[k, v] for k, v in protocol.items() if k not in skip]))
     parts += ["", "![HR@10 along the stream](hr_over_time.png)", ""]
     return "\n".join(parts)

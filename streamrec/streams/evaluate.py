@@ -217,7 +217,10 @@ def eval_command(
     result.protocol["wall_seconds_with_loading"] = round(time.perf_counter() - started, 1)
     paths = write_report(result, out)
 
-    table = Table(title=f"{data.name}: HR@{ks[0]} by slice, all-events NDCG@{ks[0]} / AUC / MAE")
+    table = Table(
+        title=f"{data.name}: HR@{ks[0]} by slice (all: with its 95% interval over users), "
+        f"all-events NDCG@{ks[0]} / AUC / MAE / disliked-neighbour rate"
+    )
     disliked_key = f"disliked_neighbours@{ks[0]}"
     headers = (
         "recommender",
@@ -236,10 +239,16 @@ def eval_command(
     def fmt(value: Any) -> str:
         return "–" if value is None else f"{value:.4f}"
 
+    intervals = result.protocol.get("intervals", {}).get("recommenders", {})
+
+    def with_ci(name: str, s: str) -> str:
+        value, ci = result.recommenders[name][s][key], intervals.get(name, {}).get(s, {}).get(key)
+        return fmt(value) if not ci else f"{fmt(value)} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
     for name, slices in result.recommenders.items():
         table.add_row(
             name,
-            fmt(slices["all"][key]),
+            with_ci(name, "all"),
             fmt(slices["cold_items"][key]),
             fmt(slices["cold_users"][key]),
             fmt(slices["all"][f"ndcg@{ks[0]}"]),
