@@ -13,8 +13,8 @@ from streamrec.model.catalog import ItemTexts
 from streamrec.model.cf import OnlineCF
 from streamrec.model.dedupe import Deduplicator
 from streamrec.model.errors import DatasetError, EncoderError, InvalidEvent, StreamrecError
-from streamrec.model.evaluation import ReplayScorer, RollingHitRate
 from streamrec.model.index import MemoryIndex
+from streamrec.model.online import ReplayScorer, RollingHitRate
 from streamrec.model.popularity import CoOccurrence, Popularity
 from streamrec.model.profile import UserProfile
 from streamrec.model.ranker import HybridRanker, Request, Scored

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from streamrec.model.dedupe import Deduplicator, click_id, review_id
-from streamrec.model.evaluation import OnlineScorer
+from streamrec.model.online import OnlineScorer
 from streamrec.model.ranker import Scored
 from streamrec.model.recommender import Recommender
 from streamrec.model.reviews import EncodedReview, ReviewLedger

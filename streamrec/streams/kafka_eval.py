@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from streamrec.eval.interactions import Dataset, Interaction
-from streamrec.model.evaluation import ReplayScorer
+from streamrec.model.online import ReplayScorer
 from streamrec.streams.clients import kafka_config
 from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.settings import Settings

@@ -13,10 +13,9 @@ from streamrec.model.evaluation import (
     Observation,
     RankingMetrics,
     RatingMetrics,
-    ReplayScorer,
-    RollingHitRate,
     rank_of,
 )
+from streamrec.model.online import ReplayScorer, RollingHitRate
 
 
 def test_single_target_metrics_by_hand():

@@ -23,7 +23,7 @@ from faust.streams import Stream
 from faust.types import EventT, StreamT
 
 from streamrec.model.errors import InvalidEvent
-from streamrec.model.evaluation import OnlineScorer
+from streamrec.model.online import OnlineScorer
 from streamrec.model.portrait import portrait
 from streamrec.model.recommender import Recommender
 from streamrec.model.reviews import EncodedReview
