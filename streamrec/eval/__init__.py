@@ -14,6 +14,7 @@ from streamrec.eval.registry import RECOMMENDERS, default_recommenders
 from streamrec.eval.report import write_report
 from streamrec.eval.rows import parse_columns
 from streamrec.eval.stream import StreamState
+from streamrec.eval.uncertainty import bootstrap_intervals, seed_spread
 from streamrec.eval.vectors import CachedEncoder
 
 __all__ = [
@@ -26,10 +27,12 @@ __all__ = [
     "PrequentialResult",
     "StreamRecommender",
     "StreamState",
+    "bootstrap_intervals",
     "default_recommenders",
     "detect_format",
     "load_dataset",
     "parse_columns",
     "run_prequential",
+    "seed_spread",
     "write_report",
 ]

@@ -210,6 +210,24 @@ def render_markdown(data: Mapping[str, Any]) -> str:
                         row.append(_with_interval(value, slices_.get(s, {}).get(f"{m}@{k}")))
                 rows.append(row)
             parts.append(_table(header, rows))
+    spread = protocol.get("seeds")
+    if spread:
+        k = min(ks)
+        parts += ["", f"## Over seeds {spread['seeds']}", ""]
+        parts.append(
+            "The run again with each seed (tie order, sampled negatives, models): mean [least, greatest]."
+        )
+        parts.append("")
+        header = ["recommender"] + [f"{m}@{k} {s}" for s in SLICES for m in ("hr", "ndcg")]
+        rows = []
+        for name, slices_ in spread["recommenders"].items():
+            row = [name]
+            for s in SLICES:
+                for m in ("hr", "ndcg"):
+                    f = slices_.get(s, {}).get(f"{m}@{k}")
+                    row.append(_with_interval(f["mean"], [f["min"], f["max"]]) if f else None)
+            rows.append(row)
+        parts.append(_table(header, rows))
     comps = protocol.get("comparisons", {})
     if comps:
         parts += ["", "## HR@10 ratios", ""]
@@ -223,7 +241,7 @@ def render_markdown(data: Mapping[str, Any]) -> str:
         if info.get("params"):
             parts.append(f"- `{name}`: " + ", ".join(f"{k}={v}" for k, v in info["params"].items()))
     parts += ["", "## Protocol", ""]
-    skip = {"recommenders", "comparisons", "slices", "events_per_slice", "intervals"}
+    skip = {"recommenders", "comparisons", "slices", "events_per_slice", "intervals", "seeds"}
     parts.append(_table(["field", "value"], [[k, v] for k, v in protocol.items() if k not in skip]))
     parts += ["", "![HR@10 along the stream](hr_over_time.png)", ""]
     return "\n".join(parts)

@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from streamrec.model.base import DoubleArray
 
-__all__ = ["bootstrap_intervals"]
+__all__ = ["bootstrap_intervals", "seed_spread"]
 
 
 def bootstrap_intervals(
@@ -105,4 +105,27 @@ def bootstrap_intervals(
                         round(float(np.quantile(ratio, alpha)), 4),
                         round(float(np.quantile(ratio, 1 - alpha)), 4),
                     ]
+    return out
+
+
+def seed_spread(seeds: Sequence[int], runs: Sequence[Any], k: int = 10) -> dict[str, Any]:
+    """Mean, least and greatest HR@k and NDCG@k of each recommender and slice over runs that differ
+    only in their seed (tie order, sampled negatives, the models' own randomness)."""
+    out: dict[str, Any] = {"seeds": list(seeds), "recommenders": {}}
+    first = runs[0].recommenders
+    for name, slices in first.items():
+        per_slice: dict[str, Any] = {}
+        for slice_name in slices:
+            per_metric = {}
+            for metric in (f"hr@{k}", f"ndcg@{k}"):
+                values = [float(run.recommenders[name][slice_name][metric]) for run in runs]
+                per_metric[metric] = {
+                    "values": [round(v, 6) for v in values],
+                    "mean": round(float(np.mean(values)), 6),
+                    "min": round(min(values), 6),
+                    "max": round(max(values), 6),
+                    "std": round(float(np.std(values)), 6),
+                }
+            per_slice[slice_name] = per_metric
+        out["recommenders"][name] = per_slice
     return out

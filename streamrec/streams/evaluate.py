@@ -66,6 +66,12 @@ def eval_command(
         2000, "--retrain-every", min=1, help="Events between retrains of the batch peer."
     ),
     seed: int = typer.Option(42, "--seed", help="Seeds models, tie order and negative sampling."),
+    seeds: str = typer.Option(
+        "",
+        "--seeds",
+        help="Repeat the run with each of these seeds (e.g. 0,1,2: tie order, sampled negatives, models) "
+        "and report the spread of every figure; the tables are the first seed's.",
+    ),
     through_kafka: bool = typer.Option(
         False,
         "--through-kafka",
@@ -100,6 +106,7 @@ def eval_command(
         load_dataset,
         parse_columns,
         run_prequential,
+        seed_spread,
         write_report,
     )
     from streamrec.model.errors import DatasetError, EncoderError
@@ -113,6 +120,14 @@ def eval_command(
     if not ks or ks[0] < 1:
         raise typer.BadParameter(f"must name at least one positive cut-off, got {k!r}", param_hint="--k")
     names = [n.strip() for n in recommenders.split(",") if n.strip()]
+    try:
+        repeats = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise typer.BadParameter(
+            f"must be comma-separated integers, got {seeds!r}", param_hint="--seeds"
+        ) from None
+    if repeats:
+        seed = repeats[0]
     try:
         mapping = parse_columns(columns)
         started = time.perf_counter()
@@ -152,21 +167,25 @@ def eval_command(
     if summary["rating_min"] is not None and summary["rating_min"] < summary["rating_max"]:
         # Predictions are clipped to the dataset's own scale (1-5 stars, 0.5-5 half stars, ...).
         cf_params["rating_range"] = (float(summary["rating_min"]), float(summary["rating_max"]))
-    try:
-        sentiment = None
-        if encoder is not None:
-            from streamrec.model.sentiment import SentimentHead
+    sentiment = None
+    if encoder is not None:
+        from streamrec.model.sentiment import SentimentHead
 
-            anchored = SentimentHead.from_anchors(encoder)
-            sentiment = lambda: copy.deepcopy(anchored)  # noqa: E731 - one fresh head per hybrid
-        recs = default_recommenders(
+        anchored = SentimentHead.from_anchors(encoder)
+        sentiment = lambda: copy.deepcopy(anchored)  # noqa: E731 - one fresh head per hybrid
+
+    def build(at: int) -> list[Any]:
+        return default_recommenders(
             names,
             text_dim=encoder.dim if encoder is not None else 1,
             sentiment=sentiment,
-            seed=seed,
+            seed=at,
             cf_params=cf_params,
             batch_params={"retrain_every": retrain_every},
         )
+
+    try:
+        recs = build(seed)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--recommenders") from None
 
@@ -193,6 +212,17 @@ def eval_command(
 
         aspects = DEFAULT_ASPECTS if encoder is not None and any(e.text for e in data.interactions) else None
         result = run_prequential(data, recs, encoder, config, progress=report, aspects=aspects)
+        if len(repeats) > 1:
+            runs = [result]
+            for again in repeats[1:]:
+                reread = load_dataset(
+                    dataset, format=format, columns=mapping, limit=limit, skip_bad=skip_bad, tie_seed=again
+                )
+                again_config = PrequentialConfig(
+                    ks=ks, n_negatives=negatives, cold_threshold=cold_threshold, seed=again
+                )
+                runs.append(run_prequential(reread, build(again), encoder, again_config, aspects=aspects))
+            result.protocol["seeds"] = seed_spread(repeats, runs, ks[0])
         if through_kafka:
             from streamrec.streams.kafka_eval import evaluate_through_kafka
             from streamrec.streams.settings import Settings
@@ -257,6 +287,14 @@ def eval_command(
             fmt(slices["all"].get(disliked_key)),
         )
     Console().print(table)
+    spread = result.protocol.get("seeds")
+    if spread:
+        for name, figures in spread["recommenders"].items():
+            hr = figures["all"][key]
+            console.print(
+                f"{name} over seeds {spread['seeds']}: {key} mean {hr['mean']:.4f}, "
+                f"min {hr['min']:.4f}, max {hr['max']:.4f}"
+            )
     for name, figures in result.protocol.get("sentiment_auc", {}).items():
         console.print(
             f"sentiment read from text by {name}: AUC {fmt(figures['auc'])} against held-out ratings "

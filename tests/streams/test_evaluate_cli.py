@@ -54,6 +54,30 @@ def test_eval_on_amazon_sample_writes_the_three_files(tmp_path):
     assert (out / "hr_over_time.png").stat().st_size > 0
     assert "hybrid" in result.output
     assert list((tmp_path / "cache").glob("vectors-*.npz"))
+    # Every figure compared has its interval, which holds it.
+    intervals = report["protocol"]["intervals"]["recommenders"]
+    for name, slices in report["recommenders"].items():
+        lo, hi = intervals[name]["all"]["hr@10"]
+        assert lo <= slices["all"]["hr@10"] <= hi, name
+    assert "Confidence intervals" in (out / "report.md").read_text()
+
+
+def test_eval_over_several_seeds_reports_the_spread_of_each_figure(tmp_path):
+    args = ["eval", "--dataset", str(DATA / "amazon-2014.csv"), "--recommenders", "popular,hybrid",
+            "--cache-dir", str(tmp_path / "cache"), "--max-length", "32"]  # fmt: skip
+    result = CliRunner().invoke(_app(), [*args, "--seeds", "3,4", "--out", str(tmp_path / "two")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "two" / "report.json").read_text())
+    spread = report["protocol"]["seeds"]
+    assert spread["seeds"] == [3, 4] and report["protocol"]["seed"] == 3
+    hr = spread["recommenders"]["hybrid"]["all"]["hr@10"]
+    assert hr["min"] <= hr["mean"] <= hr["max"] and len(hr["values"]) == 2
+    # The first value is the run whose tables the report shows; the second, a run with seed 4 alone.
+    assert hr["values"][0] == report["recommenders"]["hybrid"]["all"]["hr@10"]
+    single = CliRunner().invoke(_app(), [*args, "--seed", "4", "--out", str(tmp_path / "one")])
+    assert single.exit_code == 0, single.output
+    alone = json.loads((tmp_path / "one" / "report.json").read_text())
+    assert hr["values"][1] == alone["recommenders"]["hybrid"]["all"]["hr@10"]
 
 
 def test_eval_with_column_mapping_limit_and_subset(tmp_path):
