@@ -61,6 +61,9 @@ class StreamRecommender(ABC):
         top = top[scores[top] > EXCLUDED]
         return top.astype(np.int64), probe_scores
 
+    def finish(self) -> None:  # noqa: B027 - a hook: most recommenders have nothing to finish
+        """Called once the learning is over, before the held-out events of leave-one-out are ranked."""
+
     def predict_rating(self, user: str, item: str) -> float | None:
         return None
 

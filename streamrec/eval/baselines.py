@@ -167,6 +167,11 @@ class ImplicitALS(StreamRecommender):
             step = self.retrain_every if self._n_events >= self.retrain_every else self._n_events
             self._next_train = self._n_events + step
 
+    def finish(self) -> None:
+        """Retrain on everything learned: a held-out event is ranked by a model of all the rest."""
+        if self._n_events:
+            self._train(self._state().n_items)
+
     def _train(self, n_items: int) -> None:
         from implicit.cpu.als import AlternatingLeastSquares
         from scipy.sparse import csr_matrix

@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 
 from streamrec.eval.adapters import HybridAdapter
 from streamrec.eval.base import StreamRecommender
-from streamrec.eval.interactions import Dataset
+from streamrec.eval.interactions import Dataset, Interaction
 from streamrec.eval.stream import StreamState
 from streamrec.eval.uncertainty import bootstrap_intervals
 from streamrec.eval.vectors import CachedEncoder
@@ -58,11 +58,17 @@ class PrequentialConfig:
     disliked_cosine: float = 0.9
     #: Resamples (of users) behind each confidence interval.
     bootstrap_rounds: int = 1000
+    #: "prequential" (test, then train, on every event) or "leave-one-out" (each user's last
+    #: interaction held out and ranked against the whole catalog once the rest is learned).
+    protocol: str = "prequential"
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "order": "time (ties shuffled with a fixed seed)",
-            "scheme": "prequential: recommend for the user, score against the true item, then learn it",
+            "scheme": "prequential: recommend for the user, score against the true item, then learn it"
+            if self.protocol == "prequential"
+            else "leave-one-out: each user's last interaction held out; the rest learned in time order; "
+            "then each held-out item ranked over the whole catalog, the user's history excluded",
             "exclude_seen": True,
             "repeat_events": "not scored (the true item is excluded as already seen), but learned",
             "ks": list(self.ks),
@@ -204,47 +210,61 @@ def _stream(
     total = len(events)
     tick = max(1, total // 200)
 
+    def score(n: int, event: Interaction) -> None:
+        """Rank for the event's user with every recommender, and score the list against its item."""
+        user, item = event.user, event.item
+        target = state.pos.get(item)
+        item_count = 0 if target is None else int(state.item_counts[target])
+        slices = slices_of(state.user_counts.get(user, 0), item_count, config.cold_threshold)
+        probe = _probe(state, user, target, config.n_negatives, rng)
+        scored_at.append(n)
+        scored_users.append(user)
+        scored_slices.append(slices)
+        for rec in recommenders:
+            t0 = time.perf_counter()
+            top, probe_scores = rec.rank(user, kmax, probe)
+            predicted = rec.predict_rating(user, item) if event.rating is not None else None
+            seconds[rec.name] += time.perf_counter() - t0
+            rank = None
+            if target is not None:
+                where = np.flatnonzero(top == target)
+                rank = int(where[0]) + 1 if len(where) else None
+            auc = None
+            if probe_scores is not None and len(probe_scores) > 1:
+                auc = AUC.of(probe_scores[0], probe_scores[1:])
+            obs = Observation(
+                recommended=top.tolist(),
+                rank=rank,
+                auc=auc,
+                diversity=_diversity(state, top, ks),
+                disliked=_disliked_neighbours(state, user, top[: ks[0]], config.disliked_cosine),
+                rating=(predicted, event.rating)
+                if predicted is not None and event.rating is not None
+                else None,
+            )
+            for s in slices:
+                metrics[rec.name][s].observe(obs)
+            within = rank is not None and rank <= ks[0]
+            hits[rec.name].append(1 if within else 0)
+            gains[rec.name].append(1.0 / math.log2(rank + 1) if within and rank is not None else 0.0)
+
+    # Leave-one-out: each user's last interaction (of users with two or more) is held out, the
+    # rest learned in time order, then every held-out interaction scored against the final state.
+    held = _last_of_each_user(events) if config.protocol == "leave-one-out" else set()
     for n, event in enumerate(events):
         state.n_events = n
         state.ts = event.ts
         user, item = event.user, event.item
         target = state.pos.get(item)
-        if state.has_seen(user, target):
+        if held:
+            if n in held:
+                if progress is not None and (n % tick == 0 or n == total - 1):
+                    progress("stream", n + 1, total)
+                continue
+        elif state.has_seen(user, target):
             n_repeats += 1
         else:
-            item_count = 0 if target is None else int(state.item_counts[target])
-            slices = slices_of(state.user_counts.get(user, 0), item_count, config.cold_threshold)
-            probe = _probe(state, user, target, config.n_negatives, rng)
-            scored_at.append(n)
-            scored_users.append(user)
-            scored_slices.append(slices)
-            for rec in recommenders:
-                t0 = time.perf_counter()
-                top, probe_scores = rec.rank(user, kmax, probe)
-                predicted = rec.predict_rating(user, item) if event.rating is not None else None
-                seconds[rec.name] += time.perf_counter() - t0
-                rank = None
-                if target is not None:
-                    where = np.flatnonzero(top == target)
-                    rank = int(where[0]) + 1 if len(where) else None
-                auc = None
-                if probe_scores is not None and len(probe_scores) > 1:
-                    auc = AUC.of(probe_scores[0], probe_scores[1:])
-                obs = Observation(
-                    recommended=top.tolist(),
-                    rank=rank,
-                    auc=auc,
-                    diversity=_diversity(state, top, ks),
-                    disliked=_disliked_neighbours(state, user, top[: ks[0]], config.disliked_cosine),
-                    rating=(predicted, event.rating)
-                    if predicted is not None and event.rating is not None
-                    else None,
-                )
-                for s in slices:
-                    metrics[rec.name][s].observe(obs)
-                within = rank is not None and rank <= ks[0]
-                hits[rec.name].append(1 if within else 0)
-                gains[rec.name].append(1.0 / math.log2(rank + 1) if within and rank is not None else 0.0)
+            score(n, event)
         # -- then train ----------------------------------------------------------------
         pos = state.add_item(item)
         vector = review_vectors.get(n)
@@ -263,6 +283,11 @@ def _stream(
         if progress is not None and (n % tick == 0 or n == total - 1):
             progress("stream", n + 1, total)
 
+    for rec in recommenders:
+        rec.finish()
+    for n in sorted(held):
+        state.n_events, state.ts = n, events[n].ts
+        score(n, events[n])
     if cached is not None:
         cached.save()
     n_items = state.n_items
@@ -408,3 +433,13 @@ def _intervals(
     out = bootstrap_intervals(users, values, masks, ratios, rounds=config.bootstrap_rounds, seed=config.seed)
     out["best_other"] = ratios[0][1] if ratios else None
     return out
+
+
+def _last_of_each_user(events: Sequence[Interaction]) -> set[int]:
+    """Position of each user's last interaction in the stream, for users with two or more."""
+    last: dict[str, int] = {}
+    count: dict[str, int] = {}
+    for n, event in enumerate(events):
+        last[event.user] = n
+        count[event.user] = count.get(event.user, 0) + 1
+    return {n for user, n in last.items() if count[user] >= 2}

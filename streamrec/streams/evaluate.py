@@ -66,6 +66,12 @@ def eval_command(
         2000, "--retrain-every", min=1, help="Events between retrains of the batch peer."
     ),
     seed: int = typer.Option(42, "--seed", help="Seeds models, tie order and negative sampling."),
+    protocol: str = typer.Option(
+        "prequential",
+        "--protocol",
+        help="prequential (every event predicted, then learned) or leave-one-out (each user's last "
+        "interaction held out and ranked once the rest is learned, as published tables do).",
+    ),
     seeds: str = typer.Option(
         "",
         "--seeds",
@@ -120,6 +126,10 @@ def eval_command(
     if not ks or ks[0] < 1:
         raise typer.BadParameter(f"must name at least one positive cut-off, got {k!r}", param_hint="--k")
     names = [n.strip() for n in recommenders.split(",") if n.strip()]
+    if protocol not in ("prequential", "leave-one-out"):
+        raise typer.BadParameter(
+            f"must be prequential or leave-one-out, got {protocol!r}", param_hint="--protocol"
+        )
     try:
         repeats = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
@@ -189,7 +199,9 @@ def eval_command(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--recommenders") from None
 
-    config = PrequentialConfig(ks=ks, n_negatives=negatives, cold_threshold=cold_threshold, seed=seed)
+    config = PrequentialConfig(
+        ks=ks, n_negatives=negatives, cold_threshold=cold_threshold, seed=seed, protocol=protocol
+    )
     columns_shown = (
         TextColumn("{task.description}"),
         BarColumn(),

@@ -160,3 +160,21 @@ def test_ml100k_slice_with_the_real_encoder_writes_a_sane_report(tmp_path):
     assert "hr@10" in paths["md"].read_text()
     assert paths["png"].stat().st_size > 10_000
     assert not math.isnan(report["recommenders"]["hybrid"]["cold_users"]["hr@10"])
+
+
+def test_leave_one_out_holds_out_each_users_last_interaction_and_learns_the_rest():
+    data = _toy_dataset()
+    recs = default_recommenders(
+        ["popular", "cf", "als"], text_dim=HashEncoder.dim, batch_params={"retrain_every": 10}
+    )
+    result = run_prequential(
+        data, recs, HashEncoder(), PrequentialConfig(ks=(2, 5), protocol="leave-one-out")
+    )
+    users = {e.user for e in data.interactions}
+    # One scored event per user (every toy user has several), none of the stream's others.
+    assert result.protocol["n_scored"] == len(users)
+    assert result.recommenders["popular"]["all"]["n"] == len(users)
+    last = {e.user: n for n, e in enumerate(data.interactions)}
+    assert sorted(result.event_index.tolist()) == sorted(last.values())
+    assert "leave-one-out" in result.protocol["scheme"]
+    assert recs[2].n_trains >= 1  # the batch peer was retrained on everything learned
