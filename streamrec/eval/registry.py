@@ -8,6 +8,7 @@ from typing import Any
 from streamrec.eval.adapters import CFAdapter, HybridAdapter, SharedCF, TextAdapter
 from streamrec.eval.base import StreamRecommender
 from streamrec.eval.baselines import ImplicitALS, Popular, RecentPopular
+from streamrec.eval.sasrec import SASRec
 from streamrec.model.cf import OnlineCF
 from streamrec.model.sentiment import SentimentHead
 
@@ -23,6 +24,7 @@ RECOMMENDERS = (
     "hybrid_no_text",
     "hybrid_no_opinions",
     "als",
+    "sasrec",
 )
 
 #: The hybrid with every signal read from text weighted 0.
@@ -37,6 +39,7 @@ def default_recommenders(
     recommender_params: Mapping[str, Any] | None = None,
     batch_params: Mapping[str, Any] | None = None,
     sentiment: Callable[[], SentimentHead] | None = None,
+    sequence_params: Mapping[str, Any] | None = None,
 ) -> list[StreamRecommender]:
     """The recommenders a report compares, in report order; `names` picks a subset.
 
@@ -82,6 +85,7 @@ def default_recommenders(
             opinions=False,
         ),
         "als": lambda: ImplicitALS(seed=seed, **dict(batch_params or {})),
+        "sasrec": lambda: SASRec(seed=seed, **dict(sequence_params or {})),
     }
     chosen = list(names) if names else list(factories)
     unknown = [n for n in chosen if n not in factories]
