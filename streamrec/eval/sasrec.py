@@ -58,12 +58,15 @@ class SASRec(StreamRecommender):
         batch_size: int = 128,
         retrain_every: int = 5000,
         seed: int = 42,
+        device: str = "auto",
     ) -> None:
         super().__init__()
         self.dim, self.blocks, self.heads, self.max_len, self.dropout = dim, blocks, heads, max_len, dropout
         self.epochs, self.lr, self.batch_size = epochs, lr, batch_size
         self.retrain_every = retrain_every
         self.seed = seed
+        #: Where it trains and scores: CUDA when there is one (`auto`), else the CPU.
+        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         self.description = (
             f"SASRec (self-attentive sequential, {blocks} blocks, {dim} dims, sequences of {max_len}), "
             f"batch: retrained every {retrain_every} events on every sequence so far, {epochs} epochs each"
@@ -94,7 +97,9 @@ class SASRec(StreamRecommender):
 
     def _build(self, n_items: int) -> None:
         torch.manual_seed(self.seed)
-        self._net = _Net(n_items + 1, self.dim, self.blocks, self.heads, self.max_len, self.dropout)
+        self._net = _Net(n_items + 1, self.dim, self.blocks, self.heads, self.max_len, self.dropout).to(
+            self.device
+        )
         self._optimizer = torch.optim.Adam(self._net.parameters(), lr=self.lr, betas=(0.9, 0.98))
 
     def _train(self) -> None:
@@ -103,6 +108,7 @@ class SASRec(StreamRecommender):
             self._build(n_items)
         else:
             self._net.grow(n_items + 1)
+            self._net.to(self.device)
             self._optimizer = torch.optim.Adam(self._net.parameters(), lr=self.lr, betas=(0.9, 0.98))
         rows = [seq[-(self.max_len + 1) :] for seq in self._sequences.values() if len(seq) >= 2]
         if not rows:
@@ -120,9 +126,10 @@ class SASRec(StreamRecommender):
             order = self._rng.permutation(len(rows))
             for lo in range(0, len(order), self.batch_size):
                 batch = order[lo : lo + self.batch_size]
-                x = torch.from_numpy(inputs[batch])
-                y = torch.from_numpy(targets[batch])
-                negatives = torch.from_numpy(self._rng.integers(1, n_items + 1, size=y.shape))
+                x = torch.from_numpy(inputs[batch]).to(self.device)
+                y = torch.from_numpy(targets[batch]).to(self.device)
+                drawn = self._rng.integers(1, n_items + 1, size=tuple(y.shape))
+                negatives = torch.from_numpy(drawn).to(self.device)
                 hidden = net(x)
                 pos_logit = (hidden * net.items(y)).sum(-1)
                 neg_logit = (hidden * net.items(negatives)).sum(-1)
@@ -136,7 +143,7 @@ class SASRec(StreamRecommender):
                 self._optimizer.step()
         net.eval()
         with torch.no_grad():
-            self._item_table = net.items.weight[1 : n_items + 1].numpy().copy()
+            self._item_table = net.items.weight[1 : n_items + 1].cpu().numpy().copy()
         self._trained_items = n_items
         counts = np.zeros(n_items)
         for seq in self._sequences.values():
@@ -158,7 +165,7 @@ class SASRec(StreamRecommender):
         x = np.zeros((1, self.max_len), dtype=np.int64)
         x[0, -len(seq) :] = np.array(seq) + 1
         with torch.no_grad():
-            hidden = self._net(torch.from_numpy(x))[0, -1].numpy()
+            hidden = self._net(torch.from_numpy(x).to(self.device))[0, -1].cpu().numpy()
         out[:trained] = table @ hidden
         return out
 
@@ -166,7 +173,7 @@ class SASRec(StreamRecommender):
         return {
             "dim": self.dim, "blocks": self.blocks, "heads": self.heads, "max_len": self.max_len,
             "dropout": self.dropout, "epochs": self.epochs, "lr": self.lr, "batch_size": self.batch_size,
-            "retrain_every": self.retrain_every, "n_trains": self.n_trains,
+            "retrain_every": self.retrain_every, "n_trains": self.n_trains, "device": self.device,
         }  # fmt: skip
 
 
@@ -204,7 +211,7 @@ class _Net(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         length = x.shape[1]
-        h = self.items(x) * math.sqrt(self.dim) + self.positions(torch.arange(length))
+        h = self.items(x) * math.sqrt(self.dim) + self.positions(torch.arange(length, device=x.device))
         h = self.drop(h) * (x > 0).unsqueeze(-1)
         causal: torch.Tensor = self.causal  # type: ignore[assignment]
         h = self.encoder(h, mask=causal[:length, :length])
