@@ -13,7 +13,7 @@ import typer
 __all__ = ["eval_command"]
 
 _FORMATS = "auto|movielens|recbole|amazon-csv|amazon-jsonl|goodreads|csv|jsonl"
-_RECOMMENDERS = "popular,recent_popular,cf,text,hybrid,hybrid_no_text,hybrid_no_opinions,als"
+_RECOMMENDERS = "popular,recent_popular,cf,text,hybrid,hybrid_no_text,hybrid_no_opinions,als,sasrec"
 
 
 def _default_cache() -> Path:
@@ -96,9 +96,10 @@ def eval_command(
     """Prequential (test-then-train) evaluation: every event is first predicted, then learned.
 
     Compares popular, recent_popular, cf (online matrix factorization alone), text (the
-    encoder alone), hybrid (streamrec's recommender, the code the workers run) and als
-    (implicit's ALS, a batch peer retrained periodically) on the same stream, and writes
-    OUT/report.md, OUT/report.json and OUT/hr_over_time.png.
+    encoder alone), hybrid (streamrec's recommender, the code the workers run), its variants
+    hybrid_no_text and hybrid_no_opinions, and two batch peers retrained periodically, als
+    (implicit's ALS) and sasrec (self-attentive sequential), on the same stream, with 95%
+    intervals over users; writes OUT/report.md, OUT/report.json and OUT/hr_over_time.png.
     """
     from rich.console import Console
     from rich.markup import escape
