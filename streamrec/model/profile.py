@@ -97,6 +97,12 @@ class UserProfile:
         weight: float = 1.0,
     ) -> None:
         """Record an interaction, pulling the text vector towards `vector` if given."""
+        self._record(item_id, ts, action)
+        if vector is not None:
+            self.add_vector(vector, ts, ACTION_WEIGHTS.get(action, 1.0) * weight)
+
+    def _record(self, item_id: str, ts: float, action: str) -> None:
+        """The interaction in the history, and the item among those to exclude."""
         self.n_events += 1
         self.history.append((item_id, ts, action))
         if len(self.history) > self.max_history:
@@ -106,22 +112,12 @@ class UserProfile:
         if self.max_seen is not None and len(self.seen) > self.max_seen:
             for old in list(self.seen)[: len(self.seen) - self.max_seen]:
                 del self.seen[old]
-        if vector is not None:
-            self.add_vector(vector, ts, ACTION_WEIGHTS.get(action, 1.0) * weight)
 
     def dislike(
         self, item_id: str, ts: float, action: str, vector: FloatArray | None, weight: float = 1.0
     ) -> None:
         """Record an interaction the user did not want: excluded from now on, and pushed away."""
-        self.n_events += 1
-        self.history.append((item_id, ts, action))
-        if len(self.history) > self.max_history:
-            del self.history[: len(self.history) - self.max_history]
-        self.seen.pop(item_id, None)
-        self.seen[item_id] = ts
-        if self.max_seen is not None and len(self.seen) > self.max_seen:
-            for old in list(self.seen)[: len(self.seen) - self.max_seen]:
-                del self.seen[old]
+        self._record(item_id, ts, action)
         if vector is not None:
             vector = np.asarray(vector, dtype=np.float32) * np.float32(weight)
             if self.dislike_sum is None:
