@@ -45,9 +45,6 @@ _DTYPES = {
 _DEFAULTS = {"cpu": (64, 2048), "cuda": (256, 32768)}
 # Bounds host and device memory for very large calls; buckets stay large enough to pad little.
 _CHUNK = 16384
-# A wordpiece covers at least one character, so this cap never changes the kept tokens of real
-# text while sparing the tokenizer megabytes that truncation would throw away anyway.
-_CHARS_PER_TOKEN_CAP = 64
 
 
 class TransformerEncoder:
@@ -55,7 +52,8 @@ class TransformerEncoder:
 
     Texts of one call are tokenized together, sorted by length and cut into batches bounded by
     `batch_size` and `max_batch_tokens`, each padded only to its own longest text; vectors come
-    back in the order of the input.
+    back in the order of the input. `read` also pools character spans of each text (a review's
+    clauses) from the same pass.
 
     Parameters
     ----------
@@ -66,9 +64,12 @@ class TransformerEncoder:
         `"auto"` (CUDA when available, else CPU), `"cpu"`, `"cuda"` or `"cuda:N"`.
     dtype
         `"auto"` (bfloat16 on a CUDA device that supports it, else float16; float32 on CPU),
-        `"float32"`, `"bfloat16"` or `"float16"`.
+        `"float32"`, `"bfloat16"`, `"float16"`, or `"int8"` (CPU: the linear layers' weights
+        quantized per channel, activations at run time; `streamrec bench` measures its speed and
+        how far its vectors stray from float32's).
     max_length
-        Tokens kept per text, special tokens included; longer texts are truncated.
+        Tokens per forward sequence, special tokens included; a longer text is read in
+        consecutive windows of this many, none dropped.
     batch_size
         Most texts per forward pass; `None` means 64 on CPU and 256 on CUDA.
     max_batch_tokens
@@ -122,8 +123,11 @@ class TransformerEncoder:
         self.normalize = normalize
         self.num_threads = num_threads
         self.device = _resolve_device(device)
-        self._torch_dtype = _resolve_dtype(dtype, self.device)
-        self.dtype = str(self._torch_dtype).removeprefix("torch.")
+        quantized = dtype == "int8"
+        if quantized and self.device != "cpu":
+            raise EncoderError(f"dtype 'int8' runs on the CPU only, got device {self.device!r}")
+        self._torch_dtype = torch.float32 if quantized else _resolve_dtype(dtype, self.device)
+        self.dtype = "int8" if quantized else str(self._torch_dtype).removeprefix("torch.")
         kind = "cuda" if self.device.startswith("cuda") else "cpu"
         self._batch_size = batch_size or _DEFAULTS[kind][0]
         self._batch_tokens = max_batch_tokens or _DEFAULTS[kind][1]
@@ -137,11 +141,19 @@ class TransformerEncoder:
         path, label = locate_model(model)
         self._pooling = _read_pooling(path)
         self._net, self._tokenizer = _load(path, self.device, self._torch_dtype)
+        if quantized:
+            self._net = _quantized(self._net)
         config = self._net.config
         self._max_tokens = min(max_length, int(getattr(config, "max_position_embeddings", max_length)))
         self.dim = int(config.hidden_size)
         self._pad_id = int(self._tokenizer.pad_token_id or 0)
-        self.version = f"{label}:{self._pooling}:{self._max_tokens}:{_fingerprint(path, self._pooling)}"
+        self._prefix, self._suffix = _special_tokens(self._tokenizer)
+        if self._max_tokens - len(self._prefix) - len(self._suffix) < 1:
+            raise EncoderError(f"'max_length' must leave room for a token, got {max_length}")
+        # "w": texts are read whole, in windows of `max_length` tokens (not truncated).
+        self.version = f"{label}:{self._pooling}:{self._max_tokens}w:{_fingerprint(path, self._pooling)}"
+        if quantized:
+            self.version += ":int8"  # its vectors are near float32's, not equal: keep them apart
 
     def __repr__(self) -> str:
         return (
@@ -151,18 +163,64 @@ class TransformerEncoder:
 
     def encode(self, texts: Sequence[str]) -> FloatArray:
         """Encode `texts` into a float32 array of shape `(len(texts), dim)`, one row per text."""
+        vectors, _ = self.read(texts, [()] * (len(texts) if not isinstance(texts, str) else 1))
+        return vectors
+
+    def read(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+    ) -> tuple[FloatArray, FloatArray]:
+        """Each text's vector and a vector per character span of it, from one pass over the text.
+
+        A span's vector pools the token states of the text's own pass that fall inside it
+        (late chunking): a review's clauses are read in the context of the whole review at
+        the cost of reading the review once. A text longer than `max_length` tokens is read
+        in consecutive windows of that many, none dropped; its vector pools all of them.
+
+        Returns the texts' vectors `(len(texts), dim)` and the spans' vectors, every text's
+        spans in order, `(sum of len(spans[i]), dim)`. A span that covers no token (only
+        spaces) gets its text's vector.
+
+        >>> enc = TransformerEncoder(device="cpu")
+        >>> text = "Lovely warm tone, but the tuners slip."
+        >>> vectors, clauses = enc.read([text], [[(0, 16), (22, 37)]])
+        >>> vectors.shape, clauses.shape
+        ((1, 384), (2, 384))
+        """
         if isinstance(texts, str):
             raise TypeError("'texts' must be a sequence of str, got a single str (use encode_one)")
         texts = list(texts)
         for text in texts:
             if not isinstance(text, str):
                 raise TypeError(f"'texts' must hold str only, got {type(text).__name__}")
+        if len(spans) != len(texts):
+            raise ValueError(f"'spans' must hold one list per text ({len(texts)}), got {len(spans)}")
+        n_spans = sum(len(s) for s in spans)
         if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        cap = self._max_tokens * _CHARS_PER_TOKEN_CAP
-        clipped = [t if len(t) <= cap else t[:cap] for t in texts]
-        parts = [self._encode_chunk(clipped[lo : lo + _CHUNK]) for lo in range(0, len(clipped), _CHUNK)]
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+            return np.zeros((0, self.dim), dtype=np.float32), np.zeros((0, self.dim), dtype=np.float32)
+        parts = [
+            self._read_chunk(texts[lo : lo + _CHUNK], spans[lo : lo + _CHUNK])
+            for lo in range(0, len(texts), _CHUNK)
+        ]
+        vectors = parts[0][0] if len(parts) == 1 else np.concatenate([p[0] for p in parts])
+        pooled = parts[0][1] if len(parts) == 1 else np.concatenate([p[1] for p in parts])
+        assert len(pooled) == n_spans
+        return vectors, pooled
+
+    def unknown_share(self, texts: Sequence[str]) -> FloatArray:
+        """Per text, the share of its tokens the model's vocabulary does not know (0 for none).
+
+        >>> TransformerEncoder(device="cpu").unknown_share(["warm tone", "音质很好", ""]).tolist()
+        [0.0, 1.0, 0.0]
+        """
+        unk = self._tokenizer.unk_token_id
+        out = np.zeros(len(texts), dtype=np.float32)
+        if unk is None or not texts:
+            return out
+        ids = self._tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+        for i, row in enumerate(ids):
+            if row:
+                out[i] = sum(1 for t in row if t == unk) / len(row)
+        return out
 
     def warm_up(self) -> None:
         """Run the largest batch this encoder ever runs (its longest texts), once.
@@ -171,24 +229,58 @@ class TransformerEncoder:
         real batch does not pay for the kernels' set-up.
         """
         rows = max(1, min(self._batch_size, self._batch_tokens // self._max_tokens))
-        self.encode(["word " * self._max_tokens] * rows)
+        self.encode(["word " * (self._max_tokens - len(self._prefix) - len(self._suffix))] * rows)
 
     def encode_one(self, text: str) -> FloatArray:
         """Encode one text into a float32 vector of shape `(dim,)`."""
         vector: FloatArray = self.encode([text])[0]
         return vector
 
-    def _encode_chunk(self, texts: list[str]) -> FloatArray:
-        ids: list[list[int]] = self._tokenizer(
+    def _windows(
+        self, texts: list[str], spans: Sequence[Sequence[tuple[int, int]]]
+    ) -> tuple[list[list[int]], list[int], list[npt.NDArray[np.int64]], int]:
+        """Token windows of every text (special tokens around each), the text of each window,
+        and per window the span (global index, -1 for none) each of its tokens falls in."""
+        encoded = self._tokenizer(
             texts,
-            truncation=True,
-            max_length=self._max_tokens,
+            add_special_tokens=False,
+            return_offsets_mapping=True,
             return_attention_mask=False,
             return_token_type_ids=False,
             verbose=False,
-        )["input_ids"]
-        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-        flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
+        )
+        body = self._max_tokens - len(self._prefix) - len(self._suffix)
+        windows: list[list[int]] = []
+        owner: list[int] = []
+        members: list[npt.NDArray[np.int64]] = []
+        first = 0
+        for i, (ids, offsets) in enumerate(zip(encoded["input_ids"], encoded["offset_mapping"], strict=True)):
+            cut = spans[i]
+            of_token = np.full(len(ids), -1, dtype=np.int64)
+            if cut and ids:
+                bounds = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+                starts = np.fromiter((a for a, _ in cut), dtype=np.int64, count=len(cut))
+                ends = np.fromiter((b for _, b in cut), dtype=np.int64, count=len(cut))
+                # The last span starting before a token ends holds it, if it ends after the token starts.
+                k = np.searchsorted(starts, bounds[:, 1], side="left") - 1
+                inside = (k >= 0) & (bounds[:, 0] < ends[np.maximum(k, 0)]) & (bounds[:, 1] > bounds[:, 0])
+                of_token = np.where(inside, first + k, -1)
+            first += len(cut)
+            pad = np.full(len(self._prefix), -1, dtype=np.int64)
+            tail = np.full(len(self._suffix), -1, dtype=np.int64)
+            for lo in range(0, max(len(ids), 1), body):
+                windows.append([*self._prefix, *ids[lo : lo + body], *self._suffix])
+                owner.append(i)
+                members.append(np.concatenate([pad, of_token[lo : lo + body], tail]))
+        return windows, owner, members, first
+
+    def _read_chunk(
+        self, texts: list[str], spans: Sequence[Sequence[tuple[int, int]]]
+    ) -> tuple[FloatArray, FloatArray]:
+        windows, owner, members, n_spans = self._windows(texts, spans)
+        lengths = np.fromiter(map(len, windows), dtype=np.int64, count=len(windows))
+        flat = np.fromiter(itertools.chain.from_iterable(windows), dtype=np.int64, count=int(lengths.sum()))
+        member = np.concatenate(members) if members else np.zeros(0, dtype=np.int64)
         starts = np.zeros_like(lengths)
         np.cumsum(lengths[:-1], out=starts[1:])
         # Longest first: a batch that does not fit in memory fails at once, and the allocator
@@ -196,13 +288,21 @@ class TransformerEncoder:
         order = np.argsort(-lengths, kind="stable")
         on_cuda = self.device.startswith("cuda")
         # One host-to-device copy per chunk; padded batches are then gathered on the device.
-        host = [torch.from_numpy(a) for a in (flat, starts, lengths, order)]
+        host = [torch.from_numpy(a) for a in (flat, member, starts, lengths, order, np.asarray(owner))]
         if on_cuda:
             host = [t.pin_memory() for t in host]
-        flat_d, starts_d, lengths_d, order_d = (t.to(self.device, non_blocking=True) for t in host)
+        flat_d, member_d, starts_d, lengths_d, order_d, owner_d = (
+            t.to(self.device, non_blocking=True) for t in host
+        )
         last = max(int(flat.shape[0]) - 1, 0)
         steps = torch.arange(int(lengths.max()), device=self.device)
-        out = torch.empty((len(texts), self.dim), dtype=torch.float32, device=self.device)
+        dim = self.dim
+        total = torch.zeros((len(texts), dim), dtype=torch.float32, device=self.device)
+        weight = torch.zeros(len(texts), dtype=torch.float32, device=self.device)
+        pooled = torch.zeros((n_spans, dim), dtype=torch.float32, device=self.device)
+        counts = torch.zeros(n_spans, dtype=torch.float32, device=self.device)
+        if self._pooling == "max":
+            total.fill_(-1e9)
         with torch.inference_mode():
             for lo, hi in _batches(lengths[order], self._batch_size, self._batch_tokens):
                 rows = order_d[lo:hi]
@@ -210,23 +310,46 @@ class TransformerEncoder:
                 valid = steps[:width] < lengths_d[rows].unsqueeze(1)
                 where = (starts_d[rows].unsqueeze(1) + steps[:width]).clamp_(max=last)
                 input_ids = torch.where(valid, flat_d[where], self._pad_id)
-                mask = valid.long()
-                hidden = self._net(input_ids=input_ids, attention_mask=mask).last_hidden_state
-                out[rows] = self._pool(hidden.float(), valid)
+                hidden = self._net(input_ids=input_ids, attention_mask=valid.long()).last_hidden_state.float()
+                texts_of = owner_d[rows]
+                if self._pooling == "cls":
+                    total.index_add_(0, texts_of, hidden[:, 0])
+                    weight.index_add_(0, texts_of, torch.ones_like(texts_of, dtype=torch.float32))
+                elif self._pooling == "max":
+                    best = hidden.masked_fill(~valid.unsqueeze(-1), -1e9).max(dim=1).values
+                    total.index_reduce_(0, texts_of, best, "amax")
+                else:
+                    mask = valid.unsqueeze(-1).to(hidden.dtype)
+                    total.index_add_(0, texts_of, (hidden * mask).sum(dim=1))
+                    weight.index_add_(0, texts_of, valid.sum(dim=1).to(torch.float32))
+                if n_spans:
+                    span_of = torch.where(valid, member_d[where], -1)
+                    kept = span_of >= 0
+                    if bool(kept.any()):
+                        chosen = span_of[kept]
+                        pooled.index_add_(0, chosen, hidden[kept])
+                        counts.index_add_(0, chosen, torch.ones_like(chosen, dtype=torch.float32))
+            if self._pooling == "mean_sqrt_len":
+                vectors = total / weight.clamp(min=1.0).sqrt().unsqueeze(1)
+            elif self._pooling == "max":
+                vectors = total
+            else:
+                vectors = total / weight.clamp(min=1.0).unsqueeze(1)
+            if n_spans:
+                span_text = torch.repeat_interleave(
+                    torch.arange(len(texts), device=self.device),
+                    torch.tensor([len(s) for s in spans], device=self.device),
+                )
+                empty = counts == 0
+                pooled = torch.where(
+                    empty.unsqueeze(1), vectors[span_text], pooled / counts.clamp(min=1.0).unsqueeze(1)
+                )
             if self.normalize:
-                out = torch.nn.functional.normalize(out, p=2.0, dim=1)
-        result: FloatArray = out.cpu().numpy()
-        return result
-
-    def _pool(self, hidden: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        if self._pooling == "cls":
-            return hidden[:, 0]
-        if self._pooling == "max":
-            return hidden.masked_fill(~valid.unsqueeze(-1), -1e9).max(dim=1).values
-        weights = valid.unsqueeze(-1).to(hidden.dtype)
-        summed = (hidden * weights).sum(dim=1)
-        counts = weights.sum(dim=1).clamp_(min=1.0)
-        return summed / (counts.sqrt() if self._pooling == "mean_sqrt_len" else counts)
+                vectors = torch.nn.functional.normalize(vectors, p=2.0, dim=1)
+                pooled = torch.nn.functional.normalize(pooled, p=2.0, dim=1)
+        text_vectors: FloatArray = vectors.cpu().numpy()
+        span_vectors: FloatArray = pooled.cpu().numpy()
+        return text_vectors, span_vectors
 
 
 def _batches(lengths: npt.NDArray[np.int64], batch_size: int, budget: int) -> list[tuple[int, int]]:
@@ -239,6 +362,29 @@ def _batches(lengths: npt.NDArray[np.int64], batch_size: int, budget: int) -> li
         spans.append((lo, lo + rows))
         lo += rows
     return spans
+
+
+def _quantized(net: Any) -> Any:
+    """`net` with int8 linear layers: weights quantized per output channel, activations per batch."""
+    import warnings
+
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch announces the move of this API to torchao
+        return quantize_dynamic(  # type: ignore[no-untyped-call]
+            net, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8
+        )
+
+
+def _special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
+    """The special tokens the model's tokenizer puts before and after a text's own."""
+    bare = list(tokenizer("word", add_special_tokens=False)["input_ids"])
+    built = list(tokenizer("word", add_special_tokens=True)["input_ids"])
+    for at in range(len(built) - len(bare) + 1):
+        if built[at : at + len(bare)] == bare:
+            return [int(t) for t in built[:at]], [int(t) for t in built[at + len(bare) :]]
+    raise EncoderError("the tokenizer's special tokens must surround a text's own, got none found")
 
 
 def _available_cpus() -> int:
@@ -285,7 +431,7 @@ def _resolve_dtype(dtype: str, device: str) -> torch.dtype:
             return torch.bfloat16 if _cpu_has_amx_bf16() else torch.float32
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if dtype not in _DTYPES:
-        raise EncoderError(f"'dtype' must be 'auto' or one of {sorted(_DTYPES)}, got {dtype!r}")
+        raise EncoderError(f"'dtype' must be 'auto', 'int8' or one of {sorted(_DTYPES)}, got {dtype!r}")
     return _DTYPES[dtype]
 
 
