@@ -19,7 +19,7 @@ from streamrec.model.catalog import ItemTexts
 from streamrec.model.cf import OnlineCF
 from streamrec.model.profile import UserProfile, rating_weight
 from streamrec.model.recommender import Recommender
-from streamrec.model.sentiment import SentimentHead, rating_label
+from streamrec.model.sentiment import rating_label
 
 __all__ = ["CFAdapter", "HybridAdapter", "SharedCF", "TextAdapter"]
 
@@ -175,7 +175,9 @@ class HybridAdapter(StreamRecommender):
     Per event: the CF worker's `learn_one` and the changed CF vectors it publishes
     (`on_item_cf`, `on_user_cf`); the review's vector describing its item
     (`on_item_review`); the user's event (`on_review` or `on_click`). Ranking is
-    `Recommender.recommend`; AUC reads the ranker's blended relevance.
+    `Recommender.recommend`; AUC reads the ranker's blended relevance. A review comes as the
+    encoder role reads it: its polarity and opinions are those of the protocol's `ReviewReader`
+    of the `reading` mode (``"pooled"``: one pass; ``"apart"``: each clause encoded again).
     """
 
     name = "hybrid"
@@ -186,21 +188,20 @@ class HybridAdapter(StreamRecommender):
         text_dim: int,
         name: str = "hybrid",
         description: str = "",
-        sentiment: SentimentHead | None = None,
+        reading: str = "pooled",
         **recommender_params: Any,
     ) -> None:
         super().__init__()
         self.name = name
         self.shared = shared
+        self.reading = reading
         self.recommender_params = recommender_params
-        self.rec = Recommender(text_dim, shared.model.vector_size, sentiment=sentiment, **recommender_params)
+        self.rec = Recommender(text_dim, shared.model.vector_size, **recommender_params)
         self.description = description or (
             "streamrec Recommender (HybridRanker: text + CF + popularity + item-to-item"
             + (", reviews read as opinions" if self.rec.opinions else "")
             + f") fed by {shared.model.version}"
         )
-        #: `(polarity read before the rating was learned, rating)` of each rated review.
-        self.verdicts: list[tuple[float, float]] = []
 
     def start(self, state: StreamState, catalog: Mapping[str, tuple[str, FloatArray | None]]) -> None:
         super().start(state, catalog)
@@ -218,10 +219,13 @@ class HybridAdapter(StreamRecommender):
         if vector is not None:
             state = self._state()
             key = f"{event.user}/{state.n_events}".encode()
-            polarity = rec.on_item_review(event.item, vector, event.rating, key, state.mentions)
-            if polarity is not None and event.rating is not None:
-                self.verdicts.append((polarity, event.rating))
-            rec.on_review(event.user, event.item, event.rating, event.ts, vector, mentions=state.mentions)
+            reading = state.readings.get(self.reading)
+            polarity = reading.polarity if reading is not None else None
+            opinions = reading.opinions if reading is not None else ()
+            rec.on_item_review(event.item, vector, event.rating, key, opinions, event.user)
+            rec.on_review(
+                event.user, event.item, event.rating, event.ts, vector, polarity=polarity, opinions=opinions
+            )
         elif event.rating is not None:
             rec.on_review(event.user, event.item, event.rating, event.ts, None)
         else:

@@ -10,9 +10,8 @@ from streamrec.eval.base import StreamRecommender
 from streamrec.eval.baselines import ImplicitALS, Popular, RecentPopular
 from streamrec.eval.sasrec import SASRec
 from streamrec.model.cf import OnlineCF
-from streamrec.model.sentiment import SentimentHead
 
-__all__ = ["RECOMMENDERS", "default_recommenders"]
+__all__ = ["ABLATIONS", "RECOMMENDERS", "default_recommenders"]
 
 #: Every recommender an evaluation can compare, in report order.
 RECOMMENDERS = (
@@ -23,9 +22,13 @@ RECOMMENDERS = (
     "hybrid",
     "hybrid_no_text",
     "hybrid_no_opinions",
+    "hybrid_clauses_apart",
     "als",
     "sasrec",
 )
+
+#: Compared only when asked for: they cost more than they tell in every run.
+ABLATIONS = ("hybrid_clauses_apart",)
 
 #: The hybrid with every signal read from text weighted 0.
 NO_TEXT = {"w_text": 0.0, "w_recent": 0.0, "w_dislike": 0.0, "w_aspects": 0.0}
@@ -38,7 +41,6 @@ def default_recommenders(
     cf_params: Mapping[str, Any] | None = None,
     recommender_params: Mapping[str, Any] | None = None,
     batch_params: Mapping[str, Any] | None = None,
-    sentiment: Callable[[], SentimentHead] | None = None,
     sequence_params: Mapping[str, Any] | None = None,
 ) -> list[StreamRecommender]:
     """The recommenders a report compares, in report order; `names` picks a subset.
@@ -46,8 +48,8 @@ def default_recommenders(
     ``hybrid`` is streamrec's recommender as the workers run it; ``hybrid_no_text`` the same
     with its text signals weighted 0; ``hybrid_no_opinions`` the same without review
     understanding (every review a like, no sentiment, dislikes or aspects), as streamrec
-    ranked before. `sentiment` makes each hybrid's sentiment head (None: no head, so reviews
-    are read by their ratings alone).
+    ranked before; ``hybrid_clauses_apart`` the hybrid fed by a reader that encodes each
+    clause of a review again on its own instead of pooling it from the review's one pass.
     """
     cf = dict(cf_params or {})
     shared = SharedCF(OnlineCF(seed=seed, **cf))
@@ -61,10 +63,7 @@ def default_recommenders(
     params = dict(recommender_params or {})
 
     def hybrid(name: str, cf_model: SharedCF, description: str, **extra: Any) -> HybridAdapter:
-        head = sentiment() if sentiment is not None and extra.get("opinions", True) else None
-        return HybridAdapter(
-            cf_model, text_dim, name=name, description=description, sentiment=head, **{**params, **extra}
-        )
+        return HybridAdapter(cf_model, text_dim, name=name, description=description, **{**params, **extra})
 
     factories: dict[str, Callable[[], StreamRecommender]] = {
         "popular": Popular,
@@ -84,10 +83,17 @@ def default_recommenders(
             "the hybrid without review understanding: every review a like, no sentiment, dislikes or aspects",
             opinions=False,
         ),
+        "hybrid_clauses_apart": lambda: hybrid(
+            "hybrid_clauses_apart",
+            shared,
+            "the hybrid with each review clause encoded again on its own (one more encoder sequence "
+            "per clause) instead of pooled from the review's one pass",
+            reading="apart",
+        ),
         "als": lambda: ImplicitALS(seed=seed, **dict(batch_params or {})),
         "sasrec": lambda: SASRec(seed=seed, **dict(sequence_params or {})),
     }
-    chosen = list(names) if names else list(factories)
+    chosen = list(names) if names else [n for n in factories if n not in ABLATIONS]
     unknown = [n for n in chosen if n not in factories]
     if unknown:
         raise ValueError(f"recommenders must be among {', '.join(factories)}, got {unknown!r}")

@@ -102,7 +102,7 @@ def comparisons(
         out["hybrid_over_batch"] = _ratio(mine, hr(batch))
         out["batch"] = batch
     # What reading text adds, and what reading reviews as opinions adds, on the same events.
-    for variant in ("hybrid_no_text", "hybrid_no_opinions"):
+    for variant in ("hybrid_no_text", "hybrid_no_opinions", "hybrid_clauses_apart"):
         if variant in recommenders:
             for s in ("all", "cold_items", "cold_users"):
                 out[f"hybrid_over_{variant}_{s}"] = _ratio(hr("hybrid", s), hr(variant, s))
@@ -232,6 +232,27 @@ def render_markdown(data: Mapping[str, Any]) -> str:
     if comps:
         parts += ["", "## HR@10 ratios", ""]
         parts.append(_table(["comparison", "value"], [[k, v] for k, v in comps.items()]))
+    reading = protocol.get("readers") or {}
+    if reading:
+        parts += ["", "## Reading reviews", ""]
+        parts.append(
+            "Each reader reads a review before it learns its rating (sentiment AUC over the stream); "
+            "the labelled figures are on 90 reviews of six domains labelled by hand, read with the "
+            "sentiment model the stream taught (`streamrec/eval/labelled.py` says what each one is)."
+        )
+        parts.append("")
+        header = ["clauses", "sequences/review", "sentiment AUC", "aspect agreement", "aspect precision",
+                  "clause AUC", "contrasting clauses right"]  # fmt: skip
+        auc = protocol.get("sentiment_auc", {})
+        rows = []
+        for mode, figures in reading.items():
+            labelled = figures.get("labelled", {})
+            rows.append(
+                [mode, figures["encoder_sequences_per_review"], auc.get(mode, {}).get("auc")]
+                + [labelled.get(key) for key in ("aspect_agreement", "aspect_precision", "clause_auc")]
+                + [labelled.get("contrast_accuracy")]
+            )
+        parts.append(_table(header, rows))
     parts += ["", "## Recommenders", ""]
     described = protocol.get("recommenders", {})
     rows = [[name, info.get("description", ""), info.get("seconds")] for name, info in described.items()]
@@ -241,7 +262,7 @@ def render_markdown(data: Mapping[str, Any]) -> str:
         if info.get("params"):
             parts.append(f"- `{name}`: " + ", ".join(f"{k}={v}" for k, v in info["params"].items()))
     parts += ["", "## Protocol", ""]
-    skip = {"recommenders", "comparisons", "slices", "events_per_slice", "intervals", "seeds"}
+    skip = {"recommenders", "comparisons", "slices", "events_per_slice", "intervals", "seeds", "readers"}
     parts.append(_table(["field", "value"], [[k, v] for k, v in protocol.items() if k not in skip]))
     parts += ["", "![HR@10 along the stream](hr_over_time.png)", ""]
     return "\n".join(parts)

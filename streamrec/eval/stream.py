@@ -6,7 +6,7 @@ import numpy as np
 
 from streamrec.model.base import FloatArray, IntArray
 from streamrec.model.catalog import ItemTexts
-from streamrec.model.opinions import Mention
+from streamrec.model.reader import Reading
 
 __all__ = ["StreamState"]
 
@@ -30,10 +30,8 @@ class StreamState:
         self.texts = ItemTexts()
         self.text_matrix = np.zeros((1024, text_dim), dtype=np.float32)
         self.has_text = np.zeros(1024, dtype=bool)
-        #: The aspect mentions of the event being learned (its review's clauses), if any.
-        self.mentions: tuple[Mention, ...] = ()
-        #: Aspect mentions by event position, read before the stream.
-        self.mentions_of: dict[int, tuple[Mention, ...]] = {}
+        #: How each reader (by its `clauses` mode) read the review of the event being learned.
+        self.readings: dict[str, Reading] = {}
         #: Per user, the positions of the items they rated 1-2 so far.
         self.disliked: dict[str, list[int]] = {}
 

@@ -1,21 +1,23 @@
 """Opinions in reviews: which aspect each clause of a review speaks of, with the clause as evidence.
 
 A review is cut into clauses at sentence ends and at contrasts ("works, but the strap
-snapped" is two opinions), in any script. Each clause is encoded by the deployment's encoder
-and compared with short descriptive phrases of each aspect (value, quality, service...): a
-clause speaks of the aspect whose phrase it is closest to, when that is clearly closer than
-it is to phrases that say nothing of any aspect; a clause that holds one of an aspect's
-phrases word for word speaks of it whatever the encoder makes of it (an English encoder
-reads Chinese as unknown tokens, every Chinese clause alike: a vector that close to a phrase
-it does not hold is not taken as evidence). The phrases of the default aspects are English
-and Chinese; a deployment adds its own aspects, in any language, from a file. The polarity
-of each opinion is the sentiment head's reading of its clause (`sentiment.py`).
+snapped" is two opinions), in any script. Each clause's vector (`reader.ReviewReader` pools
+it from the review's own encoder pass) is compared with short descriptive phrases of each
+aspect (value, quality, service...): a clause speaks of the aspect whose phrase it is closest
+to, when that is clearly closer than it is to phrases that say nothing of any aspect; a clause
+that holds one of an aspect's phrases word for word speaks of it whatever the encoder makes of
+it (an English encoder reads Chinese as unknown tokens, every Chinese clause alike: a vector
+that close to a phrase it does not hold is not taken as evidence). The phrases of the default
+aspects are English and Chinese; a deployment adds its own aspects, in any language, from a
+file.
 
-Every snippet is a slice of the review's own text, so evidence is always the reviewer's words.
+Every snippet is a slice of the review's text as a person reads it (`readable`: HTML entities
+such as ``&#34;`` decoded), so evidence is always the reviewer's words.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -31,11 +33,11 @@ from streamrec.model.errors import StreamrecError
 __all__ = [
     "DEFAULT_ASPECTS",
     "Aspect",
-    "AspectReader",
-    "Mention",
-    "Reading",
-    "clauses_of",
+    "AspectDetector",
+    "Opinion",
     "load_aspects",
+    "quote",
+    "readable",
     "segments",
 ]
 
@@ -45,15 +47,27 @@ _BOUNDARY = re.compile(
     re.IGNORECASE,
 )
 _WORDY = re.compile(r"\w", re.UNICODE)
-#: Clauses longer than this are evidence too long to quote; they are cut at the last space before it.
+#: What a clause neither starts nor ends with.
+_TRIM = " \t,，:：-—\"'“”()"
+#: Clauses longer than this are evidence too long to quote: the quote ends at the last space before it.
 MAX_SNIPPET = 160
-MAX_SEGMENTS = 16
 #: A clause this close to a phrase it does not hold is one the encoder cannot tell apart from it.
 _INDISTINCT = 0.98
 
 
+def readable(text: str) -> str:
+    """The text as a person reads it: HTML entities that reviews often carry, decoded.
+
+    >>> readable("fairly &#34;bright&#34; &amp; warm")
+    'fairly "bright" & warm'
+    """
+    return html.unescape(text) if "&" in text else text
+
+
 def segments(text: str) -> list[tuple[int, int]]:
     """Character spans of a text's clauses: each `text[start:end]` is one opinion's evidence.
+
+    Every clause of the text is kept, however many and however long.
 
     >>> text = "Great price for the quality. Works, but the strap snapped after a week!"
     >>> [text[a:b] for a, b in segments(text)]
@@ -67,19 +81,26 @@ def segments(text: str) -> list[tuple[int, int]]:
     for match in [*_BOUNDARY.finditer(text), None]:
         end = match.start() if match is not None else len(text)
         piece = text[start:end]
-        lead = len(piece) - len(piece.lstrip(" \t,，:：-—\"'“”()"))
-        trail = len(piece.rstrip(" \t,，:：-—\"'“”()"))
+        lead = len(piece) - len(piece.lstrip(_TRIM))
+        trail = len(piece.rstrip(_TRIM))
         a, b = start + lead, start + trail
-        if b - a > MAX_SNIPPET:
-            cut = text.rfind(" ", a, a + MAX_SNIPPET)
-            b = cut if cut > a else a + MAX_SNIPPET
         if len(_WORDY.findall(text[a:b])) >= 2:
             spans.append((a, b))
         if match is not None:
             start = match.end()
-        if len(spans) >= MAX_SEGMENTS:
-            break
     return spans
+
+
+def quote(text: str, start: int, end: int) -> tuple[int, int]:
+    """The span of a clause to quote: the clause, or its first `MAX_SNIPPET` characters up to a space.
+
+    >>> quote("a " * 100, 0, 200)
+    (0, 159)
+    """
+    if end - start <= MAX_SNIPPET:
+        return start, end
+    cut = text.rfind(" ", start, start + MAX_SNIPPET)
+    return start, cut if cut > start else start + MAX_SNIPPET
 
 
 @dataclass(frozen=True)
@@ -168,34 +189,37 @@ def load_aspects(path: Path) -> tuple[Aspect, ...]:
 
 
 @dataclass(frozen=True)
-class Mention:
-    """A clause of a review that speaks of one aspect: its span, its words and its vector."""
+class Opinion:
+    """What a review says of one aspect: the clause's polarity and its words (a slice of the review)."""
 
     aspect: str
+    polarity: float
     start: int
     end: int
     text: str
-    vector: FloatArray
 
     def to_dict(self) -> dict[str, Any]:
-        return {"aspect": self.aspect, "start": self.start, "end": self.end, "text": self.text}
+        return {
+            "aspect": self.aspect,
+            "polarity": round(float(self.polarity), 4),
+            "start": self.start,
+            "end": self.end,
+            "text": self.text,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Opinion:
+        aspect, text = str(data["aspect"]), str(data["text"])
+        return cls(aspect, float(data["polarity"]), int(data["start"]), int(data["end"]), text)
 
 
-@dataclass(frozen=True)
-class Reading:
-    """What the encoder read in one review: its vector and the aspects its clauses speak of."""
-
-    vector: FloatArray
-    mentions: tuple[Mention, ...] = ()
-
-
-class AspectReader:
-    """Reads reviews into a vector and aspect mentions with one call to the encoder per batch.
+class AspectDetector:
+    """Tells which aspect each clause speaks of, from its vector (and its words).
 
     Parameters
     ----------
     encoder
-        Any `TextEncoder`; the aspects' phrases are encoded with it once, at construction.
+        Any `TextEncoder`: the aspects' phrases are encoded with it once, at construction.
     aspects
         What to look for (default: `DEFAULT_ASPECTS`).
     margin
@@ -205,10 +229,11 @@ class AspectReader:
     Examples
     --------
     >>> from streamrec.model.encoder import TransformerEncoder
-    >>> reader = AspectReader(TransformerEncoder(device="cpu"))
-    >>> (reading,) = reader.read(["Great price for the quality. Shipping took a month."])
-    >>> [(m.aspect, m.text) for m in reading.mentions]
-    [('value', 'Great price for the quality'), ('service', 'Shipping took a month')]
+    >>> encoder = TransformerEncoder(device="cpu")
+    >>> detector = AspectDetector(encoder)
+    >>> clauses = ["Great price for the quality", "Shipping took a month", "I bought two"]
+    >>> [detector.name(i) for i in detector.detect(clauses, encoder.encode(clauses))]
+    ['value', 'service', None]
     """
 
     def __init__(
@@ -216,7 +241,6 @@ class AspectReader:
     ) -> None:
         if not aspects:
             raise StreamrecError("aspects must name at least one aspect, got none")
-        self.encoder = encoder
         self.aspects = tuple(aspects)
         self.margin = margin
         phrases = [p for a in self.aspects for p in a.phrases]
@@ -224,9 +248,14 @@ class AspectReader:
         vectors = np.asarray(encoder.encode([*phrases, *_BACKGROUND]), dtype=np.float32)
         self._phrases = vectors[: len(phrases)]
         self._background = vectors[len(phrases) :]
+        self._lower = [tuple(p.lower() for p in a.phrases) for a in self.aspects]
 
     def names(self) -> list[str]:
         return [a.name for a in self.aspects]
+
+    def name(self, index: int) -> str | None:
+        """The name of the aspect `detect` found (None for -1)."""
+        return self.aspects[index].name if index >= 0 else None
 
     def aspect(self, name: str) -> Aspect | None:
         return next((a for a in self.aspects if a.name == name), None)
@@ -235,11 +264,12 @@ class AspectReader:
         """The aspect (index) each clause speaks of, or -1."""
         if len(vectors) == 0:
             return []
-        sims = np.asarray(vectors, dtype=np.float32) @ self._phrases.T
+        vectors = np.asarray(vectors, dtype=np.float32)
+        sims = vectors @ self._phrases.T
         best = np.full((len(vectors), len(self.aspects)), -1.0, dtype=np.float32)
         for i in range(len(self.aspects)):
             best[:, i] = sims[:, self._owner == i].max(axis=1)
-        background = (np.asarray(vectors, dtype=np.float32) @ self._background.T).max(axis=1)
+        background = (vectors @ self._background.T).max(axis=1)
         top = best.argmax(axis=1)
         score = best[np.arange(len(vectors)), top]
         out = []
@@ -256,40 +286,7 @@ class AspectReader:
     def _said(self, clause: str) -> int:
         """The aspect one of whose phrases the clause holds word for word, or -1."""
         lower = clause.lower()
-        for i, aspect in enumerate(self.aspects):
-            if any(phrase.lower() in lower for phrase in aspect.phrases):
+        for i, phrases in enumerate(self._lower):
+            if any(phrase in lower for phrase in phrases):
                 return i
         return -1
-
-    def read(self, texts: Sequence[str]) -> list[Reading]:
-        """Each text's vector and mentions; one encoder call for the texts and all their clauses."""
-        spans = [segments(text) for text in texts]
-        clauses = clauses_of(texts, spans)
-        vectors = np.asarray(self.encoder.encode([*texts, *clauses]), dtype=np.float32)
-        mentions = self.mentions(texts, spans, clauses, vectors[len(texts) :])
-        return [Reading(vectors[n], found) for n, found in enumerate(mentions)]
-
-    def mentions(
-        self,
-        texts: Sequence[str],
-        spans: Sequence[Sequence[tuple[int, int]]],
-        clauses: Sequence[str],
-        vectors: FloatArray,
-    ) -> list[tuple[Mention, ...]]:
-        """Each text's clauses (`spans`, encoded as `vectors`) that speak of an aspect."""
-        found = self.detect(clauses, vectors)
-        out: list[tuple[Mention, ...]] = []
-        j = 0
-        for text, cut in zip(texts, spans, strict=True):
-            kept = []
-            for a, b in cut:
-                if found[j] >= 0:
-                    kept.append(Mention(self.aspects[found[j]].name, a, b, text[a:b], vectors[j]))
-                j += 1
-            out.append(tuple(kept))
-        return out
-
-
-def clauses_of(texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]) -> list[str]:
-    """The clauses of every text, in order, as `segments` cut them."""
-    return [text[a:b] for text, cut in zip(texts, spans, strict=True) for a, b in cut]

@@ -24,8 +24,9 @@ def portrait(
 ) -> ReadableProfile:
     """The readable profile of `profile`: every quote is a slice of one of the user's reviews.
 
+    >>> from streamrec.model.opinions import Opinion
     >>> p = UserProfile("ann")
-    >>> p.note(0.8, [("value", 0.9, "great price for the quality")], "mic")
+    >>> p.note(0.8, [Opinion("value", 0.9, 0, 27, "great price for the quality")], "mic")
     >>> view = portrait(p, lambda item: "Studio mic", {"value": "value for money"}, now=0.0)
     >>> view.summary, view.cares_about[0].evidence[0].text
     ('Cares most about value for money.', 'great price for the quality')

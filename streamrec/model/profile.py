@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 import orjson
 
 from streamrec.model.base import FloatArray
+from streamrec.model.errors import StreamrecError
+from streamrec.model.opinions import Opinion
 
-__all__ = ["ACTION_WEIGHTS", "NEGATIVE_ACTIONS", "UserProfile", "rating_weight"]
+__all__ = ["ACTION_WEIGHTS", "NEGATIVE_ACTIONS", "PROFILE_FORMAT", "ProfileFormatError", "UserProfile",
+           "rating_weight"]  # fmt: skip
 
 
 #: How much each kind of interaction counts: its pull on the user's text vector, and its weight
@@ -31,6 +34,20 @@ ACTION_WEIGHTS: Mapping[str, float] = {
 NEGATIVE_ACTIONS = frozenset({"dislike", "skip"})
 #: Snippets of their own reviews kept per aspect, per user.
 EVIDENCE_PER_ASPECT = 2
+#: The stored form's version: 1 had no version field; 2 holds every field.
+PROFILE_FORMAT = 2
+#: Stored key of each field (short: a profile is stored once per user, and sent on every change).
+_KEYS = {
+    "user_id": "u", "history": "h", "seen": "s", "text_sum": "v", "text_weight": "w", "text_ts": "t",
+    "n_events": "n", "offsets": "o", "dislike_sum": "d", "dislike_weight": "dw", "dislike_ts": "dt",
+    "aspects": "a", "evidence": "e", "verdicts": "j", "half_life_s": "hl", "max_history": "mh",
+    "max_seen": "ms",
+}  # fmt: skip
+_VECTORS = ("text_sum", "dislike_sum")
+
+
+class ProfileFormatError(StreamrecError):
+    """A stored profile written in a format this version of streamrec cannot read."""
 
 
 def rating_weight(rating: float | None) -> float:
@@ -148,18 +165,19 @@ class UserProfile:
         norm = float(np.linalg.norm(self.dislike_sum))
         return None if norm == 0.0 else (self.dislike_sum / norm).astype(np.float32)
 
-    def note(self, polarity: float, opinions: list[tuple[str, float, str]], item_id: str) -> None:
-        """Tally a review: its polarity, and each `(aspect, polarity, snippet)` it holds."""
+    def note(self, polarity: float, opinions: Sequence[Opinion], item_id: str) -> None:
+        """Tally a review: its polarity, and each opinion it holds."""
         self.verdicts[0] += 1
         self.verdicts[1] += polarity
         self.verdicts[2] += polarity < 0
-        for aspect, value, snippet in opinions:
-            tally = self.aspects.setdefault(aspect, [0, 0, 0])
+        for opinion in opinions:
+            value = float(opinion.polarity)
+            tally = self.aspects.setdefault(opinion.aspect, [0, 0, 0])
             tally[0] += 1
             tally[1] += value > 0
             tally[2] += value < 0
-            kept = self.evidence.setdefault(aspect, [])
-            kept.append([snippet, round(float(value), 3), item_id])
+            kept = self.evidence.setdefault(opinion.aspect, [])
+            kept.append([opinion.text, round(value, 3), item_id])
             kept.sort(key=lambda e: -abs(e[1]))
             del kept[EVIDENCE_PER_ASPECT:]
 
@@ -207,78 +225,55 @@ class UserProfile:
         return out
 
     def to_bytes(self) -> bytes:
-        """Compact JSON; the vector is stored as base64 float32."""
-        vector = None
-        if self.text_sum is not None:
-            vector = base64.b64encode(np.asarray(self.text_sum, dtype="<f4").tobytes()).decode()
-        disliked = None
-        if self.dislike_sum is not None:
-            disliked = base64.b64encode(np.asarray(self.dislike_sum, dtype="<f4").tobytes()).decode()
-        raw = orjson.dumps(
-            {
-                "u": self.user_id,
-                "h": self.history,
-                "s": self.seen,
-                "v": vector,
-                "w": self.text_weight,
-                "t": self.text_ts,
-                "n": self.n_events,
-                "o": self.offsets,
-                "d": disliked,
-                "dw": self.dislike_weight,
-                "dt": self.dislike_ts,
-                "a": self.aspects,
-                "e": self.evidence,
-                "j": self.verdicts,
-            }
-        )
+        """Compact JSON of every field, with the format's version; vectors as base64 float32."""
+        data: dict[str, Any] = {"f": PROFILE_FORMAT}
+        for name, key in _KEYS.items():
+            value = getattr(self, name)
+            if name in _VECTORS and value is not None:
+                value = base64.b64encode(np.asarray(value, "<f4").tobytes()).decode()
+            data[key] = value
+        raw = orjson.dumps(data)
         # orjson's result keeps its whole working buffer allocated (tens of KiB for a few);
         # a profile lives in the table as long as its user does: keep an exact-size copy.
         return bytes(memoryview(raw))
 
     @classmethod
     def from_bytes(cls, raw: bytes, **params: float | int | None) -> UserProfile:
+        """A stored profile; `params` (the deployment's settings) override the stored ones.
+
+        Raises `ProfileFormatError` for a format newer than this version of streamrec reads.
+        """
         data = orjson.loads(raw)
-        vector = None
-        if data["v"] is not None:
-            vector = np.frombuffer(base64.b64decode(data["v"]), dtype="<f4").astype(np.float32)
-        disliked = data.get("d")
-        return cls(
-            dislike_sum=None
-            if disliked is None
-            else np.frombuffer(base64.b64decode(disliked), dtype="<f4").astype(np.float32),
-            dislike_weight=data.get("dw", 0.0),
-            dislike_ts=data.get("dt", 0.0),
-            aspects=data.get("a", {}),
-            evidence=data.get("e", {}),
-            verdicts=data.get("j", [0.0, 0.0, 0.0]),
-            user_id=data["u"],
-            history=[(str(h[0]), float(h[1]), str(h[2])) for h in data["h"]],
-            seen=data["s"],
-            text_sum=vector,
-            text_weight=data["w"],
-            text_ts=data["t"],
-            n_events=data["n"],
-            offsets=data.get("o", {}),
-            **params,  # type: ignore[arg-type]
-        )
+        version = data.get("f", 1)
+        if not isinstance(version, int) or version > PROFILE_FORMAT:
+            raise ProfileFormatError(
+                f"profile of user {data.get('u')!r} is stored in format {version!r}, newer than the "
+                f"{PROFILE_FORMAT} this streamrec reads: run the version that wrote it, or a newer one"
+            )
+        values: dict[str, Any] = {}
+        for name, key in _KEYS.items():
+            if key not in data:
+                continue  # format 1 kept no settings, nor (at first) dislikes and aspects
+            value = data[key]
+            if name in _VECTORS and value is not None:
+                value = np.frombuffer(base64.b64decode(value), dtype="<f4").astype(np.float32)
+            values[name] = value
+        values["history"] = [(str(h[0]), float(h[1]), str(h[2])) for h in values["history"]]
+        values.update(params)
+        return cls(**values)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, UserProfile):
             return NotImplemented
-        same_vector = (self.text_sum is None and other.text_sum is None) or (
-            self.text_sum is not None
-            and other.text_sum is not None
-            and np.allclose(self.text_sum, other.text_sum)
-        )
-        return (
-            same_vector
-            and self.user_id == other.user_id
-            and self.history == other.history
-            and self.seen == other.seen
-            and self.n_events == other.n_events
-            and self.aspects == other.aspects
-            and self.evidence == other.evidence
-        )
+        for f in fields(self):
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            if f.name in _VECTORS:
+                if (mine is None) != (theirs is None) or (
+                    mine is not None and not np.array_equal(mine, theirs)
+                ):
+                    return False
+            elif mine != theirs:
+                return False
+        return True
 
     __hash__ = None  # type: ignore[assignment]

@@ -451,7 +451,7 @@ class HybridRanker:
         n, praising = self.reputation.counts(item, aspect)
         if praising == 0:
             return None
-        key = "praised" if polarity > 0 else "criticized"
+        key = ("praised" if praising > 1 else "praised_one") if polarity > 0 else "criticized"
         line = self.wording.say(key, aspect=label, title=title, mine=snippet, n=praising)
         theirs = self.reputation.quote(item, aspect, 1)
         if theirs is not None and theirs != snippet:

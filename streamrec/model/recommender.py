@@ -14,20 +14,26 @@ import numpy as np
 from streamrec.model.base import FloatArray
 from streamrec.model.catalog import ItemTexts
 from streamrec.model.index import MemoryIndex
-from streamrec.model.opinions import Mention
+from streamrec.model.opinions import Opinion
 from streamrec.model.popularity import CoOccurrence, Popularity
 from streamrec.model.profile import ACTION_WEIGHTS, NEGATIVE_ACTIONS, UserProfile, rating_weight
 from streamrec.model.ranker import HybridRanker, Request, Scored
 from streamrec.model.reputation import Reputation
-from streamrec.model.sentiment import SentimentHead
+from streamrec.model.sentiment import rating_label
 from streamrec.model.wording import Wording
 
-__all__ = ["Opinions", "Recommender"]
+__all__ = ["Recommender", "verdict"]
 
-#: A review's polarity (None when unread) and its `(aspect, polarity, snippet)` opinions.
-Opinions = tuple[float | None, list[tuple[str, float, str]]]
-#: How far an opinion's polarity leans from its clause's reading toward its review's.
-REVIEW_LEAN = 0.3
+
+def verdict(rating: float | None, polarity: float | None) -> float:
+    """How a review reads, in [-1, 1]: its rating when it has one, else what its text says.
+
+    >>> verdict(5, -0.2), verdict(1, None), verdict(None, 0.4), verdict(None, None)
+    (1.0, -1.0, 0.4, 0.0)
+    """
+    if rating is not None:
+        return (float(rating) - 3.0) / 2.0
+    return 0.0 if polarity is None else float(polarity)
 
 
 class Recommender:
@@ -46,11 +52,10 @@ class Recommender:
     max_seen
         Items remembered per user for exclusion (None: all).
     opinions
-        Read reviews as opinions: a negative one (by its rating, or by what its text says)
-        is a dislike, not a like, and what reviews say of aspects builds item reputations
-        and user profiles. False: every review is a like, as streamrec did before.
-    sentiment
-        Reads a review's polarity from its vector (and learns from the ratings it sees).
+        Read reviews as opinions: a negative one (by its rating, or by what its text says,
+        as the encoder role read it) is a dislike, not a like, and what reviews say of
+        aspects builds item reputations and user profiles. False: every review is a like,
+        as streamrec did before.
     negative_below
         Polarity under which a review without a decisive rating (none, or 3 stars) is negative.
     language, labels
@@ -77,7 +82,6 @@ class Recommender:
         half_life_s: float = 90 * 86_400.0,
         max_seen: int | None = 2_000,
         opinions: bool = True,
-        sentiment: SentimentHead | None = None,
         negative_below: float = -0.3,
         language: str = "en",
         labels: Mapping[str, str] | None = None,
@@ -94,7 +98,6 @@ class Recommender:
         self.profiles: MutableMapping[str, UserProfile] = profiles if profiles is not None else {}
         self.user_cf: dict[str, FloatArray] = {}
         self.opinions = opinions
-        self.sentiment = sentiment if opinions else None
         self.negative_below = negative_below
         self.reputation = Reputation()
         self.ranker = HybridRanker(
@@ -131,35 +134,13 @@ class Recommender:
 
     # -- reviews as opinions ----------------------------------------------------------
 
-    def read(
-        self, vector: FloatArray | None, mentions: Sequence[Mention] = (), rating: float | None = None
-    ) -> Opinions:
-        """A review's polarity, and its `(aspect, polarity, snippet)` opinions, as its text says.
-
-        An opinion's polarity is its clause's reading, leaning `REVIEW_LEAN` toward the whole
-        review's sentiment (its rating when it has one): "works, but the strap snapped" in a
-        4-star review still criticizes the strap, and a clause the encoder cannot read takes
-        the review's side.
-        """
-        if self.sentiment is None or vector is None:
-            return None, []
-        polarity = float(self.sentiment.polarity(vector)[0])
-        if not mentions:
-            return polarity, []
-        overall = polarity if rating is None else (float(rating) - 3.0) / 2.0
-        values = self.sentiment.polarity(np.stack([m.vector for m in mentions]))
-        lean = REVIEW_LEAN
-        return polarity, [
-            (m.aspect, (1 - lean) * float(v) + lean * overall, m.text)
-            for m, v in zip(mentions, values, strict=True)
-        ]
-
     def is_negative(self, rating: float | None, polarity: float | None) -> bool:
         """A rating of 1-2 is; a 3 or no rating is when the text reads negative."""
         if not self.opinions:
             return False
-        if rating is not None and (rating <= 2 or rating >= 4):
-            return rating <= 2
+        label = rating_label(rating)
+        if label is not None:
+            return label == 0
         return polarity is not None and polarity < self.negative_below
 
     def on_item_review(
@@ -168,19 +149,15 @@ class Recommender:
         vector: FloatArray,
         rating: float | None = None,
         key: bytes = b"",
-        mentions: Sequence[Mention] = (),
-    ) -> float | None:
-        """What a reviewer wrote also describes the item, and tells of its aspects; the review's
-        polarity as read before its rating is learned (None without a sentiment head)."""
+        opinions: Sequence[Opinion] = (),
+        author: str = "",
+    ) -> None:
+        """What a reviewer wrote also describes the item, and tells of its aspects."""
         folded = self.item_texts.add_review(item_id, vector, rating_weight(rating))
         self.index.upsert("text", [item_id], folded[None, :])
         self.popularity.add(item_id)
-        polarity, opinions = self.read(vector, mentions, rating)
-        if opinions:
-            self.reputation.add(key, item_id, opinions)
-        if self.sentiment is not None:
-            self.sentiment.learn(vector, rating)
-        return polarity
+        if self.opinions and opinions:
+            self.reputation.add(key, item_id, opinions, author)
 
     def on_item_review_removed(
         self, item_id: str, vector: FloatArray, rating: float | None = None, key: bytes = b""
@@ -249,11 +226,13 @@ class Recommender:
         vector: FloatArray | None,
         source: tuple[str, int] | None = None,
         aggregates: bool = True,
-        mentions: Sequence[Mention] = (),
+        polarity: float | None = None,
+        opinions: Sequence[Opinion] = (),
     ) -> UserProfile:
-        """Record a review: a like, or, when it reads negative, a dislike (see `is_negative`)."""
+        """Record a review: a like, or, when it reads negative, a dislike (see `is_negative`).
+
+        `polarity` and `opinions` are the encoder role's reading of its text."""
         profile = self.profile(user_id)
-        polarity, opinions = self.read(vector, mentions, rating)
         negative = self.is_negative(rating, polarity)
         if aggregates and not negative:
             self._pair(profile, item_id, 1.0)
@@ -271,10 +250,7 @@ class Recommender:
             else:
                 profile.observe(item_id, ts, "review", vector=vector, weight=rating_weight(rating))
             if self.opinions and said is not None:
-                verdict = polarity if polarity is not None else 0.0
-                if rating is not None:
-                    verdict = (float(rating) - 3.0) / 2.0
-                profile.note(verdict, opinions, item_id)
+                profile.note(verdict(rating, polarity), opinions, item_id)
             if source is not None:
                 profile.offsets[source[0]] = source[1]
             self.profiles[user_id] = profile

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from streamrec.model.base import FloatArray
-from streamrec.model.opinions import Mention
+from streamrec.model.opinions import Opinion
 from streamrec.model.schemas import Trigger
 
 __all__ = ["EncodedReview", "ReviewLedger"]
@@ -29,8 +29,10 @@ class EncodedReview:
     #: Its key on `reviews-encoded` (author and identity), and its identity among the author's.
     key: bytes = b""
     identity: str = ""
-    #: The clauses that speak of an aspect, with their vectors.
-    mentions: tuple[Mention, ...] = ()
+    #: How the review reads, in [-1, 1], as the encoder role's sentiment head read it (None: unread).
+    polarity: float | None = None
+    #: What its clauses say of each aspect, each with its own polarity and words.
+    opinions: tuple[Opinion, ...] = ()
 
 
 @dataclass(frozen=True)

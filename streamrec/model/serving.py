@@ -115,7 +115,8 @@ class Serving:
             review.vector,
             source=at,
             aggregates=fresh,
-            mentions=review.mentions,
+            polarity=review.polarity,
+            opinions=review.opinions,
         )
         return True
 
@@ -144,7 +145,9 @@ class Serving:
             review.key, review.user_id, partition, review.item_id, review.rating, review.vector
         ):
             return False
-        self.rec.on_item_review(review.item_id, review.vector, review.rating, review.key, review.mentions)
+        self.rec.on_item_review(
+            review.item_id, review.vector, review.rating, review.key, review.opinions, review.user_id
+        )
         return True
 
     def unfold_review(self, key: bytes) -> str | None:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import pickle
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from streamrec.streams.settings import Settings
 
-__all__ = ["Checkpoint", "CheckpointStore"]
+__all__ = ["AckAfterCheckpoint", "Checkpoint", "CheckpointStore"]
+
+log = logging.getLogger(__name__)
 
 _FORMAT = 1
 
@@ -72,3 +77,53 @@ class CheckpointStore:
 
     def save(self, model: Any, offsets: dict[str, int]) -> None:
         self.write(self.dumps(model, offsets))
+
+
+class _Ackable(Protocol):
+    def ack(self) -> bool: ...
+
+
+class AckAfterCheckpoint:
+    """Holds a faust agent's events until a checkpoint that covers them is on disk, then acks them.
+
+    A role serializes its state under its own lock (`write(blob)`); the file is then written in
+    a thread while events flow on, checkpoints land in the order they were taken, and only
+    then are the events they cover acknowledged, so faust commits nothing that is not durable.
+    """
+
+    def __init__(self, store: CheckpointStore) -> None:
+        self.store = store
+        self._pending: list[_Ackable] = []
+        self._writing: asyncio.Future[None] | None = None
+
+    @property
+    def holding(self) -> bool:
+        return bool(self._pending)
+
+    def hold(self, events: Sequence[_Ackable]) -> None:
+        self._pending.extend(events)
+
+    def write(self, blob: bytes) -> None:
+        """Write `blob` (the state after every held event) in the background; ack them once it is."""
+        covered, self._pending = self._pending, []
+        self._writing = asyncio.ensure_future(self._write(blob, covered, self._writing))
+
+    async def drain(self) -> None:
+        """Wait for the checkpoints being written."""
+        if self._writing is not None:
+            await self._writing
+
+    async def _write(
+        self, blob: bytes, covered: list[_Ackable], previous: asyncio.Future[None] | None
+    ) -> None:
+        if previous is not None:
+            await previous  # checkpoints land in the order they were taken
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, self.store.write, blob)
+        except OSError as exc:
+            # The next checkpoint holds this state too: its events wait for that one.
+            log.error("checkpoint %s not written, retrying with the next one: %s", self.store.path, exc)
+            self._pending[:0] = covered
+            return
+        for event in covered:
+            event.ack()

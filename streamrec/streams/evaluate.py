@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import time
 from pathlib import Path
@@ -42,7 +41,10 @@ def eval_command(
     ),
     out: Path = typer.Option(..., "--out", help="Directory for report.md, report.json and hr_over_time.png."),
     recommenders: str = typer.Option(
-        _RECOMMENDERS, "--recommenders", help="Which to compare, comma-separated."
+        _RECOMMENDERS,
+        "--recommenders",
+        help="Which to compare, comma-separated; also hybrid_clauses_apart (the hybrid with each review "
+        "clause encoded again on its own, the ablation of the one-pass reading).",
     ),
     k: str = typer.Option("10,20", "--k", help="Cut-offs of the ranking metrics, comma-separated."),
     negatives: int = typer.Option(100, "--negatives", min=0, help="Sampled negatives per event for AUC."),
@@ -178,18 +180,11 @@ def eval_command(
     if summary["rating_min"] is not None and summary["rating_min"] < summary["rating_max"]:
         # Predictions are clipped to the dataset's own scale (1-5 stars, 0.5-5 half stars, ...).
         cf_params["rating_range"] = (float(summary["rating_min"]), float(summary["rating_max"]))
-    sentiment = None
-    if encoder is not None:
-        from streamrec.model.sentiment import SentimentHead
-
-        anchored = SentimentHead.from_anchors(encoder)
-        sentiment = lambda: copy.deepcopy(anchored)  # noqa: E731 - one fresh head per hybrid
 
     def build(at: int) -> list[Any]:
         return default_recommenders(
             names,
             text_dim=encoder.dim if encoder is not None else 1,
-            sentiment=sentiment,
             seed=at,
             cf_params=cf_params,
             batch_params={"retrain_every": retrain_every},
@@ -216,7 +211,8 @@ def eval_command(
             if phase not in tasks:
                 label = {
                     "encode": "encoding texts",
-                    "clauses": "encoding review clauses (aspects)",
+                    "read": "reading reviews (one encoder pass each)",
+                    "read:apart": "reading reviews, each clause encoded again (ablation)",
                     "catalog": "pipeline: catalog",
                     "replay": "pipeline: replaying events",
                 }.get(phase, "test-then-train")
@@ -310,7 +306,16 @@ def eval_command(
             )
     for name, figures in result.protocol.get("sentiment_auc", {}).items():
         console.print(
-            f"sentiment read from text by {name}: AUC {fmt(figures['auc'])} against held-out ratings "
+            f"sentiment read from text ({name} clauses): AUC {fmt(figures['auc'])} against held-out ratings "
             f"({figures['n_positive']:,} reviews of 4-5 stars, {figures['n_negative']:,} of 1-2)"
+        )
+    for name, reading in result.protocol.get("readers", {}).items():
+        labelled = reading["labelled"]
+        console.print(
+            f"reading ({name} clauses): {reading['encoder_sequences_per_review']:.2f} encoder sequences per "
+            f"review; on {labelled['clauses']} hand-labelled clauses of 6 domains: aspect agreement "
+            f"{labelled['aspect_agreement']:.3f} (precision {labelled['aspect_precision']:.3f}), clause "
+            f"polarity AUC {fmt(labelled['clause_auc'])}, contrasting clauses read right "
+            f"{labelled['contrast_accuracy']:.3f}"
         )
     console.print(f"wrote {paths['md']}, {paths['json']} and {paths['png']}")

@@ -7,7 +7,6 @@ client can read them.
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -16,7 +15,8 @@ import orjson
 from streamrec.model.base import FloatArray
 from streamrec.model.dedupe import review_identity
 from streamrec.model.learner import DeltaBatch
-from streamrec.model.opinions import Mention
+from streamrec.model.opinions import Opinion
+from streamrec.model.reader import Reading
 from streamrec.model.reviews import EncodedReview
 from streamrec.model.schemas import Review, Trigger
 
@@ -102,10 +102,9 @@ def parse_review_key(key: bytes) -> tuple[str, str]:
     return user, identity
 
 
-def encoded_review(
-    review: Review, vector: FloatArray, version: str, trigger: Trigger, mentions: Sequence[Mention] = ()
-) -> bytes:
-    """A review's vector and its aspect mentions (each with the span of the review it quotes)."""
+def encoded_review(review: Review, reading: Reading, version: str, trigger: Trigger) -> bytes:
+    """A review as read: its vector, its polarity and its opinions (each with its polarity and
+    the span it quotes of the review as a person reads it), as scalars: no vector per opinion."""
     return orjson.dumps(
         {
             "user_id": review.user_id,
@@ -113,10 +112,11 @@ def encoded_review(
             "rating": review.rating,
             "ts": review.ts,
             "review_id": review.review_id,
-            "v": encode_vector(vector),
+            "v": encode_vector(reading.vector),
             "version": version,
             "trigger": trigger.model_dump(),
-            "mentions": [{**m.to_dict(), "v": encode_vector(m.vector)} for m in mentions],
+            "polarity": round(reading.polarity, 4),
+            "opinions": [o.to_dict() for o in reading.opinions],
         }
     )
 
@@ -134,10 +134,9 @@ def parse_encoded_review(raw: bytes, key: bytes) -> EncodedReview:
         trigger=Trigger(**data["trigger"]),
         key=key,
         identity=parse_review_key(key)[1],
-        mentions=tuple(
-            Mention(m["aspect"], m["start"], m["end"], m["text"], decode_vector(m["v"]))
-            for m in data.get("mentions", ())
-        ),
+        # Written by an encoder older than the reading of polarities: read as unread.
+        polarity=data.get("polarity"),
+        opinions=tuple(Opinion.from_dict(o) for o in data.get("opinions", ())),
     )
 
 

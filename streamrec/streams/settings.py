@@ -53,12 +53,20 @@ class EncoderSettings(_Group):
         None, description="local path or offline model name; default: the bundled all-MiniLM-L6-v2"
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto uses CUDA when available")
-    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
-        "auto", description="auto: bf16/fp16 on CUDA, fp32 on CPU"
+    dtype: Literal["auto", "float32", "float16", "bfloat16", "int8"] = Field(
+        "auto",
+        description="auto: bf16/fp16 on CUDA, fp32 on CPU (bf16 with AMX); int8: dynamic quantization "
+        "on CPU, faster but its vectors stray from fp32's (see `streamrec bench`)",
     )
     max_length: int = Field(256, ge=8, le=8192, description="tokens kept per text")
     batch_size: int = Field(64, ge=1, description="most texts per encoder batch")
     max_wait_ms: int = Field(50, ge=0, description="longest wait to fill a batch")
+    checkpoint_interval_s: float = Field(
+        5.0,
+        gt=0,
+        description="how often the sentiment model and the offsets it learned up to are saved; what "
+        "it learned from ratings reads reviews from each checkpoint on",
+    )
 
 
 class CFSettings(_Group):

@@ -32,6 +32,7 @@ class Metrics:
     encoder_batch_size: Histogram
     encoder_batch_seconds: Histogram
     encoder_texts: Counter
+    encoder_sequences: Counter
     qdrant_upsert_seconds: Histogram
     ranking_seconds: Histogram
     candidate_search_seconds: Histogram
@@ -92,6 +93,12 @@ class Metrics:
                 **kw,
             ),
             encoder_texts=Counter("streamrec_encoder_texts_total", "Texts encoded, by kind", ["kind"], **kw),
+            encoder_sequences=Counter(
+                "streamrec_encoder_sequences_total",
+                "Texts the encoder read as sequences of their own, by kind (a review: one)",
+                ["kind"],
+                **kw,
+            ),
             qdrant_upsert_seconds=Histogram(
                 "streamrec_qdrant_upsert_seconds",
                 "Time of one batched Qdrant upsert, by collection",

@@ -104,7 +104,7 @@ def test_cached_encoder_memory_and_disk(tmp_path):
     second = again.encode(["blue drum", "red guitar"])
     assert again.n_encoded == 0 and again.n_cached == 2
     np.testing.assert_allclose(second, first[[1, 0]])
-    assert len(list(tmp_path.glob("vectors-*.npz"))) == 1
+    assert len(list(tmp_path.glob("rows-*.npz"))) == 1
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ import jsonschema
 import pytest
 from typer.testing import CliRunner
 
+from streamrec.model.errors import InvalidEvent
 from streamrec.model.schemas import EventParser
 from streamrec.streams.cli import app
 from streamrec.streams.contract import PUBLIC_TOPICS, topic_schemas
@@ -26,20 +27,36 @@ def test_schema_command_prints_every_public_topic() -> None:
     assert bad.exit_code != 0 and "must be one of" in bad.output
 
 
+def _parse(topic: str, value: dict) -> dict:
+    parse = getattr(EventParser(), topic.rstrip("s") if topic != "forget" else "forget")
+    return parse(json.dumps(value).encode()).model_dump()
+
+
 @pytest.mark.parametrize(
-    ("topic", "value"),
+    ("topic", "value", "parsed"),
     [
-        ("clicks", {"user_id": "u1", "item_id": 42, "event": "cart", "ts": "2024-05-01T10:00:00Z"}),
+        (
+            "clicks",
+            {"user_id": "u1", "item_id": 42, "event": "cart", "ts": "2024-05-01T10:00:00Z"},
+            {"user_id": "u1", "item_id": "42", "event": "cart", "ts": 1714557600.0},
+        ),
         (
             "reviews",
             {"user_id": 7, "item_id": "B0002E1G5C", "text": "Warm tone.", "rating": 4.5, "ts": 1.7e9},
+            {"user_id": "7", "item_id": "B0002E1G5C", "text": "Warm tone.", "rating": 4.5, "ts": 1.7e9},
         ),
-        ("items", {"item_id": "a", "title": "Capo", "tags": ["guitar"], "description": "Spring", "ts": 0}),
-        ("forget", {"user_id": "u1"}),
+        (
+            "items",
+            {"item_id": "a", "title": "Capo", "tags": ["guitar"], "description": "Spring", "ts": 0},
+            {"item_id": "a", "title": "Capo", "tags": ["guitar"], "description": "Spring", "ts": 0.0},
+        ),
+        ("forget", {"user_id": "u1"}, {"user_id": "u1"}),
     ],
 )
-def test_what_the_parser_accepts_the_schema_accepts(topic: str, value: dict) -> None:
-    getattr(EventParser(), topic.rstrip("s") if topic != "forget" else "forget")(json.dumps(value).encode())
+def test_what_the_parser_accepts_the_schema_accepts(topic: str, value: dict, parsed: dict) -> None:
+    # The parser reads each field as the schema documents it (ids as strings, times as seconds).
+    got = _parse(topic, value)
+    assert {k: got[k] for k in parsed} == parsed
     jsonschema.validate(value, topic_schemas()[topic])
 
 
@@ -55,3 +72,6 @@ def test_what_the_parser_accepts_the_schema_accepts(topic: str, value: dict) -> 
 def test_what_the_schema_rejects_the_parser_rejects(topic: str, value: dict) -> None:
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(value, topic_schemas()[topic])
+    with pytest.raises(InvalidEvent) as rejected:
+        _parse(topic, value)
+    assert rejected.value.reason == "invalid_fields"

@@ -299,6 +299,9 @@ def bench_latency(
     finally:
         arrivals.close()
     recommendations = metric_total(worker, "streamrec_recommendations_total")
+    read = metric_total(feeders, "streamrec_encoder_texts_total", kind="review")
+    sequences = metric_total(feeders, "streamrec_encoder_sequences_total", kind="review")
+    review_run["encoder_sequences_per_review"] = sequences / read if read else None
     phase.settle(phase.faust_group(("recommender",)), [topics.clicks, topics.reviews_encoded], 30.0)
     phase.stop()
     target = max(loads)

@@ -98,9 +98,11 @@ def table(report: dict[str, Any]) -> Table:
                     ("click_p99_ms", f"at {latency['offered_events_per_s']:,.0f} clicks/s"))),
             )  # fmt: skip
         reviews = latency["reviews"]
+        per_review = reviews.get("encoder_sequences_per_review")
         out.add_row(
             f"reviews at {_n(reviews['offered_events_per_s'])}/s",
-            f"p50/p95/p99 {_ms(reviews)} ms",
+            f"p50/p95/p99 {_ms(reviews)} ms"
+            + (f"; {per_review:.2f} encoder sequences per review" if per_review is not None else ""),
             "two broker hops (encoder, recommender)",
             f"p99 <= {_n(reviews['slo_ms'])} ms",
             _mark(held.get(("review_p99_ms", f"at {reviews['offered_events_per_s']:g} reviews/s"))),
@@ -129,6 +131,15 @@ def table(report: dict[str, Any]) -> Table:
             ">= 1.5x baseline",
             _mark(held.get(("encoder_ratio", encoder["device"]))),
         )
+        for name, variant in (encoder.get("variants") or {}).items():
+            out.add_row(
+                f"encoder variant {name} (dtype {variant['dtype']}, {variant['max_length']} tokens)",
+                f"{_n(variant['texts_per_s'], 1)} texts/s",
+                f"cosine to float32 least {variant['min_cosine_to_float32']:.4f}, "
+                f"mean {variant['mean_cosine_to_float32']:.4f}",
+                ">= 0.99 for every text, to be a default",
+                _mark(variant["holds"]),
+            )
     qdrant = report.get("qdrant")
     if _ok(qdrant):
         for run in qdrant["runs"]:

@@ -1,10 +1,15 @@
-"""The encoder role: turns item and review text into vectors, in micro-batches.
+"""The encoder role: turns item text into vectors, and reads reviews, in micro-batches.
 
-Stateless, so it scales by adding processes and can run alone on a GPU machine:
-it only needs Kafka. Item vectors go to the compacted `vectors` topic; review
-vectors go to `reviews-encoded`, into the same partition as the source review so
-that a user's clicks and reviews stay together whatever partitioner the producer
-used.
+Items are stateless: their vectors go to the compacted `vectors` topic. Reviews are read by
+`streamrec.model.reader.ReviewReader` (one encoder pass each: the review's vector, its
+polarity, its opinions) and go to `reviews-encoded`, into the same partition as the source
+review so that a user's clicks and reviews stay together whatever partitioner the producer
+used. The role is the one writer of the sentiment model: it learns from each rated review
+after reading it, and checkpoints the model with the offsets it has read up to. Readings use
+the model of the last checkpoint, so a restarted role reads every review it reads again as it
+read it the first time, and every recommender reads the polarities published here.
+It scales by adding processes (each learns from the partitions it reads) and can run alone on a
+GPU machine: it only needs Kafka.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from faust.types import EventT, StreamT
 
 from streamrec.model.encoder import TransformerEncoder
 from streamrec.model.errors import InvalidEvent
-from streamrec.model.opinions import AspectReader, clauses_of, segments
+from streamrec.model.reader import Passage, ReviewReader
 from streamrec.model.schemas import Item, Review, Trigger
+from streamrec.streams.checkpoint import AckAfterCheckpoint, CheckpointStore
 from streamrec.streams.context import Context
 from streamrec.streams.messages import encoded_review, review_key, vector_key, vector_message
 
@@ -34,7 +40,7 @@ ROLE = "encoder"
 
 
 class EncoderRole:
-    """Owns the text encoder and dead letters of `items`."""
+    """Owns the text encoder, the review reader and its sentiment model, and dead letters of `items`."""
 
     def __init__(self, ctx: Context, encoder: TransformerEncoder | None = None) -> None:
         self.ctx = ctx
@@ -48,8 +54,17 @@ class EncoderRole:
         )
         self.encoder.warm_up()
         log.info("encoder %s on %s (%d dims)", self.encoder.version, self.encoder.device, self.encoder.dim)
-        # Reviews are read for the aspects they speak of: each clause is encoded with its review.
-        self.aspects = AspectReader(self.encoder, ctx.settings.aspects())
+        self.reader = ReviewReader(self.encoder, ctx.settings.aspects())
+        self.store = CheckpointStore.of(ctx.settings, ROLE)
+        saved = self.store.load()
+        #: Next review offset to read per "topic:partition": below it, a review was read and sent.
+        self.offsets: dict[str, int] = {}
+        if saved is not None:
+            self.reader.restore(saved.model["reader"])
+            self.offsets = saved.offsets
+        self.acks = AckAfterCheckpoint(self.store)
+        self._lock = asyncio.Lock()
+        self._last_checkpoint = time.monotonic()
         # One thread: the model is not re-entrant, and torch parallelizes inside a batch.
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="encoder")
         self._partitions: dict[str, int] = {}
@@ -65,13 +80,39 @@ class EncoderRole:
         ctx = self.ctx
         source = app.topic(ctx.topics.items, ctx.topics.reviews, value_serializer="raw", key_serializer="raw")
         app.agent(source, name=f"{ctx.settings.topic_prefix}encoder")(self._agent)
+        app.timer(1.0, name="encoder-checkpoint")(self._on_timer)
         ctx.sources.update({ctx.topics.items: ROLE, ctx.topics.reviews: ROLE})
+
+    async def open(self) -> None:
+        if self.offsets:  # logged here: logging is set up once the worker starts
+            head = self.reader.sentiment
+            log.info(
+                "sentiment model restored (%d positive, %d negative reviews learned)",
+                head.n_positive,
+                head.n_negative,
+            )
+
+    async def close(self) -> None:
+        await self._on_timer(force=True)
+        await self.acks.drain()
 
     async def _agent(self, stream: StreamT[Any]) -> None:
         assert isinstance(stream, Stream)  # StreamT does not declare the batching methods
         cfg = self.ctx.settings.encoder
-        async for events in stream.take_events(cfg.batch_size, within=cfg.max_wait_ms / 1000):
-            await self.handle(events)
+        async for events in stream.noack_take(cfg.batch_size, within=cfg.max_wait_ms / 1000):
+            async with self._lock:
+                await self.handle(events)
+                self.acks.hold(events)
+                if time.monotonic() - self._last_checkpoint >= cfg.checkpoint_interval_s:
+                    await self._checkpoint()
+
+    def _fresh(self, event: EventT[Any]) -> bool:
+        """Move past a review; False if it was read (and sent) before the last checkpoint."""
+        msg = event.message
+        tp = f"{msg.topic}:{msg.partition}"
+        done = self.offsets.get(tp, 0)
+        self.offsets[tp] = max(done, msg.offset + 1)
+        return msg.offset >= done
 
     async def handle(self, events: Sequence[EventT[Any]]) -> None:
         ctx = self.ctx
@@ -92,54 +133,70 @@ class EncoderRole:
                 if item.text() != item.item_id:
                     items.append((item, event))
                 # else: a title that is the item's id says nothing; its reviews will describe it
-            else:
+            elif self._fresh(event):
                 try:
                     reviews.append((ctx.parser.review(event.value), event))
                 except InvalidEvent:
                     continue  # the CF role dead-letters invalid reviews
-        spans = [segments(review.text) for review, _ in reviews]
-        clauses = clauses_of([review.text for review, _ in reviews], spans)
-        texts = [item.text() for item, _ in items] + [review.text for review, _ in reviews] + clauses
-        if texts:
+        if items or reviews:
             encode_started = time.perf_counter()
-            vectors = await asyncio.get_running_loop().run_in_executor(self._pool, self.encoder.encode, texts)
-            n_read = len(items) + len(reviews)
-            said = [review.text for review, _ in reviews]
-            mentions = self.aspects.mentions(said, spans, clauses, vectors[n_read:])
+            vectors, passages = await asyncio.get_running_loop().run_in_executor(
+                self._pool, self._encode, [item.text() for item, _ in items], [r.text for r, _ in reviews]
+            )
             ctx.metrics.encoder_batch_seconds.observe(time.perf_counter() - encode_started)
-            ctx.metrics.encoder_batch_size.observe(len(texts))
-            ctx.metrics.encoder_texts.labels("item").inc(len(items))
-            ctx.metrics.encoder_texts.labels("review").inc(len(reviews))
-            version = self.encoder.version
-            for (item, _), vector in zip(items, vectors[: len(items)], strict=True):
-                ctx.output.send(
-                    ctx.topics.vectors,
-                    vector_message(
-                        "item",
-                        "text",
-                        item.item_id,
-                        vector,
-                        version,
-                        item.ts,
-                        title=item.title,
-                        tags=item.tags,
-                    ),
-                    key=vector_key("item", "text", item.item_id),
-                )
-            read = vectors[len(items) : n_read]
-            for (review, event), vector, found in zip(reviews, read, mentions, strict=True):
-                msg = event.message
-                trigger = Trigger(
-                    topic=msg.topic, partition=msg.partition, offset=msg.offset, ts=msg.timestamp
-                )
-                ctx.output.send(
-                    ctx.topics.reviews_encoded,
-                    encoded_review(review, vector, version, trigger, found),
-                    key=review_key(review),
-                    partition=msg.partition % self.partitions(ctx.topics.reviews_encoded),
-                    # Keeps the review's own timestamp, so latency is measured from the original event.
-                    timestamp_ms=int(msg.timestamp * 1000),
-                )
+            ctx.metrics.encoder_batch_size.observe(len(items) + len(reviews))
+            for kind, n in (("item", len(items)), ("review", len(reviews))):
+                ctx.metrics.encoder_texts.labels(kind).inc(n)
+                ctx.metrics.encoder_sequences.labels(kind).inc(n)
+            self._send_items(items, vectors)
+            self._send_reviews(reviews, passages)
         await ctx.output.flush()
         ctx.metrics.batch_events.labels(ROLE).observe(len(events))
         ctx.metrics.batch_seconds.labels(ROLE).observe(time.perf_counter() - started)
+
+    def _encode(self, items: list[str], reviews: list[str]) -> tuple[Any, list[Passage]]:
+        """Items' vectors, and reviews as one encoder pass each reads them."""
+        return self.encoder.encode(items), self.reader.encode(reviews) if reviews else []
+
+    def _send_items(self, items: list[tuple[Item, EventT[Any]]], vectors: Any) -> None:
+        ctx, version = self.ctx, self.encoder.version
+        for (item, _), vector in zip(items, vectors, strict=True):
+            message = vector_message(
+                "item", "text", item.item_id, vector, version, item.ts, title=item.title, tags=item.tags
+            )
+            ctx.output.send(ctx.topics.vectors, message, key=vector_key("item", "text", item.item_id))
+
+    def _send_reviews(self, reviews: list[tuple[Review, EventT[Any]]], passages: list[Passage]) -> None:
+        """Each review as read by the committed sentiment model; then its rating is learned."""
+        ctx, version = self.ctx, self.encoder.version
+        for (review, event), passage in zip(reviews, passages, strict=True):
+            msg = event.message
+            reading = self.reader.judge(passage, review.rating)
+            self.reader.learn(passage, review.rating)
+            trigger = Trigger(topic=msg.topic, partition=msg.partition, offset=msg.offset, ts=msg.timestamp)
+            ctx.output.send(
+                ctx.topics.reviews_encoded,
+                encoded_review(review, reading, version, trigger),
+                key=review_key(review),
+                partition=msg.partition % self.partitions(ctx.topics.reviews_encoded),
+                # Keeps the review's own timestamp, so latency is measured from the original event.
+                timestamp_ms=int(msg.timestamp * 1000),
+            )
+
+    # -- checkpoints ----------------------------------------------------------------
+
+    async def _on_timer(self, force: bool = False) -> None:
+        interval = self.ctx.settings.encoder.checkpoint_interval_s
+        if force or time.monotonic() - self._last_checkpoint >= interval:
+            async with self._lock:
+                await self._checkpoint()
+
+    async def _checkpoint(self) -> None:
+        """What was learned starts reading reviews, and becomes durable with the offsets read up to;
+        the events it covers are acknowledged once it is on disk."""
+        self._last_checkpoint = time.monotonic()
+        if not self.acks.holding:
+            return
+        await self.ctx.output.flush()
+        self.reader.commit()
+        self.acks.write(self.store.dumps({"reader": self.reader.state()}, self.offsets))

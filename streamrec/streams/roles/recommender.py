@@ -28,14 +28,12 @@ from streamrec.model.portrait import portrait
 from streamrec.model.recommender import Recommender
 from streamrec.model.reviews import EncodedReview
 from streamrec.model.schemas import Audit, Click, ModelInfo, Recommendation, RecommendedItem, Trigger
-from streamrec.model.sentiment import SentimentHead
 from streamrec.model.serving import Serving
-from streamrec.streams.checkpoint import CheckpointStore
+from streamrec.streams.checkpoint import AckAfterCheckpoint, CheckpointStore
 from streamrec.streams.context import Context
 from streamrec.streams.messages import parse_encoded_review
 from streamrec.streams.profiles import TableProfiles
 from streamrec.streams.roles.index import IndexFeed
-from streamrec.streams.settings import Settings
 from streamrec.streams.sink import QdrantSink
 from streamrec.streams.telemetry import TimedSearch
 
@@ -72,7 +70,6 @@ class RecommenderRole:
             cf_dim,
             profiles=self.profiles,
             half_life_s=half_life,
-            sentiment=_sentiment_head(settings),
             language=settings.language,
             labels=self.labels,
             n_candidates=cfg.n_candidates,
@@ -91,10 +88,9 @@ class RecommenderRole:
             self.serving = Serving(rec, state["seen"], _online(state), offsets=saved.offsets)
         self.rec = rec
         self.index = IndexFeed(ctx, self.serving, self.sink, ROLE)
-        self._pending: list[EventT[Any]] = []
+        self.acks = AckAfterCheckpoint(self.store)
         self._last_checkpoint = time.monotonic()
         self._lock = asyncio.Lock()
-        self._writing: asyncio.Future[None] | None = None
 
     def install(self, app: faust.App) -> None:
         ctx = self.ctx
@@ -114,8 +110,7 @@ class RecommenderRole:
 
     async def close(self) -> None:
         await self._on_timer(force=True)
-        if self._writing is not None:
-            await self._writing
+        await self.acks.drain()
         await self.index.close()
 
     # -- users, from their partitions -----------------------------------------------
@@ -126,7 +121,7 @@ class RecommenderRole:
         async for events in stream.noack_take(cfg.batch_size, within=cfg.coalesce_ms / 1000):
             async with self._lock:
                 await self.handle(events)
-                self._pending.extend(events)
+                self.acks.hold(events)
                 if time.monotonic() - self._last_checkpoint >= cfg.checkpoint_interval_s:
                     await self._checkpoint()
 
@@ -270,7 +265,7 @@ class RecommenderRole:
         acknowledged once it is.
         """
         self._last_checkpoint = time.monotonic()
-        if not self._pending:
+        if not self.acks.holding:
             return
         await self.ctx.output.flush()
         await self.app.producer.flush()  # the profile table's changelog
@@ -281,25 +276,7 @@ class RecommenderRole:
             "online": serving.online,
             "qdrant_pending": self.sink.pending(),
         }
-        blob = self.store.dumps(state, serving.offsets)
-        pending, self._pending = self._pending, []
-        previous = self._writing
-        self._writing = asyncio.ensure_future(self._write(blob, pending, previous))
-
-    async def _write(
-        self, blob: bytes, covered: list[EventT[Any]], previous: asyncio.Future[None] | None
-    ) -> None:
-        if previous is not None:
-            await previous  # checkpoints land in the order they were taken
-        try:
-            await asyncio.get_running_loop().run_in_executor(None, self.store.write, blob)
-        except OSError as exc:
-            # The next checkpoint holds this state too: its events wait for that one.
-            log.error("checkpoint not written, retrying with the next one: %s", exc)
-            self._pending[:0] = covered
-            return
-        for event in covered:
-            event.ack()
+        self.acks.write(self.store.dumps(state, serving.offsets))
 
 
 def _online(state: dict[str, Any]) -> OnlineScorer:
@@ -311,14 +288,3 @@ def _online(state: dict[str, Any]) -> OnlineScorer:
     online.rates = state["quality"]
     online.lists = state["last_lists"]
     return online
-
-
-def _sentiment_head(settings: Settings) -> SentimentHead:
-    """The sentiment head's zero-shot prior, from the deployment's own encoder (loaded once, here,
-    on the CPU, and let go: the head then learns from the ratings of the reviews it reads)."""
-    from streamrec.model.encoder import TransformerEncoder
-
-    encoder = TransformerEncoder(settings.encoder.model, device="cpu", max_length=64)
-    head = SentimentHead.from_anchors(encoder)
-    del encoder
-    return head
