@@ -166,6 +166,7 @@ def run_prequential(
                 passages = _passages(reader, said, "read" if mode == "pooled" else f"read:{mode}", progress)
                 readers[mode] = (reader, dict(zip(review_rows, passages, strict=True)))
             review_vectors = {j: p.vector for j, p in readers["pooled"][1].items()}
+        cached.save()
         encoder_seconds = time.perf_counter() - t0
 
     catalog: dict[str, tuple[str, FloatArray | None]] = {}

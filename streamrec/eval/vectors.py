@@ -17,6 +17,10 @@ from streamrec.model.base import FloatArray, TextEncoder
 __all__ = ["CachedEncoder"]
 
 
+#: New rows kept in memory before the disk cache is written again (it is written whole each time).
+SAVE_EVERY = 50_000
+
+
 class CachedEncoder:
     """A text encoder with an in-memory cache and, optionally, an on-disk one.
 
@@ -91,7 +95,10 @@ class CachedEncoder:
                 self._memory.setdefault(key, vectors[end - n : end])
 
     def save(self) -> None:
-        """Write new vectors to the disk cache (all vectors of this version in one file)."""
+        """Write new vectors to the disk cache (all vectors of this version in one file).
+
+        Done every `SAVE_EVERY` new rows and when the caller is done (`run_prequential` is).
+        """
         path = self._file()
         if path is None or not self._unsaved:
             return
@@ -170,5 +177,6 @@ class CachedEncoder:
                 self.n_encoded += len(chunk)
                 if progress is not None:
                     progress(len(chunk))
-            self.save()
+            if self._unsaved >= SAVE_EVERY:
+                self.save()
         return {key: self._memory[key] for key in keys}

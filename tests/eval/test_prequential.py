@@ -99,6 +99,7 @@ def test_cached_encoder_memory_and_disk(tmp_path):
     inner = HashEncoder()
     enc = CachedEncoder(inner, cache_dir=tmp_path)
     first = enc.encode(["red guitar", "blue drum", "red guitar"])
+    enc.save()  # written every SAVE_EVERY rows, and when the run is done
     assert enc.n_encoded == 2 and inner.calls == 1
     again = CachedEncoder(HashEncoder(), cache_dir=tmp_path)
     second = again.encode(["blue drum", "red guitar"])
