@@ -58,7 +58,14 @@ class EncoderSettings(_Group):
         description="auto: bf16/fp16 on CUDA, fp32 on CPU (bf16 with AMX); int8: dynamic quantization "
         "on CPU, faster but its vectors stray from fp32's (see `streamrec bench`)",
     )
-    max_length: int = Field(256, ge=8, le=8192, description="tokens kept per text")
+    backend: Literal["auto", "torch", "onnx"] = Field(
+        "auto",
+        description="what runs the encoder: auto uses ONNX Runtime for float32 on a CPU (the same vectors, "
+        "faster on the few texts a stream brings at a time), torch otherwise",
+    )
+    max_length: int = Field(
+        256, ge=8, le=8192, description="tokens per encoder window (a longer text is read in several)"
+    )
     batch_size: int = Field(64, ge=1, description="most texts per encoder batch")
     max_wait_ms: int = Field(50, ge=0, description="longest wait to fill a batch")
     checkpoint_interval_s: float = Field(

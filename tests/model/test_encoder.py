@@ -218,3 +218,30 @@ def test_int8_reads_on_the_cpu_near_float32_and_keeps_its_vectors_apart(
     cosines = cosine_rows(int8.encode(reviews), encoder.encode(reviews))
     # Near, not equal: `streamrec bench` measures how near, which is why it is not the default.
     assert cosines.mean() > 0.9 and cosines.min() < 0.9999
+
+
+def test_onnx_runtime_reads_what_torch_reads(
+    encoder: TransformerEncoder, reviews: list[str], tmp_path: Path
+) -> None:
+    from streamrec.model.opinions import segments
+
+    torch_encoder = TransformerEncoder(device="cpu", dtype="float32", backend="torch")
+    onnx_encoder = TransformerEncoder(device="cpu", dtype="float32", backend="onnx", export_dir=tmp_path)
+    assert (torch_encoder.backend, onnx_encoder.backend) == ("torch", "onnx")
+    assert onnx_encoder.version == torch_encoder.version  # the same vectors, so the same space
+    spans = [segments(text) for text in reviews]
+    (a, pa), (b, pb) = torch_encoder.read(reviews, spans), onnx_encoder.read(reviews, spans)
+    assert cosine_rows(a, b).min() > 0.9999 and cosine_rows(pa, pb).min() > 0.9999
+    # The export is kept: the next start loads it instead of exporting again.
+    (exported,) = tmp_path.glob("*.onnx")
+    before = exported.stat().st_mtime_ns
+    TransformerEncoder(device="cpu", dtype="float32", backend="onnx", export_dir=tmp_path)
+    assert exported.stat().st_mtime_ns == before
+
+
+def test_a_backend_that_cannot_run_says_why() -> None:
+    with pytest.raises(EncoderError, match="backend"):
+        TransformerEncoder(device="cpu", backend="tensorrt")
+    with pytest.raises(EncoderError, match="float32 on the CPU"):
+        TransformerEncoder(device="cpu", dtype="bfloat16", backend="onnx")
+    assert TransformerEncoder(device="cpu", dtype="bfloat16").backend == "torch"

@@ -56,7 +56,7 @@ def test_bench_encoder_times_encoders_that_agree_on_the_same_texts(reviews: list
     assert set(result) == {
         "device", "model", "texts", "texts_per_s", "baseline_texts_per_s", "ratio",
         "sentence_transformers_texts_per_s", "min_cosine_to_baseline", "dtype", "max_length",
-        "texts_read_past_max_length",
+        "texts_read_past_max_length", "backend",
     }  # fmt: skip
     assert (result["device"], result["texts"], result["max_length"]) == ("cpu", len(reviews), 128)
     # streamrec's batching and pooling compute the baseline's vectors (float32 or bf16 on this CPU).

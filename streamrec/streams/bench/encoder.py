@@ -112,7 +112,7 @@ def bench_encoder(
     rate = {name: len(texts) / seconds for name, seconds in best.items()}
     # The baseline truncates at max_length; streamrec reads a longer text whole, in windows.
     # Their vectors are compared where both read the same tokens.
-    lengths = [len(ids) for ids in encoder._tokenizer(texts, truncation=False)["input_ids"]]
+    lengths = [len(ids) for ids in encoder._tokenizer(texts, truncation=False, verbose=False)["input_ids"]]
     fits = np.array([n <= max_length for n in lengths])
     return {
         "device": encoder.device,
@@ -128,6 +128,7 @@ def bench_encoder(
         ),
         "texts_read_past_max_length": int((~fits).sum()),
         "dtype": encoder.dtype,
+        "backend": encoder.backend,
         "max_length": max_length,
     }
 

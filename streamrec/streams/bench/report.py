@@ -121,7 +121,8 @@ def table(report: dict[str, Any]) -> Table:
         default = encoder.get("default_dtype")
         padding = encoder.get("padding")
         out.add_row(
-            f"encoder ({encoder['device']}, {encoder['dtype']}), {encoder['texts']} reviews",
+            f"encoder ({encoder['device']}, {encoder.get('backend', 'torch')}, {encoder['dtype']}), "
+            f"{encoder['texts']} reviews",
             f"{_n(encoder['texts_per_s'], 1)} texts/s"
             + (f" ({default['dtype']}: {_n(default['texts_per_s'], 1)}/s)" if default else "")
             + (f"; worker: {_n(worker, 1)}/s" if worker else ""),
@@ -133,7 +134,8 @@ def table(report: dict[str, Any]) -> Table:
         )
         for name, variant in (encoder.get("variants") or {}).items():
             out.add_row(
-                f"encoder variant {name} (dtype {variant['dtype']}, {variant['max_length']} tokens)",
+                f"encoder variant {name} ({variant['backend']}, {variant['dtype']}, "
+                f"{variant['max_length']} tokens)",
                 f"{_n(variant['texts_per_s'], 1)} texts/s",
                 f"cosine to float32 least {variant['min_cosine_to_float32']:.4f}, "
                 f"mean {variant['mean_cosine_to_float32']:.4f}",

@@ -51,9 +51,12 @@ class EncoderRole:
             dtype=cfg.dtype,
             max_length=cfg.max_length,
             batch_size=cfg.batch_size,
+            backend=cfg.backend,
+            export_dir=ctx.settings.data_dir / "onnx",
         )
         self.encoder.warm_up()
-        log.info("encoder %s on %s (%d dims)", self.encoder.version, self.encoder.device, self.encoder.dim)
+        enc = self.encoder
+        log.info("encoder %s on %s with %s (%d dims)", enc.version, enc.device, enc.backend, enc.dim)
         self.reader = ReviewReader(self.encoder, ctx.settings.aspects())
         self.store = CheckpointStore.of(ctx.settings, ROLE)
         saved = self.store.load()
