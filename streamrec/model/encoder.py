@@ -17,6 +17,13 @@ import torch
 
 from streamrec.model.base import FloatArray
 from streamrec.model.errors import EncoderError
+from streamrec.model.runtime import (
+    available_cpus,
+    quantized,
+    resolve_backend,
+    resolve_device,
+    resolve_dtype,
+)
 
 __all__ = ["DEFAULT_MODEL", "TransformerEncoder", "locate_model", "model_dim"]
 
@@ -35,11 +42,6 @@ _POOLING_KEYS = {
     "pooling_mode_max_tokens": "max",
     "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len",
 }
-_DTYPES = {
-    "float32": torch.float32, "fp32": torch.float32,
-    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-    "float16": torch.float16, "fp16": torch.float16,
-}  # fmt: skip
 # On 2 CPU cores (MiniLM, real reviews) batches of 1-2k tokens did ~15% less work per text than
 # 4k ones, their activations staying in cache; a GPU needs large batches to be kept busy.
 # ONNX Runtime on a CPU did more per text in batches of about 512 tokens (2 cores, MiniLM).
@@ -132,18 +134,18 @@ class TransformerEncoder:
         self.max_batch_tokens = max_batch_tokens
         self.normalize = normalize
         self.num_threads = num_threads
-        self.device = _resolve_device(device)
-        quantized = dtype == "int8"
-        if quantized and self.device != "cpu":
+        self.device = resolve_device(device)
+        int8 = dtype == "int8"
+        if int8 and self.device != "cpu":
             raise EncoderError(f"dtype 'int8' runs on the CPU only, got device {self.device!r}")
-        self._torch_dtype = torch.float32 if quantized else _resolve_dtype(dtype, self.device)
-        self.dtype = "int8" if quantized else str(self._torch_dtype).removeprefix("torch.")
-        self.backend = _resolve_backend(backend, self.device, self.dtype)
+        self._torch_dtype = torch.float32 if int8 else resolve_dtype(dtype, self.device)
+        self.dtype = "int8" if int8 else str(self._torch_dtype).removeprefix("torch.")
+        self.backend = resolve_backend(backend, self.device, self.dtype)
         kind = "cuda" if self.device.startswith("cuda") else "onnx" if self.backend == "onnx" else "cpu"
         self._batch_size = batch_size or _DEFAULTS[kind][0]
         self._batch_tokens = max_batch_tokens or _DEFAULTS[kind][1]
         if kind != "cuda":
-            threads = num_threads or _available_cpus()
+            threads = num_threads or available_cpus()
             # A process-wide setting: change it only when it differs, so that encoders built
             # later with the default do not undo an explicit choice made elsewhere.
             if torch.get_num_threads() != threads:
@@ -152,15 +154,15 @@ class TransformerEncoder:
         path, label = locate_model(model)
         self._pooling = _read_pooling(path)
         self._net, self._tokenizer = _load(path, self.device, self._torch_dtype)
-        if quantized:
-            self._net = _quantized(self._net)
+        if int8:
+            self._net = quantized(self._net)
         config = self._net.config
         self._forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = self._torch_forward
         if self.backend == "onnx":
             from streamrec.model.onnx_runtime import OnnxTransformer
 
             name = f"{_fingerprint(path, self._pooling)}-{label.replace('/', '_')}"
-            threads = num_threads or _available_cpus()
+            threads = num_threads or available_cpus()
             self._forward = OnnxTransformer(path, name, threads, export_dir)
         self._max_tokens = min(max_length, int(getattr(config, "max_position_embeddings", max_length)))
         self.dim = int(config.hidden_size)
@@ -170,7 +172,7 @@ class TransformerEncoder:
             raise EncoderError(f"'max_length' must leave room for a token, got {max_length}")
         # "w": texts are read whole, in windows of `max_length` tokens (not truncated).
         self.version = f"{label}:{self._pooling}:{self._max_tokens}w:{_fingerprint(path, self._pooling)}"
-        if quantized:
+        if int8:
             self.version += ":int8"  # its vectors are near float32's, not equal: keep them apart
 
     def __repr__(self) -> str:
@@ -374,21 +376,6 @@ class TransformerEncoder:
         return text_vectors, span_vectors
 
 
-def _resolve_backend(backend: str, device: str, dtype: str) -> str:
-    from streamrec.model.onnx_runtime import onnx_available
-
-    if backend not in ("auto", "torch", "onnx"):
-        raise EncoderError(f"'backend' must be 'auto', 'torch' or 'onnx', got {backend!r}")
-    fits = device == "cpu" and dtype == "float32"
-    if backend == "onnx" and not fits:
-        raise EncoderError(f"backend 'onnx' runs float32 on the CPU, got {dtype} on {device!r}")
-    if backend == "onnx" and not onnx_available():
-        raise EncoderError("backend 'onnx' needs the packages onnxruntime and onnx, got them not installed")
-    if backend == "auto":
-        return "onnx" if fits and onnx_available() else "torch"
-    return backend
-
-
 def _batches(lengths: npt.NDArray[np.int64], batch_size: int, budget: int) -> list[tuple[int, int]]:
     """Cut lengths sorted longest first into `[lo, hi)` spans within both limits."""
     spans: list[tuple[int, int]] = []
@@ -401,19 +388,6 @@ def _batches(lengths: npt.NDArray[np.int64], batch_size: int, budget: int) -> li
     return spans
 
 
-def _quantized(net: Any) -> Any:
-    """`net` with int8 linear layers: weights quantized per output channel, activations per batch."""
-    import warnings
-
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch announces the move of this API to torchao
-        return quantize_dynamic(  # type: ignore[no-untyped-call]
-            net, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8
-        )
-
-
 def _special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
     """The special tokens the model's tokenizer puts before and after a text's own."""
     bare = list(tokenizer("word", add_special_tokens=False)["input_ids"])
@@ -422,54 +396,6 @@ def _special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
         if built[at : at + len(bare)] == bare:
             return [int(t) for t in built[:at]], [int(t) for t in built[at + len(bare) :]]
     raise EncoderError("the tokenizer's special tokens must surround a text's own, got none found")
-
-
-def _available_cpus() -> int:
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cpus = os.cpu_count() or 1
-    try:
-        # A container's CPU quota (cgroup v2) is often below the CPUs it can see.
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        if quota != "max":
-            cpus = min(cpus, max(1, int(quota) // int(period)))
-    except (OSError, ValueError):
-        pass
-    return cpus
-
-
-def _resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        kind = torch.device(device).type
-    except RuntimeError:
-        kind = None
-    if kind not in ("cpu", "cuda") or (kind == "cuda" and not torch.cuda.is_available()):
-        seen = f"{device!r} (CUDA is not available)" if kind == "cuda" else repr(device)
-        raise EncoderError(f"'device' must be 'auto', 'cpu' or an available 'cuda[:N]', got {seen}")
-    return device
-
-
-def _cpu_has_amx_bf16() -> bool:
-    """True on CPUs with AMX bf16 tiles (Linux), where bf16 matmuls run several times faster."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            return any(line.startswith("flags") and " amx_bf16" in line for line in f)
-    except OSError:
-        return False
-
-
-def _resolve_dtype(dtype: str, device: str) -> torch.dtype:
-    if dtype == "auto":
-        if not device.startswith("cuda"):
-            # bf16 vectors stay within cosine 0.9999 of fp32 on MiniLM; elsewhere fp32 is faster.
-            return torch.bfloat16 if _cpu_has_amx_bf16() else torch.float32
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if dtype not in _DTYPES:
-        raise EncoderError(f"'dtype' must be 'auto', 'int8' or one of {sorted(_DTYPES)}, got {dtype!r}")
-    return _DTYPES[dtype]
 
 
 def model_dim(model: str | None) -> int:

