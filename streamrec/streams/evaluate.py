@@ -5,13 +5,29 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 __all__ = ["eval_command"]
 
 _FORMATS = "auto|movielens|recbole|amazon-csv|amazon-jsonl|goodreads|csv|jsonl"
+
+# How a dataset file is read: the same options for every command that reads one.
+FormatOpt = Annotated[str, typer.Option("--format", help=f"Dataset format: {_FORMATS}.")]
+ColumnsOpt = Annotated[
+    str,
+    typer.Option(
+        "--columns",
+        help="Column mapping for csv/jsonl, e.g. user=uid,item=sku,rating=stars,text=body,ts=time.",
+    ),
+]
+LimitOpt = Annotated[
+    int | None, typer.Option("--limit", min=1, help="Only the first N events in time order.")
+]
+SkipBadOpt = Annotated[
+    bool, typer.Option("--skip-bad", help="Skip and count unreadable rows instead of failing.")
+]
 _RECOMMENDERS = "popular,recent_popular,cf,text,hybrid,hybrid_no_text,hybrid_no_opinions,als,sasrec"
 
 
@@ -29,16 +45,10 @@ def eval_command(
         dir_okay=False,
         readable=True,
     ),
-    format: str = typer.Option("auto", "--format", help=f"Dataset format: {_FORMATS}."),
-    columns: str = typer.Option(
-        "",
-        "--columns",
-        help="Column mapping for csv/jsonl, e.g. user=uid,item=sku,rating=stars,text=body,ts=time.",
-    ),
-    limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N events in time order."),
-    skip_bad: bool = typer.Option(
-        False, "--skip-bad", help="Skip and count unreadable rows instead of failing."
-    ),
+    format: FormatOpt = "auto",
+    columns: ColumnsOpt = "",
+    limit: LimitOpt = None,
+    skip_bad: SkipBadOpt = False,
     out: Path = typer.Option(..., "--out", help="Directory for report.md, report.json and hr_over_time.png."),
     recommenders: str = typer.Option(
         _RECOMMENDERS,

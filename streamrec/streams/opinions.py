@@ -8,9 +8,9 @@ from typing import Any
 
 import typer
 
-__all__ = ["opinions_command"]
+from streamrec.streams.evaluate import ColumnsOpt, FormatOpt, LimitOpt, SkipBadOpt
 
-_FORMATS = "auto|movielens|recbole|amazon-csv|amazon-jsonl|goodreads|csv|jsonl"
+__all__ = ["opinions_command"]
 
 
 def opinions_command(
@@ -22,12 +22,8 @@ def opinions_command(
         dir_okay=False,
         readable=True,
     ),
-    format: str = typer.Option("auto", "--format", help=f"Dataset format: {_FORMATS}."),
-    columns: str = typer.Option(
-        "",
-        "--columns",
-        help="Column mapping for csv/jsonl, e.g. user=uid,item=sku,rating=stars,text=body,ts=time.",
-    ),
+    format: FormatOpt = "auto",
+    columns: ColumnsOpt = "",
     aspects: Path | None = typer.Option(
         None,
         "--aspects",
@@ -37,7 +33,7 @@ def opinions_command(
         exists=True,
         dir_okay=False,
     ),
-    limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N events in time order."),
+    limit: LimitOpt = None,
     out: Path = typer.Option(..., "--out", help="Directory for reviews.jsonl, items.json and items.html."),
     max_length: int = typer.Option(
         256, "--max-length", min=8, help="Encoder tokens per window (a longer review is read in several)."
@@ -45,9 +41,7 @@ def opinions_command(
     model: str | None = typer.Option(
         None, "--model", help="Encoder: a local model directory (default: the bundled all-MiniLM-L6-v2)."
     ),
-    skip_bad: bool = typer.Option(
-        False, "--skip-bad", help="Skip and count unreadable rows instead of failing."
-    ),
+    skip_bad: SkipBadOpt = False,
 ) -> None:
     """Read a shop's reviews as the pipeline does and show what reviewers say of each item.
 
