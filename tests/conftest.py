@@ -139,3 +139,16 @@ def vectors(session_settings: Settings, topics: Topics, worker: WorkerProcess) -
 def ns() -> str:
     """A namespace for ids, so tests sharing the worker never see each other's users."""
     return uuid.uuid4().hex[:6]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failed test that ran workers shows the end of each worker's log, so that a failure seen
+    only once (on a slower machine) says what the workers were doing."""
+    report = yield
+    tmp = getattr(item, "funcargs", {}).get("tmp_path")
+    if report.failed and call.when == "call" and isinstance(tmp, Path):
+        for log in sorted(tmp.rglob("*.log")):
+            lines = log.read_text(errors="replace").splitlines()
+            report.sections.append((f"last lines of {log.relative_to(tmp)}", "\n".join(lines[-60:])))
+    return report

@@ -82,6 +82,8 @@ class PrequentialConfig:
             },
             "diversity": "mean pairwise 1 - cosine of the listed items' text vectors (items with text only)",
             "coverage": "share of the items known at the end that appeared in some top-K list",
+            "liked": "liked HR@K and NDCG@K: over the events whose user rated the item 4-5; panned-hit "
+            "rate@K: the share of the events rated 1-2 whose item was in the top K (lower is better)",
             "disliked_neighbours": f"share of the top {self.ks[0]} (items with text) whose text cosine to "
             f"an item the user rated 1-2 so far is above {self.disliked_cosine}; events of users with one",
             "reading": "per reader: encoder sequences and clauses per review; and, on 90 reviews of six "
@@ -221,6 +223,7 @@ def _stream(
     scored_at: list[int] = []
     scored_users: list[str] = []
     scored_slices: list[list[str]] = []
+    scored_verdicts: list[int | None] = []
     rng = np.random.default_rng(config.seed)
     #: Per reader, `(polarity read before the rating was learned, rating)` of each rated review.
     verdicts: dict[str, list[tuple[float, float]]] = {mode: [] for mode in readers}
@@ -238,6 +241,8 @@ def _stream(
         scored_at.append(n)
         scored_users.append(user)
         scored_slices.append(slices)
+        verdict = rating_label(event.rating)
+        scored_verdicts.append(verdict)
         for rec in recommenders:
             t0 = time.perf_counter()
             top, probe_scores = rec.rank(user, kmax, probe)
@@ -259,6 +264,7 @@ def _stream(
                 rating=(predicted, event.rating)
                 if predicted is not None and event.rating is not None
                 else None,
+                verdict=verdict,
             )
             for s in slices:
                 metrics[rec.name][s].observe(obs)
@@ -334,7 +340,7 @@ def _stream(
         }
     )
     protocol["intervals"] = _intervals(
-        names, results, hits, gains, scored_users, scored_slices, ks[0], config
+        names, results, hits, gains, scored_users, scored_slices, scored_verdicts, ks[0], config
     )
     sentiment = {mode: _sentiment(v) for mode, v in verdicts.items() if v}
     if sentiment:
@@ -459,16 +465,22 @@ def _intervals(
     gains: dict[str, list[float]],
     users: list[str],
     slices: list[list[str]],
+    verdicts: list[int | None],
     k: int,
     config: PrequentialConfig,
 ) -> dict[str, Any]:
-    """Bootstrap intervals (over users) of HR@k and NDCG@k, and of the hybrid's ratio to each peer."""
+    """Bootstrap intervals (over users) of HR@k and NDCG@k, of liked HR@k and the panned-hit rate@k
+    where events are rated, and of the hybrid's ratio to each peer."""
     if not users:
         return {}
-    values = {
-        name: {f"hr@{k}": np.array(hits[name], dtype=np.float64), f"ndcg@{k}": np.array(gains[name])}
-        for name in names
-    }
+    verdict = np.array([-1 if v is None else v for v in verdicts])
+    values: dict[str, dict[str, Any]] = {}
+    for name in names:
+        hit = np.array(hits[name], dtype=np.float64)
+        values[name] = {f"hr@{k}": hit, f"ndcg@{k}": np.array(gains[name])}
+        if (verdict >= 0).any():
+            values[name][f"liked_hr@{k}"] = np.where(verdict == 1, hit, np.nan)
+            values[name][f"panned_hit@{k}"] = np.where(verdict == 0, hit, np.nan)
     masks = {s: np.array([s in scored for scored in slices]) for s in SLICES}
     ratios = []
     if "hybrid" in names:

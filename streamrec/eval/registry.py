@@ -10,8 +10,18 @@ from streamrec.eval.base import StreamRecommender
 from streamrec.eval.baselines import ImplicitALS, Popular, RecentPopular
 from streamrec.eval.sasrec import SASRec
 from streamrec.model.cf import OnlineCF
+from streamrec.model.opinion_parts import DEFAULT_PARTS, PARTS
 
-__all__ = ["ABLATIONS", "RECOMMENDERS", "default_recommenders"]
+__all__ = ["ABLATIONS", "PART_ROWS", "RECOMMENDERS", "default_recommenders"]
+
+
+def _part_row(part: str) -> str:
+    """The hybrid with one opinion part flipped: off when it is on by default, else on."""
+    return f"hybrid_no_{part}" if part in DEFAULT_PARTS else f"hybrid_with_{part}"
+
+
+#: The rows that flip one opinion part each, by part.
+PART_ROWS = {part: _part_row(part) for part in PARTS}
 
 #: Every recommender an evaluation can compare, in report order.
 RECOMMENDERS = (
@@ -22,6 +32,7 @@ RECOMMENDERS = (
     "hybrid",
     "hybrid_no_text",
     "hybrid_no_opinions",
+    *PART_ROWS.values(),
     "hybrid_clauses_apart",
     "als",
     "sasrec",
@@ -45,47 +56,63 @@ def default_recommenders(
 ) -> list[StreamRecommender]:
     """The recommenders a report compares, in report order; `names` picks a subset.
 
-    ``hybrid`` is streamrec's recommender as the workers run it; ``hybrid_no_text`` the same
-    with its text signals weighted 0; ``hybrid_no_opinions`` the same without review
-    understanding (every review a like, no sentiment, dislikes or aspects), as streamrec
-    ranked before; ``hybrid_clauses_apart`` the hybrid fed by a reader that encodes each
+    ``hybrid`` is streamrec's recommender as the workers run it (the default opinion parts);
+    ``hybrid_no_text`` the same with its text signals weighted 0; ``hybrid_no_opinions`` the
+    same without review understanding (every review a like: no part of `opinion_parts.PARTS`);
+    ``hybrid_no_<part>`` (``hybrid_with_<part>`` for a part off by default) the hybrid with that
+    one part flipped; ``hybrid_clauses_apart`` the hybrid fed by a reader that encodes each
     clause of a review again on its own instead of pooling it from the review's one pass.
     """
     cf = dict(cf_params or {})
-    shared = SharedCF(OnlineCF(seed=seed, **cf))
-    plain: list[SharedCF] = []
+    # One CF model per way of learning a panned review, shared by every adapter that learns so.
+    learned: dict[bool, SharedCF] = {}
 
-    def plain_cf() -> SharedCF:
-        if not plain:
-            plain.append(SharedCF(OnlineCF(seed=seed, **cf), negatives=False))
-        return plain[0]
+    def cf_model(negatives: bool) -> SharedCF:
+        if negatives not in learned:
+            learned[negatives] = SharedCF(OnlineCF(seed=seed, **cf), negatives=negatives)
+        return learned[negatives]
 
     params = dict(recommender_params or {})
+    default = frozenset(DEFAULT_PARTS)
 
-    def hybrid(name: str, cf_model: SharedCF, description: str, **extra: Any) -> HybridAdapter:
-        return HybridAdapter(cf_model, text_dim, name=name, description=description, **{**params, **extra})
+    def hybrid(name: str, description: str, parts: frozenset[str] = default, **extra: Any) -> HybridAdapter:
+        return HybridAdapter(
+            cf_model("cf_negatives" in parts),
+            text_dim,
+            name=name,
+            description=description,
+            **{**params, "opinions": parts, **extra},
+        )
+
+    def flipped(part: str) -> Callable[[], StreamRecommender]:
+        on = part not in default
+        parts = default | {part} if on else default - {part}
+        what = PARTS[part]
+        return lambda: hybrid(
+            PART_ROWS[part], f"the hybrid {'with' if on else 'without'} one opinion part: {what}", parts
+        )
 
     factories: dict[str, Callable[[], StreamRecommender]] = {
         "popular": Popular,
         "recent_popular": RecentPopular,
-        "cf": lambda: CFAdapter(shared),
+        "cf": lambda: CFAdapter(cf_model("cf_negatives" in default)),
         "text": TextAdapter,
-        "hybrid": lambda: hybrid("hybrid", shared, ""),
+        "hybrid": lambda: hybrid("hybrid", ""),
         "hybrid_no_text": lambda: hybrid(
             "hybrid_no_text",
-            shared,
             "the hybrid with its text signals (text, recent, dislike, aspects) at 0",
+            default,
             **NO_TEXT,
         ),
         "hybrid_no_opinions": lambda: hybrid(
             "hybrid_no_opinions",
-            plain_cf(),
-            "the hybrid without review understanding: every review a like, no sentiment, dislikes or aspects",
-            opinions=False,
+            "the hybrid without review understanding: every review a like (no part of reading reviews "
+            "as opinions)",
+            frozenset(),
         ),
+        **{PART_ROWS[part]: flipped(part) for part in PARTS},
         "hybrid_clauses_apart": lambda: hybrid(
             "hybrid_clauses_apart",
-            shared,
             "the hybrid with each review clause encoded again on its own (one more encoder sequence "
             "per clause) instead of pooled from the review's one pass",
             reading="apart",

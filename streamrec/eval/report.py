@@ -19,6 +19,8 @@ __all__ = ["STREAMING", "comparisons", "metric_keys", "render_markdown", "report
 STREAMING = ("popular", "recent_popular", "cf", "text")
 
 _RANKING = ("hr", "ndcg", "mrr", "recall", "precision", "f1")
+#: What users went on to like (events rated 4-5) and to pan (rated 1-2).
+_LIKED = ("liked_hr", "liked_ndcg", "panned_hit")
 
 
 def metric_keys(ks: Sequence[int]) -> list[str]:
@@ -26,12 +28,14 @@ def metric_keys(ks: Sequence[int]) -> list[str]:
 
     >>> metric_keys([10])  # doctest: +NORMALIZE_WHITESPACE
     ['hr@10', 'ndcg@10', 'mrr@10', 'recall@10', 'precision@10', 'f1@10', 'auc',
-     'coverage@10', 'diversity@10', 'mae', 'rmse', 'disliked_neighbours@10']
+     'coverage@10', 'diversity@10', 'mae', 'rmse', 'disliked_neighbours@10',
+     'liked_hr@10', 'liked_ndcg@10', 'panned_hit@10']
     """
     keys = [f"{name}@{k}" for k in ks for name in _RANKING]
     keys.append("auc")
     keys += [f"{name}@{k}" for k in ks for name in ("coverage", "diversity")]
-    return keys + ["mae", "rmse", f"disliked_neighbours@{min(ks)}"]
+    keys += ["mae", "rmse", f"disliked_neighbours@{min(ks)}"]
+    return keys + [f"{name}@{k}" for k in ks for name in _LIKED]
 
 
 def report_json(result: PrequentialResult) -> dict[str, Any]:
@@ -49,6 +53,11 @@ def report_json(result: PrequentialResult) -> dict[str, Any]:
         s: max((slices.get(s, {}).get("n_rated", 0) for slices in result.recommenders.values()), default=0)
         for s in SLICES
     }
+    for count in ("n_liked", "n_panned"):
+        protocol[f"{count[2:]}_events_per_slice"] = {
+            s: max((slices.get(s, {}).get(count, 0) for slices in result.recommenders.values()), default=0)
+            for s in SLICES
+        }
     protocol["recommenders"] = {
         name: {
             "description": result.descriptions.get(name, ""),
@@ -101,11 +110,16 @@ def comparisons(
     if batch is not None and batch in recommenders:
         out["hybrid_over_batch"] = _ratio(mine, hr(batch))
         out["batch"] = batch
-    # What reading text adds, and what reading reviews as opinions adds, on the same events.
-    for variant in ("hybrid_no_text", "hybrid_no_opinions", "hybrid_clauses_apart"):
-        if variant in recommenders:
-            for s in ("all", "cold_items", "cold_users"):
-                out[f"hybrid_over_{variant}_{s}"] = _ratio(hr("hybrid", s), hr(variant, s))
+    # What reading text adds, and what each part of reading reviews as opinions adds, on the same
+    # events: on all of them, and on what users went on to like and to pan.
+    for variant in (n for n in recommenders if n.startswith("hybrid_")):
+        for s in ("all", "cold_items", "cold_users"):
+            out[f"hybrid_over_{variant}_{s}"] = _ratio(hr("hybrid", s), hr(variant, s))
+        for metric in ("liked_hr", "panned_hit"):
+            mine_m = recommenders["hybrid"].get("all", {}).get(f"{metric}@{k}")
+            theirs_m = recommenders[variant].get("all", {}).get(f"{metric}@{k}")
+            if mine_m is not None and theirs_m is not None:
+                out[f"hybrid_over_{variant}_{metric}"] = _ratio(mine_m, theirs_m)
     if "text" in recommenders:
         out["hybrid_over_text_cold_items"] = _ratio(hr("hybrid", "cold_items"), hr("text", "cold_items"))
     disliked = f"disliked_neighbours@{k}"
@@ -146,6 +160,40 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _counts(protocol: Mapping[str, Any], kind: str) -> str:
+    sizes = protocol.get(f"{kind}_events_per_slice", {})
+    return ", ".join(f"{sizes.get(s, 0):,} {s}" for s in SLICES)
+
+
+def _interval_table(
+    recs: Mapping[str, Any],
+    intervals: Mapping[str, Any],
+    metrics: Sequence[str],
+    k: int,
+    ratios: bool = False,
+) -> str:
+    """One row per recommender (or per ratio `a/b`), a column per slice and metric: value [interval]."""
+    rows = []
+    table = intervals["ratios" if ratios else "recommenders"]
+    present = [m for m in metrics if any(f"{m}@{k}" in per.get("all", {}) for per in table.values())]
+    for key, slices_ in table.items():
+        row: list[Any] = [key]
+        for s in SLICES:
+            for m in present:
+                metric = f"{m}@{k}"
+                if ratios:
+                    a, b = key.split("/")
+                    va = recs.get(a, {}).get(s, {}).get(metric)
+                    vb = recs.get(b, {}).get(s, {}).get(metric)
+                    value = va / vb if va is not None and vb else None
+                else:
+                    value = recs.get(key, {}).get(s, {}).get(metric)
+                row.append(_with_interval(value, slices_.get(s, {}).get(metric)))
+        rows.append(row)
+    header = ["ratio" if ratios else "recommender"] + [f"{m}@{k} {s}" for s in SLICES for m in present]
+    return _table(header, rows)
+
+
 def render_markdown(data: Mapping[str, Any]) -> str:
     """The report as Markdown: dataset, protocol, one table per slice, recommenders."""
     dataset, protocol, recs = data["dataset"], data["protocol"], data["recommenders"]
@@ -180,36 +228,24 @@ def render_markdown(data: Mapping[str, Any]) -> str:
             "not differ."
         )
         parts.append("")
-        header = ["recommender"] + [f"{m}@{k} {s}" for s in SLICES for m in ("hr", "ndcg")]
-        rows = []
-        for name, slices_ in intervals["recommenders"].items():
-            row: list[Any] = [name]
-            for s in SLICES:
-                for m in ("hr", "ndcg"):
-                    value = recs.get(name, {}).get(s, {}).get(f"{m}@{k}")
-                    ci = slices_.get(s, {}).get(f"{m}@{k}")
-                    row.append(_with_interval(value, ci))
-            rows.append(row)
-        parts.append(_table(header, rows))
+        parts.append(_interval_table(recs, intervals, ("hr", "ndcg"), k))
+        if any(f"liked_hr@{k}" in ci.get("all", {}) for ci in intervals["recommenders"].values()):
+            parts += [
+                "",
+                f"What users went on to like and to pan: liked HR@{k} over the events rated 4-5 "
+                f"({_counts(protocol, 'liked')}), and the panned-hit rate@{k}, the share of the events "
+                f"rated 1-2 whose item was in the top {k} ({_counts(protocol, 'panned')}; lower is better):",
+                "",
+            ]
+            parts.append(_interval_table(recs, intervals, ("liked_hr", "panned_hit"), k))
         if intervals.get("ratios"):
             parts += [
                 "",
-                "Ratios of the hybrid's HR and NDCG to each peer's, recomputed on each resample:",
+                "Ratios of the hybrid's figures to each peer's, recomputed on each resample:",
                 "",
             ]
-            header = ["ratio"] + [f"{m}@{k} {s}" for s in SLICES for m in ("hr", "ndcg")]
-            rows = []
-            for key, slices_ in intervals["ratios"].items():
-                a, b = key.split("/")
-                row = [key]
-                for s in SLICES:
-                    for m in ("hr", "ndcg"):
-                        va = recs.get(a, {}).get(s, {}).get(f"{m}@{k}")
-                        vb = recs.get(b, {}).get(s, {}).get(f"{m}@{k}")
-                        value = va / vb if va is not None and vb else None
-                        row.append(_with_interval(value, slices_.get(s, {}).get(f"{m}@{k}")))
-                rows.append(row)
-            parts.append(_table(header, rows))
+            metrics = ("hr", "ndcg", "liked_hr", "panned_hit")
+            parts.append(_interval_table(recs, intervals, metrics, k, ratios=True))
     spread = protocol.get("seeds")
     if spread:
         k = min(ks)

@@ -36,7 +36,8 @@ def bootstrap_intervals(
     users
         The user of each scored event.
     values
-        Recommender -> metric name -> per-event value (e.g. 1 for a hit at 10).
+        Recommender -> metric name -> per-event value (e.g. 1 for a hit at 10); NaN where an
+        event does not count for that metric (e.g. liked HR over the events rated 1-2).
     masks
         Slice name -> which events belong to it.
     ratios
@@ -69,15 +70,14 @@ def bootstrap_intervals(
     for name, metrics in values.items():
         per_slice: dict[str, dict[str, list[float] | None]] = {}
         for slice_name, mask in masks.items():
-            counts = np.bincount(codes[mask], minlength=n_users).astype(np.float64)
-            drawn = weights @ counts
             per_metric: dict[str, list[float] | None] = {}
             for metric, per_event in metrics.items():
-                sums = np.bincount(
-                    codes[mask], weights=np.asarray(per_event, dtype=np.float64)[mask], minlength=n_users
-                )
+                value = np.asarray(per_event, dtype=np.float64)
+                counted = mask & ~np.isnan(value)
+                counts = np.bincount(codes[counted], minlength=n_users).astype(np.float64)
+                sums = np.bincount(codes[counted], weights=value[counted], minlength=n_users)
                 with np.errstate(invalid="ignore", divide="ignore"):
-                    sample = (weights @ sums) / drawn
+                    sample = (weights @ sums) / (weights @ counts)
                 sample = sample[np.isfinite(sample)]
                 means[(name, slice_name, metric)] = sample
                 per_metric[metric] = (

@@ -288,18 +288,28 @@ class Observation:
     rating: tuple[float, float] | None = None
     #: Share of the first K items close to something the user disliked (None: nothing disliked).
     disliked: float | None = None
+    #: What the user made of the item: 1 rated it 4-5 (liked), 0 rated it 1-2 (panned), None else.
+    verdict: int | None = None
 
 
 class MetricSet:
     """Every metric of one recommender on one slice of events.
 
+    Beside HR and the rest over all events, where the events carry ratings: **liked HR@K** and
+    NDCG@K, over the events whose user rated the item 4-5 (what users went on to like), and the
+    **panned-hit rate@K**, the share of the events rated 1-2 whose item was in the top K (a list
+    that pushes what its user goes on to pan; lower is better).
+
     Examples
     --------
     >>> ms = MetricSet(ks=(2,))
-    >>> ms.observe(Observation(["a", "b"], rank=2, auc=0.75, diversity={2: 0.5}, rating=(4.0, 5.0)))
+    >>> ms.observe(Observation(["a", "b"], 2, 0.75, diversity={2: 0.5}, rating=(4.0, 5.0), verdict=1))
+    >>> ms.observe(Observation(["a", "b"], rank=1, verdict=0))
     >>> r = ms.result(n_items=4)
     >>> r["hr@2"], r["mrr@2"], r["auc"], r["coverage@2"], r["diversity@2"], r["mae"], r["n"]
-    (1.0, 0.5, 0.75, 0.5, 0.5, 1.0, 1)
+    (1.0, 0.75, 0.75, 0.5, 0.5, 1.0, 2)
+    >>> r["liked_hr@2"], r["n_liked"], r["panned_hit@2"], r["n_panned"]
+    (1.0, 1, 1.0, 1)
     """
 
     def __init__(self, ks: Sequence[int] = (10, 20)) -> None:
@@ -310,9 +320,16 @@ class MetricSet:
         self.diversity = {k: IntraListDiversity() for k in self.ks}
         self.rating = RatingMetrics()
         self.disliked = _Mean()
+        self.liked = RankingMetrics(self.ks)
+        self.panned = {k: _Mean() for k in self.ks}
 
     def observe(self, obs: Observation) -> None:
         self.ranking.observe_rank(obs.rank)
+        if obs.verdict == 1:
+            self.liked.observe_rank(obs.rank)
+        elif obs.verdict == 0:
+            for k in self.ks:
+                self.panned[k].observe_value(1.0 if obs.rank is not None and obs.rank <= k else 0.0)
         if obs.auc is not None:
             self.auc.observe_value(obs.auc)
         for k in self.ks:
@@ -337,4 +354,11 @@ class MetricSet:
         out["rmse"] = self.rating.rmse
         out[f"disliked_neighbours@{self.ks[0]}"] = self.disliked.value
         out["n_rated"] = self.rating.n
+        liked = self.liked.result()
+        for k in self.ks:
+            for name in ("hr", "ndcg"):
+                out[f"liked_{name}@{k}"] = liked[f"{name}@{k}"] if self.liked.n else None
+            out[f"panned_hit@{k}"] = self.panned[k].value
+        out["n_liked"] = self.liked.n
+        out["n_panned"] = self.panned[self.ks[0]].n
         return out

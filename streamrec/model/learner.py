@@ -43,10 +43,11 @@ class DeltaBatch:
 class Learner:
     """Learns every valid event exactly once and keeps the CF workers' item factors as one.
 
-    A review of 1-2 stars, a `dislike` or a `skip` is learned as a negative (the user did not
-    want the item), every other interaction as a positive. A review's text is the encoder's
-    to read: this role sees ratings, so a negative review without a rating is a positive here
-    (the recommender, which reads its polarity, demotes what it resembles).
+    A review of 1-2 stars (unless `negatives` is off), a `dislike` or a `skip` is learned as a
+    negative (the user did not want the item), every other interaction as a positive. A
+    review's text is the encoder's to read: this role sees ratings, so a negative review
+    without a rating is a positive here (the recommender, which reads its polarity, demotes
+    what it resembles).
 
     A click or review on an item outside the catalog is rejected (`unknown_item`): a typo in
     an id would otherwise grow the model forever. A repeat of a recent event (a producer's
@@ -68,6 +69,9 @@ class Learner:
         How many delta batches this worker has shared.
     applied
         The last `(seq, part)` applied per other worker.
+    negatives
+        Learn a review of 1-2 stars as a negative (the ``cf_negatives`` opinion part); False:
+        as a take, like any other review.
 
     Examples
     --------
@@ -89,8 +93,10 @@ class Learner:
         worker: str | None = None,
         delta_seq: int = 0,
         applied: dict[str, tuple[int, int]] | None = None,
+        negatives: bool = True,
     ) -> None:
         self.model = model
+        self.negatives = negatives
         self.seen = seen if seen is not None else Deduplicator()
         self.worker = worker or uuid.uuid4().hex
         self.delta_seq = delta_seq
@@ -110,7 +116,7 @@ class Learner:
             negative = event.event in NEGATIVE_ACTIONS
         else:
             mark, rating = review_id(event.user_id, review_identity(event)), event.rating
-            negative = rating_label(rating) == 0
+            negative = self.negatives and rating_label(rating) == 0
         # Only valid events count as seen: a repeated bad message is rejected again.
         if self.seen.check(mark):
             return False

@@ -14,6 +14,7 @@ import numpy as np
 from streamrec.model.base import FloatArray
 from streamrec.model.catalog import ItemTexts
 from streamrec.model.index import MemoryIndex
+from streamrec.model.opinion_parts import parts_of
 from streamrec.model.opinions import Opinion
 from streamrec.model.popularity import CoOccurrence, Popularity
 from streamrec.model.profile import ACTION_WEIGHTS, NEGATIVE_ACTIONS, UserProfile, rating_weight
@@ -52,10 +53,11 @@ class Recommender:
     max_seen
         Items remembered per user for exclusion (None: all).
     opinions
-        Read reviews as opinions: a negative one (by its rating, or by what its text says,
-        as the encoder role read it) is a dislike, not a like, and what reviews say of
-        aspects builds item reputations and user profiles. False: every review is a like,
-        as streamrec did before.
+        Which parts of reading reviews as opinions are on (`opinion_parts.PARTS`: a review
+        that reads negative, by its rating or by what its text says as the encoder role read
+        it, is a dislike; is left out of popularity and co-occurrence; what reviews say of
+        aspects builds reputations and profiles). True: the default parts; False: none, every
+        review a like.
     negative_below
         Polarity under which a review without a decisive rating (none, or 3 stars) is negative.
     language, labels
@@ -81,7 +83,7 @@ class Recommender:
         profiles: MutableMapping[str, UserProfile] | None = None,
         half_life_s: float = 90 * 86_400.0,
         max_seen: int | None = 2_000,
-        opinions: bool = True,
+        opinions: bool | Iterable[str] = True,
         negative_below: float = -0.3,
         language: str = "en",
         labels: Mapping[str, str] | None = None,
@@ -97,14 +99,15 @@ class Recommender:
         self.item_texts = ItemTexts()
         self.profiles: MutableMapping[str, UserProfile] = profiles if profiles is not None else {}
         self.user_cf: dict[str, FloatArray] = {}
-        self.opinions = opinions
+        #: The parts of reading reviews as opinions that are on.
+        self.opinions = parts_of(opinions)
         self.negative_below = negative_below
         self.reputation = Reputation()
         self.ranker = HybridRanker(
             self.index,
             self.popularity,
             cooccurrence=self.cooccurrence,
-            reputation=self.reputation if opinions else None,
+            reputation=self.reputation if "aspects" in self.opinions else None,
             wording=Wording(language),
             labels=labels,
             **ranker_params,  # type: ignore[arg-type]
@@ -136,8 +139,6 @@ class Recommender:
 
     def is_negative(self, rating: float | None, polarity: float | None) -> bool:
         """A rating of 1-2 is; a 3 or no rating is when the text reads negative."""
-        if not self.opinions:
-            return False
         label = rating_label(rating)
         if label is not None:
             return label == 0
@@ -156,7 +157,7 @@ class Recommender:
         folded = self.item_texts.add_review(item_id, vector, rating_weight(rating))
         self.index.upsert("text", [item_id], folded[None, :])
         self.popularity.add(item_id)
-        if self.opinions and opinions:
+        if "aspects" in self.opinions and opinions:
             self.reputation.add(key, item_id, opinions, author)
 
     def on_item_review_removed(
@@ -234,7 +235,7 @@ class Recommender:
         `polarity` and `opinions` are the encoder role's reading of its text."""
         profile = self.profile(user_id)
         negative = self.is_negative(rating, polarity)
-        if aggregates and not negative:
+        if aggregates and not (negative and "pan_filter" in self.opinions):
             self._pair(profile, item_id, 1.0)
             self.popularity.learn_one(item_id, ts, ACTION_WEIGHTS["review"])
         if not profile.applied(source):
@@ -242,14 +243,14 @@ class Recommender:
             if vector is None:
                 # A rating without text: the item's own description stands for it.
                 vector = self.item_text(item_id)
-            if negative:
+            if negative and "dislikes" in self.opinions:
                 # Pushed away from what the item is, and from what was said against it.
                 item = self.item_text(item_id)
                 profile.retract(item_id, item)
                 profile.dislike(item_id, ts, "dislike", item if item is not None else vector)
             else:
                 profile.observe(item_id, ts, "review", vector=vector, weight=rating_weight(rating))
-            if self.opinions and said is not None:
+            if "aspects" in self.opinions and said is not None:
                 profile.note(verdict(rating, polarity), opinions, item_id)
             if source is not None:
                 profile.offsets[source[0]] = source[1]

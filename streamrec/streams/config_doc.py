@@ -6,6 +6,7 @@ compares the README's table with `settings_table()`.
 
 from __future__ import annotations
 
+import json
 import types
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -65,10 +66,11 @@ def _values(field: FieldInfo) -> str:
         int: "integer",
         float: "number",
         str: "text",
+        list: "JSON list",
         Path: "path",
         SecretStr: "secret text",
     }
-    name = names.get(kind, getattr(kind, "__name__", str(kind)))
+    name = names.get(get_origin(kind) or kind, getattr(kind, "__name__", str(kind)))
     bounds = _bounds(field)
     return f"{name} {bounds}" if bounds else name
 
@@ -118,6 +120,8 @@ def _plain(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, Enum):
         return str(value.value)
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(value, separators=(",", ":"))  # as the environment takes it
     return str(value)
 
 

@@ -28,7 +28,6 @@ LimitOpt = Annotated[
 SkipBadOpt = Annotated[
     bool, typer.Option("--skip-bad", help="Skip and count unreadable rows instead of failing.")
 ]
-_RECOMMENDERS = "popular,recent_popular,cf,text,hybrid,hybrid_no_text,hybrid_no_opinions,als,sasrec"
 
 
 def _default_cache() -> Path:
@@ -51,10 +50,13 @@ def eval_command(
     skip_bad: SkipBadOpt = False,
     out: Path = typer.Option(..., "--out", help="Directory for report.md, report.json and hr_over_time.png."),
     recommenders: str = typer.Option(
-        _RECOMMENDERS,
+        "",
         "--recommenders",
-        help="Which to compare, comma-separated; also hybrid_clauses_apart (the hybrid with each review "
-        "clause encoded again on its own, the ablation of the one-pass reading).",
+        help="Which to compare, comma-separated (default: popular, recent_popular, cf, text, hybrid, "
+        "hybrid_no_text, hybrid_no_opinions, a hybrid_no_<part> per opinion part (cf_negatives, "
+        "dislikes, aspects, pan_filter), als, sasrec); also hybrid_clauses_apart (the hybrid with each "
+        "review clause encoded again on its own, the ablation of the one-pass reading).",
+        show_default=False,
     ),
     k: str = typer.Option("10,20", "--k", help="Cut-offs of the ranking metrics, comma-separated."),
     negatives: int = typer.Option(100, "--negatives", min=0, help="Sampled negatives per event for AUC."),
@@ -109,7 +111,8 @@ def eval_command(
 
     Compares popular, recent_popular, cf (online matrix factorization alone), text (the
     encoder alone), hybrid (streamrec's recommender, the code the workers run), its variants
-    hybrid_no_text and hybrid_no_opinions, and two batch peers retrained periodically, als
+    hybrid_no_text, hybrid_no_opinions and one variant per part of reading reviews as opinions
+    (each part off alone), and two batch peers retrained periodically, als
     (implicit's ALS) and sasrec (self-attentive sequential), on the same stream, with 95%
     intervals over users; writes OUT/report.md, OUT/report.json and OUT/hr_over_time.png.
     """
@@ -171,7 +174,7 @@ def eval_command(
     if not data.interactions:
         raise typer.BadParameter("holds no readable interaction", param_hint="--dataset")
 
-    needs_text = any(n in ("text", "hybrid") for n in names) and (
+    needs_text = (not names or any(n == "text" or n.startswith("hybrid") for n in names)) and (
         data.item_texts or any(e.text for e in data.interactions)
     )
     encoder: Any = None
@@ -193,7 +196,7 @@ def eval_command(
 
     def build(at: int) -> list[Any]:
         return default_recommenders(
-            names,
+            names or None,
             text_dim=encoder.dim if encoder is not None else 1,
             seed=at,
             cf_params=cf_params,

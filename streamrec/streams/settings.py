@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streamrec.model.opinion_parts import DEFAULT_PARTS, parts_of
 from streamrec.model.schemas import Limits
 
 __all__ = [
@@ -152,6 +153,13 @@ class Settings(BaseSettings):
     metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus endpoint port (0: any)")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
     language: Literal["en", "zh"] = Field("en", description="language of reasons and readable profiles")
+    opinions: list[str] = Field(
+        list(DEFAULT_PARTS),
+        description="the parts of reading reviews as opinions that are on: cf_negatives (CF learns a "
+        "1-2 star review as a negative), dislikes (a review that reads negative pushes down what "
+        "resembles its item), aspects (reputations, aspect match, quoted reasons), pan_filter (a "
+        "negative review counts toward neither popularity nor co-occurrence); [] for none",
+    )
     aspects_file: Path | None = Field(
         None,
         description="JSON list of the aspects reviews are read for ([{name, phrases, labels}]); "
@@ -159,6 +167,13 @@ class Settings(BaseSettings):
     )
     encoder: EncoderSettings = EncoderSettings()
     cf: CFSettings = CFSettings()
+
+    @field_validator("opinions")
+    @classmethod
+    def _known_parts(cls, value: list[str]) -> list[str]:
+        parts_of(value)  # names every unknown part
+        return value
+
     recommender: RecommenderSettings = RecommenderSettings()
     limits: Limits = Limits()
 

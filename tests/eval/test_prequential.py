@@ -70,6 +70,42 @@ def test_toy_stream_runs_every_recommender_and_scores_the_same_events():
     assert result.protocol["n_items_known_at_end"] == 11
 
 
+def test_liked_hr_and_panned_hits_count_only_the_events_rated_so() -> None:
+    events = []
+    for n in range(60):
+        rating = (1.0, 2.0, 3.0, 4.0, 5.0)[n % 5]
+        events.append(Interaction(f"u{n % 7}", f"i{n % 9}", 60.0 * n, rating=rating))
+    data = Dataset("rated", Path("rated"), "csv", events)
+    result = run_prequential(data, default_recommenders(["popular", "cf"]), None, PrequentialConfig(ks=(3,)))
+    for name in ("popular", "cf"):
+        figures = result.recommenders[name]["all"]
+        hits = result.hits[name]
+        ratings = np.array([events[n].rating for n in result.event_index])
+        assert figures["n_liked"] == int((ratings >= 4).sum()) and figures["n_panned"] == int(
+            (ratings <= 2).sum()
+        )
+        assert figures["liked_hr@3"] == pytest.approx(hits[ratings >= 4].mean(), abs=1e-6)
+        assert figures["panned_hit@3"] == pytest.approx(hits[ratings <= 2].mean(), abs=1e-6)
+        lo, hi = result.protocol["intervals"]["recommenders"][name]["all"]["panned_hit@3"]
+        assert lo <= figures["panned_hit@3"] <= hi
+
+
+def test_each_opinion_part_has_a_row_that_flips_it_alone() -> None:
+    from streamrec.eval.registry import PART_ROWS
+    from streamrec.model.opinion_parts import DEFAULT_PARTS, PARTS
+
+    recs = {r.name: r for r in default_recommenders(["hybrid", "hybrid_no_opinions", *PART_ROWS.values()])}
+    hybrid = recs["hybrid"]
+    assert hybrid.rec.opinions == frozenset(DEFAULT_PARTS)
+    assert recs["hybrid_no_opinions"].rec.opinions == frozenset()
+    for part, name in PART_ROWS.items():
+        flipped = recs[name].rec.opinions ^ hybrid.rec.opinions
+        assert flipped == {part}, name
+        # CF learns panned reviews as negatives exactly where that part is on.
+        assert recs[name].shared.negatives == ("cf_negatives" in recs[name].rec.opinions)
+    assert set(PART_ROWS) == set(PARTS)
+
+
 def test_popular_baselines_and_als_rank_unseen_items_only():
     state = StreamState(text_dim=1)
     recs = [

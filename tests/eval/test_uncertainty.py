@@ -39,3 +39,12 @@ def test_a_ratio_tells_a_real_difference_from_none() -> None:
     lo, hi = out["ratios"]["a/b"]["all"]["hr"]
     assert lo > 1.0, (lo, hi)  # twice the hits: the interval excludes no difference
     assert out["ratios"]["a/c"]["all"]["hr"] == [1.0, 1.0]  # the same hits: exactly no difference
+
+
+def test_an_event_that_does_not_count_for_a_metric_is_left_out_of_its_interval() -> None:
+    users, hits = _stream(0.25, seed=3)
+    liked = np.arange(len(users)) % 2 == 0
+    only_liked = np.where(liked, hits, np.nan)
+    out = bootstrap_intervals(users, {"x": {"liked": only_liked}}, {"all": np.ones(len(users), dtype=bool)})
+    lo, hi = out["recommenders"]["x"]["all"]["liked"]
+    assert lo <= hits[liked].mean() <= hi

@@ -194,3 +194,18 @@ def test_a_dislike_or_skip_is_a_negative_everywhere() -> None:
     assert rec.popularity.count("x") == 0.0
     profile = rec.profiles["u"]
     assert profile.text_vector() is None and profile.dislike_vector() is not None and "x" in profile.seen
+
+
+@pytest.mark.parametrize("parts", [("dislikes",), ("pan_filter",), ("aspects",), ()])
+def test_each_opinion_part_changes_only_what_it_names(parts: tuple[str, ...]) -> None:
+    from streamrec.model.opinions import Opinion
+
+    rec = Recommender(text_dim=2, cf_dim=3, opinions=parts)
+    rec.on_item("a", "Amp", np.array([1.0, 0.0], dtype=np.float32), ts=0)
+    said = Opinion("quality", -0.8, 0, 5, "Broke")
+    vector = np.array([0.6, 0.8], dtype=np.float32)
+    rec.on_item_review("a", vector, 1.0, b"k", (said,), "ann")
+    profile = rec.on_review("ann", "a", 1.0, 1.0, vector, polarity=-0.9, opinions=(said,))
+    assert (rec.popularity.count("a") == 0) == ("pan_filter" in parts)
+    assert (profile.dislike_vector() is not None) == ("dislikes" in parts)
+    assert bool(rec.reputation.aspects_of("a")) == ("aspects" in parts)

@@ -117,7 +117,7 @@ def test_a_broker_outage_mid_stream_loses_nothing(s3: dict[str, str], tmp_path: 
             done = {u for (u, _), off in answered.items() if off >= last.get(u, 1 << 62)}
             return len(set(last) - done)
 
-        wait_for(lambda: unanswered() == 0, 180, interval=1.0, what="every user's last click to be answered")
+        wait_for(lambda: unanswered() == 0, 300, interval=1.0, what="every user's last click to be answered")
         assert worker.process.poll() is None
         deadletters = sum(worker.metric("streamrec_deadletter_total").values()) if worker.is_ready() else 0
         assert deadletters == 0

@@ -32,13 +32,13 @@ def _hit_rate(
     train: list,
     holdout: list,
     items: list[str],
-) -> float:
-    """HR@10 over the holdout, scoring each user with `user_model[u]`'s user vector against
-    `item_model[u]`'s item vectors."""
+) -> np.ndarray:
+    """Per holdout event (of a known user), 1 where its item is in the top 10 that scores the
+    user with `user_model[u]`'s user vector against `item_model[u]`'s item vectors."""
     seen: dict[str, set[str]] = {}
     for e in train:
         seen.setdefault(e.user, set()).add(e.item)
-    hits = n = 0
+    hits = []
     for e in holdout:
         if e.user not in user_model:
             continue
@@ -46,9 +46,17 @@ def _hit_rate(
         scores = item_model[e.user].item_vectors(items) @ query
         exclude = seen.get(e.user, set())
         top = [items[j] for j in np.argsort(-scores, kind="stable") if items[j] not in exclude][:10]
-        hits += e.item in top
-        n += 1
-    return hits / n
+        hits.append(float(e.item in top))
+    return np.array(hits)
+
+
+def _not_worse(mine: np.ndarray, reference: np.ndarray, sigmas: float = 3.0) -> bool:
+    """Whether `mine` is not worse than `reference` beyond noise: the paired difference of the
+    hit rates on the same holdout events is above `-sigmas` of its standard error. Learning in a
+    different order (two workers, each a share of the partitions) moves HR a little either way; a
+    model that lost what the other worker learned falls far below."""
+    diff = mine - reference
+    return bool(diff.mean() >= -sigmas * diff.std(ddof=1) / np.sqrt(len(diff)))
 
 
 @needs(MOVIELENS)
@@ -133,9 +141,9 @@ def test_two_cf_workers_and_two_recommenders_share_the_load(
     hr_two = _hit_rate(owner, owner, stream, holdout, items)
     hr_cross = _hit_rate(owner, other, stream, holdout, items)
     print(
-        f"\nHR@10 (holdout {N_HOLDOUT}): 1 worker {hr_one:.4f}, 2 workers {hr_two:.4f}, "
-        f"user vectors of one worker x item vectors of the other {hr_cross:.4f}; "
+        f"\nHR@10 (holdout {N_HOLDOUT}): 1 worker {hr_one.mean():.4f}, 2 workers {hr_two.mean():.4f}, "
+        f"user vectors of one worker x item vectors of the other {hr_cross.mean():.4f}; "
         f"clicks per CF worker {per_cf}, per recommender {per_rec}"
     )
-    assert hr_two >= 0.95 * hr_one
-    assert hr_cross >= 0.95 * hr_one, "item factors must agree across workers"
+    assert _not_worse(hr_two, hr_one), "two workers must learn as well as one"
+    assert _not_worse(hr_cross, hr_one), "item factors must agree across workers"

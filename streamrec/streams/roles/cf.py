@@ -65,12 +65,16 @@ class CFRole(Service):
                     w: (mark, ALL_PARTS) if isinstance(mark, int) else tuple(mark)
                     for w, mark in state["applied_seq"].items()
                 },
+                negatives="cf_negatives" in settings.opinions,
             )
             #: Next offset to learn per "topic:partition", inputs and the other workers' deltas.
             self.offsets: dict[str, int] = saved.offsets
         else:
             cfg = settings.cf
-            self.learner = Learner(OnlineCF(n_factors=cfg.n_factors, n_negatives=cfg.n_negatives, lr=cfg.lr))
+            self.learner = Learner(
+                OnlineCF(n_factors=cfg.n_factors, n_negatives=cfg.n_negatives, lr=cfg.lr),
+                negatives="cf_negatives" in settings.opinions,
+            )
             self.offsets = {}
         self.model = self.learner.model
         topics = ctx.topics

@@ -70,6 +70,7 @@ class RecommenderRole:
             cf_dim,
             profiles=self.profiles,
             half_life_s=half_life,
+            opinions=settings.opinions,
             language=settings.language,
             labels=self.labels,
             n_candidates=cfg.n_candidates,

@@ -1,0 +1,48 @@
+"""What reading reviews as opinions changes, part by part: each part is switched on or off alone.
+
+A review read as an opinion (by its rating, or, without a decisive one, by the polarity its
+text reads) is used in four places. The evaluation scores the hybrid without each part, one
+at a time, so each part's effect on what users went on to like and to pan is measured apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = ["DEFAULT_PARTS", "PARTS", "parts_of"]
+
+#: Every part, and what it does.
+PARTS: dict[str, str] = {
+    "cf_negatives": "CF learns a review of 1-2 stars as a negative (the user did not want the item), "
+    "not as a take",
+    "dislikes": "a review that reads negative is a dislike: the user's profile moves away from the item, "
+    "and the ranker pushes down what resembles it",
+    "aspects": "what reviews say of aspects builds item reputations and user tallies: the aspect-match "
+    "signal, readable profiles and the reasons that quote reviewers",
+    "pan_filter": "a review that reads negative counts toward neither popularity nor co-occurrence",
+}
+
+#: The parts on by default: those the evaluation shows help what users like, or cut what they pan at
+#: no loss of what they like (README, "What users liked").
+DEFAULT_PARTS: tuple[str, ...] = ("cf_negatives", "dislikes", "aspects", "pan_filter")
+
+
+def parts_of(value: bool | Iterable[str]) -> frozenset[str]:
+    """The parts named by `value`: True for the default ones, False for none, or their names.
+
+    >>> sorted(parts_of(["aspects", "dislikes"])), parts_of(False)
+    (['aspects', 'dislikes'], frozenset())
+    >>> parts_of(["likes"])
+    Traceback (most recent call last):
+    ...
+    ValueError: opinion parts must be among cf_negatives, dislikes, aspects, pan_filter, got ['likes']
+    """
+    if value is True:
+        return frozenset(DEFAULT_PARTS)
+    if value is False:
+        return frozenset()
+    names = list(value)
+    unknown = [n for n in names if n not in PARTS]
+    if unknown:
+        raise ValueError(f"opinion parts must be among {', '.join(PARTS)}, got {unknown!r}")
+    return frozenset(names)
