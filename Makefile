@@ -58,11 +58,11 @@ bench: $(STAMP)
 soak: $(STAMP)
 	$(BIN)/python -m pytest -m soak -s tests/streams/test_soak.py
 
-# mypy: strict on model/ and eval/ (pyproject.toml), the default rules on streams/.
+# mypy: strict on model/, eval/ and learn/ (pyproject.toml), the default rules on streams/.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy streamrec/model streamrec/eval streamrec/streams
+	$(BIN)/mypy streamrec/model streamrec/eval streamrec/learn streamrec/streams
 
 clean:
 	rm -rf $(VENV) .streamrec .pytest_cache .ruff_cache .mypy_cache

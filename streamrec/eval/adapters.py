@@ -17,6 +17,7 @@ from streamrec.eval.stream import StreamState
 from streamrec.model.base import DoubleArray, FloatArray, IntArray
 from streamrec.model.catalog import ItemTexts
 from streamrec.model.cf import OnlineCF
+from streamrec.model.content_cf import ContentToCF
 from streamrec.model.profile import UserProfile, rating_weight
 from streamrec.model.recommender import Recommender
 from streamrec.model.sentiment import rating_label
@@ -80,20 +81,65 @@ class SharedCF:
 
 
 class CFAdapter(StreamRecommender):
-    """``cf``: `OnlineCF` alone; all items ranked by its implicit score, ratings from its explicit model."""
+    """``cf``: `OnlineCF` alone; all items ranked by its implicit score, ratings from its explicit model.
+
+    With `content` (``cf_content``), an item CF has learned little or nothing of is scored with
+    the CF vector its text predicts (`ContentToCF`), blended out as its interactions arrive.
+    """
 
     name = "cf"
 
-    def __init__(self, shared: SharedCF) -> None:
+    def __init__(self, shared: SharedCF, content: ContentToCF | None = None, name: str = "cf") -> None:
         super().__init__()
+        self.name = name
         self.shared = shared
+        self.content = content
         self.description = f"OnlineCF alone: {shared.model.version}; ratings from its explicit BiasedMF"
+        if content is not None:
+            self.description += (
+                "; items it learned from fewer than "
+                f"{content.full_takes:g} interactions scored with the CF vector their text predicts "
+                "(online ridge regression from text to CF vectors), blended out as interactions arrive"
+            )
+        self._generated = np.zeros((0, shared.model.vector_size), dtype=np.float32)
+        self._fits = -1
 
     def learn(self, event: Interaction, vector: FloatArray | None) -> None:
-        self.shared.step(self._state(), event)
+        state = self._state()
+        _, items = self.shared.step(state, event)
+        if self.content is None:
+            return
+        rows = [state.pos[i] for i in items]
+        rows = [r for r in rows if state.has_text[r]]
+        if rows:
+            learned = self.shared.matrix[rows]
+            for r, y in zip(rows, learned, strict=True):
+                self.content.observe(state.items[r], state.text_matrix[r], y, float(state.item_counts[r]))
+        # The event's item may have a new text (its review): its generated vector follows.
+        pos = state.pos[event.item]
+        if pos < len(self._generated) and self.content.fits == self._fits:
+            fresh = self.content.generate(state.text_matrix[pos : pos + 1])
+            if fresh is not None:
+                self._generated[pos] = fresh[0]
 
     def scores(self, user: str) -> DoubleArray:
-        return self.shared.scores(self._state(), user)
+        out = self.shared.scores(self._state(), user)
+        if self.content is None or not self.content.ready:
+            return out
+        state = self._state()
+        n = state.n_items
+        if self.content.fits != self._fits or len(self._generated) < n:
+            # A refit moves every generated vector; the first call after it makes them all again.
+            generated = self.content.generate(state.text_matrix[:n])
+            assert generated is not None
+            self._generated, self._fits = generated, self.content.fits
+        query = self.shared.model.user_vector(user)
+        gen = self._generated[:n]
+        gen_scores = (gen[:, -1] if query is None else gen @ query).astype(np.float64)
+        known = out > EXCLUDED
+        share = np.where(known, self.content.share(state.item_counts[:n]), 0.0)
+        blended = share * np.where(known, out, 0.0) + (1.0 - share) * gen_scores
+        return np.where(state.has_text[:n], blended, out)
 
     def predict_rating(self, user: str, item: str) -> float | None:
         return self.shared.model.predict_rating(user, item)

@@ -62,6 +62,10 @@ class PrequentialConfig:
     #: "prequential" (test, then train, on every event) or "leave-one-out" (each user's last
     #: interaction held out and ranked against the whole catalog once the rest is learned).
     protocol: str = "prequential"
+    #: Share of the stream (in time order) learned before any event is scored: 0.8 learns the
+    #: first 80% and scores the rest prequentially (a time split, e.g. for a model trained on
+    #: that 80%).
+    score_from: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -95,6 +99,7 @@ class PrequentialConfig:
             "pooled (one encoder pass per review) and, when a recommender needs it, apart (each "
             "clause encoded again)",
             "seed": self.seed,
+            "score_from": self.score_from,
         }
 
 
@@ -275,6 +280,7 @@ def _stream(
     # Leave-one-out: each user's last interaction (of users with two or more) is held out, the
     # rest learned in time order, then every held-out interaction scored against the final state.
     held = _last_of_each_user(events) if config.protocol == "leave-one-out" else set()
+    first_scored = int(config.score_from * total)
     for n, event in enumerate(events):
         state.n_events = n
         state.ts = event.ts
@@ -285,6 +291,8 @@ def _stream(
                 if progress is not None and (n % tick == 0 or n == total - 1):
                     progress("stream", n + 1, total)
                 continue
+        elif n < first_scored:
+            pass  # learned only: before the split
         elif state.has_seen(user, target):
             n_repeats += 1
         else:
@@ -331,6 +339,7 @@ def _stream(
             "n_events": total,
             "n_scored": len(scored_at),
             "n_repeats_not_scored": n_repeats,
+            "n_learned_before_scoring": first_scored if not held else 0,
             "n_items_known_at_end": n_items,
             "encoder": cached.version if cached is not None else None,
             "encoder_seconds": round(encoder_seconds, 1),

@@ -10,6 +10,7 @@ from streamrec.eval.base import StreamRecommender
 from streamrec.eval.baselines import ImplicitALS, Popular, RecentPopular
 from streamrec.eval.sasrec import SASRec
 from streamrec.model.cf import OnlineCF
+from streamrec.model.content_cf import ContentToCF
 from streamrec.model.opinion_parts import DEFAULT_PARTS, PARTS
 
 __all__ = ["ABLATIONS", "PART_ROWS", "RECOMMENDERS", "default_recommenders"]
@@ -28,9 +29,11 @@ RECOMMENDERS = (
     "popular",
     "recent_popular",
     "cf",
+    "cf_content",
     "text",
     "hybrid",
     "hybrid_no_text",
+    "hybrid_no_content_cf",
     "hybrid_no_opinions",
     *PART_ROWS.values(),
     "hybrid_clauses_apart",
@@ -96,6 +99,11 @@ def default_recommenders(
         "popular": Popular,
         "recent_popular": RecentPopular,
         "cf": lambda: CFAdapter(cf_model("cf_negatives" in default)),
+        "cf_content": lambda: CFAdapter(
+            cf_model("cf_negatives" in default),
+            ContentToCF(text_dim, cf_model(True).model.vector_size),
+            name="cf_content",
+        ),
         "text": TextAdapter,
         "hybrid": lambda: hybrid("hybrid", ""),
         "hybrid_no_text": lambda: hybrid(
@@ -103,6 +111,12 @@ def default_recommenders(
             "the hybrid with its text signals (text, recent, dislike, aspects) at 0",
             default,
             **NO_TEXT,
+        ),
+        "hybrid_no_content_cf": lambda: hybrid(
+            "hybrid_no_content_cf",
+            "the hybrid without CF vectors generated from content: a new item has none until CF learns it",
+            default,
+            content_cf=False,
         ),
         "hybrid_no_opinions": lambda: hybrid(
             "hybrid_no_opinions",

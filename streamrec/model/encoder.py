@@ -443,6 +443,12 @@ def _read_pooling(path: Path) -> str:
     if not config_file.is_file():
         return "mean"
     config: dict[str, Any] = json.loads(config_file.read_text())
+    if isinstance(config.get("pooling_mode"), str):
+        # The form sentence-transformers writes since version 6: {"pooling_mode": "mean", ...}.
+        mode = config["pooling_mode"]
+        if mode not in _POOLING_KEYS.values():
+            raise EncoderError(f"pooling must be one of {sorted(_POOLING_KEYS.values())}, got {mode!r}")
+        return str(mode)
     modes = [mode for key, mode in _POOLING_KEYS.items() if config.get(key)]
     others = [k for k, v in config.items() if k.startswith("pooling_mode_") and v and k not in _POOLING_KEYS]
     if len(modes) != 1 or others:

@@ -13,6 +13,7 @@ import numpy as np
 
 from streamrec.model.base import FloatArray
 from streamrec.model.catalog import ItemTexts
+from streamrec.model.content_cf import ContentToCF
 from streamrec.model.index import MemoryIndex
 from streamrec.model.opinion_parts import parts_of
 from streamrec.model.opinions import Opinion
@@ -60,6 +61,12 @@ class Recommender:
         review a like.
     negative_below
         Polarity under which a review without a decisive rating (none, or 3 stars) is negative.
+    content_cf
+        Give an item CF has learned from fewer than `content_full_takes` interactions the CF
+        vector its text predicts (`ContentToCF`, learned from the items CF knows), blended out
+        as its interactions arrive: a new item takes part in collaborative ranking at once.
+    content_full_takes
+        Interactions from which an item's own CF vector is used alone.
     language, labels
         Of reasons: the language, and what each aspect is called in it.
     ranker_params
@@ -85,6 +92,8 @@ class Recommender:
         max_seen: int | None = 2_000,
         opinions: bool | Iterable[str] = True,
         negative_below: float = -0.3,
+        content_cf: bool = True,
+        content_full_takes: float = 10.0,
         language: str = "en",
         labels: Mapping[str, str] | None = None,
         **ranker_params: float,
@@ -103,6 +112,16 @@ class Recommender:
         self.opinions = parts_of(opinions)
         self.negative_below = negative_below
         self.reputation = Reputation()
+        #: Interactions per item (clicks and reviews, wanted or not) seen by this recommender.
+        self.takes: dict[str, int] = {}
+        self.content_cf = ContentToCF(text_dim, cf_dim, full_takes=content_full_takes) if content_cf else None
+        #: Each item's CF vector as CF learned it (the index holds it blended, while the item is young).
+        self._cf_learned: dict[str, FloatArray] = {}
+        #: Items with text and fewer interactions than `content_full_takes`.
+        self._young: set[str] = set()
+        self._cf_fits = 0
+        #: Items whose CF vector in the index changed in a refit of the content map, for a view to follow.
+        self.cf_moved: set[str] = set()
         self.ranker = HybridRanker(
             self.index,
             self.popularity,
@@ -117,7 +136,7 @@ class Recommender:
 
     def aggregates(self) -> dict[str, Any]:
         """The counts this recommender keeps across users; a worker checkpoints them."""
-        return {"popularity": self.popularity, "cooccurrence": self.cooccurrence}
+        return {"popularity": self.popularity, "cooccurrence": self.cooccurrence, "takes": self.takes}
 
     def restore_aggregates(self, saved: Mapping[str, Any]) -> None:
         """Take checkpointed counts (from `aggregates`), for this recommender and its ranker."""
@@ -125,6 +144,8 @@ class Recommender:
             self.popularity = self.ranker.popularity = saved["popularity"]
         if "cooccurrence" in saved:
             self.cooccurrence = self.ranker.cooccurrence = saved["cooccurrence"]
+        if "takes" in saved:
+            self.takes = saved["takes"]
 
     # -- items ----------------------------------------------------------------------
 
@@ -134,6 +155,7 @@ class Recommender:
         self.popularity.add(item_id)
         if vector is not None:
             self.index.upsert("text", [item_id], self.item_texts.set_catalog(item_id, vector)[None, :])
+            self._text_changed(item_id)
 
     # -- reviews as opinions ----------------------------------------------------------
 
@@ -156,6 +178,7 @@ class Recommender:
         """What a reviewer wrote also describes the item, and tells of its aspects."""
         folded = self.item_texts.add_review(item_id, vector, rating_weight(rating))
         self.index.upsert("text", [item_id], folded[None, :])
+        self._text_changed(item_id)
         self.popularity.add(item_id)
         if "aspects" in self.opinions and opinions:
             self.reputation.add(key, item_id, opinions, author)
@@ -170,7 +193,58 @@ class Recommender:
             self.index.upsert("text", [item_id], folded[None, :])
 
     def on_item_cf(self, item_ids: Sequence[str], vectors: FloatArray) -> None:
-        self.index.upsert("cf", item_ids, vectors)
+        """Items' CF vectors as CF learned them; they teach the content map, and go to the index."""
+        content = self.content_cf
+        if content is None:
+            self.index.upsert("cf", item_ids, vectors)
+            return
+        texts = self.index.get("text", item_ids)
+        for item, vector in zip(item_ids, vectors, strict=True):
+            self._cf_learned[item] = np.asarray(vector, dtype=np.float32)
+            text = texts.get(item)
+            if text is not None:
+                content.observe(item, text, vector, self.takes.get(item, 0))
+        self._place(item_ids)
+
+    def _text_changed(self, item_id: str) -> None:
+        if self.content_cf is not None and self.takes.get(item_id, 0) < self.content_cf.full_takes:
+            self._young.add(item_id)
+            self._place([item_id])
+
+    def _took(self, item_id: str) -> None:
+        self.takes[item_id] = n = self.takes.get(item_id, 0) + 1
+        if self.content_cf is not None and item_id in self._young and n >= self.content_cf.full_takes:
+            self._young.discard(item_id)
+            self._place([item_id])
+
+    def _place(self, item_ids: Sequence[str]) -> None:
+        """Put items' CF vectors in the index: the learned one, blended with the one the item's text
+        predicts while the item is young (or that one alone, before CF learned anything of it)."""
+        content = self.content_cf
+        assert content is not None
+        young = [i for i in item_ids if i in self._young]
+        grown = [i for i in item_ids if i not in self._young and i in self._cf_learned]
+        if grown:
+            self.index.upsert("cf", grown, np.stack([self._cf_learned[i] for i in grown]))
+        if young:
+            texts = self.index.get("text", young)
+            generated = content.generate(np.stack([texts[i] for i in young]))
+            if generated is None:  # the map has learned nothing yet
+                young = [i for i in young if i in self._cf_learned]
+                if young:
+                    self.index.upsert("cf", young, np.stack([self._cf_learned[i] for i in young]))
+            else:
+                missing = np.full(self.cf_dim, np.nan, dtype=np.float32)
+                learned = np.stack([self._cf_learned.get(i, missing) for i in young])
+                takes = [self.takes.get(i, 0) for i in young]
+                self.index.upsert("cf", young, content.blend(learned, generated, takes))
+        if content.fits != self._cf_fits:
+            # The map was refit: every young item's generated vector moves with it.
+            self._cf_fits = content.fits
+            others = sorted(self._young.difference(item_ids))
+            if others:
+                self._place(others)
+                self.cf_moved.update(others)
 
     def on_user_cf(self, user_ids: Sequence[str], vectors: FloatArray) -> None:
         for user, vector in zip(user_ids, vectors, strict=True):
@@ -205,6 +279,8 @@ class Recommender:
         profile; `aggregates=False` leaves popularity and co-occurrence alone (already counted)."""
         profile = self.profile(user_id)
         negative = event in NEGATIVE_ACTIONS
+        if aggregates:
+            self._took(item_id)
         if aggregates and not negative:
             self._pair(profile, item_id, 1.0)
             self.popularity.learn_one(item_id, ts, ACTION_WEIGHTS.get(event, 1.0))
@@ -235,6 +311,8 @@ class Recommender:
         `polarity` and `opinions` are the encoder role's reading of its text."""
         profile = self.profile(user_id)
         negative = self.is_negative(rating, polarity)
+        if aggregates:
+            self._took(item_id)
         if aggregates and not (negative and "pan_filter" in self.opinions):
             self._pair(profile, item_id, 1.0)
             self.popularity.learn_one(item_id, ts, ACTION_WEIGHTS["review"])
@@ -263,6 +341,8 @@ class Recommender:
         found = self.user_cf.pop(user_id, None) is not None or profile is not None
         if profile is not None:
             for item_id, ts, action in profile.history:
+                if self.takes.get(item_id, 0) > 0:
+                    self.takes[item_id] -= 1
                 if action not in NEGATIVE_ACTIONS:  # a dislike never counted toward popularity
                     self.popularity.unlearn(item_id, ACTION_WEIGHTS.get(action, 1.0), ts)
         return found

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-__all__ = ["eval_command"]
+__all__ = ["ColumnsOpt", "FormatOpt", "LimitOpt", "SkipBadOpt", "default_cache", "eval_command"]
 
 _FORMATS = "auto|movielens|recbole|amazon-csv|amazon-jsonl|goodreads|csv|jsonl"
 
@@ -30,7 +30,7 @@ SkipBadOpt = Annotated[
 ]
 
 
-def _default_cache() -> Path:
+def default_cache() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "streamrec" / "vectors"
 
@@ -52,8 +52,9 @@ def eval_command(
     recommenders: str = typer.Option(
         "",
         "--recommenders",
-        help="Which to compare, comma-separated (default: popular, recent_popular, cf, text, hybrid, "
-        "hybrid_no_text, hybrid_no_opinions, a hybrid_no_<part> per opinion part (cf_negatives, "
+        help="Which to compare, comma-separated (default: popular, recent_popular, cf, cf_content (cf with "
+        "vectors generated from text for the items it knows little of), text, hybrid, hybrid_no_text, "
+        "hybrid_no_content_cf, hybrid_no_opinions, a hybrid_no_<part> per opinion part (cf_negatives, "
         "dislikes, aspects, pan_filter), als, sasrec); also hybrid_clauses_apart (the hybrid with each "
         "review clause encoded again on its own, the ablation of the one-pass reading).",
         show_default=False,
@@ -109,10 +110,11 @@ def eval_command(
 ) -> None:
     """Prequential (test-then-train) evaluation: every event is first predicted, then learned.
 
-    Compares popular, recent_popular, cf (online matrix factorization alone), text (the
-    encoder alone), hybrid (streamrec's recommender, the code the workers run), its variants
-    hybrid_no_text, hybrid_no_opinions and one variant per part of reading reviews as opinions
-    (each part off alone), and two batch peers retrained periodically, als
+    Compares popular, recent_popular, cf (online matrix factorization alone), cf_content (cf
+    with CF vectors generated from text for new items), text (the encoder alone), hybrid
+    (streamrec's recommender, the code the workers run), its variants hybrid_no_text,
+    hybrid_no_content_cf, hybrid_no_opinions and one variant per part of reading reviews as
+    opinions (each part off alone), and two batch peers retrained periodically, als
     (implicit's ALS) and sasrec (self-attentive sequential), on the same stream, with 95%
     intervals over users; writes OUT/report.md, OUT/report.json and OUT/hr_over_time.png.
     """
@@ -185,7 +187,7 @@ def eval_command(
             with console.status("loading the text encoder"):
                 encoder = CachedEncoder(
                     TransformerEncoder(max_length=max_length),
-                    cache_dir=None if no_cache else (cache_dir or _default_cache()),
+                    cache_dir=None if no_cache else (cache_dir or default_cache()),
                 )
         except EncoderError as exc:
             raise typer.BadParameter(str(exc), param_hint="--max-length") from None

@@ -93,6 +93,10 @@ class IndexFeed:
         if cf_users:
             rec.on_user_cf(list(cf_users), np.stack(list(cf_users.values())))
             self.sink.mark("users", list(cf_users))
+        if rec.cf_moved:
+            # A refit of the content map moved the generated CF vectors of young items.
+            self.sink.mark("items", sorted(rec.cf_moved))
+            rec.cf_moved.clear()
 
     def _on_review_vector(self, record: ConsumerRecord) -> None:
         """Fold a review into its item's text vector, or take it back on a tombstone."""
