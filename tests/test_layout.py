@@ -1,8 +1,9 @@
 """The shape of the house: what each package may import, and no import cycles.
 
 `model/` is what the workers run: no Kafka, faust, Prometheus or network client, and not the
-offline evaluation. `eval/` measures `model/` and knows nothing of the wiring. `streams/` wires
-both. Checked on the real imports: a fresh interpreter's `sys.modules`, and every import
+offline evaluation. `eval/` measures `model/` and knows nothing of the wiring; `learn/` trains
+what `model/` runs (the encoder) and judges it with `eval/`, knowing nothing of the wiring either.
+`streams/` wires them. Checked on the real imports: a fresh interpreter's `sys.modules`, and every import
 statement of the source (those inside functions included).
 """
 
@@ -43,7 +44,8 @@ def _imported_after(modules: list[str]) -> set[str]:
     ("package", "forbidden"),
     [
         ("model", IO_CLIENTS + ("streamrec.eval", "streamrec.streams")),
-        ("eval", IO_CLIENTS + ("streamrec.streams",)),
+        ("eval", IO_CLIENTS + ("streamrec.streams", "streamrec.learn")),
+        ("learn", IO_CLIENTS + ("streamrec.streams",)),
     ],
 )
 def test_a_package_imports_nothing_it_must_not(package: str, forbidden: tuple[str, ...]) -> None:
@@ -54,7 +56,9 @@ def test_a_package_imports_nothing_it_must_not(package: str, forbidden: tuple[st
 
 
 def _graph() -> dict[str, set[str]]:
-    modules = set(_modules("model") + _modules("eval") + _modules("streams")) | {"streamrec"}
+    modules = set(_modules("model") + _modules("eval") + _modules("learn") + _modules("streams")) | {
+        "streamrec"
+    }
     graph: dict[str, set[str]] = {}
     for name in modules:
         path = PACKAGE.parent / (name.replace(".", "/") + ".py")
@@ -99,7 +103,9 @@ def test_no_module_imports_one_that_imports_it_back() -> None:
 def test_model_and_eval_never_import_the_wiring() -> None:
     graph = _graph()
     for name, deps in graph.items():
-        if name.startswith(("streamrec.model", "streamrec.eval")):
+        if name.startswith(("streamrec.model", "streamrec.eval", "streamrec.learn")):
             assert not any(d.startswith("streamrec.streams") for d in deps), (name, deps)
+        if name.startswith(("streamrec.model", "streamrec.eval")):
+            assert not any(d.startswith("streamrec.learn") for d in deps), (name, deps)
         if name.startswith("streamrec.model"):
             assert not any(d.startswith("streamrec.eval") for d in deps), (name, deps)

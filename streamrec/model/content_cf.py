@@ -13,7 +13,9 @@ weight `a`: a vector learned from one interaction says little about what the tex
 
 The regression keeps its sufficient statistics (`X^T W X` and `X^T W Y` over items, each item
 once, with its latest text and CF vectors), so an update is two rank-one changes and a refit one
-solve of a (text_dim + 1)-square system, done lazily after `refit_every` updates.
+solve of a (text_dim + 1)-square system, done lazily after `refit_every` updates (and no more
+than once per pass over the items it knows). An update that only moves an item's CF vector (CF
+learns on every take) changes `X^T W Y` alone.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class ContentToCF:
     full_takes
         Interactions from which an item's learned CF vector is used alone.
     refit_every
-        Updates between refits of the map.
+        Updates between refits of the map (at least as many as the items it learns from).
 
     Examples
     --------
@@ -90,14 +92,21 @@ class ContentToCF:
 
     def observe(self, item: Hashable, text: FloatArray, cf: FloatArray, takes: float) -> None:
         """The item's current text and learned CF vectors, after `takes` interactions."""
-        old = self._pairs.pop(item, None)
-        if old is not None:
-            self._add(*old, sign=-1.0)
         weight = float(self.share(takes))
-        if weight <= 0.0:
-            return
         x = np.append(np.asarray(text, dtype=np.float64), 1.0)
         y = np.asarray(cf, dtype=np.float64)
+        old = self._pairs.get(item)
+        if old is not None and weight > 0.0 and old[2] == weight and np.array_equal(old[0], x):
+            # Only the CF vector moved (the common case: CF learns on every take): X^T W X stands.
+            self._xy += weight * np.outer(x, y - old[1])
+            self._pairs[item] = (x, y, weight)
+            self._pending += 1
+            return
+        if old is not None:
+            del self._pairs[item]
+            self._add(*old, sign=-1.0)
+        if weight <= 0.0:
+            return
         self._pairs[item] = (x, y, weight)
         self._add(x, y, weight, sign=1.0)
 
@@ -120,7 +129,8 @@ class ContentToCF:
     def _fit(self) -> DoubleArray | None:
         if not self._pairs:
             return None
-        if self._weights is None or self._pending >= self.refit_every:
+        # At most one refit per pass over the items the map knows: the cost stays flat per update.
+        if self._weights is None or self._pending >= max(self.refit_every, len(self._pairs)):
             penalty = np.full(self.text_dim + 1, self.l2)
             penalty[-1] = 1e-6  # the intercept is not shrunk
             self._weights = np.asarray(

@@ -64,6 +64,21 @@ def eval_command(
     cold_threshold: int = typer.Option(
         5, "--cold-threshold", min=1, help="Items/users with fewer earlier interactions are cold."
     ),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        help="Encoder: a local model directory, e.g. a streamrec finetune output (default: "
+        "STREAMREC_ENCODER__MODEL, else the bundled all-MiniLM-L6-v2).",
+        show_default=False,
+    ),
+    score_from: float = typer.Option(
+        0.0,
+        "--score-from",
+        min=0.0,
+        max=0.99,
+        help="Share of the stream learned before events are scored: 0.8 scores the last 20% (the time "
+        "split of streamrec finetune).",
+    ),
     max_length: int = typer.Option(
         128,
         "--max-length",
@@ -185,12 +200,14 @@ def eval_command(
 
         try:
             with console.status("loading the text encoder"):
+                from streamrec.streams.settings import Settings
+
                 encoder = CachedEncoder(
-                    TransformerEncoder(max_length=max_length),
+                    TransformerEncoder(model or Settings().encoder.model, max_length=max_length),
                     cache_dir=None if no_cache else (cache_dir or default_cache()),
                 )
         except EncoderError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--max-length") from None
+            raise typer.BadParameter(str(exc), param_hint="--model") from None
     cf_params: dict[str, Any] = {}
     if summary["rating_min"] is not None and summary["rating_min"] < summary["rating_max"]:
         # Predictions are clipped to the dataset's own scale (1-5 stars, 0.5-5 half stars, ...).
@@ -211,7 +228,12 @@ def eval_command(
         raise typer.BadParameter(str(exc), param_hint="--recommenders") from None
 
     config = PrequentialConfig(
-        ks=ks, n_negatives=negatives, cold_threshold=cold_threshold, seed=seed, protocol=protocol
+        ks=ks,
+        n_negatives=negatives,
+        cold_threshold=cold_threshold,
+        seed=seed,
+        protocol=protocol,
+        score_from=score_from,
     )
     columns_shown = (
         TextColumn("{task.description}"),
@@ -243,7 +265,12 @@ def eval_command(
                     dataset, format=format, columns=mapping, limit=limit, skip_bad=skip_bad, tie_seed=again
                 )
                 again_config = PrequentialConfig(
-                    ks=ks, n_negatives=negatives, cold_threshold=cold_threshold, seed=again
+                    ks=ks,
+                    n_negatives=negatives,
+                    cold_threshold=cold_threshold,
+                    seed=again,
+                    protocol=protocol,
+                    score_from=score_from,
                 )
                 runs.append(run_prequential(reread, build(again), encoder, again_config, aspects=aspects))
             result.protocol["seeds"] = seed_spread(repeats, runs, ks[0])
