@@ -107,39 +107,43 @@ class CFAdapter(StreamRecommender):
     def learn(self, event: Interaction, vector: FloatArray | None) -> None:
         state = self._state()
         _, items = self.shared.step(state, event)
-        if self.content is None:
+        content = self.content
+        if content is None:
             return
-        rows = [state.pos[i] for i in items]
-        rows = [r for r in rows if state.has_text[r]]
-        if rows:
-            learned = self.shared.matrix[rows]
-            for r, y in zip(rows, learned, strict=True):
-                self.content.observe(state.items[r], state.text_matrix[r], y, float(state.item_counts[r]))
-        # The event's item may have a new text (its review): its generated vector follows.
-        pos = state.pos[event.item]
-        if pos < len(self._generated) and self.content.fits == self._fits:
-            fresh = self.content.generate(state.text_matrix[pos : pos + 1])
-            if fresh is not None:
+        rows = [r for r in (state.pos[i] for i in items) if state.has_text[r]]
+        for r in rows:
+            content.observe(
+                state.items[r], state.text_matrix[r], self.shared.matrix[r], float(state.item_counts[r])
+            )
+        n = state.n_items
+        if not content.ready:
+            return
+        if content.fits == self._fits and len(self._generated) >= n:
+            # The event's item may have a new text (its review): its generated vector follows.
+            pos = state.pos[event.item]
+            fresh = content.generate(state.text_matrix[pos : pos + 1])
+            if fresh is not None and content.fits == self._fits:
                 self._generated[pos] = fresh[0]
+                return
+        # A refit moves every generated vector: all are made again here (scoring changes nothing).
+        generated = content.generate(state.text_matrix[:n])
+        if generated is not None:
+            self._generated, self._fits = generated, content.fits
 
     def scores(self, user: str) -> DoubleArray:
         out = self.shared.scores(self._state(), user)
-        if self.content is None or not self.content.ready:
+        if self.content is None or not len(self._generated):
             return out
         state = self._state()
-        n = state.n_items
-        if self.content.fits != self._fits or len(self._generated) < n:
-            # A refit moves every generated vector; the first call after it makes them all again.
-            generated = self.content.generate(state.text_matrix[:n])
-            assert generated is not None
-            self._generated, self._fits = generated, self.content.fits
+        n = min(state.n_items, len(self._generated))
         query = self.shared.model.user_vector(user)
         gen = self._generated[:n]
         gen_scores = (gen[:, -1] if query is None else gen @ query).astype(np.float64)
-        known = out > EXCLUDED
+        known = out[:n] > EXCLUDED
         share = np.where(known, self.content.share(state.item_counts[:n]), 0.0)
-        blended = share * np.where(known, out, 0.0) + (1.0 - share) * gen_scores
-        return np.where(state.has_text[:n], blended, out)
+        blended = share * np.where(known, out[:n], 0.0) + (1.0 - share) * gen_scores
+        out[:n] = np.where(state.has_text[:n], blended, out[:n])
+        return out
 
     def predict_rating(self, user: str, item: str) -> float | None:
         return self.shared.model.predict_rating(user, item)

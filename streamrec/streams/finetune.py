@@ -43,7 +43,7 @@ def finetune_command(
         8192,
         "--max-pairs",
         min=1,
-        help="Most training pairs, drawn with --seed from all the training share yields (about 4 min per "
+        help="Most training pairs, drawn with --seed from all the training share yields (about 3 min per "
         "1,000 pairs on 2 CPU cores at the default length; seconds on a GPU).",
     ),
     steps: int | None = typer.Option(
