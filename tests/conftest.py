@@ -5,6 +5,7 @@ The broker is the embedded tansu unless STREAMREC_KAFKA_BOOTSTRAP points at a Ka
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from streamrec.model.opinion_parts import PARTS
 from streamrec.streams.broker import EmbeddedBroker
 from streamrec.streams.clients import kafka_config
 from streamrec.streams.replay import Collector, Replayer
@@ -97,9 +99,10 @@ def topics(session_settings: Settings) -> Topics:
 
 @pytest.fixture(scope="session")
 def worker(session_settings: Settings, topics: Topics) -> Iterator[WorkerProcess]:
-    """All roles in one process, as `streamrec up` runs them."""
+    """All roles in one process, as `streamrec up` runs them, with every part of reading reviews as
+    opinions on (some are off by default), so that the tests exercise each through the pipeline."""
     stack = Stack(session_settings, log_dir=session_settings.data_dir / "logs")
-    process = stack.start_worker()
+    process = stack.start_worker(OPINIONS=json.dumps(list(PARTS)))
     try:
         stack.wait_ready(timeout=240)
         yield process

@@ -118,13 +118,15 @@ def _catalog(rec: Recommender, encoder: TransformerEncoder, items: dict[str, str
         rec.on_item(item, title, encoder.encode([title])[0], ts=0.0)
 
 
-def test_a_one_star_review_pushes_away_from_what_it_resembles(encoder: TransformerEncoder) -> None:
+def test_with_the_dislike_push_a_one_star_review_pushes_away_from_what_it_resembles(
+    encoder: TransformerEncoder,
+) -> None:
     items = {f"h{n}": f"Wireless bluetooth headphones, model {n}" for n in range(6)}
     items |= {"g1": "Acoustic guitar strings", "d1": "Drum sticks, hickory", "k1": "Keyboard stand",
               "m1": "Vocal microphone", "c1": "Guitar capo", "s1": "Snare drum head"}  # fmt: skip
     lists = {}
     for who, rating in (("panned", 1.0), ("pleased", 5.0)):
-        rec = Recommender(encoder.dim, 3)
+        rec = Recommender(encoder.dim, 3, opinions=["dislikes", "aspects"])
         _catalog(rec, encoder, items)
         text = "Cheap plastic, broke after a week." if rating == 1 else "Lovely sound, comfortable."
         (reading,) = ReviewReader(encoder).read([text])
