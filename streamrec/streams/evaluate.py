@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-__all__ = ["ColumnsOpt", "FormatOpt", "LimitOpt", "SkipBadOpt", "default_cache", "eval_command"]
+__all__ = ["ColumnsOpt", "DatasetOpt", "FormatOpt", "LimitOpt", "SkipBadOpt", "default_cache", "eval_command"]
 
 _FORMATS = "auto|movielens|recbole|amazon-csv|amazon-jsonl|goodreads|csv|jsonl"
 
@@ -25,6 +25,16 @@ ColumnsOpt = Annotated[
 LimitOpt = Annotated[
     int | None, typer.Option("--limit", min=1, help="Only the first N events in time order.")
 ]
+DatasetOpt = Annotated[
+    Path,
+    typer.Option(
+        "--dataset",
+        help="Interactions file: plain, .gz, or a .zip holding one file.",
+        exists=True,
+        dir_okay=False,
+        readable=True,
+    ),
+]
 SkipBadOpt = Annotated[
     bool, typer.Option("--skip-bad", help="Skip and count unreadable rows instead of failing.")
 ]
@@ -36,14 +46,7 @@ def default_cache() -> Path:
 
 
 def eval_command(
-    dataset: Path = typer.Option(
-        ...,
-        "--dataset",
-        help="Interactions file: plain, .gz, or a .zip holding one file.",
-        exists=True,
-        dir_okay=False,
-        readable=True,
-    ),
+    dataset: DatasetOpt,
     format: FormatOpt = "auto",
     columns: ColumnsOpt = "",
     limit: LimitOpt = None,

@@ -6,20 +6,13 @@ from pathlib import Path
 
 import typer
 
-from streamrec.streams.evaluate import ColumnsOpt, FormatOpt, LimitOpt, SkipBadOpt, default_cache
+from streamrec.streams.evaluate import ColumnsOpt, DatasetOpt, FormatOpt, LimitOpt, SkipBadOpt, default_cache
 
 __all__ = ["finetune_command"]
 
 
 def finetune_command(
-    dataset: Path = typer.Option(
-        ...,
-        "--dataset",
-        help="Interactions file: plain, .gz, or a .zip holding one file.",
-        exists=True,
-        dir_okay=False,
-        readable=True,
-    ),
+    dataset: DatasetOpt,
     format: FormatOpt = "auto",
     columns: ColumnsOpt = "",
     limit: LimitOpt = None,
