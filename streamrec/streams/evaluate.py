@@ -9,7 +9,16 @@ from typing import Annotated, Any
 
 import typer
 
-__all__ = ["ColumnsOpt", "DatasetOpt", "FormatOpt", "LimitOpt", "SkipBadOpt", "default_cache", "eval_command"]
+__all__ = [
+    "ColumnsOpt",
+    "DatasetOpt",
+    "FormatOpt",
+    "LimitOpt",
+    "SkipBadOpt",
+    "default_cache",
+    "eval_command",
+    "read_dataset",
+]
 
 _FORMATS = "auto|movielens|recbole|amazon-csv|amazon-jsonl|goodreads|csv|jsonl"
 
@@ -38,6 +47,22 @@ DatasetOpt = Annotated[
 SkipBadOpt = Annotated[
     bool, typer.Option("--skip-bad", help="Skip and count unreadable rows instead of failing.")
 ]
+
+
+def read_dataset(
+    console: Any, dataset: Path, format: str, columns: str, limit: int | None, skip_bad: bool
+) -> Any:
+    """The dataset a command was given, read with a status line; a bad file is a usage error."""
+    from streamrec.eval import load_dataset, parse_columns
+    from streamrec.model.errors import DatasetError
+
+    try:
+        with console.status(f"reading {dataset}"):
+            return load_dataset(
+                dataset, format=format, columns=parse_columns(columns), limit=limit, skip_bad=skip_bad
+            )
+    except DatasetError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--dataset") from None
 
 
 def default_cache() -> Path:

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import typer
 
-from streamrec.streams.evaluate import ColumnsOpt, DatasetOpt, FormatOpt, LimitOpt, SkipBadOpt, default_cache
+from streamrec.streams.evaluate import (
+    ColumnsOpt,
+    DatasetOpt,
+    FormatOpt,
+    LimitOpt,
+    SkipBadOpt,
+    default_cache,
+    read_dataset,
+)
 
 __all__ = ["finetune_command"]
 
@@ -83,21 +91,14 @@ def finetune_command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from streamrec.eval import load_dataset, parse_columns
     from streamrec.learn.finetune import TrainConfig, train, write_manifest
     from streamrec.learn.pairs import build_pairs, split_at
-    from streamrec.model.errors import DatasetError, EncoderError
+    from streamrec.model.errors import EncoderError
     from streamrec.streams.settings import Settings
 
     console = Console(stderr=True)
     base = model or Settings().encoder.model
-    try:
-        with console.status(f"reading {dataset}"):
-            data = load_dataset(
-                dataset, format=format, columns=parse_columns(columns), limit=limit, skip_bad=skip_bad
-            )
-    except DatasetError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--dataset") from None
+    data = read_dataset(console, dataset, format, columns, limit, skip_bad)
     split = split_at(data.interactions, train_share)
     all_pairs = build_pairs(data, train_share, seed=seed)
     pairs = all_pairs.sample(max_pairs, seed)

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from streamrec.streams.evaluate import ColumnsOpt, FormatOpt, LimitOpt, SkipBadOpt
+from streamrec.streams.evaluate import ColumnsOpt, FormatOpt, LimitOpt, SkipBadOpt, read_dataset
 
 __all__ = ["opinions_command"]
 
@@ -56,9 +56,8 @@ def opinions_command(
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from streamrec.eval import load_dataset, parse_columns
     from streamrec.eval.opinions import labels_of, read_opinions, write_opinions
-    from streamrec.model.errors import DatasetError, EncoderError, StreamrecError
+    from streamrec.model.errors import EncoderError, StreamrecError
     from streamrec.model.opinions import DEFAULT_ASPECTS, load_aspects
 
     console = Console(stderr=True)
@@ -66,13 +65,7 @@ def opinions_command(
         chosen = load_aspects(aspects) if aspects is not None else DEFAULT_ASPECTS
     except StreamrecError as exc:
         raise typer.BadParameter(str(exc), param_hint="--aspects") from None
-    try:
-        with console.status(f"reading {dataset}"):
-            data = load_dataset(
-                dataset, format=format, columns=parse_columns(columns), limit=limit, skip_bad=skip_bad
-            )
-    except DatasetError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--dataset") from None
+    data = read_dataset(console, dataset, format, columns, limit, skip_bad)
     n_reviews = sum(1 for e in data.interactions if e.text)
     console.print(
         f"[bold]{escape(data.name)}[/] ({data.format}): {len(data.interactions):,} events, "
