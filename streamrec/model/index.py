@@ -55,6 +55,10 @@ class MemoryIndex:
     ['a', 'c']
     >>> [id for id, _ in index.search("text", np.array([1, 0.1], dtype=np.float32), k=2, exclude={"a"})]
     ['c', 'b']
+    >>> index.hide(["c"])
+    >>> query = np.array([1, 0.1], dtype=np.float32)
+    >>> [id for id, _ in index.search("text", query, k=2)], index.has("text", "c")
+    (['a', 'b'], True)
     """
 
     def __init__(self, spaces: Mapping[str, tuple[int, Metric]]) -> None:
@@ -63,6 +67,8 @@ class MemoryIndex:
         self._pos: dict[str, int] = {}
         self._free: list[int] = []
         self._payloads: dict[str, dict[str, Any]] = {}
+        #: Entities kept (vectors, payload) but never found by a search: items off sale.
+        self.hidden: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._pos)
@@ -138,6 +144,13 @@ class MemoryIndex:
             out[~known] = 0.0
         return out, known
 
+    def hide(self, ids: Iterable[str]) -> None:
+        """Keep entities out of every search until `show`; their vectors stay, ready to return."""
+        self.hidden.update(ids)
+
+    def show(self, ids: Iterable[str]) -> None:
+        self.hidden.difference_update(ids)
+
     def delete(self, ids: Sequence[str]) -> None:
         for id in ids:
             row = self._pos.pop(id, None)
@@ -171,6 +184,8 @@ class MemoryIndex:
             queries = (queries / np.where(norms > 0, norms, 1.0)).astype(np.float32)
         scores = queries @ space.matrix[:n].T
         scores[:, ~space.present[:n]] = -np.inf
+        if self.hidden:
+            scores[:, [self._pos[i] for i in self.hidden if i in self._pos]] = -np.inf
         results = []
         for q, row_scores in enumerate(scores):
             skip = [self._pos[i] for i in (exclude[q] if exclude else ()) if i in self._pos]

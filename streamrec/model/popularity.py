@@ -113,13 +113,15 @@ class Popularity:
             out *= 2.0 ** -((self.t_last - self._t_ref) / self.half_life_s)
         return np.log1p(out)
 
-    def top(self, k: int, exclude: Iterable[str] = (), decayed: bool = True) -> list[tuple[str, float]]:
-        """The `k` most popular items not in `exclude`, with their log-scale score."""
+    def top(
+        self, k: int, exclude: Iterable[str] = (), decayed: bool = True, hidden: Iterable[str] = ()
+    ) -> list[tuple[str, float]]:
+        """The `k` most popular items in neither `exclude` nor `hidden`, with their log-scale score."""
         n = len(self._ids)
         if n == 0 or k <= 0:
             return []
         values = (self._decayed if decayed else self._counts)[:n]
-        excluded = [self._pos[i] for i in exclude if i in self._pos]
+        excluded = [self._pos[i] for i in itertools.chain(exclude, hidden) if i in self._pos]
         want = min(n, k + len(excluded))
         top = np.argpartition(-values, want - 1)[:want] if want < n else np.arange(n)
         top = top[np.argsort(-values[top], kind="stable")]

@@ -229,17 +229,17 @@ class HybridRanker:
         cf_hits: list[tuple[str, float]],
         k: int,
     ) -> list[Scored]:
-        exclude = request.exclude
+        exclude, hidden = request.exclude, self.index.hidden
         candidates: dict[str, None] = dict.fromkeys(i for i, _ in text_hits)
         candidates.update(dict.fromkeys(i for i, _ in cf_hits))
-        candidates.update(
-            dict.fromkeys(i for i, _ in self.popularity.top(self.n_candidates, exclude=exclude))
-        )
+        popular = self.popularity.top(self.n_candidates, exclude=exclude, hidden=hidden)
+        candidates.update(dict.fromkeys(i for i, _ in popular))
         recent = request.profile.recent_items(_RECENT) if request.profile is not None else []
         if self.cooccurrence is not None and recent:
             neighbors = self.cooccurrence.neighbors([i for i, _, _ in recent], self.n_candidates)
             candidates.update(dict.fromkeys(i for i, _ in neighbors))
-        ids = [i for i in candidates if i not in exclude]
+        # Items off sale are out of every source (a search served by Qdrant may trail by a flush).
+        ids = [i for i in candidates if i not in exclude and i not in hidden]
         if not ids:
             return []
         b = self._blend(request, ids, recent)

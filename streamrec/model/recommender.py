@@ -157,6 +157,25 @@ class Recommender:
             self.index.upsert("text", [item_id], self.item_texts.set_catalog(item_id, vector)[None, :])
             self._text_changed(item_id)
 
+    def withdraw(self, item_id: str) -> bool:
+        """Take an item off every list (sold out, withdrawn, deleted); True if it was listed.
+
+        Its vectors and counts stay, so that it returns as it was when it is available again."""
+        if item_id in self.index.hidden:
+            return False
+        self.index.hide([item_id])
+        return True
+
+    def restore(self, item_id: str) -> bool:
+        """Put a withdrawn item back on lists; True if it was withdrawn."""
+        if item_id not in self.index.hidden:
+            return False
+        self.index.show([item_id])
+        return True
+
+    def available(self, item_id: str) -> bool:
+        return item_id not in self.index.hidden
+
     # -- reviews as opinions ----------------------------------------------------------
 
     def is_negative(self, rating: float | None, polarity: float | None) -> bool:

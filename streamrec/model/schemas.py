@@ -162,6 +162,9 @@ class Item(_Event):
     description: str | None = None
     tags: Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=200)] | None = None
     ts: Timestamp
+    #: False takes the item out of every list (sold out, withdrawn) until a message says True again;
+    #: a tombstone (a null value under the item's key) does the same for a deleted entry.
+    available: bool = True
 
     def text(self) -> str:
         """The text the encoder reads: title, tags, then description."""

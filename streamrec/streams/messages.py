@@ -21,6 +21,7 @@ from streamrec.model.reviews import EncodedReview
 from streamrec.model.schemas import Review, Trigger
 
 __all__ = [
+    "availability_message",
     "decode_vector",
     "delta_message",
     "encode_vector",
@@ -78,9 +79,25 @@ def vector_message(
     )
 
 
+def availability_message(id: str, available: bool, ts: float, reason: str, **extra: Any) -> bytes:
+    """An item's text slot without a vector: it left the catalog (`available` False: withdrawn,
+    sold out, deleted), or it is on sale with no text of its own to encode.
+
+    It goes under the item's text-vector key, so the compacted topic keeps one record of the
+    item's state: its vector while it is on sale, the withdrawal while it is not.
+
+    >>> parse_vector(availability_message("x", False, 1.0, "deleted"))["available"]
+    False
+    """
+    state = {"available": available, "ts": ts, "reason": reason, **extra}
+    return orjson.dumps({"kind": "item", "name": "text", "id": id, **state})
+
+
 def parse_vector(raw: bytes) -> dict[str, Any]:
+    """A `vector_message` (or an `availability_message`: then `v` is None), vector decoded."""
     data: dict[str, Any] = orjson.loads(raw)
-    data["v"] = decode_vector(data["v"])
+    data["v"] = decode_vector(data["v"]) if data.get("v") is not None else None
+    data.setdefault("available", True)
     return data
 
 

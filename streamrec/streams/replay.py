@@ -51,8 +51,9 @@ class Replayer:
             {**config, "linger.ms": 5, "enable.idempotence": True}, on_delivered=on_delivered
         )
 
-    def send(self, topic: str, value: Mapping[str, Any] | bytes, key: str | None = None) -> None:
-        raw = value if isinstance(value, bytes) else orjson.dumps(value)
+    def send(self, topic: str, value: Mapping[str, Any] | bytes | None, key: str | None = None) -> None:
+        """Produce one event (`None`: a tombstone for `key`)."""
+        raw = value if value is None or isinstance(value, bytes) else orjson.dumps(value)
         self._producer.produce(topic, raw, key.encode() if key else None)
         self._take_errors()
 

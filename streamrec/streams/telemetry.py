@@ -46,6 +46,7 @@ class Metrics:
     model_entities: Gauge
     retries: Counter
     forgotten: Counter
+    catalog_changes: Counter
     duplicates: Counter
     learned: Counter
 
@@ -166,6 +167,12 @@ class Metrics:
                 "streamrec_retries_total",
                 "Infrastructure operations retried, by operation",
                 ["operation"],
+                **kw,
+            ),
+            catalog_changes=Counter(
+                "streamrec_catalog_changes_total",
+                "Items taken off lists (withdrawn, sold out, deleted) or put back, by change and role",
+                ["change", "role"],
                 **kw,
             ),
             forgotten=Counter(

@@ -147,6 +147,34 @@ def test_forget_erases_the_user_and_their_popularity() -> None:
     assert rec.recommend(["dan"], k=3)[0]  # a stranger again: popularity and nothing personal
 
 
+def test_a_withdrawn_item_leaves_every_source_of_candidates_and_returns_as_it_was() -> None:
+    rec = _shop()
+    rec.on_item_cf(["strings", "capo", "drum"], np.eye(3, dtype=np.float32))
+    for n in range(30):  # strings: the most popular item, and what follows a guitar
+        rec.on_click(f"crowd{n}", "guitar", "click", ts=n)
+        rec.on_click(f"crowd{n}", "strings", "purchase", ts=n + 0.5)
+    rec.on_review("eve", "guitar", 5, ts=40, vector=_unit(1, 0.05, 0))
+    rec.on_user_cf(["eve"], np.array([[1, 0, 0]], dtype=np.float32))  # strings' CF direction
+    rec.on_click("fay", "drum", "click", ts=41)
+    users = ["eve", "fay", "stranger"]
+
+    def lists() -> list[list[str]]:
+        return [[s.item_id for s in scored] for scored in rec.recommend(users, k=4)]
+
+    before = lists()
+    assert all("strings" in ids for ids in before), before
+
+    assert rec.withdraw("strings") and not rec.withdraw("strings")
+    assert not rec.available("strings")
+    gone = lists()
+    assert all("strings" not in ids for ids in gone), gone
+    assert all(len(ids) == 4 for ids in gone)  # refilled from the rest of the catalog
+    assert rec.item_text("strings") is not None  # kept, to return as it was
+
+    assert rec.restore("strings") and not rec.restore("strings")
+    assert lists() == before
+
+
 def test_a_serialized_profile_holds_no_more_memory_than_its_bytes() -> None:
     profile = UserProfile("ann")
     for n in range(30):

@@ -31,7 +31,13 @@ from streamrec.model.reader import Passage, ReviewReader
 from streamrec.model.schemas import Item, Review, Trigger
 from streamrec.streams.checkpoint import AckAfterCheckpoint, CheckpointStore
 from streamrec.streams.context import Context
-from streamrec.streams.messages import encoded_review, review_key, vector_key, vector_message
+from streamrec.streams.messages import (
+    availability_message,
+    encoded_review,
+    review_key,
+    vector_key,
+    vector_message,
+)
 
 __all__ = ["EncoderRole"]
 
@@ -122,20 +128,30 @@ class EncoderRole:
         started = time.perf_counter()
         items: list[tuple[Item, EventT[Any]]] = []
         reviews: list[tuple[Review, EventT[Any]]] = []
+        #: Items off sale or back on sale with nothing to encode: (id, available, reason, event).
+        states: list[tuple[str, bool, str, EventT[Any]]] = []
         for event in events:
             msg = event.message
             ctx.metrics.events_consumed.labels(msg.topic, ROLE).inc()
             if msg.topic == ctx.topics.items:
                 if event.value is None:
-                    continue  # a tombstone: the catalog entry was deleted
+                    # A tombstone: the catalog entry was deleted.
+                    if msg.key:
+                        states.append((msg.key.decode("utf-8", "replace"), False, "deleted", event))
+                    continue
                 try:
                     item = ctx.parser.item(event.value)
                 except InvalidEvent as exc:
                     ctx.deadletters.send(msg.topic, msg.partition, msg.offset, exc, event.value, msg.key)
                     continue
-                if item.text() != item.item_id:
+                if not item.available:
+                    states.append((item.item_id, False, "unavailable", event))
+                elif item.text() != item.item_id:
                     items.append((item, event))
-                # else: a title that is the item's id says nothing; its reviews will describe it
+                else:
+                    # A title that is the item's id says nothing (its reviews will describe it);
+                    # that it is on sale still counts.
+                    states.append((item.item_id, True, "available", event))
             elif self._fresh(event):
                 try:
                     reviews.append((ctx.parser.review(event.value), event))
@@ -153,6 +169,7 @@ class EncoderRole:
                 ctx.metrics.encoder_sequences.labels(kind).inc(n)
             self._send_items(items, vectors)
             self._send_reviews(reviews, passages)
+        self._send_states(states)
         await ctx.output.flush()
         ctx.metrics.batch_events.labels(ROLE).observe(len(events))
         ctx.metrics.batch_seconds.labels(ROLE).observe(time.perf_counter() - started)
@@ -168,6 +185,19 @@ class EncoderRole:
                 "item", "text", item.item_id, vector, version, item.ts, title=item.title, tags=item.tags
             )
             ctx.output.send(ctx.topics.vectors, message, key=vector_key("item", "text", item.item_id))
+
+    def _send_states(self, states: list[tuple[str, bool, str, EventT[Any]]]) -> None:
+        """Items leaving (or rejoining) the catalog, under their text-vector keys, timed as the
+        catalog message was, so that the lists they renew are timed from it."""
+        ctx = self.ctx
+        for item_id, available, reason, event in states:
+            ts = event.message.timestamp
+            ctx.output.send(
+                ctx.topics.vectors,
+                availability_message(item_id, available, ts, reason),
+                key=vector_key("item", "text", item_id),
+                timestamp_ms=int(ts * 1000),
+            )
 
     def _send_reviews(self, reviews: list[tuple[Review, EventT[Any]]], passages: list[Passage]) -> None:
         """Each review as read by the committed sentiment model; then its rating is learned."""

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from aiokafka import ConsumerRecord
 
+from streamrec.model.schemas import Trigger
 from streamrec.model.serving import Serving
 from streamrec.streams.context import Context
 from streamrec.streams.feed import GlobalFeed
@@ -41,8 +42,17 @@ class IndexFeed:
         For metrics.
     """
 
-    def __init__(self, ctx: Context, serving: Serving, sink: QdrantSink, role: str) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        serving: Serving,
+        sink: QdrantSink,
+        role: str,
+        on_withdrawn: Callable[[dict[str, Trigger]], None] | None = None,
+    ) -> None:
         self.ctx = ctx
+        #: Told of the items each batch took off lists, with the message that did.
+        self.on_withdrawn = on_withdrawn
         self.serving = serving
         self.rec = serving.rec
         self.sink = sink
@@ -68,6 +78,7 @@ class IndexFeed:
         rec, topics = self.rec, self.ctx.topics
         cf_items: dict[str, np.ndarray] = {}
         cf_users: dict[str, np.ndarray] = {}
+        withdrawn: dict[str, Trigger] = {}
         for record in records:
             if record.topic == topics.reviews_encoded:
                 self._on_review_vector(record)
@@ -81,9 +92,23 @@ class IndexFeed:
                 continue
             msg = parse_vector(record.value)
             if msg["name"] == "text" and msg["kind"] == "item":
-                rec.on_item(msg["id"], msg.get("title") or msg["id"], msg["v"], msg["ts"])
-                self.sink.mark("items", [msg["id"]])
-                self.versions["encoder"] = msg["version"]
+                id = msg["id"]
+                if not msg["available"]:
+                    if rec.withdraw(id):
+                        withdrawn[id] = Trigger(
+                            topic=record.topic, partition=record.partition, offset=record.offset,
+                            ts=record.timestamp / 1000,
+                        )  # fmt: skip
+                        self.sink.delete("items", id)
+                        self.ctx.metrics.catalog_changes.labels("withdrawn", self.role).inc()
+                    continue
+                if rec.restore(id):
+                    self.ctx.metrics.catalog_changes.labels("restored", self.role).inc()
+                    self.sink.mark("items", [id])
+                if msg["v"] is not None:
+                    rec.on_item(id, msg.get("title") or id, msg["v"], msg["ts"])
+                    self.sink.mark("items", [id])
+                    self.versions["encoder"] = msg["version"]
             elif msg["name"] == "cf":
                 (cf_items if msg["kind"] == "item" else cf_users)[msg["id"]] = msg["v"]
                 self.versions["cf"] = msg["version"]
@@ -93,6 +118,8 @@ class IndexFeed:
         if cf_users:
             rec.on_user_cf(list(cf_users), np.stack(list(cf_users.values())))
             self.sink.mark("users", list(cf_users))
+        if withdrawn and self.on_withdrawn is not None:
+            self.on_withdrawn(withdrawn)
         if rec.cf_moved:
             # A refit of the content map moved the generated CF vectors of young items.
             self.sink.mark("items", sorted(rec.cf_moved))
@@ -143,7 +170,7 @@ class IndexFeed:
         if kind == "items":
             texts, cfs = rec.index.get("text", ids), rec.index.get("cf", ids)
             for id in ids:
-                if id in texts or id in cfs:
+                if (id in texts or id in cfs) and rec.available(id):
                     payload = {"title": rec.index.payload(id).get("title"), **encoder}
                     points.append((id, {"text": texts.get(id), "cf": cfs.get(id)}, payload))
             return points

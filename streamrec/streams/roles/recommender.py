@@ -88,7 +88,8 @@ class RecommenderRole:
             self.sink.restore(state.get("qdrant_pending", {}))
             self.serving = Serving(rec, state["seen"], _online(state), offsets=saved.offsets)
         self.rec = rec
-        self.index = IndexFeed(ctx, self.serving, self.sink, ROLE)
+        self.index = IndexFeed(ctx, self.serving, self.sink, ROLE, on_withdrawn=self._on_withdrawn)
+        self._renewals: set[asyncio.Task[None]] = set()
         self.acks = AckAfterCheckpoint(self.store)
         self._last_checkpoint = time.monotonic()
         self._lock = asyncio.Lock()
@@ -212,6 +213,27 @@ class RecommenderRole:
         ctx.output.send(ctx.topics.audit, orjson.dumps(audit.model_dump()), key=user.encode())
         ctx.metrics.forgotten.labels(ROLE).inc()
         log.info("forgot user %s: %s", user, ", ".join(erased))
+
+    def _on_withdrawn(self, withdrawn: dict[str, Trigger]) -> None:
+        """Items left the catalog: renew, in the background, every list that named one."""
+        task = asyncio.ensure_future(self._renew(withdrawn))
+        self._renewals.add(task)
+        task.add_done_callback(self._renewals.discard)
+
+    async def _renew(self, withdrawn: dict[str, Trigger]) -> None:
+        """Rank again each user of this process whose last list named a withdrawn item; the new
+        list answers the withdrawal (its trigger), so the lag from it is measured too."""
+        async with self._lock:
+            triggers: dict[str, Trigger] = {}
+            for user, items in self.serving.online.lists.items():
+                named = next((i for i in items if i in withdrawn), None)
+                # Users of partitions this process owns: their profiles are in its table.
+                if named is not None and str(user) in self.rec.profiles:
+                    triggers[str(user)] = withdrawn[named]
+            if triggers:
+                log.info("renewing %d list(s) that named %d withdrawn item(s)", len(triggers), len(withdrawn))
+                await self._recommend(triggers)
+                await self.ctx.output.flush()
 
     def _describe(self, users: set[str]) -> None:
         """Publish the readable profile of each user a review changed (topic `profiles`)."""

@@ -1,0 +1,95 @@
+"""The catalog under the shop's control, against the session worker: an item deleted or marked
+unavailable leaves every list that named it, and returns when it is on sale again."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from streamrec.streams.replay import Collector, Replayer
+from streamrec.streams.stack import WorkerProcess
+from streamrec.streams.topics import Topics
+from tests.conftest import wait_for
+from tests.streams.test_pipeline import NOW, _catalog, _latest
+
+pytestmark = pytest.mark.broker
+
+
+def _names(msg: dict[str, Any] | None) -> list[str]:
+    return [i["item_id"] for i in msg["items"]] if msg else []
+
+
+def test_a_withdrawn_item_leaves_the_lists_that_named_it_and_comes_back(
+    worker: WorkerProcess,
+    producer: Replayer,
+    topics: Topics,
+    recommendations: Collector,
+    vectors: Collector,
+    ns: str,
+) -> None:
+    titles = {
+        "viol": "Baroque viola da gamba, seven strings",
+        "bow": "Viola da gamba bow, pernambuco",
+        "rosin": "Gamba rosin, dark",
+        "case": "Viola da gamba hard case",
+    }
+    _catalog(vectors, producer, topics, ns, titles)
+    bow, rosin = f"{ns}-bow", f"{ns}-rosin"
+    user = f"{ns}-gambist"
+    clicked = {"user_id": user, "item_id": f"{ns}-viol", "event": "click", "ts": NOW}
+    producer.send(topics.clicks, clicked, key=user)
+    producer.flush()
+    first = wait_for(
+        lambda: (lambda m: m if {bow, rosin} <= set(_names(m)) else None)(
+            _latest(recommendations, user, topic=topics.clicks)
+        ),
+        90,
+        what="a list naming the bow and the rosin",
+    )
+
+    # Deleted: a tombstone on `items` renews the list, without the bow, with no event of the user's.
+    deleted = time.time()
+    producer.send(topics.items, None, key=bow)
+    producer.flush()
+    renewed = wait_for(
+        lambda: _latest(recommendations, user, topic=topics.vectors), 30, what="the list the deletion renewed"
+    )
+    took = max(t for t, m in recommendations.messages if m is renewed) - deleted
+    print(f"\ncatalog: a deleted item left its user's list {took:.2f}s after the tombstone")
+    assert bow not in _names(renewed) and rosin in _names(renewed)
+    assert worker.metric("streamrec_catalog_changes_total")
+
+    # Marked unavailable: the same, by the item's own message.
+    gone = {"item_id": rosin, "title": titles["rosin"], "ts": NOW + 1, "available": False}
+    producer.send(topics.items, gone, key=rosin)
+    producer.flush()
+    wait_for(
+        lambda: (lambda m: m if m is not renewed and rosin not in _names(m) else None)(
+            _latest(recommendations, user, topic=topics.vectors)
+        ),
+        30,
+        what="the list renewed without the unavailable item",
+    )
+
+    # Both on sale again: the user's next list may name them.
+    for item_id in ("bow", "rosin"):
+        back = {"item_id": f"{ns}-{item_id}", "title": titles[item_id], "ts": NOW + 2}
+        producer.send(topics.items, back, key=f"{ns}-{item_id}")
+    producer.flush()
+    wait_for(
+        lambda: sum(m["id"] in (bow, rosin) and m.get("v") is not None for _, m in vectors.messages) >= 4,
+        60,
+        what="the items' vectors, published again",
+    )
+    producer.send(topics.clicks, {**clicked, "item_id": f"{ns}-case", "ts": NOW + 3}, key=user)
+    producer.flush()
+    again = wait_for(
+        lambda: (lambda m: m if m and m["trigger"]["offset"] > first["trigger"]["offset"] else None)(
+            _latest(recommendations, user, topic=topics.clicks)
+        ),
+        60,
+        what="the list after the next click",
+    )
+    assert {bow, rosin} <= set(_names(again)), _names(again)
