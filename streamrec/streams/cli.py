@@ -240,7 +240,8 @@ def topics(
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for Kafka to answer")] = 60.0,
 ) -> None:
-    """Create streamrec's topics on a Kafka cluster (existing topics are left as they are)."""
+    """Create streamrec's topics on a Kafka cluster; existing ones keep their partitions and data,
+    and get the settings streamrec needs of them (e.g. `recommendations` compacted)."""
     from streamrec.streams.errors import BrokerError
     from streamrec.streams.topics import Topics, ensure_topics
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from streamrec.streams.clients import kafka_config
 from streamrec.streams.errors import BrokerError
@@ -22,7 +23,8 @@ TOPIC_CONFIGS: dict[str, dict[str, str]] = {
     "items": {"cleanup.policy": "compact"},
     "forget": {},
     # outputs
-    "recommendations": {},
+    # the latest list per user: a consumer that starts late rebuilds every user's list from it
+    "recommendations": {"cleanup.policy": "compact"},
     "deadletter": {},
     "audit": {},
     # readable user profiles, the latest per user
@@ -105,4 +107,45 @@ def ensure_topics(settings: Settings, bootstrap: str | None = None, timeout: flo
                     raise BrokerError(f"could not create topic {name!r}: {exc}") from None
     if created:
         log.info("created topics: %s", ", ".join(created))
+    _align_configs(admin, settings, existing, timeout)
     return created
+
+
+def _align_configs(admin: Any, settings: Settings, existing: set[str], timeout: float) -> list[str]:
+    """Give topics that existed before the settings streamrec now needs of them (a topic made
+    compacted in a later version, say); names the topics changed. A broker or an ACL that refuses
+    is logged with what to set by hand, and the caller goes on."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not in the stubs' exports
+        AlterConfigOpType,
+        ConfigEntry,
+        ConfigResource,
+    )
+
+    wanted = {
+        settings.topic(name): config
+        for name, config in TOPIC_CONFIGS.items()
+        if config and settings.topic(name) in existing
+    }
+    changed = []
+    for topic, config in wanted.items():
+        resource = ConfigResource("topic", topic)
+        try:
+            have = admin.describe_configs([resource], request_timeout=timeout)[resource].result()
+            stale = {k: v for k, v in config.items() if k not in have or have[k].value != v}
+            if not stale:
+                continue
+            entries = [
+                ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in stale.items()
+            ]
+            update = ConfigResource("topic", topic, incremental_configs=entries)
+            admin.incremental_alter_configs([update], request_timeout=timeout)[update].result()
+        except (KafkaException, ValueError) as exc:
+            settings_text = ", ".join(f"{k}={v}" for k, v in config.items())
+            log.warning(
+                "topic %s needs %s and could not be changed (%s): set it by hand", topic, settings_text, exc
+            )
+            continue
+        log.info("topic %s: set %s", topic, ", ".join(f"{k}={v}" for k, v in stale.items()))
+        changed.append(topic)
+    return changed

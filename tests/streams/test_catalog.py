@@ -4,13 +4,17 @@ unavailable leaves every list that named it, and returns when it is on sale agai
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from streamrec.streams.clients import kafka_config
 from streamrec.streams.replay import Collector, Replayer
+from streamrec.streams.settings import Settings
 from streamrec.streams.stack import WorkerProcess
-from streamrec.streams.topics import Topics
+from streamrec.streams.topics import Topics, ensure_topics
 from tests.conftest import wait_for
 from tests.streams.test_pipeline import NOW, _catalog, _latest
 
@@ -93,3 +97,23 @@ def test_a_withdrawn_item_leaves_the_lists_that_named_it_and_comes_back(
         what="the list after the next click",
     )
     assert {bow, rosin} <= set(_names(again)), _names(again)
+
+
+def test_topics_make_an_existing_recommendations_topic_compacted(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """A deployment from before `recommendations` was compacted gets it so from `streamrec topics`
+    (or a worker's start), keeping the topic and what is on it."""
+    from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # type: ignore[attr-defined]
+
+    settings = make_settings("cfg", tmp_path)
+    admin = AdminClient(kafka_config(settings))
+    name = settings.topic("recommendations")
+    old = NewTopic(name, num_partitions=settings.partitions, config={"cleanup.policy": "delete"})
+    admin.create_topics([old])[name].result()
+
+    created = ensure_topics(settings)
+    assert name not in created and settings.topic("clicks") in created
+    resource = ConfigResource("topic", name)
+    policy = admin.describe_configs([resource])[resource].result()["cleanup.policy"].value
+    assert policy == "compact"
