@@ -97,12 +97,19 @@ def topics(session_settings: Settings) -> Topics:
     return Topics.from_settings(session_settings)
 
 
+#: Items with this tag never appear on the session worker's lists (its rules say so).
+SESSION_EXCLUDED_TAG = "excluded-by-rules"
+
+
 @pytest.fixture(scope="session")
 def worker(session_settings: Settings, topics: Topics) -> Iterator[WorkerProcess]:
     """All roles in one process, as `streamrec up` runs them, with every part of reading reviews as
-    opinions on (some are off by default), so that the tests exercise each through the pipeline."""
+    opinions on (some are off by default), so that the tests exercise each through the pipeline,
+    and a rule that only items tagged `SESSION_EXCLUDED_TAG` are subject to."""
     stack = Stack(session_settings, log_dir=session_settings.data_dir / "logs")
-    process = stack.start_worker(OPINIONS=json.dumps(list(PARTS)))
+    rules = session_settings.data_dir / "rules.toml"
+    rules.write_text(f"exclude_tags = [{SESSION_EXCLUDED_TAG!r}]\n")
+    process = stack.start_worker(OPINIONS=json.dumps(list(PARTS)), RULES=str(rules))
     try:
         stack.wait_ready(timeout=240)
         yield process

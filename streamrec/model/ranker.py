@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -13,6 +14,7 @@ from streamrec.model.index import MemoryIndex
 from streamrec.model.popularity import CoOccurrence, Popularity
 from streamrec.model.profile import UserProfile
 from streamrec.model.reputation import Reputation
+from streamrec.model.rules import Rules
 from streamrec.model.wording import Wording
 
 __all__ = ["HybridRanker", "Request", "Scored"]
@@ -38,6 +40,8 @@ class Request:
     profile: UserProfile | None = None
     cf_vector: FloatArray | None = None
     exclude: set[str] = field(default_factory=set)
+    #: Only items with one of these tags (a request's filter, on top of the deployment's rules).
+    tags: frozenset[str] = frozenset()
 
 
 #: Recent interactions that explanations and item-to-item scores look back on.
@@ -183,6 +187,11 @@ class HybridRanker:
         self.wording = wording or Wording()
         #: What each aspect is called in reasons (default: its name).
         self.labels = dict(labels or {})
+        #: The deployment's rules, which every list obeys.
+        self.rules = Rules()
+        #: Items by tag (kept by the recommender from the catalog), a source of candidates when
+        #: a list must hold only some tags.
+        self.tagged: Mapping[str, set[str]] = {}
 
     def recommend(self, request: Request, k: int = 10) -> list[Scored]:
         return self.recommend_many([request], k)[0]
@@ -238,11 +247,22 @@ class HybridRanker:
         if self.cooccurrence is not None and recent:
             neighbors = self.cooccurrence.neighbors([i for i, _, _ in recent], self.n_candidates)
             candidates.update(dict.fromkeys(i for i, _ in neighbors))
+        rules = self.rules
+        required = request.tags or frozenset(rules.require_tags)
+        if required:
+            # The other sources know nothing of tags: the most popular items that have them.
+            pool = set().union(*(self.tagged.get(t, ()) for t in required)) - exclude - hidden
+            tagged = heapq.nlargest(self.n_candidates, pool, key=self.popularity.count)
+            candidates.update(dict.fromkeys(tagged))
         # Items off sale are out of every source (a search served by Qdrant may trail by a flush).
         ids = [i for i in candidates if i not in exclude and i not in hidden]
+        if not rules.empty or request.tags:
+            ids = [i for i in ids if rules.allows(i, self._tags(i), request.tags)]
         if not ids:
-            return []
+            return self._pinned([], request, k)
         b = self._blend(request, ids, recent)
+        if rules.boost or rules.bury:
+            b.relevance += np.array([rules.shift(i, self._tags(i)) for i in ids])
         order = self._mmr(b.relevance, b.text_vecs, b.has_text, b.cf_vecs, k)
         # Which recent item each listed item is most like, in text and in co-occurrence.
         like_text = np.full(len(order), -1)
@@ -250,7 +270,7 @@ class HybridRanker:
             sims = np.where(b.recent_has[None, :], b.text_vecs[order] @ b.recent_vecs.T, -np.inf)
             like_text = np.where(b.has_text[order], sims.argmax(axis=1), -1)
         like_item = b.pairs[:, order].argmax(axis=0) if len(b.pairs) else np.full(len(order), -1)
-        return [
+        ranked = [
             self._explain(
                 ids[j],
                 float(b.relevance[j]),
@@ -265,6 +285,33 @@ class HybridRanker:
             )
             for n, j in enumerate(order)
         ]
+        return self._pinned(ranked, request, k)
+
+    def _tags(self, item: str) -> list[str]:
+        tags: list[str] = self.index.payload(item).get("tags") or []
+        return tags
+
+    def _pinned(self, ranked: list[Scored], request: Request, k: int) -> list[Scored]:
+        """The rules' pinned items at their positions, where the list may hold them: known, on
+        sale, allowed, and not taken by the user."""
+        rules = self.rules
+        if not rules.pin:
+            return ranked
+        out = list(ranked)
+        for pin in sorted(rules.pin, key=lambda p: p.position):
+            item = pin.item
+            if (
+                item not in self.index
+                or item in self.index.hidden
+                or item in request.exclude
+                or not rules.allows(item, self._tags(item), request.tags)
+            ):
+                continue
+            at = min(pin.position, k) - 1
+            out = [s for s in out if s.item_id != item]
+            score = out[at].score if at < len(out) else (out[-1].score if out else 0.0)
+            out.insert(min(at, len(out)), Scored(item, score, [self.wording.say("featured")]))
+        return out[:k]
 
     def _blend(
         self, request: Request, ids: list[str], recent: list[tuple[str, float, str]] | None = None

@@ -21,6 +21,7 @@ from streamrec.model.popularity import CoOccurrence, Popularity
 from streamrec.model.profile import ACTION_WEIGHTS, NEGATIVE_ACTIONS, UserProfile, rating_weight
 from streamrec.model.ranker import HybridRanker, Request, Scored
 from streamrec.model.reputation import Reputation
+from streamrec.model.rules import Rules
 from streamrec.model.sentiment import rating_label
 from streamrec.model.wording import Wording
 
@@ -96,6 +97,7 @@ class Recommender:
         content_full_takes: float = 10.0,
         language: str = "en",
         labels: Mapping[str, str] | None = None,
+        rules: Rules | None = None,
         **ranker_params: float,
     ) -> None:
         self.text_dim = text_dim
@@ -114,6 +116,8 @@ class Recommender:
         self.reputation = Reputation()
         #: Interactions per item (clicks and reviews, wanted or not) seen by this recommender.
         self.takes: dict[str, int] = {}
+        #: Items by tag, from the catalog.
+        self.tagged: dict[str, set[str]] = {}
         self.content_cf = ContentToCF(text_dim, cf_dim, full_takes=content_full_takes) if content_cf else None
         #: Each item's CF vector as CF learned it (the index holds it blended, while the item is young).
         self._cf_learned: dict[str, FloatArray] = {}
@@ -131,6 +135,9 @@ class Recommender:
             labels=labels,
             **ranker_params,  # type: ignore[arg-type]
         )
+        self.ranker.tagged = self.tagged
+        if rules is not None:
+            self.ranker.rules = rules
 
     # -- state that is not in profiles ----------------------------------------------
 
@@ -149,13 +156,25 @@ class Recommender:
 
     # -- items ----------------------------------------------------------------------
 
-    def on_item(self, item_id: str, title: str, vector: FloatArray | None, ts: float) -> None:
-        """A catalog entry and the vector of its text."""
+    def on_item(
+        self, item_id: str, title: str, vector: FloatArray | None, ts: float, tags: Sequence[str] = ()
+    ) -> None:
+        """A catalog entry, its tags and the vector of its text."""
+        self.tag(item_id, tags)
         self.index.set_payload(item_id, {"title": title})
         self.popularity.add(item_id)
         if vector is not None:
             self.index.upsert("text", [item_id], self.item_texts.set_catalog(item_id, vector)[None, :])
             self._text_changed(item_id)
+
+    def tag(self, item_id: str, tags: Sequence[str]) -> None:
+        """Set an item's tags (what rules and filters select by)."""
+        old = self.index.payload(item_id).get("tags") or []
+        for t in old:
+            self.tagged.get(t, set()).discard(item_id)
+        for t in tags:
+            self.tagged.setdefault(t, set()).add(item_id)
+        self.index.set_payload(item_id, {"tags": list(tags)})
 
     def withdraw(self, item_id: str) -> bool:
         """Take an item off every list (sold out, withdrawn, deleted); True if it was listed.
@@ -368,11 +387,16 @@ class Recommender:
 
     # -- ranking --------------------------------------------------------------------
 
-    def request(self, user_id: str, exclude: Iterable[str] = ()) -> Request:
+    def request(self, user_id: str, exclude: Iterable[str] = (), tags: Iterable[str] = ()) -> Request:
         profile = self.profiles.get(user_id)
         seen = set(profile.seen) if profile is not None else set()
         seen.update(exclude)
-        return Request(profile=profile, cf_vector=self.user_cf.get(user_id), exclude=seen)
+        cf = self.user_cf.get(user_id)
+        return Request(profile=profile, cf_vector=cf, exclude=seen, tags=frozenset(tags))
 
-    def recommend(self, user_ids: Sequence[str], k: int = 10) -> list[list[Scored]]:
-        return self.ranker.recommend_many([self.request(u) for u in user_ids], k)
+    def recommend(
+        self, user_ids: Sequence[str], k: int = 10, exclude: Iterable[str] = (), tags: Iterable[str] = ()
+    ) -> list[list[Scored]]:
+        """Each user's list (`exclude`, `tags`: filters asked for, on top of the rules)."""
+        exclude, tags = list(exclude), list(tags)
+        return self.ranker.recommend_many([self.request(u, exclude, tags) for u in user_ids], k)

@@ -32,6 +32,7 @@ _EN = {
     "easy": "easy to please",
     "balanced": "balanced",
     "new_user": "new here: what is popular and new",
+    "featured": "featured",
 }
 _ZH = {
     "viewed": "浏览过",
@@ -59,6 +60,7 @@ _ZH = {
     "easy": "容易满意",
     "balanced": "适中",
     "new_user": "新用户：热门和新品",
+    "featured": "精选推荐",
 }
 
 #: The languages reasons and profiles can be worded in.

@@ -78,6 +78,15 @@ MetricsHostOpt = Annotated[
     ),
 ]
 
+RulesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--rules",
+        help="TOML (or .json) file of rules every list obeys: exclude/require tags, boost, bury, pin; "
+        "checked at start [env STREAMREC_RULES]",
+    ),
+]
+
 
 def load_settings(**overrides: Any) -> Any:
     """Settings from the environment, with the options given on the command line on top."""
@@ -87,7 +96,11 @@ def load_settings(**overrides: Any) -> Any:
     try:
         return Settings(**given)
     except ValidationError as exc:
-        _fail(f"invalid settings: {exc}")
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"]) or "settings"
+            problems.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
+        _fail("invalid settings: " + "; ".join(problems))
 
 
 class _Repeats(logging.Filter):
@@ -142,6 +155,7 @@ def worker(
     topic_prefix: PrefixOpt = None,
     metrics_host: MetricsHostOpt = None,
     metrics_port: MetricsPortOpt = None,
+    rules: RulesOpt = None,
 ) -> None:
     """Run one or more roles against a running Kafka, until SIGTERM or Ctrl-C.
 
@@ -156,6 +170,7 @@ def worker(
         topic_prefix=topic_prefix,
         metrics_host=metrics_host,
         metrics_port=metrics_port,
+        rules=rules,
     )
     setup_logging(settings.log_level)
     if not settings.kafka_bootstrap:
@@ -178,6 +193,7 @@ def up(
     topic_prefix: PrefixOpt = None,
     metrics_host: MetricsHostOpt = None,
     metrics_port: MetricsPortOpt = None,
+    rules: RulesOpt = None,
 ) -> None:
     """Run the whole stack in the foreground until Ctrl-C or SIGTERM.
 
@@ -197,6 +213,7 @@ def up(
         topic_prefix=topic_prefix,
         metrics_host=metrics_host,
         metrics_port=metrics_port,
+        rules=rules,
     )
     setup_logging(settings.log_level)
     stop = threading.Event()

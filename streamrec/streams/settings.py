@@ -165,8 +165,26 @@ class Settings(BaseSettings):
         description="JSON list of the aspects reviews are read for ([{name, phrases, labels}]); "
         "default: value, quality, service, ease of use, appearance",
     )
+    rules: Path | None = Field(
+        None,
+        description="TOML (or .json) file of rules every list obeys: exclude_tags, require_tags, "
+        "exclude_items, boost/bury ([{items, tags, by}]), pin ([{item, position}]); checked at start",
+    )
     encoder: EncoderSettings = EncoderSettings()
     cf: CFSettings = CFSettings()
+
+    @field_validator("rules")
+    @classmethod
+    def _readable_rules(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            from streamrec.model.errors import StreamrecError
+            from streamrec.model.rules import load_rules
+
+            try:
+                load_rules(value)
+            except StreamrecError as exc:  # says what is wrong, and where
+                raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("opinions")
     @classmethod
@@ -185,6 +203,12 @@ class Settings(BaseSettings):
         from streamrec.model.opinions import DEFAULT_ASPECTS, load_aspects
 
         return load_aspects(self.aspects_file) if self.aspects_file is not None else DEFAULT_ASPECTS
+
+    def list_rules(self) -> Any:
+        """The rules every list obeys (`streamrec.model.rules.Rules`): the file's, or none."""
+        from streamrec.model.rules import Rules, load_rules
+
+        return load_rules(self.rules) if self.rules is not None else Rules()
 
     def state_dir(self, role: str) -> Path:
         """Where `role` keeps its local state (its checkpoint) under `data_dir`."""

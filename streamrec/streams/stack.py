@@ -44,6 +44,8 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
         values["KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap
     if settings.qdrant_url:
         values["QDRANT_URL"] = settings.qdrant_url
+    if settings.rules is not None:
+        values["RULES"] = str(settings.rules.resolve())
     if settings.qdrant_api_key is not None:
         values["QDRANT_API_KEY"] = settings.qdrant_api_key.get_secret_value()
     values.update(extra)

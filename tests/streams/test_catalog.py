@@ -15,7 +15,7 @@ from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.settings import Settings
 from streamrec.streams.stack import WorkerProcess
 from streamrec.streams.topics import Topics, ensure_topics
-from tests.conftest import wait_for
+from tests.conftest import SESSION_EXCLUDED_TAG, wait_for
 from tests.streams.test_pipeline import NOW, _catalog, _latest
 
 pytestmark = pytest.mark.broker
@@ -40,6 +40,17 @@ def test_a_withdrawn_item_leaves_the_lists_that_named_it_and_comes_back(
         "case": "Viola da gamba hard case",
     }
     _catalog(vectors, producer, topics, ns, titles)
+    # The session worker's rules exclude a tag: an item carrying it never appears, however near.
+    banned = f"{ns}-banned"
+    tagged = {
+        "item_id": banned,
+        "title": "Viola da gamba strings, gut",
+        "tags": [SESSION_EXCLUDED_TAG],
+        "ts": NOW,
+    }
+    producer.send(topics.items, tagged, key=banned)
+    producer.flush()
+    wait_for(lambda: any(m["id"] == banned for _, m in vectors.messages), 60, what="the tagged item's vector")
     bow, rosin = f"{ns}-bow", f"{ns}-rosin"
     user = f"{ns}-gambist"
     clicked = {"user_id": user, "item_id": f"{ns}-viol", "event": "click", "ts": NOW}
@@ -52,6 +63,7 @@ def test_a_withdrawn_item_leaves_the_lists_that_named_it_and_comes_back(
         90,
         what="a list naming the bow and the rosin",
     )
+    assert banned not in _names(first)
 
     # Deleted: a tombstone on `items` renews the list, without the bow, with no event of the user's.
     deleted = time.time()
@@ -97,6 +109,7 @@ def test_a_withdrawn_item_leaves_the_lists_that_named_it_and_comes_back(
         what="the list after the next click",
     )
     assert {bow, rosin} <= set(_names(again)), _names(again)
+    assert all(banned not in _names(m) for _, m in recommendations.messages)
 
 
 def test_topics_make_an_existing_recommendations_topic_compacted(

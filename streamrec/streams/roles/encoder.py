@@ -128,8 +128,8 @@ class EncoderRole:
         started = time.perf_counter()
         items: list[tuple[Item, EventT[Any]]] = []
         reviews: list[tuple[Review, EventT[Any]]] = []
-        #: Items off sale or back on sale with nothing to encode: (id, available, reason, event).
-        states: list[tuple[str, bool, str, EventT[Any]]] = []
+        #: Items off sale, or on sale with nothing to encode: (id, available, reason, event, tags).
+        states: list[tuple[str, bool, str, EventT[Any], list[str]]] = []
         for event in events:
             msg = event.message
             ctx.metrics.events_consumed.labels(msg.topic, ROLE).inc()
@@ -137,7 +137,7 @@ class EncoderRole:
                 if event.value is None:
                     # A tombstone: the catalog entry was deleted.
                     if msg.key:
-                        states.append((msg.key.decode("utf-8", "replace"), False, "deleted", event))
+                        states.append((msg.key.decode("utf-8", "replace"), False, "deleted", event, []))
                     continue
                 try:
                     item = ctx.parser.item(event.value)
@@ -145,13 +145,13 @@ class EncoderRole:
                     ctx.deadletters.send(msg.topic, msg.partition, msg.offset, exc, event.value, msg.key)
                     continue
                 if not item.available:
-                    states.append((item.item_id, False, "unavailable", event))
+                    states.append((item.item_id, False, "unavailable", event, []))
                 elif item.text() != item.item_id:
                     items.append((item, event))
                 else:
                     # A title that is the item's id says nothing (its reviews will describe it);
                     # that it is on sale still counts.
-                    states.append((item.item_id, True, "available", event))
+                    states.append((item.item_id, True, "available", event, item.tags or []))
             elif self._fresh(event):
                 try:
                     reviews.append((ctx.parser.review(event.value), event))
@@ -186,15 +186,15 @@ class EncoderRole:
             )
             ctx.output.send(ctx.topics.vectors, message, key=vector_key("item", "text", item.item_id))
 
-    def _send_states(self, states: list[tuple[str, bool, str, EventT[Any]]]) -> None:
+    def _send_states(self, states: list[tuple[str, bool, str, EventT[Any], list[str]]]) -> None:
         """Items leaving (or rejoining) the catalog, under their text-vector keys, timed as the
         catalog message was, so that the lists they renew are timed from it."""
         ctx = self.ctx
-        for item_id, available, reason, event in states:
+        for item_id, available, reason, event, tags in states:
             ts = event.message.timestamp
             ctx.output.send(
                 ctx.topics.vectors,
-                availability_message(item_id, available, ts, reason),
+                availability_message(item_id, available, ts, reason, tags=tags),
                 key=vector_key("item", "text", item_id),
                 timestamp_ms=int(ts * 1000),
             )

@@ -106,9 +106,11 @@ class IndexFeed:
                     self.ctx.metrics.catalog_changes.labels("restored", self.role).inc()
                     self.sink.mark("items", [id])
                 if msg["v"] is not None:
-                    rec.on_item(id, msg.get("title") or id, msg["v"], msg["ts"])
+                    rec.on_item(id, msg.get("title") or id, msg["v"], msg["ts"], msg.get("tags") or [])
                     self.sink.mark("items", [id])
                     self.versions["encoder"] = msg["version"]
+                elif msg.get("tags"):
+                    rec.tag(id, msg["tags"])
             elif msg["name"] == "cf":
                 (cf_items if msg["kind"] == "item" else cf_users)[msg["id"]] = msg["v"]
                 self.versions["cf"] = msg["version"]
@@ -171,7 +173,8 @@ class IndexFeed:
             texts, cfs = rec.index.get("text", ids), rec.index.get("cf", ids)
             for id in ids:
                 if (id in texts or id in cfs) and rec.available(id):
-                    payload = {"title": rec.index.payload(id).get("title"), **encoder}
+                    known = rec.index.payload(id)
+                    payload = {"title": known.get("title"), "tags": known.get("tags") or [], **encoder}
                     points.append((id, {"text": texts.get(id), "cf": cfs.get(id)}, payload))
             return points
         for id in ids:

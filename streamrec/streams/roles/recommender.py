@@ -75,6 +75,7 @@ class RecommenderRole:
             labels=self.labels,
             n_candidates=cfg.n_candidates,
             mmr_lambda=cfg.mmr_lambda,
+            rules=settings.list_rules(),
         )
         rec.ranker.searcher = TimedSearch(rec.index, ctx.metrics, "memory")
         self.sink = QdrantSink(settings, ctx.metrics, {"text": (text_dim, "cosine"), "cf": (cf_dim, "dot")})
