@@ -23,6 +23,7 @@ from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.settings import Settings
 from streamrec.streams.stack import Stack, WorkerProcess
 from streamrec.streams.topics import Topics, ensure_topics
+from streamrec.streams.worker import ROLES
 
 
 def wait_for(
@@ -77,6 +78,7 @@ def make_settings(broker_settings: dict[str, Any]) -> Callable[..., Settings]:
             "data_dir": data_dir,
             "kafka_session_timeout_s": 6.0,
             "metrics_port": 0,
+            "api_port": 0,
         }
         return Settings(**{**values, **overrides})
 
@@ -103,13 +105,13 @@ SESSION_EXCLUDED_TAG = "excluded-by-rules"
 
 @pytest.fixture(scope="session")
 def worker(session_settings: Settings, topics: Topics) -> Iterator[WorkerProcess]:
-    """All roles in one process, as `streamrec up` runs them, with every part of reading reviews as
-    opinions on (some are off by default), so that the tests exercise each through the pipeline,
-    and a rule that only items tagged `SESSION_EXCLUDED_TAG` are subject to."""
+    """All roles in one process, the API included, as `streamrec up` runs them, with every part of
+    reading reviews as opinions on (some are off by default), so that the tests exercise each
+    through the pipeline, and a rule that only items tagged `SESSION_EXCLUDED_TAG` are subject to."""
     stack = Stack(session_settings, log_dir=session_settings.data_dir / "logs")
     rules = session_settings.data_dir / "rules.toml"
     rules.write_text(f"exclude_tags = [{SESSION_EXCLUDED_TAG!r}]\n")
-    process = stack.start_worker(OPINIONS=json.dumps(list(PARTS)), RULES=str(rules))
+    process = stack.start_worker(ROLES, OPINIONS=json.dumps(list(PARTS)), RULES=str(rules))
     try:
         stack.wait_ready(timeout=240)
         yield process

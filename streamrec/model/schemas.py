@@ -209,7 +209,10 @@ class Recommendation(BaseModel):
     user_id: str
     items: list[RecommendedItem]
     generated_at: Annotated[float, Field(description="epoch seconds")]
-    trigger: Trigger
+    trigger: Annotated[
+        Trigger | None,
+        Field(description="the input message the list answers; null for a list computed on request"),
+    ] = None
     model: ModelInfo
 
 

@@ -33,6 +33,7 @@ _EN = {
     "balanced": "balanced",
     "new_user": "new here: what is popular and new",
     "featured": "featured",
+    "like_item": "similar to {title!r}",
 }
 _ZH = {
     "viewed": "浏览过",
@@ -61,6 +62,7 @@ _ZH = {
     "balanced": "适中",
     "new_user": "新用户：热门和新品",
     "featured": "精选推荐",
+    "like_item": "与“{title}”相似",
 }
 
 #: The languages reasons and profiles can be worded in.

@@ -78,6 +78,16 @@ MetricsHostOpt = Annotated[
     ),
 ]
 
+ApiHostOpt = Annotated[
+    str | None,
+    typer.Option("--api-host", help="HTTP API bind address [env STREAMREC_API_HOST; default 127.0.0.1]"),
+]
+ApiPortOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--api-port", help="HTTP API port, 0 for any free one [env STREAMREC_API_PORT; default 8000]"
+    ),
+]
 RulesOpt = Annotated[
     Path | None,
     typer.Option(
@@ -146,7 +156,10 @@ def _fail(message: str, code: int = 1) -> Any:
 @app.command()
 def worker(
     roles: Annotated[
-        str, typer.Argument(help="Comma-separated roles to run in this process: cf, encoder, recommender")
+        str,
+        typer.Argument(
+            help="Comma-separated roles to run in this process: cf, encoder, recommender, api (the HTTP API)"
+        ),
     ],
     kafka_bootstrap: BootstrapOpt = None,
     qdrant_url: QdrantUrlOpt = None,
@@ -156,11 +169,15 @@ def worker(
     metrics_host: MetricsHostOpt = None,
     metrics_port: MetricsPortOpt = None,
     rules: RulesOpt = None,
+    api_host: ApiHostOpt = None,
+    api_port: ApiPortOpt = None,
 ) -> None:
     """Run one or more roles against a running Kafka, until SIGTERM or Ctrl-C.
 
     Roles scale separately: run several processes of a role and Kafka's consumer
     groups share the partitions among them. The encoder can run alone on a GPU machine.
+    Each api process answers for every user (it reads every partition), so it scales by adding
+    processes behind a load balancer.
     """
     settings = load_settings(
         kafka_bootstrap=kafka_bootstrap,
@@ -171,6 +188,8 @@ def worker(
         metrics_host=metrics_host,
         metrics_port=metrics_port,
         rules=rules,
+        api_host=api_host,
+        api_port=api_port,
     )
     setup_logging(settings.log_level)
     if not settings.kafka_bootstrap:
@@ -194,15 +213,19 @@ def up(
     metrics_host: MetricsHostOpt = None,
     metrics_port: MetricsPortOpt = None,
     rules: RulesOpt = None,
+    api_host: ApiHostOpt = None,
+    api_port: ApiPortOpt = None,
 ) -> None:
     """Run the whole stack in the foreground until Ctrl-C or SIGTERM.
 
     Starts the embedded Kafka-compatible broker (unless --kafka-bootstrap is given),
-    creates the topics and runs every role. Prints the bootstrap address, the metrics
-    URL, and a line containing 'ready' once every worker can process events.
+    creates the topics and runs every role, the HTTP API included. Prints the bootstrap address,
+    the metrics URL, the API's URL, and a line containing 'ready' once every worker can process
+    events.
     """
     from streamrec.streams.errors import InfrastructureError
     from streamrec.streams.stack import Stack
+    from streamrec.streams.worker import ROLES
 
     settings = load_settings(
         port=port,
@@ -214,6 +237,8 @@ def up(
         metrics_host=metrics_host,
         metrics_port=metrics_port,
         rules=rules,
+        api_host=api_host,
+        api_port=api_port,
     )
     setup_logging(settings.log_level)
     stop = threading.Event()
@@ -224,8 +249,9 @@ def up(
     try:
         bootstrap = stack.start_broker()
         typer.echo(f"kafka bootstrap: {bootstrap}", err=False)
-        worker_process = stack.start_worker()
+        worker_process = stack.start_worker(ROLES)
         typer.echo(f"metrics: {worker_process.metrics_url}")
+        typer.echo(f"api: {worker_process.api_url} (docs: {worker_process.api_url}/docs)")
         while not stop.is_set():
             if worker_process.is_ready():
                 typer.echo(f"ready: roles {', '.join(worker_process.roles)} joined their groups")
@@ -303,6 +329,7 @@ def demo(
     rate: Annotated[
         float, typer.Option(help="Clicks and reviews per second to replay (0: as fast as possible)")
     ] = 30.0,
+    api_port: ApiPortOpt = None,
 ) -> None:
     """Run the whole pipeline on a real sample and show what it recommends.
 
@@ -312,7 +339,7 @@ def demo(
     """
     from streamrec.streams.demo import run_demo
 
-    settings = load_settings(port=port, data_dir=data_dir)
+    settings = load_settings(port=port, data_dir=data_dir, api_port=api_port)
     setup_logging("warning")
     try:
         code = run_demo(settings, show_users=users, limit=limit, rate=rate)

@@ -21,6 +21,7 @@ from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.settings import Settings
 from streamrec.streams.stack import Stack
 from streamrec.streams.topics import Topics
+from streamrec.streams.worker import ROLES
 
 __all__ = ["load_sample", "run_demo"]
 
@@ -64,12 +65,16 @@ def run_demo(settings: Settings, show_users: int = 3, limit: int | None = None, 
 
     started = time.monotonic()
     with Stack(settings, log_dir=state / "logs") as stack:
-        with console.status("starting the embedded broker and the workers (cf, encoder, recommender)..."):
+        with console.status(
+            "starting the embedded broker and the workers (cf, encoder, recommender, api)..."
+        ):
             bootstrap = stack.start_broker()
-            worker = stack.start_worker()
+            worker = stack.start_worker(ROLES)
             waited = stack.wait_ready(timeout=240)
         console.print(
-            f"kafka bootstrap: {bootstrap}   metrics: {worker.metrics_url}   ready in {waited:.1f}s"
+            f"kafka bootstrap: {bootstrap}   metrics: {worker.metrics_url}   ready in {waited:.1f}s\n"
+            f"api: {worker.api_url} (docs: {worker.api_url}/docs; while the demo runs, try "
+            f"{worker.api_url}/v1/users/USER/recommendations)"
         )
         topics = Topics.from_settings(settings)
         config = kafka_config(settings, bootstrap)

@@ -116,6 +116,13 @@ class GlobalFeed(Service):
                     log.info("global feed caught up on %s", ", ".join(self.topics))
                     self.caught_up.set()
 
+    @property
+    def behind(self) -> int:
+        """Records still to read of what existed when the feed started (0 once caught up)."""
+        if self.caught_up.is_set():
+            return 0
+        return sum(max(0, end - self._handled.get(tp, 0)) for tp, end in self._targets.items())
+
     async def catch_up(self, timeout: float = 5.0) -> bool:
         """Wait until everything currently in the topics has been handled; False on timeout."""
         consumer = self._consumer

@@ -151,6 +151,8 @@ class Settings(BaseSettings):
     )
     metrics_host: str = Field("127.0.0.1", description="bind address of the Prometheus endpoint")
     metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus endpoint port (0: any)")
+    api_host: str = Field("127.0.0.1", description="bind address of the HTTP API (role `api`)")
+    api_port: int = Field(8000, ge=0, le=65535, description="HTTP API port (0: any)")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
     language: Literal["en", "zh"] = Field("en", description="language of reasons and readable profiles")
     opinions: list[str] = Field(

@@ -19,7 +19,7 @@ from streamrec.streams.broker import EmbeddedBroker, free_port
 from streamrec.streams.errors import WorkerError
 from streamrec.streams.settings import Settings
 from streamrec.streams.topics import ensure_topics
-from streamrec.streams.worker import ROLES
+from streamrec.streams.worker import PIPELINE_ROLES
 
 __all__ = ["Stack", "WorkerProcess", "settings_env"]
 
@@ -34,6 +34,7 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
         "TOPIC_PREFIX": settings.topic_prefix,
         "PARTITIONS": str(settings.partitions),
         "METRICS_HOST": settings.metrics_host,
+        "API_HOST": settings.api_host,
         "LOG_LEVEL": settings.log_level,
         "KAFKA_SESSION_TIMEOUT_S": str(settings.kafka_session_timeout_s),
         # Resolved here: a worker given the embedded broker's address takes it for an external one.
@@ -63,9 +64,19 @@ class WorkerProcess:
     host: str = "127.0.0.1"
     log_file: IO[bytes] | None = field(default=None, repr=False)
 
+    #: Where its API answers (roles with `api` only).
+    api_port: int = 0
+    api_host: str = "127.0.0.1"
+
     @property
     def metrics_url(self) -> str:
         return f"http://{self.host}:{self.metrics_port}/metrics"
+
+    @property
+    def api_url(self) -> str:
+        if not self.api_port:
+            raise WorkerError(f"worker {','.join(self.roles)} runs no API")
+        return f"http://{self.api_host}:{self.api_port}"
 
     def metric(self, name: str) -> dict[str, float]:
         """Current values of one metric, by label set (as written in the exposition)."""
@@ -127,7 +138,7 @@ class Stack:
         return self.bootstrap
 
     def start_worker(
-        self, roles: Sequence[str] = ROLES, metrics_port: int | None = None, **env: str
+        self, roles: Sequence[str] = PIPELINE_ROLES, metrics_port: int | None = None, **env: str
     ) -> WorkerProcess:
         roles = tuple(sorted(roles))
         port = (
@@ -135,6 +146,11 @@ class Stack:
             if metrics_port is not None
             else (self.settings.metrics_port if not self.workers else 0) or free_port()
         )
+        api_port = 0
+        if "api" in roles:
+            first = not any("api" in w.roles for w in self.workers)
+            api_port = (self.settings.api_port if first else 0) or free_port(self.settings.api_host)
+            env = {"API_PORT": str(api_port), **env}
         child_env = settings_env(self.settings, KAFKA_BOOTSTRAP=self.bootstrap, METRICS_PORT=str(port), **env)
         out: IO[bytes] | None = None
         if self.log_dir is not None:
@@ -146,7 +162,9 @@ class Stack:
             stdout=out,
             stderr=subprocess.STDOUT if out is not None else None,
         )
-        worker = WorkerProcess(roles, port, process, self.settings.metrics_host, out)
+        worker = WorkerProcess(roles, port, process, self.settings.metrics_host, out, api_port=api_port)
+        if api_port:
+            worker.api_host = self.settings.api_host
         self.workers.append(worker)
         return worker
 

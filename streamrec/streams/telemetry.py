@@ -47,6 +47,7 @@ class Metrics:
     retries: Counter
     forgotten: Counter
     catalog_changes: Counter
+    api_seconds: Histogram
     duplicates: Counter
     learned: Counter
 
@@ -167,6 +168,13 @@ class Metrics:
                 "streamrec_retries_total",
                 "Infrastructure operations retried, by operation",
                 ["operation"],
+                **kw,
+            ),
+            api_seconds=Histogram(
+                "streamrec_api_request_seconds",
+                "Time to answer an HTTP API request, by route and answer (stored, computed, error)",
+                ["route", "answer"],
+                buckets=_FAST_BUCKETS,
                 **kw,
             ),
             catalog_changes=Counter(

@@ -22,11 +22,13 @@ from streamrec.streams.settings import Settings
 from streamrec.streams.telemetry import Metrics, serve_metrics
 from streamrec.streams.topics import ensure_topics
 
-__all__ = ["ROLES", "create_app", "faust_group", "run_worker", "text_dim"]
+__all__ = ["PIPELINE_ROLES", "ROLES", "create_app", "faust_group", "run_worker", "text_dim"]
 
 log = logging.getLogger(__name__)
 
-ROLES = ("cf", "encoder", "recommender")
+ROLES = ("api", "cf", "encoder", "recommender")
+#: The roles that turn events into recommendations (the API answers from what they publish).
+PIPELINE_ROLES = ("cf", "encoder", "recommender")
 #: A shutdown that has not finished after this long is forced, so a stuck client never blocks a deploy.
 SHUTDOWN_GRACE_S = 30.0
 
@@ -66,8 +68,12 @@ def _bound_fetch_wait(ms: int) -> None:
 
 
 def faust_group(settings: Settings, roles: Sequence[str]) -> str:
-    """The id of the faust app running `roles`: the consumer group of its agents."""
-    return settings.topic("streamrec-" + "-".join(sorted(roles)))
+    """The id of the faust app running `roles`: the consumer group of its agents.
+
+    The API reads outside any group, so running it beside other roles leaves their group as it was.
+    """
+    grouped = sorted(r for r in roles if r != "api") or ["api"]
+    return settings.topic("streamrec-" + "-".join(grouped))
 
 
 def create_app(settings: Settings, roles: Sequence[str], clients: KafkaClients) -> faust.App:
@@ -222,6 +228,10 @@ def run_worker(settings: Settings, roles: Sequence[str], bootstrap: str) -> None
         from streamrec.streams.roles.recommender import RecommenderRole
 
         parts.append(RecommenderRole(ctx, app, text_dim(settings)))
+    if "api" in roles:
+        from streamrec.streams.roles.api import ApiRole
+
+        parts.append(ApiRole(ctx, text_dim(settings)))
     for part in parts:
         part.install(app)
     lifecycle = _Lifecycle(ctx, parts, app)

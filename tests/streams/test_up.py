@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from qdrant_client import QdrantClient
 
@@ -35,6 +36,8 @@ class Up:
                 str(data_dir),
                 "--metrics-port",
                 str(port),
+                "--api-port",
+                "0",
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -92,6 +95,17 @@ def test_up_runs_the_stack_until_a_signal_and_stops_cleanly(
                 lambda: any(m["user_id"] == "ann" for _, m in recs.messages), 90, what="ann's recommendation"
             )
             recs.close()
+            # The API whose address `up` printed answers with the list it published.
+            url = up.line("api: http://").split()[1]  # type: ignore[union-attr]
+            assert httpx.get(f"{url}/healthz", timeout=5).json()["ready"]
+            answer = wait_for(
+                lambda: (lambda r: r if r.headers.get("x-streamrec-list") == "stored" else None)(
+                    httpx.get(f"{url}/v1/users/ann/recommendations", timeout=5)
+                ),
+                30,
+                what="ann's stored list from the API",
+            )
+            assert answer.json()["user_id"] == "ann" and answer.json()["items"]
             time.sleep(2.5)  # the Qdrant view is flushed every 2 s
 
         started = time.monotonic()

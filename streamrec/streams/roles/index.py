@@ -37,7 +37,7 @@ class IndexFeed:
     serving
         Whose recommender's index the vectors go to.
     sink
-        The Qdrant view.
+        The Qdrant view (None: a feed that only keeps the index, as the API's copy does).
     role
         For metrics.
     """
@@ -46,7 +46,7 @@ class IndexFeed:
         self,
         ctx: Context,
         serving: Serving,
-        sink: QdrantSink,
+        sink: QdrantSink | None,
         role: str,
         on_withdrawn: Callable[[dict[str, Trigger]], None] | None = None,
     ) -> None:
@@ -74,6 +74,14 @@ class IndexFeed:
 
     # -- the index ------------------------------------------------------------------
 
+    def _mark(self, kind: str, ids: Sequence[str]) -> None:
+        if self.sink is not None:
+            self.sink.mark(kind, ids)
+
+    def _delete(self, kind: str, id: str) -> None:
+        if self.sink is not None:
+            self.sink.delete(kind, id)
+
     async def _on_vectors(self, records: Sequence[ConsumerRecord]) -> None:
         rec, topics = self.rec, self.ctx.topics
         cf_items: dict[str, np.ndarray] = {}
@@ -99,15 +107,15 @@ class IndexFeed:
                             topic=record.topic, partition=record.partition, offset=record.offset,
                             ts=record.timestamp / 1000,
                         )  # fmt: skip
-                        self.sink.delete("items", id)
+                        self._delete("items", id)
                         self.ctx.metrics.catalog_changes.labels("withdrawn", self.role).inc()
                     continue
                 if rec.restore(id):
                     self.ctx.metrics.catalog_changes.labels("restored", self.role).inc()
-                    self.sink.mark("items", [id])
+                    self._mark("items", [id])
                 if msg["v"] is not None:
                     rec.on_item(id, msg.get("title") or id, msg["v"], msg["ts"], msg.get("tags") or [])
-                    self.sink.mark("items", [id])
+                    self._mark("items", [id])
                     self.versions["encoder"] = msg["version"]
                 elif msg.get("tags"):
                     rec.tag(id, msg["tags"])
@@ -116,15 +124,15 @@ class IndexFeed:
                 self.versions["cf"] = msg["version"]
         if cf_items:
             rec.on_item_cf(list(cf_items), np.stack(list(cf_items.values())))
-            self.sink.mark("items", list(cf_items))
+            self._mark("items", list(cf_items))
         if cf_users:
             rec.on_user_cf(list(cf_users), np.stack(list(cf_users.values())))
-            self.sink.mark("users", list(cf_users))
+            self._mark("users", list(cf_users))
         if withdrawn and self.on_withdrawn is not None:
             self.on_withdrawn(withdrawn)
         if rec.cf_moved:
             # A refit of the content map moved the generated CF vectors of young items.
-            self.sink.mark("items", sorted(rec.cf_moved))
+            self._mark("items", sorted(rec.cf_moved))
             rec.cf_moved.clear()
 
     def _on_review_vector(self, record: ConsumerRecord) -> None:
@@ -133,11 +141,11 @@ class IndexFeed:
         if record.value is None:
             item = self.serving.unfold_review(key)
             if item is not None:
-                self.sink.mark("items", [item])
+                self._mark("items", [item])
             return
         review = parse_encoded_review(record.value, key)
         if self.serving.fold_review(review, record.partition):
-            self.sink.mark("items", [review.item_id])
+            self._mark("items", [review.item_id])
             self.versions["encoder"] = review.version
 
     # -- the Qdrant view ------------------------------------------------------------
@@ -147,6 +155,7 @@ class IndexFeed:
         self._opening = asyncio.ensure_future(self._open_qdrant())
 
     async def _open_qdrant(self) -> None:
+        assert self.sink is not None, "a feed without a Qdrant view"
         await self.sink.start()
         settings = self.ctx.settings
         retrieval = settings.recommender.retrieval
@@ -159,6 +168,8 @@ class IndexFeed:
         log.info("Qdrant open; candidate search: %s", backend)
 
     async def close(self) -> None:
+        if self.sink is None:
+            return
         if self.sink.ready:
             await self.flush()
         elif self._opening is not None:
@@ -187,7 +198,7 @@ class IndexFeed:
 
     async def flush(self) -> None:
         """Write what changed to Qdrant (when it is open: until then the changes wait)."""
-        if not self.sink.ready:
+        if self.sink is None or not self.sink.ready:
             return
         async with self._flushing:
             if self.sink.backlog:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from typing import Any
 
 import faust
@@ -25,6 +25,7 @@ from faust.types import EventT, StreamT
 from streamrec.model.errors import InvalidEvent
 from streamrec.model.online import OnlineScorer
 from streamrec.model.portrait import portrait
+from streamrec.model.profile import UserProfile
 from streamrec.model.recommender import Recommender
 from streamrec.model.reviews import EncodedReview
 from streamrec.model.schemas import Audit, Click, ModelInfo, Recommendation, RecommendedItem, Trigger
@@ -34,10 +35,11 @@ from streamrec.streams.context import Context
 from streamrec.streams.messages import parse_encoded_review
 from streamrec.streams.profiles import TableProfiles
 from streamrec.streams.roles.index import IndexFeed
+from streamrec.streams.settings import Settings
 from streamrec.streams.sink import QdrantSink
 from streamrec.streams.telemetry import TimedSearch
 
-__all__ = ["RecommenderRole"]
+__all__ = ["RecommenderRole", "aspect_labels", "make_recommender", "parse_user_event"]
 
 log = logging.getLogger(__name__)
 ROLE = "recommender"
@@ -64,19 +66,8 @@ class RecommenderRole:
             value_type=bytes,
         )
         self.profiles = TableProfiles(self.table, half_life_s=half_life)
-        self.labels = {a.name: a.label(settings.language) for a in settings.aspects()}
-        rec = Recommender(
-            text_dim,
-            cf_dim,
-            profiles=self.profiles,
-            half_life_s=half_life,
-            opinions=settings.opinions,
-            language=settings.language,
-            labels=self.labels,
-            n_candidates=cfg.n_candidates,
-            mmr_lambda=cfg.mmr_lambda,
-            rules=settings.list_rules(),
-        )
+        self.labels = aspect_labels(settings)
+        rec = make_recommender(settings, text_dim, self.profiles)
         rec.ranker.searcher = TimedSearch(rec.index, ctx.metrics, "memory")
         self.sink = QdrantSink(settings, ctx.metrics, {"text": (text_dim, "cosine"), "cf": (cf_dim, "dot")})
         self.store = CheckpointStore.of(settings, ROLE)
@@ -129,24 +120,8 @@ class RecommenderRole:
                     await self._checkpoint()
 
     def _parse(self, event: EventT[Any]) -> Click | EncodedReview | str | None:
-        """The event's typed content (a forget request: its user id), or None if there is none.
-
-        Invalid inputs are the CF role's to dead-letter; here they are passed over.
-        """
-        msg, raw, topics = event.message, event.value, self.ctx.topics
-        if raw is None:
-            return None
-        try:
-            if msg.topic == topics.clicks:
-                return self.ctx.parser.click(raw)
-            if msg.topic == topics.forget:
-                return self.ctx.parser.forget(raw).user_id
-            return parse_encoded_review(raw, msg.key or b"")
-        except InvalidEvent:
-            return None
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            log.error("unreadable message in %s: %s", msg.topic, exc)
-            return None
+        msg = event.message
+        return parse_user_event(self.ctx, msg.topic, event.value, msg.key)
 
     async def handle(self, events: Sequence[EventT[Any]]) -> None:
         """Apply a batch of events and answer each user it touched, once."""
@@ -301,6 +276,53 @@ class RecommenderRole:
             "qdrant_pending": self.sink.pending(),
         }
         self.acks.write(self.store.dumps(state, serving.offsets))
+
+
+def aspect_labels(settings: Settings) -> dict[str, str]:
+    """What each aspect is called in the deployment's language."""
+    return {a.name: a.label(settings.language) for a in settings.aspects()}
+
+
+def make_recommender(
+    settings: Settings, text_dim: int, profiles: MutableMapping[str, UserProfile] | None = None
+) -> Recommender:
+    """The recommender as the settings describe it (the role's, and the API's copy)."""
+    cfg = settings.recommender
+    return Recommender(
+        text_dim,
+        settings.cf.n_factors + 1,
+        profiles=profiles,
+        half_life_s=cfg.half_life_days * 86_400.0,
+        opinions=settings.opinions,
+        language=settings.language,
+        labels=aspect_labels(settings),
+        n_candidates=cfg.n_candidates,
+        mmr_lambda=cfg.mmr_lambda,
+        rules=settings.list_rules(),
+    )
+
+
+def parse_user_event(
+    ctx: Context, topic: str, raw: bytes | None, key: bytes | None
+) -> Click | EncodedReview | str | None:
+    """A user event's typed content (a forget request: its user id), or None if there is none.
+
+    Invalid inputs are the CF role's to dead-letter; here they are passed over.
+    """
+    if raw is None:
+        return None
+    topics = ctx.topics
+    try:
+        if topic == topics.clicks:
+            return ctx.parser.click(raw)
+        if topic == topics.forget:
+            return ctx.parser.forget(raw).user_id
+        return parse_encoded_review(raw, key or b"")
+    except InvalidEvent:
+        return None
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        log.error("unreadable message in %s: %s", topic, exc)
+        return None
 
 
 def _online(state: dict[str, Any]) -> OnlineScorer:
