@@ -125,11 +125,14 @@ def create_api(answers: Answers, metrics: Metrics, default_k: int = 10) -> web.A
         tags, exclude = _names(given, "tags"), _names(given, "exclude")
         stored = answers.stored(user) if not tags and not exclude and k <= default_k else None
         if stored is not None:
-            # Published lists hold `default_k` items (fewer only when nothing else may be listed).
-            message = orjson.loads(stored)
-            message["items"] = message["items"][:k]
+            # Published lists hold `default_k` items (fewer only when nothing else may be listed):
+            # served as published, or cut to `k`.
             request["answer"] = "stored"
-            return _json(message, headers={"X-Streamrec-List": "stored"})
+            if k < default_k:
+                message = orjson.loads(stored)
+                message["items"] = message["items"][:k]
+                stored = orjson.dumps(message)
+            return _json(stored, headers={"X-Streamrec-List": "stored"})
         request["answer"] = "computed"
         listed = answers.recommend(user, k, tags, exclude)
         return _json(listed.model_dump(), headers={"X-Streamrec-List": "computed"})

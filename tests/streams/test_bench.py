@@ -165,8 +165,18 @@ def test_bench_quick_writes_every_figure(bootstrap: str, tmp_path: Path) -> None
         assert isinstance(figures["growth_beyond_state_pct"], float)
     assert _positive(memory["cf"]["state_mb_at_2n"]) and _positive(memory["recommender"]["state_mb_at_2n"])
 
+    api = report["api"]
+    for kind in ("stored", "computed"):
+        assert _positive(api[kind]["p99"]) and not api[kind]["errors"], kind
+    assert api["stored"]["answers"] == {"stored": api["stored"]["requests"]}
+    assert api["computed"]["answers"] == {"computed": api["computed"]["requests"]}
+    gone = api["withdrawal"]
+    assert gone["lists_naming_it"] > 0 and gone["lists_still_naming_it"] == 0
+    assert _positive(gone["seconds_to_last_list"])
+
     names = {t["target"] for t in report["targets"]}
     assert {"cf_events_per_s", "cf_ratio", "click_p99_ms", "review_p99_ms", "encoder_ratio"} <= names
+    assert {"api_stored_p99_ms", "api_computed_p99_ms", "withdrawal_s"} <= names
     assert "streamrec bench" in result.output  # the table's title
     assert table(report).row_count >= 8
     assert targets(report) == report["targets"]

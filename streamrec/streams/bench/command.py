@@ -47,8 +47,8 @@ def bench_command(
         float, typer.Option("--slo-ms", help="p99 bound of a sustained click load (and of the click target).")
     ] = 100.0,
     sections: Annotated[
-        str, typer.Option("--sections", help="Which measurements: encoder,qdrant,cf,memory,latency.")
-    ] = "encoder,qdrant,cf,memory,latency",
+        str, typer.Option("--sections", help="Which measurements: encoder,qdrant,cf,memory,latency,api.")
+    ] = "encoder,qdrant,cf,memory,latency,api",
     quick: Annotated[
         bool, typer.Option("--quick", help="Tiny sizes: seconds, for tests; no figure to quote.")
     ] = False,
@@ -97,7 +97,9 @@ def bench_command(
     ] = None,
 ) -> None:
     """Measure the pipeline on real data: CF throughput against a raw river loop, event-to-recommendation
-    latency at fixed loads, the encoder against plain transformers, Qdrant, and memory per role.
+    latency at fixed loads, the encoder against plain transformers, Qdrant, memory per role, and the
+    HTTP API (stored and computed lists at paced request rates; seconds for a deleted item to leave
+    every list).
 
     Runs on the embedded broker (or --kafka-bootstrap), prints a table and writes --json.
     Every figure is measured in the same run as the limit it is compared with, so noise from

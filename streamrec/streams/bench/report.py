@@ -16,6 +16,9 @@ TARGETS: dict[str, tuple[str, float, bool]] = {
     "review_p99_ms": ("p99 review-to-recommendation (ms)", 1_000.0, True),
     "encoder_ratio": ("encoder / plain transformers baseline", 1.5, False),
     "memory_beyond_state_pct": ("RSS growth N to 2N beyond own state (% of RSS)", 10.0, True),
+    "api_stored_p99_ms": ("p99 of a stored list over HTTP (ms)", 10.0, True),
+    "api_computed_p99_ms": ("p99 of a list computed on request over HTTP (ms)", 50.0, True),
+    "withdrawal_s": ("seconds from an item's deletion to the last list that named it", 5.0, True),
 }
 
 
@@ -43,6 +46,21 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
         for role, figures in memory.items():
             if isinstance(figures, dict):
                 values.append(("memory_beyond_state_pct", role, figures["growth_beyond_state_pct"]))
+    api = report.get("api")
+    if _ok(api):
+        stored, computed = api["stored"], api["computed"]
+        values.append(
+            ("api_stored_p99_ms", f"at {stored['offered_requests_per_s']:,.0f} requests/s", stored["p99"])
+        )
+        values.append(
+            (
+                "api_computed_p99_ms",
+                f"at {computed['offered_requests_per_s']:,.0f} requests/s",
+                computed["p99"],
+            )
+        )
+        values.append(("withdrawal_s", f"{api['withdrawal']['lists_naming_it']:,} lists",
+                        api["withdrawal"]["seconds_to_last_list"]))  # fmt: skip
     out = []
     for name, where, value in values:
         what, limit, at_most = TARGETS[name]
@@ -50,6 +68,28 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
         out.append({"target": name, "what": what, "where": where, "value": value, "limit": limit,
                     "at_most": at_most, "holds": holds})  # fmt: skip
     return out
+
+
+def _api_rows(out: Table, api: dict[str, Any], held: dict[tuple[str, str], bool | None]) -> None:
+    rows = (("stored", "<= 10 ms", "api_stored_p99_ms"), ("computed", "<= 50 ms", "api_computed_p99_ms"))
+    for kind, target, name in rows:
+        run = api[kind]
+        where = f"at {run['offered_requests_per_s']:,.0f} requests/s"
+        out.add_row(
+            f"API, {kind} lists {where}",
+            f"p50/p95/p99 {_ms(run)} ms",
+            f"{run['answered_per_s']:,.0f} answered/s; errors {run['errors'] or 'none'}",
+            f"p99 {target}",
+            _mark(held.get((name, where))),
+        )
+    gone = api["withdrawal"]
+    out.add_row(
+        "deleted item off every list",
+        f"{_n(gone['seconds_to_last_list'], 2)} s to the last of {gone['lists_naming_it']:,} lists",
+        f"p50 {_n(gone['p50_seconds'], 2)} s; {gone['lists_still_naming_it']} still naming it",
+        "<= 5 s",
+        _mark(held.get(("withdrawal_s", f"{gone['lists_naming_it']:,} lists"))),
+    )
 
 
 def _n(value: float | None, digits: int = 0) -> str:
@@ -153,6 +193,9 @@ def table(report: dict[str, Any]) -> Table:
                 "",
                 "",
             )
+    api = report.get("api")
+    if _ok(api):
+        _api_rows(out, api, held)
     memory = report.get("memory")
     if _ok(memory):
         for role, m in memory.items():

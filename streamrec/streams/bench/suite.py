@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["QUICK", "SECTIONS", "BenchConfig", "run_bench"]
 
-SECTIONS = ("encoder", "qdrant", "cf", "memory", "latency")
+SECTIONS = ("encoder", "qdrant", "cf", "memory", "latency", "api")
 Say = Callable[[str], None]
 
 
@@ -64,6 +64,11 @@ class BenchConfig:
     #: Start every worker before the first measurement: start-ups overlap (and disturb the
     #: measurements, so only for tests).
     prestart: bool = False
+    #: Requests per second of stored lists, and of lists computed on request; seconds of each.
+    api_rate: float = 500.0
+    api_computed_rate: float = 100.0
+    api_seconds: float = 10.0
+    api_clicks: int = 5_000
 
     def quick(self) -> BenchConfig:
         return replace(self, **QUICK)
@@ -89,6 +94,10 @@ QUICK: dict[str, Any] = {
     "catalog_items": 150,
     "prestart": True,
     "max_length": 128,
+    "api_rate": 100.0,
+    "api_computed_rate": 20.0,
+    "api_seconds": 2.0,
+    "api_clicks": 500,
     "worker_env": {"CF__CHECKPOINT_INTERVAL_S": "1.0", "RECOMMENDER__CHECKPOINT_INTERVAL_S": "1.0"},
 }
 
@@ -120,7 +129,7 @@ def run_bench(
     def guard(name: str, measure: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         return _guard(measure, say, timings, name)
 
-    on_broker = [name for name in ("cf", "memory", "latency") if name in config.sections]
+    on_broker = [name for name in ("cf", "memory", "latency", "api") if name in config.sections]
     cluster = None
     if on_broker:
         # Kafka's clients load only when a measurement needs the broker: the encoder alone
@@ -193,6 +202,17 @@ def _on_broker(
             ),
         )  # fmt: skip
 
+    if "api" in config.sections:
+        from streamrec.streams.bench.api import bench_api
+
+        report["api"] = guard(
+            "api",
+            lambda: bench_api(
+                cluster.phase("api"), workload, say, rate=config.api_rate,
+                computed_rate=config.api_computed_rate, seconds=config.api_seconds, clicks=config.api_clicks,
+            ),
+        )  # fmt: skip
+
 
 def _prestart(cluster: Cluster, config: BenchConfig, say: Say) -> None:
     """Start every measurement's workers at once, so that their start-ups overlap."""
@@ -206,6 +226,9 @@ def _prestart(cluster: Cluster, config: BenchConfig, say: Say) -> None:
         cluster.phase("menc").worker(["encoder"])
     if "latency" in config.sections:
         cluster.phase("lat").worker(["cf", "encoder", "recommender"])
+    if "api" in config.sections:
+        cluster.phase("api").worker(["cf", "encoder", "recommender"])
+        cluster.phase("api").worker(["api"])
 
 
 def _encoder(config: BenchConfig, workload: Workload, say: Say) -> dict[str, Any]:

@@ -1,0 +1,194 @@
+"""The HTTP API under a paced request rate, and how fast a withdrawn item leaves every list.
+
+The pipeline (cf, encoder, recommender) runs in one worker process and the api role in another,
+as a deployment that scales the API apart does. A real catalog is encoded and real clicks make
+a published list for each of their users; then requests are sent on a fixed schedule (open
+loop) with aiohttp's client, and each latency runs from the request's scheduled time to the last
+byte of its answer, so a server that falls behind is charged for the wait. Stored lists are
+asked as they are; lists computed on request are asked with an `exclude` filter, which forces the
+ranking. Then the item named on most lists is deleted (a tombstone on `items`), and the figure is
+the time from the tombstone to the last renewed list that no longer names it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from streamrec.streams.bench.cluster import Phase, wait_until
+from streamrec.streams.bench.latency import _items, percentiles
+from streamrec.streams.bench.workload import Workload
+from streamrec.streams.replay import Collector, Replayer
+
+__all__ = ["bench_api"]
+
+Say = Callable[[str], None]
+
+
+def bench_api(
+    phase: Phase,
+    workload: Workload,
+    say: Say,
+    rate: float = 500.0,
+    computed_rate: float = 100.0,
+    seconds: float = 10.0,
+    clicks: int = 5_000,
+    withdraw_timeout_s: float = 60.0,
+) -> dict[str, Any]:
+    topics = phase.topics
+    catalog = {item: workload.catalog[item] for item in _items(workload, clicks)}
+    say("api: starting the workers (cf, encoder and recommender; api)")
+    pipeline = phase.worker(["cf", "encoder", "recommender"])
+    api = phase.worker(["api"])
+    phase.wait_ready()
+    say(f"api: encoding a catalog of {len(catalog):,} items")
+    vectors = Collector(phase.config, topics.vectors, fetch_wait_ms=phase.settings.fetch_max_wait_ms)
+    lists = Collector(phase.config, topics.recommendations, fetch_wait_ms=phase.settings.fetch_max_wait_ms)
+    replayer = Replayer(phase.config)
+    try:
+        replayer.replay(workload.catalog_events(topics.items, catalog))
+        replayer.flush()
+        wait_until(
+            lambda: set(catalog) <= {m["id"] for _, m in vectors.messages if m["kind"] == "item"},
+            900,
+            "the catalog's text vectors",
+            0.2,
+            [pipeline, api],
+        )
+        events = list(workload.click_events(topics.clicks, 0, clicks))
+        users = sorted({key for _, _, key in events if key})
+        say(f"api: {len(events):,} clicks from {len(users):,} users, for their published lists")
+        replayer.replay(events, rate=1_000.0)
+        replayer.flush()
+        wait_until(
+            lambda: len({m["user_id"] for _, m in lists.messages}) >= len(users),
+            300,
+            "a published list for every user",
+            0.5,
+            [pipeline, api],
+        )
+        url = api.api_url
+        wait_until(lambda: _stored_count(url) >= len(users), 120, "the API to hold every list", 0.5, [api])
+
+        rng = random.Random(7)
+        say(f"api: stored lists at {rate:,.0f} requests/s for {seconds:g}s")
+        stored = _paced(
+            url, [f"/v1/users/{rng.choice(users)}/recommendations" for _ in range(int(rate * seconds))], rate
+        )
+        items = list(catalog)
+        say(f"api: lists computed on request at {computed_rate:,.0f} requests/s for {seconds:g}s")
+        computed_paths = [
+            f"/v1/users/{rng.choice(users)}/recommendations?exclude={rng.choice(items)}"
+            for _ in range(int(computed_rate * seconds))
+        ]
+        computed = _paced(url, computed_paths, computed_rate)
+        withdrawal = _withdraw(phase, replayer, lists, say, withdraw_timeout_s)
+    finally:
+        vectors.close()
+        lists.close()
+    return {
+        "users": len(users),
+        "items": len(catalog),
+        "stored": {**stored, "offered_requests_per_s": rate},
+        "computed": {**computed, "offered_requests_per_s": computed_rate},
+        "withdrawal": withdrawal,
+    }
+
+
+def _stored_count(url: str) -> int:
+    import httpx
+
+    try:
+        why = httpx.get(f"{url}/healthz", timeout=2).json()["why"]
+    except (httpx.HTTPError, ValueError, KeyError):
+        return 0
+    # "serving N stored lists and M items"
+    words = why.split()
+    return int(words[1].replace(",", "")) if why.startswith("serving") else 0
+
+
+def _paced(url: str, paths: list[str], rate: float) -> dict[str, Any]:
+    """Send GET `paths` at `rate` per second on a fixed schedule; latencies in ms from each schedule."""
+    return asyncio.run(_send(url, paths, rate))
+
+
+async def _send(url: str, paths: list[str], rate: float) -> dict[str, Any]:
+    import aiohttp
+
+    latencies: list[float] = []
+    errors: Counter[str] = Counter()
+    answers: Counter[str] = Counter()
+    connector = aiohttp.TCPConnector(limit=256)
+    async with aiohttp.ClientSession(url, connector=connector) as session:
+
+        async def one(path: str, due: float) -> None:
+            try:
+                async with session.get(path) as response:
+                    await response.read()
+                    if response.status != 200:
+                        errors[str(response.status)] += 1
+                        return
+                    answers[response.headers.get("X-Streamrec-List", "?")] += 1
+            except aiohttp.ClientError as exc:
+                errors[type(exc).__name__] += 1
+                return
+            latencies.append(1000.0 * (time.perf_counter() - due))
+
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        tasks = []
+        for n, path in enumerate(paths):
+            due = started + n / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(loop.create_task(one(path, due)))
+        await asyncio.gather(*tasks)
+        took = time.perf_counter() - started
+    return {
+        **percentiles(latencies),
+        "requests": len(paths),
+        "answered_per_s": round(len(latencies) / took, 1),
+        "errors": dict(errors),
+        "answers": dict(answers),
+    }
+
+
+def _withdraw(phase: Phase, replayer: Replayer, lists: Collector, say: Say, timeout: float) -> dict[str, Any]:
+    """Delete the item on most lists; seconds until every list that named it was renewed without it."""
+    latest: dict[str, list[str]] = {}
+    for _, message in list(lists.messages):
+        latest[message["user_id"]] = [i["item_id"] for i in message["items"]]
+    counts = Counter(item for items in latest.values() for item in items)
+    item, named = counts.most_common(1)[0]
+    holders = {user for user, items in latest.items() if item in items}
+    say(f"api: deleting item {item}, on {named:,} users' latest lists")
+    seen = len(lists.messages)
+    deleted = time.time()
+    replayer.send(phase.topics.items, None, key=item)
+    replayer.flush()
+    renewed: dict[str, float] = {}
+
+    def done() -> bool:
+        for arrived, message in lists.messages[seen:]:
+            user = message["user_id"]
+            if user in holders and all(i["item_id"] != item for i in message["items"]):
+                renewed.setdefault(user, arrived)
+        return len(renewed) >= len(holders)
+
+    deadline = time.monotonic() + timeout
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    still = len(holders) - len(renewed)
+    return {
+        "item": item,
+        "lists_naming_it": len(holders),
+        "lists_renewed": len(renewed),
+        "seconds_to_last_list": round(max(renewed.values()) - deleted, 3) if renewed and not still else None,
+        "p50_seconds": round(sorted(renewed.values())[len(renewed) // 2] - deleted, 3) if renewed else None,
+        "lists_still_naming_it": still,
+    }
