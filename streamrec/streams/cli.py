@@ -329,7 +329,9 @@ def demo(
     rate: Annotated[
         float, typer.Option(help="Clicks and reviews per second to replay (0: as fast as possible)")
     ] = 30.0,
-    api_port: ApiPortOpt = None,
+    api_port: Annotated[
+        int, typer.Option("--api-port", help="HTTP API port while the demo runs (0: any free one)")
+    ] = 0,
 ) -> None:
     """Run the whole pipeline on a real sample and show what it recommends.
 

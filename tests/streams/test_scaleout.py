@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
@@ -79,6 +80,7 @@ def test_two_cf_workers_and_two_recommenders_share_the_load(
     cf = [stack.start_worker(["cf"], DATA_DIR=str(tmp_path / f"cf{n}")) for n in range(2)]
     rec = [stack.start_worker(["recommender"], DATA_DIR=str(tmp_path / f"rec{n}")) for n in range(2)]
     stack.start_worker(["encoder"])
+    api = stack.start_worker(["api"])
     try:
         stack.wait_ready(timeout=300)
         producer = Replayer(config)
@@ -104,6 +106,23 @@ def test_two_cf_workers_and_two_recommenders_share_the_load(
             return sum(answered.get(u, -1) < off for u, off in last.items())
 
         wait_for(lambda: unanswered() == 0, 300, interval=1.0, what="every user's last click to be answered")
+        # One API process answers for the users of both recommenders: their stored lists as
+        # published, and lists computed on request from their own profiles.
+        latest = {m["user_id"]: m for _, m in recs.messages}
+        with httpx.Client(base_url=api.api_url, timeout=10) as client:
+
+            def served(user: str) -> bool:
+                answer = client.get(f"/v1/users/{user}/recommendations")
+                return answer.headers.get("x-streamrec-list") == "stored" and answer.json() == latest[user]
+
+            users = sorted(latest)
+            wait_for(
+                lambda: all(served(u) for u in users[::7]), 120, what="the API to serve every stored list"
+            )
+            for user in users[::29]:
+                computed = client.get(f"/v1/users/{user}/recommendations", params={"exclude": "none"}).json()
+                assert computed["items"] and not computed["items"][0]["reasons"][0].startswith("new here")
+                assert client.get(f"/v1/users/{user}/profile").status_code == 200
 
         def learned(worker) -> float:  # type: ignore[no-untyped-def]
             return sum(worker.metric("streamrec_cf_events_learned_total").values())
