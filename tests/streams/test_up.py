@@ -106,6 +106,12 @@ def test_up_runs_the_stack_until_a_signal_and_stops_cleanly(
                 what="ann's stored list from the API",
             )
             assert answer.json()["user_id"] == "ann" and answer.json()["items"]
+            # Filters and a user never seen are answered on request.
+            filtered = httpx.get(f"{url}/v1/users/ann/recommendations", params={"exclude": "capo"}, timeout=5)
+            assert filtered.headers["x-streamrec-list"] == "computed"
+            assert "capo" not in [i["item_id"] for i in filtered.json()["items"]]
+            stranger = httpx.get(f"{url}/v1/users/nobody/recommendations", timeout=5).json()
+            assert stranger["items"] and stranger["items"][0]["reasons"][0].startswith("new here")
             time.sleep(2.5)  # the Qdrant view is flushed every 2 s
 
         started = time.monotonic()
