@@ -101,17 +101,23 @@ def topics(session_settings: Settings) -> Topics:
 
 #: Items with this tag never appear on the session worker's lists (its rules say so).
 SESSION_EXCLUDED_TAG = "excluded-by-rules"
+#: The session worker takes producers' image vectors of this dimension.
+SESSION_IMAGE_DIM = 4
 
 
 @pytest.fixture(scope="session")
 def worker(session_settings: Settings, topics: Topics) -> Iterator[WorkerProcess]:
     """All roles in one process, the API included, as `streamrec up` runs them, with every part of
     reading reviews as opinions on (some are off by default), so that the tests exercise each
-    through the pipeline, and a rule that only items tagged `SESSION_EXCLUDED_TAG` are subject to."""
+    through the pipeline, a rule that only items tagged `SESSION_EXCLUDED_TAG` are subject to, and
+    image vectors of `SESSION_IMAGE_DIM` numbers."""
     stack = Stack(session_settings, log_dir=session_settings.data_dir / "logs")
     rules = session_settings.data_dir / "rules.toml"
     rules.write_text(f"exclude_tags = [{SESSION_EXCLUDED_TAG!r}]\n")
-    process = stack.start_worker(ROLES, OPINIONS=json.dumps(list(PARTS)), RULES=str(rules))
+    modalities = json.dumps({"image": SESSION_IMAGE_DIM})
+    process = stack.start_worker(
+        ROLES, OPINIONS=json.dumps(list(PARTS)), RULES=str(rules), MODALITIES=modalities
+    )
     try:
         stack.wait_ready(timeout=240)
         yield process

@@ -144,6 +144,15 @@ class MemoryIndex:
             out[~known] = 0.0
         return out, known
 
+    def drop(self, name: str, ids: Iterable[str]) -> None:
+        """Remove entities' vectors of one space (the entities and their other vectors stay)."""
+        space = self.spaces[name]
+        for id in ids:
+            row = self._pos.get(id)
+            if row is not None:
+                space.present[row] = False
+                space.matrix[row] = 0.0
+
     def hide(self, ids: Iterable[str]) -> None:
         """Keep entities out of every search until `show`; their vectors stay, ready to return."""
         self.hidden.update(ids)

@@ -75,6 +75,8 @@ class _Blend:
     recent_has: npt.NDArray[np.bool_]
     #: Per candidate, the aspect the user cares about on which it stands best (if any).
     aspects: list[str | None]
+    #: Per candidate, which recent item it looks most like in another modality (-1: none).
+    like_look: npt.NDArray[np.int64]
 
 
 class HybridRanker:
@@ -162,6 +164,7 @@ class HybridRanker:
         reputation: Reputation | None = None,
         w_dislike: float = 0.5,
         w_aspects: float = 0.25,
+        w_looks: float = 0.5,
         wording: Wording | None = None,
         labels: Mapping[str, str] | None = None,
     ) -> None:
@@ -184,6 +187,11 @@ class HybridRanker:
         self.reputation = reputation
         self.w_dislike = w_dislike
         self.w_aspects = w_aspects
+        #: Weight of how much an item looks (sounds, ...) like the user's latest items, in the
+        #: vectors of other modalities (`modalities`) producers send.
+        self.w_looks = w_looks
+        #: Names of the index's spaces of other modalities (e.g. "image").
+        self.modalities: tuple[str, ...] = ()
         self.wording = wording or Wording()
         #: What each aspect is called in reasons (default: its name).
         self.labels = dict(labels or {})
@@ -204,10 +212,27 @@ class HybridRanker:
             [r.exclude for r in requests],
         )
         cf_hits = self._search("cf", [r.cf_vector for r in requests], [r.exclude for r in requests])
+        for name in self.modalities if self.w_looks else ():
+            # What the user's latest items look like: the mean of their vectors, searched.
+            looks = self._search(
+                name, [self._recent_mean(r, name) for r in requests], [r.exclude for r in requests]
+            )
+            for hits, more in zip(cf_hits, looks, strict=True):
+                hits.extend(more)
         return [
             self._rank(request, text, cf, k)
             for request, text, cf in zip(requests, text_hits, cf_hits, strict=True)
         ]
+
+    def _recent_mean(self, request: Request, name: str) -> FloatArray | None:
+        if request.profile is None:
+            return None
+        recent = [i for i, _, _ in request.profile.recent_items(self.n_recent)]
+        vectors, has = self.index.stack(name, recent)
+        if not has.any():
+            return None
+        mean: FloatArray = vectors[has].mean(axis=0)
+        return mean
 
     def _search(
         self, name: str, queries: list[FloatArray | None], excludes: list[set[str]]
@@ -282,6 +307,7 @@ class HybridRanker:
                 bool(b.has_text[j]),
                 request.profile,
                 b.aspects[j],
+                int(b.like_look[j]),
             )
             for n, j in enumerate(order)
         ]
@@ -357,6 +383,7 @@ class HybridRanker:
             away = (text_vecs @ disliked).astype(np.float64)
             away_valid = has_text
         match, best = self._aspect_match(profile, ids)
+        looks, like_look = self._looks(ids, recent)
         contrib = np.stack(
             [
                 self.w_text * _zscore(text, text_valid),
@@ -367,6 +394,7 @@ class HybridRanker:
                 # One-sided: items closer than most to what the user disliked sink; others keep their place.
                 -self.w_dislike * np.maximum(_zscore(away, away_valid), 0.0),
                 self.w_aspects * _zscore(match, everywhere),
+                self.w_looks * _zscore(looks, like_look >= 0),
             ]
         )
         return _Blend(
@@ -380,7 +408,30 @@ class HybridRanker:
             recent_vecs,
             recent_has,
             best,
+            like_look,
         )
+
+    def _looks(
+        self, ids: list[str], recent: list[tuple[str, float, str]]
+    ) -> tuple[DoubleArray, npt.NDArray[np.int64]]:
+        """How much each candidate looks like the user's latest items, over the modalities it and
+        they have vectors of (the closest), and which of those items it looks most like."""
+        best = np.full(len(ids), -np.inf)
+        like = np.full(len(ids), -1, dtype=np.int64)
+        if not self.w_looks or not recent:
+            return np.zeros(len(ids)), like
+        latest = [i for i, _, _ in recent[: self.n_recent]]
+        for name in self.modalities:
+            vecs, has = self.index.stack(name, ids)
+            mine, mine_has = self.index.stack(name, latest)
+            if not has.any() or not mine_has.any():
+                continue
+            sims = np.where(mine_has[None, :], vecs @ mine.T, -np.inf).astype(np.float64)
+            top = sims.max(axis=1)
+            closer = has & (top > best)
+            best = np.where(closer, top, best)
+            like = np.where(closer, sims.argmax(axis=1), like)
+        return np.where(like >= 0, best, 0.0), like
 
     def _aspect_match(
         self, profile: UserProfile | None, ids: list[str]
@@ -444,10 +495,11 @@ class HybridRanker:
         has_text: bool,
         profile: UserProfile | None = None,
         aspect: str | None = None,
+        like_look: int = -1,
     ) -> Scored:
         """At most `MAX_REASONS` reasons, strongest first, no two of one kind, each from evidence."""
         say = self.wording.say
-        text_c, cf_c, pop_c, item_c, near_c, away_c, aspect_c = (float(c) for c in contrib)
+        text_c, cf_c, pop_c, item_c, near_c, away_c, aspect_c, look_c = (float(c) for c in contrib)
         text_c += near_c
         candidates: list[tuple[float, str, str]] = []
         grounded = self._grounded(item, aspect, profile) if aspect_c > 0 else None
@@ -463,6 +515,10 @@ class HybridRanker:
                 candidates.append((text_c, "text", line))
             else:
                 candidates.append((text_c, "text", say("wrote")))
+        if look_c > 0 and like_look >= 0:
+            entry = recent[like_look]
+            line = say("looks", title=self._title(entry[0]) or entry[0], verb=self.wording.verb(entry[2]))
+            candidates.append((look_c, "looks", line))
         if cf_c > 0:
             candidates.append((cf_c, "cf", say("cf")))
         if pop_c > 0:

@@ -14,7 +14,7 @@ import numpy as np
 from streamrec.model.base import FloatArray
 from streamrec.model.catalog import ItemTexts
 from streamrec.model.content_cf import ContentToCF
-from streamrec.model.index import MemoryIndex
+from streamrec.model.index import MemoryIndex, Metric
 from streamrec.model.opinion_parts import parts_of
 from streamrec.model.opinions import Opinion
 from streamrec.model.popularity import CoOccurrence, Popularity
@@ -98,13 +98,18 @@ class Recommender:
         language: str = "en",
         labels: Mapping[str, str] | None = None,
         rules: Rules | None = None,
+        modalities: Mapping[str, int] | None = None,
         **ranker_params: float,
     ) -> None:
         self.text_dim = text_dim
         self.cf_dim = cf_dim
         self.half_life_s = half_life_s
         self.max_seen = max_seen
-        self.index = MemoryIndex({"text": (text_dim, "cosine"), "cf": (cf_dim, "dot")})
+        #: Vectors of other modalities items may carry (producer-supplied), by name: dimension.
+        self.modalities = dict(modalities or {})
+        spaces: dict[str, tuple[int, Metric]] = {"text": (text_dim, "cosine"), "cf": (cf_dim, "dot")}
+        spaces.update({name: (dim, "cosine") for name, dim in self.modalities.items()})
+        self.index = MemoryIndex(spaces)
         self.popularity = Popularity(half_life_s=half_life_s)
         self.cooccurrence = CoOccurrence()
         self.item_texts = ItemTexts()
@@ -136,6 +141,7 @@ class Recommender:
             **ranker_params,  # type: ignore[arg-type]
         )
         self.ranker.tagged = self.tagged
+        self.ranker.modalities = tuple(self.modalities)
         if rules is not None:
             self.ranker.rules = rules
 
@@ -166,6 +172,15 @@ class Recommender:
         if vector is not None:
             self.index.upsert("text", [item_id], self.item_texts.set_catalog(item_id, vector)[None, :])
             self._text_changed(item_id)
+
+    def on_item_vector(self, item_id: str, name: str, vector: FloatArray | None) -> None:
+        """An item's vector of another modality (`None`: it has none any more)."""
+        if name not in self.modalities:
+            raise ValueError(f"{name!r} is not a modality of this recommender ({', '.join(self.modalities)})")
+        if vector is None:
+            self.index.drop(name, [item_id])
+        else:
+            self.index.upsert(name, [item_id], np.asarray(vector, dtype=np.float32)[None, :])
 
     def tag(self, item_id: str, tags: Sequence[str]) -> None:
         """Set an item's tags (what rules and filters select by)."""

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, TypeVar
 
+import numpy as np
 import orjson
 from pydantic import (
     BaseModel,
@@ -165,6 +167,18 @@ class Item(_Event):
     #: False takes the item out of every list (sold out, withdrawn) until a message says True again;
     #: a tombstone (a null value under the item's key) does the same for a deleted entry.
     available: bool = True
+    #: Vectors of other modalities the producer computed (e.g. `{"image": [...]}`), each of a
+    #: name and dimension the deployment declares (`STREAMREC_MODALITIES`).
+    vectors: (
+        Annotated[
+            dict[
+                Annotated[str, Field(min_length=1, max_length=64)],
+                Annotated[list[float], Field(max_length=8192)],
+            ],
+            Field(max_length=16),
+        ]
+        | None
+    ) = None
 
     def text(self) -> str:
         """The text the encoder reads: title, tags, then description."""
@@ -314,11 +328,13 @@ class EventParser:
 
     Every failure raises `InvalidEvent` with a stable `reason` code:
     `too_large`, `invalid_utf8`, `invalid_json`, `not_an_object`, `invalid_fields`,
-    `empty_text`, `text_too_long`, `ts_in_future`.
+    `empty_text`, `text_too_long`, `ts_in_future`, `invalid_vector`.
     """
 
-    def __init__(self, limits: Limits | None = None) -> None:
+    def __init__(self, limits: Limits | None = None, modalities: Mapping[str, int] | None = None) -> None:
         self.limits = limits or Limits()
+        #: Item vectors producers may send, by name: their dimension.
+        self.modalities = dict(modalities or {})
 
     def click(self, raw: bytes) -> Click:
         return self._parse(Click, raw)
@@ -331,7 +347,28 @@ class EventParser:
     def item(self, raw: bytes) -> Item:
         item = self._parse(Item, raw)
         self._check_text("description", item.description or "", required=False)
+        self._check_vectors(item.vectors or {})
         return item
+
+    def _check_vectors(self, vectors: Mapping[str, list[float]]) -> None:
+        declared = ", ".join(f"{n} ({d})" for n, d in self.modalities.items()) or "none"
+        for name, values in vectors.items():
+            dim = self.modalities.get(name)
+            if dim is None:
+                raise InvalidEvent(
+                    "invalid_vector",
+                    f"vectors[{name!r}] is not a declared modality (declared: {declared}; "
+                    "declare one with its dimension in STREAMREC_MODALITIES)",
+                )
+            if len(values) != dim:
+                raise InvalidEvent(
+                    "invalid_vector", f"vectors[{name!r}] must have {dim} numbers, got {len(values)}"
+                )
+            # (NaN and infinities are not JSON: the parser has rejected them already.)
+            if not np.asarray(values, dtype=np.float64).any():
+                raise InvalidEvent(
+                    "invalid_vector", f"vectors[{name!r}] must not be all zeros (it has no direction)"
+                )
 
     def forget(self, raw: bytes) -> Forget:
         return self._parse(Forget, raw)

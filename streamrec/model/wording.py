@@ -34,6 +34,7 @@ _EN = {
     "new_user": "new here: what is popular and new",
     "featured": "featured",
     "like_item": "similar to {title!r}",
+    "looks": "looks like {title!r} you {verb}",
 }
 _ZH = {
     "viewed": "浏览过",
@@ -63,6 +64,7 @@ _ZH = {
     "new_user": "新用户：热门和新品",
     "featured": "精选推荐",
     "like_item": "与“{title}”相似",
+    "looks": "看起来像您{verb}的“{title}”",
 }
 
 #: The languages reasons and profiles can be worded in.

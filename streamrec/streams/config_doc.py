@@ -67,6 +67,7 @@ def _values(field: FieldInfo) -> str:
         float: "number",
         str: "text",
         list: "JSON list",
+        dict: "JSON object",
         Path: "path",
         SecretStr: "secret text",
     }

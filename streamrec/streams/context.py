@@ -48,5 +48,5 @@ class Context:
             topics=topics,
             output=output,
             deadletters=DeadLetters(output, topics.deadletter, metrics),
-            parser=EventParser(settings.limits),
+            parser=EventParser(settings.limits, settings.modalities),
         )

@@ -167,6 +167,11 @@ class Settings(BaseSettings):
         description="JSON list of the aspects reviews are read for ([{name, phrases, labels}]); "
         "default: value, quality, service, ease of use, appearance",
     )
+    modalities: dict[str, int] = Field(
+        default_factory=dict,
+        description="vectors of other modalities producers send with items, by name and dimension, e.g. "
+        '{"image": 512}: validated (a wrong one is dead-lettered), indexed, searched and stored in Qdrant',
+    )
     rules: Path | None = Field(
         None,
         description="TOML (or .json) file of rules every list obeys: exclude_tags, require_tags, "
@@ -174,6 +179,18 @@ class Settings(BaseSettings):
     )
     encoder: EncoderSettings = EncoderSettings()
     cf: CFSettings = CFSettings()
+
+    @field_validator("modalities")
+    @classmethod
+    def _named_modalities(cls, value: dict[str, int]) -> dict[str, int]:
+        for name, dim in value.items():
+            if name in ("text", "cf") or not name.replace("_", "").isalnum():
+                raise ValueError(
+                    f"a modality is named with letters, digits and _, not text or cf; got {name!r}"
+                )
+            if not 1 <= dim <= 8192:
+                raise ValueError(f"modality {name!r} must have a dimension from 1 to 8192, got {dim}")
+        return value
 
     @field_validator("rules")
     @classmethod

@@ -187,3 +187,31 @@ def test_a_serialized_profile_holds_no_more_memory_than_its_bytes() -> None:
     finally:
         tracemalloc.stop()
     assert held < 2 * len(kept[0]) + 256, (held, len(kept[0]))
+
+
+def test_an_item_is_recommended_for_looking_like_what_the_user_took() -> None:
+    """Text says nothing here (every title alike); the producer's image vectors tell the lamps apart."""
+    rec = Recommender(text_dim=3, cf_dim=3, modalities={"image": 4})
+    looks = {
+        "brass-lamp": (1, 0, 0, 0),
+        "glass-lamp": (0, 1, 0, 0),
+        "paper-lamp": (0, 0, 1, 0),
+        "steel-lamp": (0, 0, 0, 1),
+        "brass-lamp-tall": (0.95, 0.1, 0, 0),
+    }
+    for item, image in looks.items():
+        rec.on_item(item, item.replace("-", " "), _unit(1, 0.01, 0), ts=0)
+        rec.on_item_vector(item, "image", np.array(image, dtype=np.float32))
+    rec.on_item("plain-lamp", "plain lamp", _unit(1, 0.01, 0), ts=0)  # no picture at all
+    rec.on_click("ann", "brass-lamp", "click", ts=1)
+    top = rec.recommend(["ann"], k=3)[0]
+    assert top[0].item_id == "brass-lamp-tall"
+    assert "looks like 'brass lamp' you clicked" in top[0].reasons
+    # Without the image signal, nothing sets it apart.
+    rec.ranker.w_looks = 0.0
+    assert rec.recommend(["ann"], k=1)[0][0].item_id != "brass-lamp-tall"
+    # A picture taken back leaves the item with its text alone.
+    rec.ranker.w_looks = 0.5
+    rec.on_item_vector("brass-lamp-tall", "image", None)
+    assert not rec.index.has("image", "brass-lamp-tall")
+    assert "looks like" not in " ".join(rec.recommend(["ann"], k=1)[0][0].reasons)

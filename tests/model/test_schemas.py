@@ -23,6 +23,7 @@ REASONS = {
     "empty_text",
     "text_too_long",
     "ts_in_future",
+    "invalid_vector",
 }
 parser = EventParser()
 
@@ -122,3 +123,28 @@ def test_item_text_joins_title_tags_and_description() -> None:
     )
     assert item.item_id == "1"
     assert item.text() == "Capo. guitar, accessory. Spring."
+
+
+@pytest.mark.parametrize(
+    ("vectors", "says"),
+    [
+        ({"image": [1.0, 0.0, 0.5]}, None),
+        ({"image": [1.0, 0.0]}, "vectors['image'] must have 3 numbers, got 2"),
+        ({"audio": [1.0]}, "vectors['audio'] is not a declared modality (declared: image (3)"),
+        ({"image": [0.0, 0.0, 0.0]}, "must not be all zeros"),
+        ({"image": "1,0,0"}, "Input should be a valid list"),
+        ({"image": [1.0, float("nan"), 0.0]}, "value must be JSON"),  # NaN is not JSON
+    ],
+)
+def test_item_vectors_of_other_modalities_are_checked_against_the_declared_ones(
+    vectors: dict[str, object], says: str | None
+) -> None:
+    parser = EventParser(modalities={"image": 3})
+    raw = json.dumps({"item_id": "x", "title": "A lamp", "ts": 1.0, "vectors": vectors}).encode()
+    if says is None:
+        assert parser.item(raw).vectors == vectors
+        return
+    with pytest.raises(InvalidEvent) as info:
+        parser.item(raw)
+    reason = {"value must be JSON": "invalid_json", "Input should be a valid list": "invalid_fields"}
+    assert info.value.reason == reason.get(says, "invalid_vector") and says in str(info.value)

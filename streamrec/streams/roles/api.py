@@ -167,10 +167,11 @@ class ApiRole:
         index, rules = rec.index, rec.ranker.rules
         if item_id not in index or not rec.available(item_id):
             return None
-        space = "text" if index.has("text", item_id) else "cf"
-        vector = index.get(space, [item_id]).get(item_id)
-        if vector is None:
+        # What the item is: its text, else another modality's vector, else what CF learned of it.
+        space = next((n for n in ("text", *rec.modalities, "cf") if index.has(n, item_id)), None)
+        if space is None:
             return SimilarItems(item_id=item_id, items=[])
+        vector = index.get(space, [item_id])[item_id]
         # Over-fetch, then keep what the rules allow (hidden items are never found).
         hits = index.search(space, vector, k=k + 50, exclude={item_id})
         title = index.payload(item_id).get("title") or item_id

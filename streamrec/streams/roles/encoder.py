@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import faust
+import numpy as np
 from faust.streams import Stream
 from faust.types import EventT, StreamT
 
@@ -144,6 +145,7 @@ class EncoderRole:
                 except InvalidEvent as exc:
                     ctx.deadletters.send(msg.topic, msg.partition, msg.offset, exc, event.value, msg.key)
                     continue
+                self._send_modalities(item, event)
                 if not item.available:
                     states.append((item.item_id, False, "unavailable", event, []))
                 elif item.text() != item.item_id:
@@ -185,6 +187,20 @@ class EncoderRole:
                 "item", "text", item.item_id, vector, version, item.ts, title=item.title, tags=item.tags
             )
             ctx.output.send(ctx.topics.vectors, message, key=vector_key("item", "text", item.item_id))
+
+    def _send_modalities(self, item: Item, event: EventT[Any]) -> None:
+        """The producer's vectors of other modalities, as given (validated by the parser); a declared
+        modality the message leaves out is taken back (a tombstone), so a dropped image goes too."""
+        ctx = self.ctx
+        given = item.vectors or {}
+        for name in ctx.settings.modalities:
+            key = vector_key("item", name, item.item_id)
+            if name in given:
+                vector = np.asarray(given[name], dtype=np.float32)
+                message = vector_message("item", name, item.item_id, vector, "producer", item.ts)
+                ctx.output.send(ctx.topics.vectors, message, key=key)
+            else:
+                ctx.output.send(ctx.topics.vectors, None, key=key)
 
     def _send_states(self, states: list[tuple[str, bool, str, EventT[Any], list[str]]]) -> None:
         """Items leaving (or rejoining) the catalog, under their text-vector keys, timed as the

@@ -92,11 +92,14 @@ class IndexFeed:
                 self._on_review_vector(record)
                 continue
             if record.value is None:
-                # A tombstone: a forgotten user's CF vector.
+                # A tombstone: a forgotten user's CF vector, or an item's vector of another modality.
                 kind, name, id = parse_vector_key(record.key or b"")
                 if kind == "user" and name == "cf":
                     rec.user_cf.pop(id, None)
                     cf_users.pop(id, None)
+                elif kind == "item" and name in rec.modalities:
+                    rec.on_item_vector(id, name, None)
+                    self._mark("items", [id])
                 continue
             msg = parse_vector(record.value)
             if msg["name"] == "text" and msg["kind"] == "item":
@@ -119,6 +122,9 @@ class IndexFeed:
                     self.versions["encoder"] = msg["version"]
                 elif msg.get("tags"):
                     rec.tag(id, msg["tags"])
+            elif msg["kind"] == "item" and msg["name"] in rec.modalities:
+                rec.on_item_vector(msg["id"], msg["name"], msg["v"])
+                self._mark("items", [msg["id"]])
             elif msg["name"] == "cf":
                 (cf_items if msg["kind"] == "item" else cf_users)[msg["id"]] = msg["v"]
                 self.versions["cf"] = msg["version"]
@@ -181,12 +187,13 @@ class IndexFeed:
         encoder = {"encoder": self.versions["encoder"]}
         points: list[Point] = []
         if kind == "items":
-            texts, cfs = rec.index.get("text", ids), rec.index.get("cf", ids)
+            named = {name: rec.index.get(name, ids) for name in ("text", "cf", *rec.modalities)}
             for id in ids:
-                if (id in texts or id in cfs) and rec.available(id):
+                vectors = {name: found.get(id) for name, found in named.items()}
+                if any(v is not None for v in vectors.values()) and rec.available(id):
                     known = rec.index.payload(id)
                     payload = {"title": known.get("title"), "tags": known.get("tags") or [], **encoder}
-                    points.append((id, {"text": texts.get(id), "cf": cfs.get(id)}, payload))
+                    points.append((id, vectors, payload))
             return points
         for id in ids:
             profile = rec.profiles.get(id)

@@ -69,7 +69,9 @@ class RecommenderRole:
         self.labels = aspect_labels(settings)
         rec = make_recommender(settings, text_dim, self.profiles)
         rec.ranker.searcher = TimedSearch(rec.index, ctx.metrics, "memory")
-        self.sink = QdrantSink(settings, ctx.metrics, {"text": (text_dim, "cosine"), "cf": (cf_dim, "dot")})
+        spaces: dict[str, tuple[int, str]] = {"text": (text_dim, "cosine"), "cf": (cf_dim, "dot")}
+        spaces.update({name: (dim, "cosine") for name, dim in settings.modalities.items()})
+        self.sink = QdrantSink(settings, ctx.metrics, spaces)
         self.store = CheckpointStore.of(settings, ROLE)
         saved = self.store.load()
         if saved is None:
@@ -299,6 +301,7 @@ def make_recommender(
         n_candidates=cfg.n_candidates,
         mmr_lambda=cfg.mmr_lambda,
         rules=settings.list_rules(),
+        modalities=settings.modalities,
     )
 
 
