@@ -123,7 +123,11 @@ class Recommender:
         self.takes: dict[str, int] = {}
         #: Items by tag, from the catalog.
         self.tagged: dict[str, set[str]] = {}
-        self.content_cf = ContentToCF(text_dim, cf_dim, full_takes=content_full_takes) if content_cf else None
+        #: The content map reads an item's text vector and its vectors of other modalities, side by side.
+        content_dim = text_dim + sum(self.modalities.values())
+        self.content_cf = (
+            ContentToCF(content_dim, cf_dim, full_takes=content_full_takes) if content_cf else None
+        )
         #: Each item's CF vector as CF learned it (the index holds it blended, while the item is young).
         self._cf_learned: dict[str, FloatArray] = {}
         #: Items with text and fewer interactions than `content_full_takes`.
@@ -181,6 +185,7 @@ class Recommender:
             self.index.drop(name, [item_id])
         else:
             self.index.upsert(name, [item_id], np.asarray(vector, dtype=np.float32)[None, :])
+        self._text_changed(item_id)
 
     def tag(self, item_id: str, tags: Sequence[str]) -> None:
         """Set an item's tags (what rules and filters select by)."""
@@ -251,13 +256,23 @@ class Recommender:
         if content is None:
             self.index.upsert("cf", item_ids, vectors)
             return
-        texts = self.index.get("text", item_ids)
+        contents = self._content(item_ids)
         for item, vector in zip(item_ids, vectors, strict=True):
             self._cf_learned[item] = np.asarray(vector, dtype=np.float32)
-            text = texts.get(item)
-            if text is not None:
-                content.observe(item, text, vector, self.takes.get(item, 0))
+            known = contents.get(item)
+            if known is not None:
+                content.observe(item, known, vector, self.takes.get(item, 0))
         self._place(item_ids)
+
+    def _content(self, item_ids: Sequence[str]) -> dict[str, FloatArray]:
+        """What the content map reads of each item: its text vector, then its vector of each other
+        modality (zeros where it has none); items with none of them are left out."""
+        parts = [self.index.stack(name, item_ids) for name in ("text", *self.modalities)]
+        if len(parts) == 1:
+            return self.index.get("text", item_ids)
+        matrix = np.concatenate([vectors for vectors, _ in parts], axis=1)
+        has = np.logical_or.reduce([present for _, present in parts])
+        return {item: matrix[j] for j, item in enumerate(item_ids) if has[j]}
 
     def _text_changed(self, item_id: str) -> None:
         if self.content_cf is not None and self.takes.get(item_id, 0) < self.content_cf.full_takes:
@@ -276,12 +291,14 @@ class Recommender:
         content = self.content_cf
         assert content is not None
         young = [i for i in item_ids if i in self._young]
-        grown = [i for i in item_ids if i not in self._young and i in self._cf_learned]
+        contents = self._content(young) if young else {}
+        # Items with nothing left to read (a picture taken back, no text) stand on what CF learned.
+        grown = [i for i in item_ids if (i not in self._young or i not in contents) and i in self._cf_learned]
         if grown:
             self.index.upsert("cf", grown, np.stack([self._cf_learned[i] for i in grown]))
+        young = [i for i in young if i in contents]
         if young:
-            texts = self.index.get("text", young)
-            generated = content.generate(np.stack([texts[i] for i in young]))
+            generated = content.generate(np.stack([contents[i] for i in young]))
             if generated is None:  # the map has learned nothing yet
                 young = [i for i in young if i in self._cf_learned]
                 if young:

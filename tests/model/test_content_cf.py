@@ -60,3 +60,29 @@ def test_an_item_learned_from_once_teaches_the_map_less_than_one_learned_from_of
     assert model.generate(np.array([[1.0, 0.0]]))[0, 0] > 0.6  # (1 - 0.1) / 1.1: weights 1 and 0.1
     model.forget("often")
     assert model.generate(np.array([[1.0, 0.0]]))[0, 0] < -0.9
+
+
+def test_a_new_item_with_only_a_picture_gets_the_cf_vector_its_picture_predicts() -> None:
+    """Titles say nothing (all alike); image vectors carry what CF learns, and the map reads them."""
+    rng = np.random.default_rng(1)
+    text_dim, image_dim, cf_dim = 6, 10, 4
+    truth = rng.normal(size=(image_dim, cf_dim))
+    rec = Recommender(text_dim, cf_dim, content_full_takes=3, modalities={"image": image_dim})
+    same = _unit(np.ones(text_dim))
+    images = _unit(rng.normal(size=(60, image_dim)))
+    items = [f"i{n}" for n in range(60)]
+    for item, image in zip(items, images, strict=True):
+        rec.on_item(item, "vase", same, ts=0)
+        rec.on_item_vector(item, "image", image)
+        for _ in range(3):
+            rec.on_click(f"u{item}", item, "click", ts=1)
+    rec.on_item_cf(items, (images @ truth).astype(np.float32))
+
+    picture = _unit(rng.normal(size=image_dim))
+    rec.on_item_vector("new", "image", picture)  # no text, no take, no CF vector from CF
+    (generated,) = rec.index.get("cf", ["new"]).values()
+    expected = picture @ truth
+    assert np.dot(generated, expected) / (np.linalg.norm(generated) * np.linalg.norm(expected)) > 0.95
+    # Its picture taken back, it has nothing left to be placed by.
+    rec.on_item_vector("new", "image", None)
+    assert rec.content_cf is not None and "new" not in rec._content(["new"])
