@@ -101,22 +101,47 @@ def topics(session_settings: Settings) -> Topics:
 
 #: Items with this tag never appear on the session worker's lists (its rules say so).
 SESSION_EXCLUDED_TAG = "excluded-by-rules"
-#: The session worker takes producers' image vectors of this dimension.
-SESSION_IMAGE_DIM = 4
+#: The session worker takes image vectors of this dimension, from producers or its image model.
+SESSION_IMAGE_DIM = 16
 
 
 @pytest.fixture(scope="session")
-def worker(session_settings: Settings, topics: Topics) -> Iterator[WorkerProcess]:
+def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An image-text model of the CLIP family, tiny and randomly initialized (no CLIP weights can be
+    had offline here): enough for pictures that look alike to get vectors that are alike."""
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+
+    path = tmp_path_factory.mktemp("tiny-clip")
+    text = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+            "vocab_size": 100, "max_position_embeddings": 16, "bos_token_id": 0, "eos_token_id": 1,
+            "pad_token_id": 1}  # fmt: skip
+    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+              "image_size": 32, "patch_size": 8}  # fmt: skip
+    torch.manual_seed(0)
+    config = CLIPConfig(text_config=text, vision_config=vision, projection_dim=SESSION_IMAGE_DIM)
+    CLIPModel(config).save_pretrained(path)
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
+        path
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def worker(session_settings: Settings, topics: Topics, tiny_clip: Path) -> Iterator[WorkerProcess]:
     """All roles in one process, the API included, as `streamrec up` runs them, with every part of
     reading reviews as opinions on (some are off by default), so that the tests exercise each
     through the pipeline, a rule that only items tagged `SESSION_EXCLUDED_TAG` are subject to, and
-    image vectors of `SESSION_IMAGE_DIM` numbers."""
+    image vectors of `SESSION_IMAGE_DIM` numbers, from producers or from a tiny image model."""
     stack = Stack(session_settings, log_dir=session_settings.data_dir / "logs")
     rules = session_settings.data_dir / "rules.toml"
     rules.write_text(f"exclude_tags = [{SESSION_EXCLUDED_TAG!r}]\n")
-    modalities = json.dumps({"image": SESSION_IMAGE_DIM})
     process = stack.start_worker(
-        ROLES, OPINIONS=json.dumps(list(PARTS)), RULES=str(rules), MODALITIES=modalities
+        ROLES,
+        OPINIONS=json.dumps(list(PARTS)),
+        RULES=str(rules),
+        MODALITIES=json.dumps({"image": SESSION_IMAGE_DIM}),
+        IMAGE_MODEL=str(tiny_clip),
     )
     try:
         stack.wait_ready(timeout=240)

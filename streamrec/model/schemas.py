@@ -167,6 +167,9 @@ class Item(_Event):
     #: False takes the item out of every list (sold out, withdrawn) until a message says True again;
     #: a tombstone (a null value under the item's key) does the same for a deleted entry.
     available: bool = True
+    #: A picture of the item (a path the encoder workers can read, a `data:` URI, or base64 bytes),
+    #: embedded by the deployment's image model when one is configured (`STREAMREC_IMAGE_MODEL`).
+    image: Annotated[str, Field(min_length=1)] | None = None
     #: Vectors of other modalities the producer computed (e.g. `{"image": [...]}`), each of a
     #: name and dimension the deployment declares (`STREAMREC_MODALITIES`).
     vectors: (

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streamrec.model.opinion_parts import DEFAULT_PARTS, parts_of
@@ -172,6 +172,11 @@ class Settings(BaseSettings):
         description="vectors of other modalities producers send with items, by name and dimension, e.g. "
         '{"image": 512}: validated (a wrong one is dead-lettered), indexed, searched and stored in Qdrant',
     )
+    image_model: Path | None = Field(
+        None,
+        description="a local CLIP-family model (weights and image processor) the encoder embeds items' "
+        "`image` with, into the modality `image` (declare it in modalities with the model's dimension)",
+    )
     rules: Path | None = Field(
         None,
         description="TOML (or .json) file of rules every list obeys: exclude_tags, require_tags, "
@@ -191,6 +196,15 @@ class Settings(BaseSettings):
             if not 1 <= dim <= 8192:
                 raise ValueError(f"modality {name!r} must have a dimension from 1 to 8192, got {dim}")
         return value
+
+    @model_validator(mode="after")
+    def _image_space(self) -> Settings:
+        if self.image_model is not None and "image" not in self.modalities:
+            raise ValueError(
+                'an image model needs the modality it writes: declare {"image": DIM} in modalities, DIM '
+                "being the model's projection dimension"
+            )
+        return self
 
     @field_validator("rules")
     @classmethod

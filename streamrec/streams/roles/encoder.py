@@ -27,7 +27,8 @@ from faust.streams import Stream
 from faust.types import EventT, StreamT
 
 from streamrec.model.encoder import TransformerEncoder
-from streamrec.model.errors import InvalidEvent
+from streamrec.model.errors import InvalidEvent, StreamrecError
+from streamrec.model.images import ImageEncoder, ImageError, read_image
 from streamrec.model.reader import Passage, ReviewReader
 from streamrec.model.schemas import Item, Review, Trigger
 from streamrec.streams.checkpoint import AckAfterCheckpoint, CheckpointStore
@@ -65,6 +66,17 @@ class EncoderRole:
         enc = self.encoder
         log.info("encoder %s on %s with %s (%d dims)", enc.version, enc.device, enc.backend, enc.dim)
         self.reader = ReviewReader(self.encoder, ctx.settings.aspects())
+        #: Embeds items' pictures, when the deployment names an image model.
+        self.images: ImageEncoder | None = None
+        if ctx.settings.image_model is not None:
+            self.images = ImageEncoder(ctx.settings.image_model, cfg.device, cfg.batch_size)
+            declared = ctx.settings.modalities["image"]
+            if self.images.dim != declared:
+                raise StreamrecError(
+                    f"the image model writes {self.images.dim} numbers, but modalities declares image as "
+                    f'{declared}: declare {{"image": {self.images.dim}}}'
+                )
+            log.info("image model %s (%d dims)", self.images.version, self.images.dim)
         self.store = CheckpointStore.of(ctx.settings, ROLE)
         saved = self.store.load()
         #: Next review offset to read per "topic:partition": below it, a review was read and sent.
@@ -131,6 +143,8 @@ class EncoderRole:
         reviews: list[tuple[Review, EventT[Any]]] = []
         #: Items off sale, or on sale with nothing to encode: (id, available, reason, event, tags).
         states: list[tuple[str, bool, str, EventT[Any], list[str]]] = []
+        #: Items whose picture the image model embeds.
+        pictures: list[tuple[Item, EventT[Any]]] = []
         for event in events:
             msg = event.message
             ctx.metrics.events_consumed.labels(msg.topic, ROLE).inc()
@@ -146,6 +160,8 @@ class EncoderRole:
                     ctx.deadletters.send(msg.topic, msg.partition, msg.offset, exc, event.value, msg.key)
                     continue
                 self._send_modalities(item, event)
+                if self._pictured(item):
+                    pictures.append((item, event))
                 if not item.available:
                     states.append((item.item_id, False, "unavailable", event, []))
                 elif item.text() != item.item_id:
@@ -172,6 +188,8 @@ class EncoderRole:
             self._send_items(items, vectors)
             self._send_reviews(reviews, passages)
         self._send_states(states)
+        if pictures:
+            await self._send_pictures(pictures)
         await ctx.output.flush()
         ctx.metrics.batch_events.labels(ROLE).observe(len(events))
         ctx.metrics.batch_seconds.labels(ROLE).observe(time.perf_counter() - started)
@@ -188,6 +206,36 @@ class EncoderRole:
             )
             ctx.output.send(ctx.topics.vectors, message, key=vector_key("item", "text", item.item_id))
 
+    def _pictured(self, item: Item) -> bool:
+        """Whether the image model embeds this item's picture (the producer's own vector wins)."""
+        return self.images is not None and item.image is not None and "image" not in (item.vectors or {})
+
+    async def _send_pictures(self, pictures: list[tuple[Item, EventT[Any]]]) -> None:
+        """Each picture read and embedded into the modality `image`; an unreadable one dead-lettered."""
+        ctx, images = self.ctx, self.images
+        assert images is not None
+
+        def embed() -> tuple[list[int], Any, dict[int, ImageError]]:
+            read, failed = [], {}
+            for n, (item, _) in enumerate(pictures):
+                try:
+                    read.append((n, read_image(item.image or "")))
+                except ImageError as exc:
+                    failed[n] = exc
+            vectors = images.encode([picture for _, picture in read]) if read else None
+            return [n for n, _ in read], vectors, failed
+
+        ok, vectors, failed = await asyncio.get_running_loop().run_in_executor(self._pool, embed)
+        for n, exc in failed.items():
+            msg = pictures[n][1].message
+            error = InvalidEvent("invalid_image", str(exc))
+            ctx.deadletters.send(msg.topic, msg.partition, msg.offset, error, pictures[n][1].value, msg.key)
+        for row, n in enumerate(ok):
+            item = pictures[n][0]
+            message = vector_message("item", "image", item.item_id, vectors[row], images.version, item.ts)
+            ctx.output.send(ctx.topics.vectors, message, key=vector_key("item", "image", item.item_id))
+        ctx.metrics.encoder_texts.labels("image").inc(len(ok))
+
     def _send_modalities(self, item: Item, event: EventT[Any]) -> None:
         """The producer's vectors of other modalities, as given (validated by the parser); a declared
         modality the message leaves out is taken back (a tombstone), so a dropped image goes too."""
@@ -199,7 +247,7 @@ class EncoderRole:
                 vector = np.asarray(given[name], dtype=np.float32)
                 message = vector_message("item", name, item.item_id, vector, "producer", item.ts)
                 ctx.output.send(ctx.topics.vectors, message, key=key)
-            else:
+            elif not (name == "image" and self._pictured(item)):
                 ctx.output.send(ctx.topics.vectors, None, key=key)
 
     def _send_states(self, states: list[tuple[str, bool, str, EventT[Any], list[str]]]) -> None:
