@@ -25,9 +25,9 @@ from streamrec.streams.bench.memory import cf_state, recommender_state, rss_mb, 
 from streamrec.streams.clients import kafka_config
 from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.settings import Settings
-from streamrec.streams.stack import ROLES, Stack
+from streamrec.streams.stack import Stack
 from streamrec.streams.topics import Topics
-from streamrec.streams.worker import faust_group
+from streamrec.streams.worker import PIPELINE_ROLES, faust_group
 from tests.conftest import committed_up_to, wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.soak]
@@ -74,7 +74,7 @@ def test_steady_load_keeps_memory_bounded(make_settings: Callable[..., Settings]
             while not stop.wait(10):
                 samples.append((time.monotonic() - started, process.memory_info().rss / 2**20))
 
-        groups = [settings.topic("streamrec-cf"), faust_group(settings, ROLES)]
+        groups = [settings.topic("streamrec-cf"), faust_group(settings, PIPELINE_ROLES)]
         rec_group = groups[1]
 
         def settled(producer: Replayer) -> tuple[float, float]:
