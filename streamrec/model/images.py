@@ -42,7 +42,11 @@ def read_image(ref: str) -> Any:
     if text.startswith("data:"):
         _, _, text = text.partition(",")
     path = Path(ref)
-    if len(ref) < 4096 and not ref.startswith("data:") and path.is_file():
+    try:
+        is_file = len(ref) < 4096 and not ref.startswith("data:") and path.is_file()
+    except (OSError, ValueError):  # a name too long, or holding a NUL: not a path
+        is_file = False
+    if is_file:
         if path.stat().st_size > MAX_IMAGE_BYTES:
             raise ImageError(f"image file {ref!r} must be at most {MAX_IMAGE_BYTES} bytes")
         raw = path.read_bytes()
@@ -64,7 +68,7 @@ def read_image(ref: str) -> Any:
                     f"image must have at most {MAX_PIXELS} pixels, got {image.width}x{image.height}"
                 )
             return image.convert("RGB")
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise ImageError(f"image bytes are not a picture PIL can read ({exc})") from None
 
 

@@ -323,20 +323,24 @@ class HybridRanker:
         rules = self.rules
         if not rules.pin:
             return ranked
-        out = list(ranked)
-        for pin in sorted(rules.pin, key=lambda p: p.position):
-            item = pin.item
-            if (
-                item not in self.index
-                or item in self.index.hidden
-                or item in request.exclude
-                or not rules.allows(item, self._tags(item), request.tags)
-            ):
-                continue
-            at = min(pin.position, k) - 1
-            out = [s for s in out if s.item_id != item]
+        pins = [
+            pin
+            for pin in sorted(rules.pin, key=lambda p: p.position)
+            if pin.position <= k
+            and pin.item in self.index
+            and pin.item not in self.index.hidden
+            and pin.item not in request.exclude
+            and rules.allows(pin.item, self._tags(pin.item), request.tags)
+        ]
+        if not pins:
+            return ranked
+        # Pinned items out first, then each in at its position, top down, so none moves another.
+        pinned = {pin.item for pin in pins}
+        out = [s for s in ranked if s.item_id not in pinned]
+        for pin in pins:
+            at = min(pin.position - 1, len(out))
             score = out[at].score if at < len(out) else (out[-1].score if out else 0.0)
-            out.insert(min(at, len(out)), Scored(item, score, [self.wording.say("featured")]))
+            out.insert(at, Scored(pin.item, score, [self.wording.say("featured")]))
         return out[:k]
 
     def _blend(

@@ -296,6 +296,8 @@ class Recommender:
         grown = [i for i in item_ids if (i not in self._young or i not in contents) and i in self._cf_learned]
         if grown:
             self.index.upsert("cf", grown, np.stack([self._cf_learned[i] for i in grown]))
+        # ... and those CF has learned nothing of either lose the vector their content predicted.
+        self.index.drop("cf", [i for i in young if i not in contents and i not in self._cf_learned])
         young = [i for i in young if i in contents]
         if young:
             generated = content.generate(np.stack([contents[i] for i in young]))

@@ -367,8 +367,14 @@ class EventParser:
                 raise InvalidEvent(
                     "invalid_vector", f"vectors[{name!r}] must have {dim} numbers, got {len(values)}"
                 )
-            # (NaN and infinities are not JSON: the parser has rejected them already.)
-            if not np.asarray(values, dtype=np.float64).any():
+            # (NaN and infinities are not JSON; numbers beyond float32, in which vectors travel, are.)
+            with np.errstate(over="ignore"):
+                array = np.asarray(values, dtype=np.float32)
+            if not np.isfinite(array).all():
+                raise InvalidEvent(
+                    "invalid_vector", f"vectors[{name!r}] must hold numbers within float32's range"
+                )
+            if not array.any():
                 raise InvalidEvent(
                     "invalid_vector", f"vectors[{name!r}] must not be all zeros (it has no direction)"
                 )

@@ -56,6 +56,9 @@ class Answers(Protocol):
     def stored(self, user_id: str) -> bytes | None:
         """The latest list published for the user (a `recommendations` message), if any."""
 
+    def listable(self, item_ids: list[str]) -> bool:
+        """Whether every item may be listed now (on sale, allowed by the rules)."""
+
     def recommend(self, user_id: str, k: int, tags: list[str], exclude: list[str]) -> Recommendation: ...
 
     def profile(self, user_id: str) -> ReadableProfile | None: ...
@@ -126,13 +129,15 @@ def create_api(answers: Answers, metrics: Metrics, default_k: int = 10) -> web.A
         stored = answers.stored(user) if not tags and not exclude and k <= default_k else None
         if stored is not None:
             # Published lists hold `default_k` items (fewer only when nothing else may be listed):
-            # served as published, or cut to `k`.
-            request["answer"] = "stored"
-            if k < default_k:
-                message = orjson.loads(stored)
-                message["items"] = message["items"][:k]
-                stored = orjson.dumps(message)
-            return _json(stored, headers={"X-Streamrec-List": "stored"})
+            # served as published, or cut to `k`, unless one of them has gone off sale or out of the
+            # rules since (its renewal on the way): then the list is computed now.
+            message = orjson.loads(stored)
+            if answers.listable([i["item_id"] for i in message["items"]]):
+                request["answer"] = "stored"
+                if k < default_k:
+                    message["items"] = message["items"][:k]
+                    stored = orjson.dumps(message)
+                return _json(stored, headers={"X-Streamrec-List": "stored"})
         request["answer"] = "computed"
         listed = answers.recommend(user, k, tags, exclude)
         return _json(listed.model_dump(), headers={"X-Streamrec-List": "computed"})

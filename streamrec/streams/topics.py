@@ -132,7 +132,7 @@ def _align_configs(admin: Any, settings: Settings, existing: set[str], timeout: 
         resource = ConfigResource("topic", topic)
         try:
             have = admin.describe_configs([resource], request_timeout=timeout)[resource].result()
-            stale = {k: v for k, v in config.items() if k not in have or have[k].value != v}
+            stale = {k: v for k, v in config.items() if not _satisfied(k, v, have.get(k))}
             if not stale:
                 continue
             entries = [
@@ -149,3 +149,14 @@ def _align_configs(admin: Any, settings: Settings, existing: set[str], timeout: 
         log.info("topic %s: set %s", topic, ", ".join(f"{k}={v}" for k, v in stale.items()))
         changed.append(topic)
     return changed
+
+
+def _satisfied(key: str, wanted: str, have: Any) -> bool:
+    """Whether a topic's setting gives what streamrec needs: compaction may come with deletion
+    (`compact,delete`, an operator's retention on top)."""
+    value = getattr(have, "value", None)
+    if value is None:
+        return False
+    if key == "cleanup.policy":
+        return set(wanted.split(",")) <= {p.strip() for p in str(value).split(",")}
+    return bool(value == wanted)

@@ -83,6 +83,6 @@ def test_a_new_item_with_only_a_picture_gets_the_cf_vector_its_picture_predicts(
     (generated,) = rec.index.get("cf", ["new"]).values()
     expected = picture @ truth
     assert np.dot(generated, expected) / (np.linalg.norm(generated) * np.linalg.norm(expected)) > 0.95
-    # Its picture taken back, it has nothing left to be placed by.
+    # Its picture taken back, it has nothing left to be placed by, nor a CF vector to keep.
     rec.on_item_vector("new", "image", None)
-    assert rec.content_cf is not None and "new" not in rec._content(["new"])
+    assert not rec.index.has("cf", "new")

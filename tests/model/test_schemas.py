@@ -132,6 +132,7 @@ def test_item_text_joins_title_tags_and_description() -> None:
         ({"image": [1.0, 0.0]}, "vectors['image'] must have 3 numbers, got 2"),
         ({"audio": [1.0]}, "vectors['audio'] is not a declared modality (declared: image (3)"),
         ({"image": [0.0, 0.0, 0.0]}, "must not be all zeros"),
+        ({"image": [1e39, 0.0, 0.0]}, "must hold numbers within float32's range"),
         ({"image": "1,0,0"}, "Input should be a valid list"),
         ({"image": [1.0, float("nan"), 0.0]}, "value must be JSON"),  # NaN is not JSON
     ],

@@ -164,6 +164,8 @@ def _withdraw(phase: Phase, replayer: Replayer, lists: Collector, say: Say, time
     for _, message in list(lists.messages):
         latest[message["user_id"]] = [i["item_id"] for i in message["items"]]
     counts = Counter(item for items in latest.values() for item in items)
+    if not counts:
+        raise RuntimeError("no published list names any item: nothing to withdraw")
     item, named = counts.most_common(1)[0]
     holders = {user for user, items in latest.items() if item in items}
     say(f"api: deleting item {item}, on {named:,} users' latest lists")
@@ -188,7 +190,10 @@ def _withdraw(phase: Phase, replayer: Replayer, lists: Collector, say: Say, time
         "item": item,
         "lists_naming_it": len(holders),
         "lists_renewed": len(renewed),
-        "seconds_to_last_list": round(max(renewed.values()) - deleted, 3) if renewed and not still else None,
+        # A list still naming it after the wait counts as the whole wait (the target then fails).
+        "seconds_to_last_list": round(max(renewed.values()) - deleted, 3)
+        if renewed and not still
+        else timeout,
         "p50_seconds": round(sorted(renewed.values())[len(renewed) // 2] - deleted, 3) if renewed else None,
         "lists_still_naming_it": still,
     }

@@ -101,8 +101,13 @@ class ApiRole:
 
     async def _on_events(self, records: Sequence[ConsumerRecord]) -> None:
         serving = self.serving
-        for record in records:
-            typed = parse_user_event(self.ctx, record.topic, record.value, record.key)
+        parsed = [
+            (record, parse_user_event(self.ctx, record.topic, record.value, record.key)) for record in records
+        ]
+        if any(isinstance(e, Click) and e.item_id not in self.rec.index for _, e in parsed):
+            # As the recommender does: a just-published item's vector may be a moment behind.
+            await self.index.feed.catch_up(timeout=0.5)
+        for record, typed in parsed:
             source = Trigger(
                 topic=record.topic,
                 partition=record.partition,
@@ -132,6 +137,14 @@ class ApiRole:
 
     def stored(self, user_id: str) -> bytes | None:
         return self.latest.get(user_id)
+
+    def listable(self, item_ids: list[str]) -> bool:
+        rec = self.rec
+        rules = rec.ranker.rules
+        return all(
+            rec.available(i) and (rules.empty or rules.allows(i, rec.index.payload(i).get("tags") or []))
+            for i in item_ids
+        )
 
     def recommend(self, user_id: str, k: int, tags: list[str], exclude: list[str]) -> Recommendation:
         rec = self.rec

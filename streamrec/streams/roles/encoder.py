@@ -145,6 +145,9 @@ class EncoderRole:
         states: list[tuple[str, bool, str, EventT[Any], list[str]]] = []
         #: Items whose picture the image model embeds.
         pictures: list[tuple[Item, EventT[Any]]] = []
+        #: The latest catalog message of each item in the batch (None: a tombstone): what the
+        #: compacted `vectors` must end on, whatever came before it in the batch.
+        catalog: dict[str, tuple[Item | None, EventT[Any]]] = {}
         for event in events:
             msg = event.message
             ctx.metrics.events_consumed.labels(msg.topic, ROLE).inc()
@@ -152,29 +155,36 @@ class EncoderRole:
                 if event.value is None:
                     # A tombstone: the catalog entry was deleted.
                     if msg.key:
-                        states.append((msg.key.decode("utf-8", "replace"), False, "deleted", event, []))
+                        catalog[msg.key.decode("utf-8", "replace")] = (None, event)
                     continue
                 try:
                     item = ctx.parser.item(event.value)
                 except InvalidEvent as exc:
                     ctx.deadletters.send(msg.topic, msg.partition, msg.offset, exc, event.value, msg.key)
                     continue
-                self._send_modalities(item, event)
-                if self._pictured(item):
-                    pictures.append((item, event))
-                if not item.available:
-                    states.append((item.item_id, False, "unavailable", event, []))
-                elif item.text() != item.item_id:
-                    items.append((item, event))
-                else:
-                    # A title that is the item's id says nothing (its reviews will describe it);
-                    # that it is on sale still counts.
-                    states.append((item.item_id, True, "available", event, item.tags or []))
+                catalog.pop(item.item_id, None)  # the latest message of an item, last in order
+                catalog[item.item_id] = (item, event)
             elif self._fresh(event):
                 try:
                     reviews.append((ctx.parser.review(event.value), event))
                 except InvalidEvent:
                     continue  # the CF role dead-letters invalid reviews
+        for item_id, (entry, event) in catalog.items():
+            if entry is None:
+                states.append((item_id, False, "deleted", event, []))
+            elif not entry.available:
+                # Off sale: its vectors stay where they are, for when it is back.
+                states.append((item_id, False, "unavailable", event, []))
+            else:
+                self._send_modalities(entry, event)
+                if self._pictured(entry):
+                    pictures.append((entry, event))
+                if entry.text() != item_id:
+                    items.append((entry, event))
+                else:
+                    # A title that is the item's id says nothing (its reviews will describe it);
+                    # that it is on sale still counts.
+                    states.append((item_id, True, "available", event, entry.tags or []))
         if items or reviews:
             encode_started = time.perf_counter()
             vectors, passages = await asyncio.get_running_loop().run_in_executor(
@@ -222,6 +232,8 @@ class EncoderRole:
                     read.append((n, read_image(item.image or "")))
                 except ImageError as exc:
                     failed[n] = exc
+                except Exception as exc:  # noqa: BLE001 - one picture must not stop the role
+                    failed[n] = ImageError(f"image could not be read: {type(exc).__name__}: {exc}")
             vectors = images.encode([picture for _, picture in read]) if read else None
             return [n for n, _ in read], vectors, failed
 

@@ -104,24 +104,28 @@ class IndexFeed:
             msg = parse_vector(record.value)
             if msg["name"] == "text" and msg["kind"] == "item":
                 id = msg["id"]
+                # Replaying the topic at start restores state; only what happens after is a change.
+                live = self.feed.caught_up.is_set()
                 if not msg["available"]:
                     if rec.withdraw(id):
-                        withdrawn[id] = Trigger(
-                            topic=record.topic, partition=record.partition, offset=record.offset,
-                            ts=record.timestamp / 1000,
-                        )  # fmt: skip
                         self._delete("items", id)
-                        self.ctx.metrics.catalog_changes.labels("withdrawn", self.role).inc()
+                        if live:
+                            withdrawn[id] = Trigger(
+                                topic=record.topic, partition=record.partition, offset=record.offset,
+                                ts=record.timestamp / 1000,
+                            )  # fmt: skip
+                            self.ctx.metrics.catalog_changes.labels("withdrawn", self.role).inc()
                     continue
                 if rec.restore(id):
-                    self.ctx.metrics.catalog_changes.labels("restored", self.role).inc()
+                    if live:
+                        self.ctx.metrics.catalog_changes.labels("restored", self.role).inc()
                     self._mark("items", [id])
                 if msg["v"] is not None:
                     rec.on_item(id, msg.get("title") or id, msg["v"], msg["ts"], msg.get("tags") or [])
                     self._mark("items", [id])
                     self.versions["encoder"] = msg["version"]
-                elif msg.get("tags"):
-                    rec.tag(id, msg["tags"])
+                elif "tags" in msg:
+                    rec.tag(id, msg["tags"] or [])
             elif msg["kind"] == "item" and msg["name"] in rec.modalities:
                 rec.on_item_vector(msg["id"], msg["name"], msg["v"])
                 self._mark("items", [msg["id"]])

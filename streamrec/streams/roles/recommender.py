@@ -105,6 +105,8 @@ class RecommenderRole:
         self.index.open()
 
     async def close(self) -> None:
+        for task in list(self._renewals):
+            task.cancel()  # lists renewed for withdrawn items: the next owner renews them again
         await self._on_timer(force=True)
         await self.acks.drain()
         await self.index.close()
@@ -205,8 +207,9 @@ class RecommenderRole:
             triggers: dict[str, Trigger] = {}
             for user, items in self.serving.online.lists.items():
                 named = next((i for i in items if i in withdrawn), None)
-                # Users of partitions this process owns: their profiles are in its table.
-                if named is not None and str(user) in self.rec.profiles:
+                # Users of partitions this process owns: their profiles are in its table (the table,
+                # not the cache of profiles, which may still hold users of partitions it gave up).
+                if named is not None and str(user).encode() in self.table:
                     triggers[str(user)] = withdrawn[named]
             if triggers:
                 log.info("renewing %d list(s) that named %d withdrawn item(s)", len(triggers), len(withdrawn))
