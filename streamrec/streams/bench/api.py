@@ -19,10 +19,11 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from streamrec.streams.bench.cluster import Phase, wait_until
+from streamrec.streams.bench.cluster import _LABEL, Phase, wait_until
 from streamrec.streams.bench.latency import _items, percentiles
 from streamrec.streams.bench.workload import Workload
 from streamrec.streams.replay import Collector, Replayer
+from streamrec.streams.stack import WorkerProcess
 
 __all__ = ["bench_api"]
 
@@ -76,16 +77,19 @@ def bench_api(
 
         rng = random.Random(7)
         say(f"api: stored lists at {rate:,.0f} requests/s for {seconds:g}s")
-        stored = _paced(
-            url, [f"/v1/users/{rng.choice(users)}/recommendations" for _ in range(int(rate * seconds))], rate
-        )
+        stored_paths = [f"/v1/users/{rng.choice(users)}/recommendations" for _ in range(int(rate * seconds))]
+        before = _server_buckets(api, "stored")
+        stored = _paced(url, stored_paths, rate)
+        stored["server_p99_at_most_ms"] = _bucket_p99(before, _server_buckets(api, "stored"))
         items = list(catalog)
         say(f"api: lists computed on request at {computed_rate:,.0f} requests/s for {seconds:g}s")
         computed_paths = [
             f"/v1/users/{rng.choice(users)}/recommendations?exclude={rng.choice(items)}"
             for _ in range(int(computed_rate * seconds))
         ]
+        before = _server_buckets(api, "computed")
         computed = _paced(url, computed_paths, computed_rate)
+        computed["server_p99_at_most_ms"] = _bucket_p99(before, _server_buckets(api, "computed"))
         withdrawal = _withdraw(phase, replayer, lists, say, withdraw_timeout_s)
     finally:
         vectors.close()
@@ -111,9 +115,39 @@ def _stored_count(url: str) -> int:
     return int(words[1].replace(",", "")) if why.startswith("serving") else 0
 
 
+def _server_buckets(api: WorkerProcess, answer: str) -> dict[float, float]:
+    """The API's own histogram of list requests with `answer`: cumulative count per bucket bound."""
+    out: dict[float, float] = {}
+    for labels, value in api.metric("streamrec_api_request_seconds_bucket").items():
+        found = dict(_LABEL.findall(labels))
+        if found.get("answer") == answer and found.get("route", "").endswith("/recommendations"):
+            bound = float("inf") if found["le"] == "+Inf" else float(found["le"])
+            out[bound] = out.get(bound, 0.0) + value
+    return out
+
+
+def _bucket_p99(before: dict[float, float], after: dict[float, float]) -> float | None:
+    """The smallest bucket bound (ms) holding 99% of the requests answered between two readings:
+    the server's own share of the latency, without the client and the network."""
+    counts = {bound: after[bound] - before.get(bound, 0.0) for bound in sorted(after)}
+    total = counts.get(float("inf"), 0.0)
+    if total <= 0:
+        return None
+    bound = next(b for b, n in counts.items() if n >= 0.99 * total)
+    return None if bound == float("inf") else round(1000 * bound, 3)
+
+
 def _paced(url: str, paths: list[str], rate: float) -> dict[str, Any]:
-    """Send GET `paths` at `rate` per second on a fixed schedule; latencies in ms from each schedule."""
-    return asyncio.run(_send(url, paths, rate))
+    """Send GET `paths` at `rate` per second on a fixed schedule; latencies in ms from each schedule.
+
+    The client's own garbage collector is held off while it sends: its pauses are not the server's."""
+    import gc
+
+    gc.disable()
+    try:
+        return asyncio.run(_send(url, paths, rate))
+    finally:
+        gc.enable()
 
 
 async def _send(url: str, paths: list[str], rate: float) -> dict[str, Any]:

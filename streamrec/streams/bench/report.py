@@ -78,7 +78,8 @@ def _api_rows(out: Table, api: dict[str, Any], held: dict[tuple[str, str], bool 
         out.add_row(
             f"API, {kind} lists {where}",
             f"p50/p95/p99 {_ms(run)} ms",
-            f"{run['answered_per_s']:,.0f} answered/s; errors {run['errors'] or 'none'}",
+            f"{run['answered_per_s']:,.0f} answered/s; errors {run['errors'] or 'none'}; "
+            f"in the server p99 <= {_n(run.get('server_p99_at_most_ms'), 1)} ms",
             f"p99 {target}",
             _mark(held.get((name, where))),
         )
