@@ -10,27 +10,16 @@ import numpy as np
 import numpy.typing as npt
 
 from streamrec.model.base import DoubleArray, FloatArray, VectorIndex
+from streamrec.model.diversity import mmr
 from streamrec.model.index import MemoryIndex
 from streamrec.model.popularity import CoOccurrence, Popularity
 from streamrec.model.profile import UserProfile
+from streamrec.model.reasons import Reasons, Scored
 from streamrec.model.reputation import Reputation
-from streamrec.model.rules import Rules
+from streamrec.model.rules import Rules, place_pins
 from streamrec.model.wording import Wording
 
 __all__ = ["HybridRanker", "Request", "Scored"]
-
-
-#: Reasons given per recommended item.
-MAX_REASONS = 2
-
-
-@dataclass(frozen=True)
-class Scored:
-    """One recommended item: its blended score and why it is recommended."""
-
-    item_id: str
-    score: float
-    reasons: list[str]
 
 
 @dataclass
@@ -192,9 +181,8 @@ class HybridRanker:
         self.w_looks = w_looks
         #: Names of the index's spaces of other modalities (e.g. "image").
         self.modalities: tuple[str, ...] = ()
-        self.wording = wording or Wording()
-        #: What each aspect is called in reasons (default: its name).
-        self.labels = dict(labels or {})
+        #: The words for why each item is listed (in the deployment's language).
+        self.reasons = Reasons(wording or Wording(), labels or {}, self._title, reputation)
         #: The deployment's rules, which every list obeys.
         self.rules = Rules()
         #: Items by tag (kept by the recommender from the catalog), a source of candidates when
@@ -288,7 +276,7 @@ class HybridRanker:
         b = self._blend(request, ids, recent)
         if rules.boost or rules.bury:
             b.relevance += np.array([rules.shift(i, self._tags(i)) for i in ids])
-        order = self._mmr(b.relevance, b.text_vecs, b.has_text, b.cf_vecs, k)
+        order = mmr(b.relevance, b.text_vecs, b.has_text, b.cf_vecs, k, self.mmr_lambda)
         # Which recent item each listed item is most like, in text and in co-occurrence.
         like_text = np.full(len(order), -1)
         if b.recent_has.any():
@@ -296,7 +284,7 @@ class HybridRanker:
             like_text = np.where(b.has_text[order], sims.argmax(axis=1), -1)
         like_item = b.pairs[:, order].argmax(axis=0) if len(b.pairs) else np.full(len(order), -1)
         ranked = [
-            self._explain(
+            self.reasons.explain(
                 ids[j],
                 float(b.relevance[j]),
                 b.contrib[:, j],
@@ -332,16 +320,7 @@ class HybridRanker:
             and pin.item not in request.exclude
             and rules.allows(pin.item, self._tags(pin.item), request.tags)
         ]
-        if not pins:
-            return ranked
-        # Pinned items out first, then each in at its position, top down, so none moves another.
-        pinned = {pin.item for pin in pins}
-        out = [s for s in ranked if s.item_id not in pinned]
-        for pin in pins:
-            at = min(pin.position - 1, len(out))
-            score = out[at].score if at < len(out) else (out[-1].score if out else 0.0)
-            out.insert(at, Scored(pin.item, score, [self.wording.say("featured")]))
-        return out[:k]
+        return place_pins(ranked, pins, k, self.reasons.wording.say("featured")) if pins else ranked
 
     def _blend(
         self, request: Request, ids: list[str], recent: list[tuple[str, float, str]] | None = None
@@ -453,117 +432,9 @@ class HybridRanker:
         best = [aspects[j] if parts[i, j] > 0 else None for i, j in enumerate(top)]
         return parts.sum(axis=1), best
 
-    def _mmr(
-        self,
-        relevance: npt.NDArray[np.float64],
-        text_vecs: FloatArray,
-        has_text: npt.NDArray[np.bool_],
-        cf_vecs: FloatArray,
-        k: int,
-    ) -> list[int]:
-        n = len(relevance)
-        k = min(k, n)
-        if self.mmr_lambda >= 1.0 or k <= 1:
-            return list(np.argsort(-relevance, kind="stable")[:k])
-        # Pre-select by relevance: diversity is a re-ranking of the best candidates.
-        pool = np.argsort(-relevance, kind="stable")[: max(3 * k, 30)]
-        rel = relevance[pool]
-        spread = rel.max() - rel.min()
-        rel = (rel - rel.min()) / spread if spread > 0 else np.ones_like(rel)
-        # Similarity in text space where both items have text, else in CF space.
-        vecs = np.where(has_text[pool][:, None], text_vecs[pool], 0.0)
-        cf = cf_vecs[pool, :-1]
-        norms = np.linalg.norm(cf, axis=1, keepdims=True)
-        cf = (cf / np.where(norms > 0, norms, 1.0)).astype(np.float32)
-        sim = np.where(np.outer(has_text[pool], has_text[pool]), vecs @ vecs.T, np.clip(cf @ cf.T, -1.0, 1.0))
-        chosen: list[int] = []
-        max_sim = np.full(len(pool), -1.0)
-        lam = self.mmr_lambda
-        for _ in range(k):
-            score = lam * rel - (1 - lam) * np.maximum(max_sim, 0.0)
-            score[chosen] = -np.inf
-            best = int(np.argmax(score))
-            chosen.append(best)
-            max_sim = np.maximum(max_sim, sim[best])
-        return [int(pool[j]) for j in chosen]
-
-    def _explain(
-        self,
-        item: str,
-        score: float,
-        contrib: npt.NDArray[np.float64],
-        count: float,
-        recent: list[tuple[str, float, str]],
-        like_text: int,
-        like_item: int,
-        has_text: bool,
-        profile: UserProfile | None = None,
-        aspect: str | None = None,
-        like_look: int = -1,
-    ) -> Scored:
-        """At most `MAX_REASONS` reasons, strongest first, no two of one kind, each from evidence."""
-        say = self.wording.say
-        text_c, cf_c, pop_c, item_c, near_c, away_c, aspect_c, look_c = (float(c) for c in contrib)
-        text_c += near_c
-        candidates: list[tuple[float, str, str]] = []
-        grounded = self._grounded(item, aspect, profile) if aspect_c > 0 else None
-        if grounded is not None:
-            # The user's own words, and the reviewers': the reason a person recognizes first.
-            candidates.append((aspect_c + abs(text_c) + 1e3, "aspect", grounded))
-        if text_c > 0 and has_text:
-            if like_text >= 0:
-                entry = recent[like_text]
-                line = say(
-                    "similar", title=self._title(entry[0]) or entry[0], verb=self.wording.verb(entry[2])
-                )
-                candidates.append((text_c, "text", line))
-            else:
-                candidates.append((text_c, "text", say("wrote")))
-        if look_c > 0 and like_look >= 0:
-            entry = recent[like_look]
-            line = say("looks", title=self._title(entry[0]) or entry[0], verb=self.wording.verb(entry[2]))
-            candidates.append((look_c, "looks", line))
-        if cf_c > 0:
-            candidates.append((cf_c, "cf", say("cf")))
-        if pop_c > 0:
-            candidates.append((pop_c, "pop", say("trending")))
-        if item_c > 0 and like_item >= 0:
-            entry = recent[like_item]
-            candidates.append((item_c, "item", say("after", title=self._title(entry[0]) or entry[0])))
-        if count == 0:
-            candidates.append((0.0, "new", say("new")))
-        candidates.sort(key=lambda r: -r[0])
-        reasons: list[str] = []
-        kinds: set[str] = set()
-        for _, kind, line in candidates:
-            if kind not in kinds and line not in reasons:
-                reasons.append(line)
-                kinds.add(kind)
-            if len(reasons) == MAX_REASONS:
-                break
-        if not reasons:
-            reasons.append(say("fallback"))
-        return Scored(item, round(score, 6), reasons)
-
-    def _grounded(self, item: str, aspect: str | None, profile: UserProfile | None) -> str | None:
-        """A reason quoting the user on `aspect` and what reviewers say of `item` on it."""
-        if aspect is None or profile is None or self.reputation is None:
-            return None
-        mine = profile.evidence.get(aspect)
-        if not mine:
-            return None
-        snippet, polarity, about = mine[0]
-        label = self.labels.get(aspect, aspect)
-        title = self._title(about) or about
-        n, praising = self.reputation.counts(item, aspect)
-        if praising == 0:
-            return None
-        key = ("praised" if praising > 1 else "praised_one") if polarity > 0 else "criticized"
-        line = self.wording.say(key, aspect=label, title=title, mine=snippet, n=praising)
-        theirs = self.reputation.quote(item, aspect, 1)
-        if theirs is not None and theirs != snippet:
-            line += self.wording.say("theirs", theirs=theirs)
-        return line
+    @property
+    def wording(self) -> Wording:
+        return self.reasons.wording
 
     def _title(self, item: str) -> str | None:
         if self.title_of is not None:

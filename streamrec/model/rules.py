@@ -4,7 +4,7 @@ bury, pin)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -12,8 +12,9 @@ import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from streamrec.model.errors import StreamrecError
+from streamrec.model.reasons import Scored
 
-__all__ = ["Boost", "Pin", "Rules", "RulesError", "load_rules"]
+__all__ = ["Boost", "Pin", "Rules", "RulesError", "load_rules", "place_pins"]
 
 _Names = list[Annotated[str, Field(min_length=1)]]
 
@@ -133,3 +134,20 @@ def load_rules(path: Path) -> Rules:
             where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"]).lstrip(".")
             problems.append(f"{where or 'top level'}: {error['msg'].removeprefix('Value error, ')}")
         raise RulesError(f"rules file {str(path)!r}: " + "; ".join(problems)) from None
+
+
+def place_pins(ranked: list[Scored], pins: Sequence[Pin], k: int, reason: str) -> list[Scored]:
+    """`ranked` with each pinned item at its position (1: the top), cut to `k`: the pinned items
+    are taken out first, then put in top down, so that none moves another.
+
+    >>> ranked = [Scored(i, 1.0, []) for i in "abcd"]
+    >>> [s.item_id for s in place_pins(ranked, [Pin(item="d", position=1), Pin(item="a", position=3)], 4, "")]
+    ['d', 'b', 'a', 'c']
+    """
+    pinned = {pin.item for pin in pins}
+    out = [s for s in ranked if s.item_id not in pinned]
+    for pin in sorted(pins, key=lambda p: p.position):
+        at = min(pin.position - 1, len(out))
+        score = out[at].score if at < len(out) else (out[-1].score if out else 0.0)
+        out.insert(at, Scored(pin.item, score, [reason]))
+    return out[:k]
