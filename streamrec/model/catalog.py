@@ -43,6 +43,10 @@ class ItemTexts:
     def __contains__(self, item: object) -> bool:
         return item in self._catalog or item in self._review_sum
 
+    def items(self) -> list[str]:
+        """Every item with a vector: a catalog text, reviews, or both."""
+        return list(dict.fromkeys([*self._catalog, *self._review_sum]))
+
     def set_catalog(self, item: str, vector: FloatArray) -> FloatArray:
         self._catalog[item] = np.asarray(vector, dtype=np.float32)
         return self.vector(item)

@@ -153,6 +153,20 @@ class MemoryIndex:
                 space.present[row] = False
                 space.matrix[row] = 0.0
 
+    def replace_space(self, name: str, dim: int) -> None:
+        """Start space `name` over, empty, with vectors of `dim` numbers (its metric stays): the
+        space of a new encoder, whose vectors are never compared with the old one's.
+
+        >>> index = MemoryIndex({"text": (2, "cosine")})
+        >>> index.upsert("text", ["a"], np.array([[1, 0]], dtype=np.float32))
+        >>> index.replace_space("text", 3)
+        >>> index.has("text", "a"), index.spaces["text"].dim, "a" in index
+        (False, 3, True)
+        """
+        space = _Space(dim, self.spaces[name].metric)
+        space.grow(len(self._ids))
+        self.spaces[name] = space
+
     def hide(self, ids: Iterable[str]) -> None:
         """Keep entities out of every search until `show`; their vectors stay, ready to return."""
         self.hidden.update(ids)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -41,7 +41,7 @@ _KEYS = {
     "user_id": "u", "history": "h", "seen": "s", "text_sum": "v", "text_weight": "w", "text_ts": "t",
     "n_events": "n", "offsets": "o", "dislike_sum": "d", "dislike_weight": "dw", "dislike_ts": "dt",
     "aspects": "a", "evidence": "e", "verdicts": "j", "half_life_s": "hl", "max_history": "mh",
-    "max_seen": "ms",
+    "max_seen": "ms", "text_version": "tv",
 }  # fmt: skip
 _VECTORS = ("text_sum", "dislike_sum")
 
@@ -104,6 +104,8 @@ class UserProfile:
     half_life_s: float = 30 * 86_400.0
     max_history: int = 50
     max_seen: int | None = 2_000
+    #: The encoder whose space `text_sum` and `dislike_sum` are in ("": none named).
+    text_version: str = ""
 
     def observe(
         self,
@@ -136,14 +138,42 @@ class UserProfile:
         """Record an interaction the user did not want: excluded from now on, and pushed away."""
         self._record(item_id, ts, action)
         if vector is not None:
-            vector = np.asarray(vector, dtype=np.float32) * np.float32(weight)
-            if self.dislike_sum is None:
-                self.dislike_sum, self.dislike_weight = vector, weight
+            self._add_dislike(vector, ts, weight)
+
+    def _add_dislike(self, vector: FloatArray, ts: float, weight: float) -> None:
+        vector = np.asarray(vector, dtype=np.float32) * np.float32(weight)
+        if self.dislike_sum is None:
+            self.dislike_sum, self.dislike_weight = vector, weight
+        else:
+            decay = 2.0 ** (-max(0.0, ts - self.dislike_ts) / self.half_life_s)
+            self.dislike_sum = self.dislike_sum * np.float32(decay) + vector
+            self.dislike_weight = self.dislike_weight * decay + weight
+        self.dislike_ts = max(self.dislike_ts, ts)
+
+    def rebase(self, version: str, vector_of: Callable[[str], FloatArray | None]) -> None:
+        """Move the text vectors into another encoder's space: recomputed from the history, each
+        interaction pulled by its item's vector there (`vector_of`).
+
+        What the user's own reviews said stands in as their items' vectors; interactions older than
+        the history are gone from the new vectors.
+
+        >>> p = UserProfile("ann")
+        >>> p.observe("guitar", ts=0.0, action="click", vector=np.array([1, 0], dtype=np.float32))
+        >>> p.rebase("v2", {"guitar": np.array([0, 0, 1], dtype=np.float32)}.get)
+        >>> p.text_vector().tolist(), p.text_version
+        ([0.0, 0.0, 1.0], 'v2')
+        """
+        self.text_sum, self.text_weight, self.text_ts = None, 0.0, 0.0
+        self.dislike_sum, self.dislike_weight, self.dislike_ts = None, 0.0, 0.0
+        for item, ts, action in self.history:
+            vector = vector_of(item)
+            if vector is None:
+                continue
+            if action in NEGATIVE_ACTIONS:
+                self._add_dislike(vector, ts, 1.0)
             else:
-                decay = 2.0 ** (-max(0.0, ts - self.dislike_ts) / self.half_life_s)
-                self.dislike_sum = self.dislike_sum * np.float32(decay) + vector
-                self.dislike_weight = self.dislike_weight * decay + weight
-            self.dislike_ts = max(self.dislike_ts, ts)
+                self.add_vector(vector, ts, ACTION_WEIGHTS.get(action, 1.0))
+        self.text_version = version
 
     def retract(self, item_id: str, vector: FloatArray | None) -> None:
         """Take back the pull of the user's earlier likes of `item_id` (a purchase they then panned)."""

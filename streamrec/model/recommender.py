@@ -6,6 +6,7 @@ numbers of the code in production.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from typing import Any
 
@@ -23,6 +24,7 @@ from streamrec.model.ranker import HybridRanker, Request, Scored
 from streamrec.model.reputation import Reputation
 from streamrec.model.rules import Rules
 from streamrec.model.sentiment import rating_label
+from streamrec.model.text_versions import Route, StagedText, TextVersions
 from streamrec.model.wording import Wording
 
 __all__ = ["Recommender", "verdict"]
@@ -45,7 +47,7 @@ class Recommender:
     Parameters
     ----------
     text_dim
-        Dimension of the encoder's vectors.
+        Dimension of the encoder's vectors (the first versioned vectors to arrive may change it).
     cf_dim
         Dimension of CF retrieval vectors (`n_factors + 1`).
     profiles
@@ -135,6 +137,8 @@ class Recommender:
         self._cf_fits = 0
         #: Items whose CF vector in the index changed in a refit of the content map, for a view to follow.
         self.cf_moved: set[str] = set()
+        #: The encoder whose text vectors serve, and a new one's gathered to replace them.
+        self.versions = TextVersions()
         self.ranker = HybridRanker(
             self.index,
             self.popularity,
@@ -167,15 +171,83 @@ class Recommender:
     # -- items ----------------------------------------------------------------------
 
     def on_item(
-        self, item_id: str, title: str, vector: FloatArray | None, ts: float, tags: Sequence[str] = ()
+        self,
+        item_id: str,
+        title: str,
+        vector: FloatArray | None,
+        ts: float,
+        tags: Sequence[str] = (),
+        version: str = "",
     ) -> None:
-        """A catalog entry, its tags and the vector of its text."""
+        """A catalog entry, its tags and the vector of its text (by encoder `version`)."""
         self.tag(item_id, tags)
         self.index.set_payload(item_id, {"title": title})
         self.popularity.add(item_id)
-        if vector is not None:
+        if vector is None:
+            return
+        route = self.text_route(version, vector)
+        if route == "active":
             self.index.upsert("text", [item_id], self.item_texts.set_catalog(item_id, vector)[None, :])
             self._text_changed(item_id)
+        elif route == "staged":
+            assert self.versions.staged is not None
+            self.versions.staged.catalog[item_id] = np.asarray(vector, dtype=np.float32)
+
+    # -- encoder versions -------------------------------------------------------------
+
+    def text_route(self, version: str, vector: FloatArray) -> Route:
+        """Where a text vector of encoder `version` goes (`TextVersions.route`); the first
+        versioned vectors set the dimension of the text space."""
+        dim = len(vector)
+        adopting = bool(version) and not self.versions.active
+        route = self.versions.route(version, dim)
+        if adopting and dim != self.text_dim:
+            self._text_space(dim)
+        return route
+
+    def stage_review(self, key: bytes, item_id: str, rating: float | None, vector: FloatArray) -> None:
+        """A review as the staged encoder read it, for the item vectors of the switch."""
+        assert self.versions.staged is not None
+        self.versions.staged.reviews[key] = (item_id, rating, np.asarray(vector, dtype=np.float32))
+
+    def switch_text(self, version: str) -> tuple[StagedText, list[str]]:
+        """Serve the staged encoder's vectors from now on, in place of the active one's: item text
+        vectors rebuilt from its catalog and review vectors, the content map learned again in its
+        space, profiles moved to it as they are next read. What was staged, and the items left
+        without a text vector (the new encoder read nothing of them)."""
+        staged = self.versions.switch(version)
+        before = set(self.item_texts.items())
+        texts = ItemTexts(self.item_texts.catalog_weight, self.item_texts.max_reviews)
+        for item, vector in staged.catalog.items():
+            texts.set_catalog(item, vector)
+        for item, rating, vector in staged.reviews.values():
+            texts.add_review(item, vector, rating_weight(rating))
+        self.item_texts = texts
+        self._text_space(staged.dim)
+        ids = texts.items()
+        if ids:
+            self.index.upsert("text", ids, np.stack([texts.vector(i) for i in ids]))
+        content = self.content_cf
+        if content is not None:
+            contents = self._content(list(self._cf_learned))
+            for item, cf in self._cf_learned.items():
+                if item in contents:
+                    content.observe(item, contents[item], cf, self.takes.get(item, 0))
+            young = {i for i in ids if self.takes.get(i, 0) < content.full_takes}
+            moved = sorted(self._young | young)
+            self._young = young
+            self._place(moved)
+            self.cf_moved.update(moved)
+        return staged, sorted(before.difference(ids))
+
+    def _text_space(self, dim: int) -> None:
+        """An empty text space of `dim` numbers, and a content map that reads it."""
+        self.index.replace_space("text", dim)
+        self.text_dim = dim
+        if self.content_cf is not None:
+            full = self.content_cf.full_takes
+            self.content_cf = ContentToCF(dim + sum(self.modalities.values()), self.cf_dim, full_takes=full)
+            self._cf_fits = 0
 
     def on_item_vector(self, item_id: str, name: str, vector: FloatArray | None) -> None:
         """An item's vector of another modality (`None`: it has none any more)."""
@@ -227,25 +299,35 @@ class Recommender:
     def on_item_review(
         self,
         item_id: str,
-        vector: FloatArray,
+        vector: FloatArray | None,
         rating: float | None = None,
         key: bytes = b"",
         opinions: Sequence[Opinion] = (),
         author: str = "",
     ) -> None:
-        """What a reviewer wrote also describes the item, and tells of its aspects."""
-        folded = self.item_texts.add_review(item_id, vector, rating_weight(rating))
-        self.index.upsert("text", [item_id], folded[None, :])
-        self._text_changed(item_id)
+        """What a reviewer wrote also describes the item (`vector`, in the active encoder's space;
+        None: it is in no space that serves), and tells of its aspects."""
+        if vector is not None:
+            self.fold_review_text(item_id, vector, rating)
         self.popularity.add(item_id)
         if "aspects" in self.opinions and opinions:
             self.reputation.add(key, item_id, opinions, author)
 
+    def fold_review_text(self, item_id: str, vector: FloatArray, rating: float | None = None) -> None:
+        """A review's vector into its item's text vector."""
+        folded = self.item_texts.add_review(item_id, vector, rating_weight(rating))
+        self.index.upsert("text", [item_id], folded[None, :])
+        self._text_changed(item_id)
+
     def on_item_review_removed(
-        self, item_id: str, vector: FloatArray, rating: float | None = None, key: bytes = b""
+        self, item_id: str, vector: FloatArray | None, rating: float | None = None, key: bytes = b""
     ) -> None:
         """Take back what a (forgotten) reviewer wrote about the item."""
         self.reputation.remove(key)
+        if self.versions.staged is not None:
+            self.versions.staged.reviews.pop(key, None)
+        if vector is None:
+            return
         folded = self.item_texts.remove_review(item_id, vector, rating_weight(rating))
         if folded is not None:
             self.index.upsert("text", [item_id], folded[None, :])
@@ -329,10 +411,32 @@ class Recommender:
     # -- users ----------------------------------------------------------------------
 
     def profile(self, user_id: str) -> UserProfile:
+        """A user's profile (a new one if none), its text vectors in the active encoder's space."""
         profile = self.profiles.get(user_id)
         if profile is None:
-            profile = UserProfile(user_id, half_life_s=self.half_life_s, max_seen=self.max_seen)
+            return UserProfile(
+                user_id,
+                half_life_s=self.half_life_s,
+                max_seen=self.max_seen,
+                text_version=self.versions.active,
+            )
+        if profile.text_version != self.versions.active:
+            profile.rebase(self.versions.active, self.item_text)
         return profile
+
+    def _read_profile(self, user_id: str) -> UserProfile | None:
+        """A user's profile to rank with, left as stored: one of another encoder's space is
+        read as a moved copy (stored as moved at the user's next event)."""
+        profile = self.profiles.get(user_id)
+        if profile is not None and profile.text_version != self.versions.active:
+            profile = copy.copy(profile)
+            profile.rebase(self.versions.active, self.item_text)
+        return profile
+
+    def user_text(self, user_id: str) -> FloatArray | None:
+        """A user's text vector in the active encoder's space, or None."""
+        profile = self._read_profile(user_id)
+        return profile.text_vector() if profile is not None else None
 
     def _pair(self, profile: UserProfile, item_id: str, weight: float) -> None:
         recent = [i for i, _, _ in profile.recent_items(self.cooccurrence.window + 1) if i != item_id]
@@ -377,10 +481,12 @@ class Recommender:
         aggregates: bool = True,
         polarity: float | None = None,
         opinions: Sequence[Opinion] = (),
+        version: str = "",
     ) -> UserProfile:
         """Record a review: a like, or, when it reads negative, a dislike (see `is_negative`).
 
-        `polarity` and `opinions` are the encoder role's reading of its text."""
+        `polarity` and `opinions` are the encoder role's reading of its text, `version` the encoder
+        that wrote `vector`."""
         profile = self.profile(user_id)
         negative = self.is_negative(rating, polarity)
         if aggregates:
@@ -390,6 +496,8 @@ class Recommender:
             self.popularity.learn_one(item_id, ts, ACTION_WEIGHTS["review"])
         if not profile.applied(source):
             said = vector
+            if vector is not None and self.text_route(version, vector) != "active":
+                vector = None  # of an encoder that does not serve yet: never mixed in
             if vector is None:
                 # A rating without text: the item's own description stands for it.
                 vector = self.item_text(item_id)
@@ -422,7 +530,7 @@ class Recommender:
     # -- ranking --------------------------------------------------------------------
 
     def request(self, user_id: str, exclude: Iterable[str] = (), tags: Iterable[str] = ()) -> Request:
-        profile = self.profiles.get(user_id)
+        profile = self._read_profile(user_id)
         seen = set(profile.seen) if profile is not None else set()
         seen.update(exclude)
         cf = self.user_cf.get(user_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,14 +34,17 @@ class EncodedReview:
     polarity: float | None = None
     #: What its clauses say of each aspect, each with its own polarity and words.
     opinions: tuple[Opinion, ...] = ()
+    #: A review read again by a new encoder (its author's profile already holds it).
+    reencoded: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Kept:
     partition: int
     item_id: str
     rating: float | None
-    vector: np.ndarray
+    #: None while the review's vector is of an encoder not yet serving.
+    vector: np.ndarray | None
 
 
 class ReviewLedger:
@@ -73,21 +77,42 @@ class ReviewLedger:
         return key in self._kept
 
     def add(
-        self, key: bytes, user: str, partition: int, item: str, rating: float | None, vector: FloatArray
+        self,
+        key: bytes,
+        user: str,
+        partition: int,
+        item: str,
+        rating: float | None,
+        vector: FloatArray | None,
     ) -> bool:
         """Keep a review; False if this key is already kept (then nothing changes)."""
         if key in self._kept:
             return False
-        self._kept[key] = _Kept(partition, item, rating, np.asarray(vector, dtype=np.float16))
+        self._kept[key] = _Kept(partition, item, rating, _half(vector))
         self._of_user.setdefault(user, set()).add(key)
         return True
 
-    def remove(self, key: bytes) -> tuple[str, float | None, FloatArray] | None:
-        """Take a review out: its item, rating and vector; None if it is not kept."""
+    def remove(self, key: bytes) -> tuple[str, float | None, FloatArray | None] | None:
+        """Take a review out: its item, rating and vector (None: not in its item's vector); None if
+        it is not kept."""
         kept = self._kept.pop(key, None)
         if kept is None:
             return None
-        return kept.item_id, kept.rating, kept.vector.astype(np.float32)
+        return kept.item_id, kept.rating, None if kept.vector is None else kept.vector.astype(np.float32)
+
+    def fill(self, key: bytes, vector: FloatArray) -> bool:
+        """Give a kept review that has no vector this one; False if it is not kept or has one."""
+        kept = self._kept.get(key)
+        if kept is None or kept.vector is not None:
+            return False
+        kept.vector = _half(vector)
+        return True
+
+    def revector(self, vectors: Mapping[bytes, FloatArray]) -> None:
+        """Every review's vector as a new encoder wrote it (None where it wrote none): what its
+        item's vector now holds of it."""
+        for key, kept in self._kept.items():
+            kept.vector = _half(vectors.get(key))
 
     def keys_of(self, user: str) -> list[tuple[bytes, int | None]]:
         """Every review key of `user`, in key order, with its partition where it is still kept."""
@@ -102,3 +127,7 @@ class ReviewLedger:
         keys = self.keys_of(user)
         self._of_user.pop(user, None)
         return keys
+
+
+def _half(vector: FloatArray | None) -> np.ndarray | None:
+    return None if vector is None else np.asarray(vector, dtype=np.float16)

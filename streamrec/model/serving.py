@@ -117,6 +117,7 @@ class Serving:
             aggregates=fresh,
             polarity=review.polarity,
             opinions=review.opinions,
+            version=review.version,
         )
         return True
 
@@ -140,15 +141,29 @@ class Serving:
     # -- every review, from the global feed -----------------------------------------
 
     def fold_review(self, review: EncodedReview, partition: int) -> bool:
-        """What a reviewer wrote also describes the item; False if this review was folded in already."""
-        if not self.reviews.add(
-            review.key, review.user_id, partition, review.item_id, review.rating, review.vector
-        ):
-            return False
-        self.rec.on_item_review(
-            review.item_id, review.vector, review.rating, review.key, review.opinions, review.user_id
-        )
+        """What a reviewer wrote also describes the item; False if this review was folded in already.
+
+        A review read by an encoder not yet serving waits, staged, for the switch to it."""
+        rec = self.rec
+        route = rec.text_route(review.version, review.vector)
+        if route == "staged":
+            rec.stage_review(review.key, review.item_id, review.rating, review.vector)
+        vector = review.vector if route == "active" else None
+        if not self.reviews.add(review.key, review.user_id, partition, review.item_id, review.rating, vector):
+            # Kept before, read by another encoder: now its text can describe the item.
+            if vector is not None and self.reviews.fill(review.key, vector):
+                rec.fold_review_text(review.item_id, vector, review.rating)
+                return True
+            return route == "staged"
+        rec.on_item_review(review.item_id, vector, review.rating, review.key, review.opinions, review.user_id)
         return True
+
+    def switch_text(self, version: str) -> list[str]:
+        """Serve the staged encoder `version` (`Recommender.switch_text`); the items it left without
+        a text vector."""
+        staged, lost = self.rec.switch_text(version)
+        self.reviews.revector({key: vector for key, (_, _, vector) in staged.reviews.items()})
+        return lost
 
     def unfold_review(self, key: bytes) -> str | None:
         """Take a review back out of its item (its author was forgotten); the item, if it was in."""

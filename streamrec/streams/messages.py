@@ -26,6 +26,7 @@ __all__ = [
     "delta_message",
     "encode_vector",
     "encoded_review",
+    "is_version_marker",
     "parse_delta_message",
     "parse_encoded_review",
     "parse_review_key",
@@ -34,6 +35,7 @@ __all__ = [
     "review_key",
     "vector_key",
     "vector_message",
+    "version_marker",
 ]
 
 _SEPARATOR = "\x1f"
@@ -101,6 +103,23 @@ def parse_vector(raw: bytes) -> dict[str, Any]:
     return data
 
 
+def version_marker(version: str, dim: int, items: int, reviews: int, ts: float) -> bytes:
+    """Sent by the encoder role on every partition of `vectors` and `reviews-encoded` once it has
+    read the catalog and the reviews on the topics again under `version`: a reader that has met it
+    on every partition holds all of that version's vectors, and may switch to them.
+
+    >>> is_version_marker(version_marker("minilm", 384, 10, 3, 0.0))
+    True
+    """
+    marker = {"kind": "encoder", "name": "version", "version": version, "dim": dim}
+    return orjson.dumps({**marker, "items": items, "reviews": reviews, "ts": ts})
+
+
+def is_version_marker(raw: bytes | None) -> bool:
+    """Whether a message of `vectors` or `reviews-encoded` is a `version_marker`."""
+    return raw is not None and raw.startswith(b'{"kind":"encoder"')
+
+
 def review_key(review: Review) -> bytes:
     """Key of a review's vector in `reviews-encoded`: its author, then the review's identity.
 
@@ -119,9 +138,13 @@ def parse_review_key(key: bytes) -> tuple[str, str]:
     return user, identity
 
 
-def encoded_review(review: Review, reading: Reading, version: str, trigger: Trigger) -> bytes:
+def encoded_review(
+    review: Review, reading: Reading, version: str, trigger: Trigger, reencoded: bool = False
+) -> bytes:
     """A review as read: its vector, its polarity and its opinions (each with its polarity and
-    the span it quotes of the review as a person reads it), as scalars: no vector per opinion."""
+    the span it quotes of the review as a person reads it), as scalars: no vector per opinion.
+    `reencoded`: read again by a new encoder (its author's profile holds it already)."""
+    extra = {"reencoded": True} if reencoded else {}
     return orjson.dumps(
         {
             "user_id": review.user_id,
@@ -134,6 +157,7 @@ def encoded_review(review: Review, reading: Reading, version: str, trigger: Trig
             "trigger": trigger.model_dump(),
             "polarity": round(reading.polarity, 4),
             "opinions": [o.to_dict() for o in reading.opinions],
+            **extra,
         }
     )
 
@@ -154,6 +178,7 @@ def parse_encoded_review(raw: bytes, key: bytes) -> EncodedReview:
         # Written by an encoder older than the reading of polarities: read as unread.
         polarity=data.get("polarity"),
         opinions=tuple(Opinion.from_dict(o) for o in data.get("opinions", ())),
+        reencoded=bool(data.get("reencoded", False)),
     )
 
 

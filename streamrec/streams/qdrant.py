@@ -61,8 +61,9 @@ class QdrantIndex:
         self.collection = collection
         self.spaces = dict(spaces)
 
-    def ensure(self) -> None:
-        """Create the collection, or check that an existing one has the same vectors."""
+    def ensure(self) -> bool:
+        """Create the collection, or check that an existing one has the same vectors; True if
+        it was created."""
         if self.client.collection_exists(self.collection):
             info = self.client.get_collection(self.collection)
             have = info.config.params.vectors
@@ -75,7 +76,7 @@ class QdrantIndex:
                             f"Qdrant collection {self.collection!r} must have vector {name!r} of size "
                             f"{dim}, got {seen}; use another topic prefix or delete the collection"
                         )
-            return
+            return False
         self.client.create_collection(
             self.collection,
             vectors_config={
@@ -83,6 +84,7 @@ class QdrantIndex:
                 for name, (dim, metric) in self.spaces.items()
             },
         )
+        return True
 
     def upsert_points(
         self,

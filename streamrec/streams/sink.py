@@ -9,6 +9,7 @@ and retried with backoff: an unavailable Qdrant delays the view, it loses nothin
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -23,7 +24,7 @@ from streamrec.streams.qdrant import QdrantIndex
 from streamrec.streams.settings import Settings
 from streamrec.streams.telemetry import Metrics
 
-__all__ = ["QdrantSink", "open_qdrant"]
+__all__ = ["QdrantSink", "collection_name", "open_qdrant"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,17 @@ def open_qdrant(settings: Settings) -> QdrantClient:
         ) from None
 
 
+def collection_name(settings: Settings, kind: str, version: str) -> str:
+    """The collection of `kind` ("items", "users") that holds text vectors of encoder `version`:
+    two encoders' vectors never share a collection.
+
+    >>> collection_name(Settings(topic_prefix="shop-"), "items", "all-MiniLM-L6-v2:mean:256w:1a2b")
+    'shop-items-td19d529391'
+    """
+    tag = hashlib.sha256(version.encode()).hexdigest()[:10]
+    return f"{settings.topic(kind)}-t{tag}"
+
+
 class QdrantSink:
     """Collects dirty entities and writes their whole points in batches."""
 
@@ -68,18 +80,14 @@ class QdrantSink:
         self._client = client
         self._spaces = dict(spaces)
         self.collections: dict[str, QdrantIndex] = {}
+        #: The encoder version whose text vectors the collections hold.
+        self.text_version = ""
         self._dirty: dict[str, set[str]] = {"items": set(), "users": set()}
         self._deleted: dict[str, set[str]] = {"items": set(), "users": set()}
 
     def _open(self) -> None:
         if self._client is None:
             self._client = open_qdrant(self.settings)
-        collections = {}
-        for kind in ("items", "users"):
-            index = QdrantIndex(self._client, self.settings.topic(kind), self._spaces)
-            index.ensure()
-            collections[kind] = index
-        self.collections = collections
 
     async def start(self) -> None:
         """Open Qdrant, retrying with backoff until it answers; the worker runs meanwhile.
@@ -89,8 +97,39 @@ class QdrantSink:
         await self._retry("qdrant_open", self._open)
 
     @property
+    def opened(self) -> bool:
+        """Whether Qdrant answered (the collections open once the encoder version is known)."""
+        return self._client is not None
+
+    @property
     def ready(self) -> bool:
         return bool(self.collections)
+
+    async def use_text(self, version: str, dim: int) -> bool:
+        """Write to the collections of encoder `version` (text vectors of `dim` numbers) from now on,
+        and drop those of other versions; True if they had to be created (then they are empty)."""
+        self._spaces["text"] = (dim, "cosine")
+        created: bool
+        created, collections = await self._retry("qdrant_open", self._collections, version)
+        self.collections, self.text_version = collections, version
+        return created
+
+    def _collections(self, version: str) -> tuple[bool, dict[str, QdrantIndex]]:
+        client = self._client
+        assert client is not None
+        collections, created = {}, False
+        for kind in ("items", "users"):
+            name = collection_name(self.settings, kind, version)
+            index = QdrantIndex(client, name, self._spaces)
+            created = index.ensure() or created
+            collections[kind] = index
+            # Another version's vectors, or those of a version before versions were named.
+            base = self.settings.topic(kind)
+            for other in client.get_collections().collections:
+                if other.name != name and (other.name == base or other.name.startswith(f"{base}-t")):
+                    client.delete_collection(other.name)
+                    log.info("dropped Qdrant collection %s (another encoder's vectors)", other.name)
+        return created, collections
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)

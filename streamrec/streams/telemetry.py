@@ -47,6 +47,8 @@ class Metrics:
     retries: Counter
     forgotten: Counter
     catalog_changes: Counter
+    text_version: Gauge
+    reencode_progress: Gauge
     api_seconds: Histogram
     duplicates: Counter
     learned: Counter
@@ -181,6 +183,19 @@ class Metrics:
                 "streamrec_catalog_changes_total",
                 "Items taken off lists (withdrawn, sold out, deleted) or put back, by change and role",
                 ["change", "role"],
+                **kw,
+            ),
+            text_version=Gauge(
+                "streamrec_text_version",
+                "1 for the encoder version whose text vectors a role writes (encoder) or serves",
+                ["role", "version"],
+                **kw,
+            ),
+            reencode_progress=Gauge(
+                "streamrec_reencode_progress",
+                "Share done of the move to a new encoder: of the topics read again (encoder), of the "
+                "catalog the new version covers (recommender, api); 1 when none is under way",
+                ["role"],
                 **kw,
             ),
             forgotten=Counter(

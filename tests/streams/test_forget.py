@@ -146,6 +146,7 @@ def test_qdrant_sink_writes_whole_points_and_deletes(tmp_path) -> None:  # type:
 
     async def run() -> None:
         await sink.start()
+        assert await sink.use_text("v1", 3)
         sink.mark("users", ["ann", "bob"])
         await sink.flush(lambda kind, ids: [(i, points[i], {"v": 1}) for i in ids])
         assert sink.collections["users"].count() == 2

@@ -80,13 +80,13 @@ def test_locked_qdrant_storage_delays_the_view_and_loses_nothing(
         stack.stop()
     client = QdrantClient(path=str(tmp_path / "qdrant"))
     try:
-        found = client.retrieve(
-            settings.topic("items"), [point_id(settings.topic("items"), i) for i in items], with_vectors=True
-        )
+        # One collection of each kind: that of the encoder version that wrote the vectors.
+        names = [c.name for c in client.get_collections().collections]
+        items_at = next(n for n in names if n.startswith(settings.topic("items")))
+        users_at = next(n for n in names if n.startswith(settings.topic("users")))
+        found = client.retrieve(items_at, [point_id(items_at, i) for i in items], with_vectors=True)
         assert len(found) == 3 and all("text" in p.vector for p in found)
-        ann = client.retrieve(
-            settings.topic("users"), [point_id(settings.topic("users"), "ann")], with_vectors=True
-        )
+        ann = client.retrieve(users_at, [point_id(users_at, "ann")], with_vectors=True)
         assert ann and "text" in ann[0].vector
     finally:
         client.close()

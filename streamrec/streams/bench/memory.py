@@ -28,7 +28,7 @@ from streamrec.streams.bench.cluster import Phase, end_offsets, metric_total, wa
 from streamrec.streams.bench.workload import Workload
 from streamrec.streams.checkpoint import CheckpointStore
 from streamrec.streams.clients import kafka_config
-from streamrec.streams.messages import parse_vector, parse_vector_key
+from streamrec.streams.messages import is_version_marker, parse_vector, parse_vector_key
 from streamrec.streams.qdrant import QdrantIndex
 from streamrec.streams.replay import Replayer
 from streamrec.streams.settings import Settings
@@ -140,6 +140,8 @@ def recommender_state(settings: Settings, group: str) -> Callable[[], Any]:
         profiles = {k.decode(): UserProfile.from_bytes(v, half_life_s=half_life) for k, v in rows.items()}
         by_kind: dict[str, dict[str, dict[str, Any]]] = {"item": {}, "user": {}}
         for key, raw in vectors.items():
+            if is_version_marker(raw):
+                continue
             kind, name, id = parse_vector_key(key)
             by_kind.setdefault(kind, {}).setdefault(id, {})[name] = parse_vector(raw)["v"]
         for user, profile in profiles.items():

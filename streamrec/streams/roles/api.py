@@ -24,7 +24,6 @@ from streamrec.model.portrait import portrait
 from streamrec.model.reviews import EncodedReview
 from streamrec.model.schemas import (
     Click,
-    ModelInfo,
     ReadableProfile,
     Recommendation,
     RecommendedItem,
@@ -71,6 +70,7 @@ class ApiRole:
     def install(self, app: faust.App) -> None:
         for feed in (self.index.feed, self.events, self.lists):
             app.service(feed)  # type: ignore[arg-type]  # faust's stubs take classes; instances work
+        app.timer(1.0, name="api-index")(self.index.flush)  # no Qdrant view here: the metrics only
         self.ctx.ready_checks[ROLE] = lambda: self.health().ready
 
     async def open(self) -> None:
@@ -160,8 +160,7 @@ class ApiRole:
             )
             for s in scored
         ]
-        versions = self.index.versions
-        model = ModelInfo(cf=versions["cf"] or "none", encoder=versions["encoder"] or "none")
+        model = self.index.model_info()
         return Recommendation(
             user_id=user_id, items=items, generated_at=time.time(), trigger=None, model=model
         )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -40,6 +40,7 @@ from streamrec.streams.messages import (
     vector_key,
     vector_message,
 )
+from streamrec.streams.reencode import Reencoding
 
 __all__ = ["EncoderRole"]
 
@@ -81,15 +82,31 @@ class EncoderRole:
         saved = self.store.load()
         #: Next review offset to read per "topic:partition": below it, a review was read and sent.
         self.offsets: dict[str, int] = {}
+        version = enc.version
+        #: The encoder version the vectors on the topics are all of (the catalog and reviews read).
+        self.encoded_version = version
+        self.reencoding: Reencoding | None = None
         if saved is not None:
-            self.reader.restore(saved.model["reader"])
             self.offsets = saved.offsets
+            self.encoded_version = saved.model.get("version", version)
+            if self.encoded_version == version:
+                self.reader.restore(saved.model["reader"])
+            else:
+                # The sentiment head read the old encoder's space: it learns again, from every review.
+                log.info(
+                    "encoder changed from %s to %s: reading the topics again", self.encoded_version, version
+                )
+                self.reencoding = Reencoding(self)
+        else:
+            self.reencoding = Reencoding(self, fresh=True)
         self.acks = AckAfterCheckpoint(self.store)
-        self._lock = asyncio.Lock()
+        self._version_unsaved = False
+        self.lock = asyncio.Lock()
         self._last_checkpoint = time.monotonic()
         # One thread: the model is not re-entrant, and torch parallelizes inside a batch.
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="encoder")
         self._partitions: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def partitions(self, topic: str) -> int:
         """Partition count of an output topic (it may differ from the input's, if created elsewhere)."""
@@ -106,7 +123,13 @@ class EncoderRole:
         ctx.sources.update({ctx.topics.items: ROLE, ctx.topics.reviews: ROLE})
 
     async def open(self) -> None:
-        if self.offsets:  # logged here: logging is set up once the worker starts
+        self.ctx.metrics.text_version.labels(ROLE, self.encoder.version).set(1)
+        self.ctx.metrics.reencode_progress.labels(ROLE).set(0.0 if self.reencoding else 1.0)
+        if self.reencoding is not None:
+            task = asyncio.ensure_future(self.reencoding.run())
+            self._tasks.add(task)
+            task.add_done_callback(self._finished)
+        if self.offsets and self.reencoding is None:  # logged here: logging is set up once the worker starts
             head = self.reader.sentiment
             log.info(
                 "sentiment model restored (%d positive, %d negative reviews learned)",
@@ -114,7 +137,25 @@ class EncoderRole:
                 head.n_negative,
             )
 
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.error("re-encoding failed, it starts again at the next start: %s", exc, exc_info=exc)
+
+    def reencoded(self, version: str) -> None:
+        """Everything on the topics is encoded under `version`: the next checkpoint says so."""
+        self.encoded_version = version
+        self.reencoding = None
+        self._version_unsaved = True
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """`fn(*args)` on the encoder's thread (the model is not re-entrant)."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
     async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()  # what it sent is sent again at the next start
         await self._on_timer(force=True)
         await self.acks.drain()
 
@@ -122,7 +163,7 @@ class EncoderRole:
         assert isinstance(stream, Stream)  # StreamT does not declare the batching methods
         cfg = self.ctx.settings.encoder
         async for events in stream.noack_take(cfg.batch_size, within=cfg.max_wait_ms / 1000):
-            async with self._lock:
+            async with self.lock:
                 await self.handle(events)
                 self.acks.hold(events)
                 if time.monotonic() - self._last_checkpoint >= cfg.checkpoint_interval_s:
@@ -169,6 +210,8 @@ class EncoderRole:
                     reviews.append((ctx.parser.review(event.value), event))
                 except InvalidEvent:
                     continue  # the CF role dead-letters invalid reviews
+        if self.reencoding is not None:
+            self.reencoding.touched.update(catalog)  # sent here: newer than what it reads again
         for item_id, (entry, event) in catalog.items():
             if entry is None:
                 states.append((item_id, False, "deleted", event, []))
@@ -297,15 +340,17 @@ class EncoderRole:
     async def _on_timer(self, force: bool = False) -> None:
         interval = self.ctx.settings.encoder.checkpoint_interval_s
         if force or time.monotonic() - self._last_checkpoint >= interval:
-            async with self._lock:
+            async with self.lock:
                 await self._checkpoint()
 
     async def _checkpoint(self) -> None:
         """What was learned starts reading reviews, and becomes durable with the offsets read up to;
         the events it covers are acknowledged once it is on disk."""
         self._last_checkpoint = time.monotonic()
-        if not self.acks.holding:
+        if not self.acks.holding and not self._version_unsaved:
             return
         await self.ctx.output.flush()
         self.reader.commit()
-        self.acks.write(self.store.dumps({"reader": self.reader.state()}, self.offsets))
+        self._version_unsaved = False
+        state = {"reader": self.reader.state(), "version": self.encoded_version}
+        self.acks.write(self.store.dumps(state, self.offsets))

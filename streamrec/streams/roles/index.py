@@ -8,17 +8,19 @@ Qdrant receives the same vectors, and the users' profile vectors, as a durable, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import orjson
 from aiokafka import ConsumerRecord
 
-from streamrec.model.schemas import Trigger
+from streamrec.model.schemas import ModelInfo, Trigger
 from streamrec.model.serving import Serving
 from streamrec.streams.context import Context
 from streamrec.streams.feed import GlobalFeed
-from streamrec.streams.messages import parse_encoded_review, parse_vector, parse_vector_key
+from streamrec.streams.messages import is_version_marker, parse_encoded_review, parse_vector, parse_vector_key
 from streamrec.streams.sink import Point, QdrantSink
 from streamrec.streams.telemetry import TimedSearch
 
@@ -57,8 +59,11 @@ class IndexFeed:
         self.rec = serving.rec
         self.sink = sink
         self.role = role
-        #: The versions of the CF model and the encoder whose vectors were seen last.
-        self.versions = {"cf": "", "encoder": ""}
+        #: The version of the CF model whose vectors were seen last.
+        self.cf_version = ""
+        #: Per encoder version, the partitions ("topic", partition) its marker was read from.
+        self._markers: dict[str, set[tuple[str, int]]] = {}
+        self._partition_ids: dict[str, list[int]] = {}
         self.feed = GlobalFeed(
             [ctx.topics.vectors, ctx.topics.reviews_encoded],
             self._on_vectors,
@@ -91,6 +96,9 @@ class IndexFeed:
             if record.topic == topics.reviews_encoded:
                 self._on_review_vector(record)
                 continue
+            if is_version_marker(record.value):
+                self._on_marker(record)
+                continue
             if record.value is None:
                 # A tombstone: a forgotten user's CF vector, or an item's vector of another modality.
                 kind, name, id = parse_vector_key(record.key or b"")
@@ -121,9 +129,9 @@ class IndexFeed:
                         self.ctx.metrics.catalog_changes.labels("restored", self.role).inc()
                     self._mark("items", [id])
                 if msg["v"] is not None:
-                    rec.on_item(id, msg.get("title") or id, msg["v"], msg["ts"], msg.get("tags") or [])
+                    title, tags = msg.get("title") or id, msg.get("tags") or []
+                    rec.on_item(id, title, msg["v"], msg["ts"], tags, version=msg["version"])
                     self._mark("items", [id])
-                    self.versions["encoder"] = msg["version"]
                 elif "tags" in msg:
                     rec.tag(id, msg["tags"] or [])
             elif msg["kind"] == "item" and msg["name"] in rec.modalities:
@@ -131,7 +139,7 @@ class IndexFeed:
                 self._mark("items", [msg["id"]])
             elif msg["name"] == "cf":
                 (cf_items if msg["kind"] == "item" else cf_users)[msg["id"]] = msg["v"]
-                self.versions["cf"] = msg["version"]
+                self.cf_version = msg["version"]
         if cf_items:
             rec.on_item_cf(list(cf_items), np.stack(list(cf_items.values())))
             self._mark("items", list(cf_items))
@@ -148,6 +156,9 @@ class IndexFeed:
     def _on_review_vector(self, record: ConsumerRecord) -> None:
         """Fold a review into its item's text vector, or take it back on a tombstone."""
         key = record.key or b""
+        if is_version_marker(record.value):
+            self._on_marker(record)
+            return
         if record.value is None:
             item = self.serving.unfold_review(key)
             if item is not None:
@@ -156,7 +167,59 @@ class IndexFeed:
         review = parse_encoded_review(record.value, key)
         if self.serving.fold_review(review, record.partition):
             self._mark("items", [review.item_id])
-            self.versions["encoder"] = review.version
+
+    # -- encoder versions -------------------------------------------------------------
+
+    def model_info(self) -> ModelInfo:
+        """The versions a list is computed with now."""
+        return ModelInfo(cf=self.cf_version or "none", encoder=self.rec.versions.active or "none")
+
+    def _on_marker(self, record: ConsumerRecord) -> None:
+        """The encoder has read everything again under a version: once its marker has been read on
+        every partition of both vector topics, every vector of that version is here, and it serves."""
+        marker = orjson.loads(record.value)
+        version = marker["version"]
+        seen = self._markers.setdefault(version, set())
+        seen.add((record.topic, record.partition))
+        topics = (self.ctx.topics.vectors, self.ctx.topics.reviews_encoded)
+        wanted = {(t, p) for t in topics for p in self._partitions(t)}
+        if not wanted <= seen:
+            return
+        del self._markers[version]
+        if self.rec.versions.settle(version):
+            self._switch(version)
+
+    def _partitions(self, topic: str) -> list[int]:
+        if topic not in self._partition_ids:
+            self._partition_ids[topic] = self.ctx.clients.partitions(topic)
+        return self._partition_ids[topic]
+
+    def _switch(self, version: str) -> None:
+        rec = self.rec
+        old = rec.versions.active
+        lost = self.serving.switch_text(version)
+        log.info(
+            "text vectors switched from encoder %s to %s (%d dims, %d items); %d item(s) had no text "
+            "the new encoder read",
+            old, version, rec.text_dim, len(rec.item_texts.items()), len(lost),
+        )  # fmt: skip
+        # Every point moves to the new version's collections; the old ones are dropped.
+        self._mark("items", rec.index.ids())
+        self._mark("users", sorted(set(rec.user_cf) | set(rec.profiles)))
+        rec.cf_moved.clear()
+        self._report_versions(old)
+
+    def _report_versions(self, old: str = "") -> None:
+        metrics, versions = self.ctx.metrics, self.rec.versions
+        if old:
+            with contextlib.suppress(KeyError):  # not set, if it switched before a first flush
+                metrics.text_version.remove(self.role, old)
+        if versions.active:
+            metrics.text_version.labels(self.role, versions.active).set(1)
+        staged = versions.staged
+        catalog = len(self.rec.item_texts.items())
+        done = 1.0 if staged is None else min(1.0, len(staged.catalog) / max(1, catalog))
+        metrics.reencode_progress.labels(self.role).set(done)
 
     # -- the Qdrant view ------------------------------------------------------------
 
@@ -167,20 +230,24 @@ class IndexFeed:
     async def _open_qdrant(self) -> None:
         assert self.sink is not None, "a feed without a Qdrant view"
         await self.sink.start()
+        log.info("Qdrant open; candidate search: %s", "qdrant" if self._qdrant_retrieval() else "memory")
+
+    def _qdrant_retrieval(self) -> bool:
         settings = self.ctx.settings
         retrieval = settings.recommender.retrieval
-        backend = "memory"
-        if retrieval == "qdrant" or (retrieval == "auto" and settings.qdrant_url):
-            # Candidates from Qdrant's HNSW (a server, for catalogs beyond an exact scan);
-            # the Qdrant view trails the in-memory index by at most one flush (2 s).
-            backend = "qdrant"
-            self.rec.ranker.searcher = TimedSearch(self.sink.collections["items"], self.ctx.metrics, backend)
-        log.info("Qdrant open; candidate search: %s", backend)
+        return retrieval == "qdrant" or (retrieval == "auto" and bool(settings.qdrant_url))
+
+    def _search_qdrant(self) -> None:
+        """Candidates from Qdrant's HNSW (a server, for catalogs beyond an exact scan), when the
+        settings ask for it; the Qdrant view trails the in-memory index by at most one flush (2 s)."""
+        if self.sink is not None and self.sink.ready and self._qdrant_retrieval():
+            searcher = TimedSearch(self.sink.collections["items"], self.ctx.metrics, "qdrant")
+            self.rec.ranker.searcher = searcher
 
     async def close(self) -> None:
         if self.sink is None:
             return
-        if self.sink.ready:
+        if self.sink.opened:
             await self.flush()
         elif self._opening is not None:
             self._opening.cancel()
@@ -188,7 +255,7 @@ class IndexFeed:
 
     def _points(self, kind: str, ids: list[str]) -> list[Point]:
         rec = self.rec
-        encoder = {"encoder": self.versions["encoder"]}
+        encoder = {"encoder": rec.versions.active}
         points: list[Point] = []
         if kind == "items":
             named = {name: rec.index.get(name, ids) for name in ("text", "cf", *rec.modalities)}
@@ -200,8 +267,7 @@ class IndexFeed:
                     points.append((id, vectors, payload))
             return points
         for id in ids:
-            profile = rec.profiles.get(id)
-            text = profile.text_vector() if profile is not None else None
+            text = rec.user_text(id)
             cf = rec.user_cf.get(id)
             if text is not None or cf is not None:
                 points.append((id, {"text": text, "cf": cf}, encoder))
@@ -209,11 +275,20 @@ class IndexFeed:
 
     async def flush(self) -> None:
         """Write what changed to Qdrant (when it is open: until then the changes wait)."""
-        if self.sink is None or not self.sink.ready:
+        self._report_versions()
+        sink = self.sink
+        if sink is None or not sink.opened:
             return
         async with self._flushing:
-            if self.sink.backlog:
-                await self.sink.flush(self._points)
+            active = self.rec.versions.active
+            if active and sink.text_version != active:
+                # The collections of the version that serves (new ones after a switch; the old go).
+                if await sink.use_text(active, self.rec.text_dim):
+                    self._mark("items", self.rec.index.ids())
+                    self._mark("users", sorted(set(self.rec.user_cf) | set(self.rec.profiles)))
+                self._search_qdrant()
+            if sink.ready and sink.backlog:
+                await sink.flush(self._points)
         metrics = self.ctx.metrics
         metrics.model_entities.labels(self.role, "items").set(len(self.rec.index))
         metrics.model_entities.labels(self.role, "users_cf").set(len(self.rec.user_cf))

@@ -28,11 +28,11 @@ from streamrec.model.portrait import portrait
 from streamrec.model.profile import UserProfile
 from streamrec.model.recommender import Recommender
 from streamrec.model.reviews import EncodedReview
-from streamrec.model.schemas import Audit, Click, ModelInfo, Recommendation, RecommendedItem, Trigger
+from streamrec.model.schemas import Audit, Click, Recommendation, RecommendedItem, Trigger
 from streamrec.model.serving import Serving
 from streamrec.streams.checkpoint import AckAfterCheckpoint, CheckpointStore
 from streamrec.streams.context import Context
-from streamrec.streams.messages import parse_encoded_review
+from streamrec.streams.messages import is_version_marker, parse_encoded_review
 from streamrec.streams.profiles import TableProfiles
 from streamrec.streams.roles.index import IndexFeed
 from streamrec.streams.settings import Settings
@@ -231,8 +231,7 @@ class RecommenderRole:
         first users as soon as they are ranked, not once the whole batch is."""
         ctx = self.ctx
         users = list(triggers)
-        versions = self.index.versions
-        model = ModelInfo(cf=versions["cf"] or "none", encoder=versions["encoder"] or "none")
+        model = self.index.model_info()
         for start in range(0, len(users), RANK_SLICE):
             if start:
                 await asyncio.sleep(0)  # let fetches and feeds run between slices
@@ -323,7 +322,11 @@ def parse_user_event(
             return ctx.parser.click(raw)
         if topic == topics.forget:
             return ctx.parser.forget(raw).user_id
-        return parse_encoded_review(raw, key or b"")
+        if is_version_marker(raw):
+            return None
+        review = parse_encoded_review(raw, key or b"")
+        # Read again by a new encoder: its author's profile holds it already.
+        return None if review.reencoded else review
     except InvalidEvent:
         return None
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
