@@ -239,12 +239,16 @@ class HybridAdapter(StreamRecommender):
         name: str = "hybrid",
         description: str = "",
         reading: str = "pooled",
+        impressions: bool = False,
         **recommender_params: Any,
     ) -> None:
         super().__init__()
         self.name = name
         self.shared = shared
         self.reading = reading
+        #: Each list it ranks is shown to its user (an impression), as a shop that sends
+        #: impressions shows it: what the user then does not take sinks on their next list.
+        self.impressions = impressions
         self.recommender_params = recommender_params
         self.rec = Recommender(text_dim, shared.model.vector_size, **recommender_params)
         self.description = description or (
@@ -289,6 +293,10 @@ class HybridAdapter(StreamRecommender):
         if probe is not None:
             ids = [state.items[p] for p in probe]
             probe_scores = self.rec.ranker.relevance(self.rec.request(user), ids)
+        if self.impressions and scored:
+            shown = [s.item_id for s in scored]
+            self.rec.on_impression(user, shown)
+            self.shared.model.learn_exposure(user, shown)
         return top, probe_scores
 
     def predict_rating(self, user: str, item: str) -> float | None:

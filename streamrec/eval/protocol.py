@@ -88,6 +88,8 @@ class PrequentialConfig:
             "coverage": "share of the items known at the end that appeared in some top-K list",
             "liked": "liked HR@K and NDCG@K: over the events whose user rated the item 4-5; panned-hit "
             "rate@K: the share of the events rated 1-2 whose item was in the top K (lower is better)",
+            "repeat": f"repeat@{self.ks[0]}: the share of a user's top {self.ks[0]} that their previous "
+            "list held, when they took nothing of that one (all events only)",
             "disliked_neighbours": f"share of the top {self.ks[0]} (items with text) whose text cosine to "
             f"an item the user rated 1-2 so far is above {self.disliked_cosine}; events of users with one",
             "reading": "per reader: encoder sequences and clauses per review; and, on 90 reviews of six "
@@ -233,6 +235,11 @@ def _stream(
     #: Per reader, `(polarity read before the rating was learned, rating)` of each rated review.
     verdicts: dict[str, list[tuple[float, float]]] = {mode: [] for mode in readers}
     n_repeats = 0
+    #: Per recommender, each user's last list (its top K) and whether their next event hit it.
+    last_lists: dict[str, dict[str, tuple[set[int], bool]]] = {name: {} for name in names}
+    #: Per recommender, the share of a list that the one before repeated, where that one was
+    #: passed over (the user's next event took nothing of it).
+    repeated: dict[str, list[float]] = {name: [] for name in names}
     total = len(events)
     tick = max(1, total // 200)
 
@@ -274,6 +281,11 @@ def _stream(
             for s in slices:
                 metrics[rec.name][s].observe(obs)
             within = rank is not None and rank <= ks[0]
+            shown = set(top[: ks[0]].tolist())
+            before = last_lists[rec.name].get(user)
+            if before is not None and not before[1] and shown:
+                repeated[rec.name].append(len(shown & before[0]) / len(shown))
+            last_lists[rec.name][user] = (shown, within)
             hits[rec.name].append(1 if within else 0)
             gains[rec.name].append(1.0 / math.log2(rank + 1) if within and rank is not None else 0.0)
 
@@ -333,6 +345,10 @@ def _stream(
         cached.save()
     n_items = state.n_items
     results = {name: {s: _rounded(m.result(n_items)) for s, m in metrics[name].items()} for name in names}
+    for name in names:
+        if repeated[name]:
+            results[name]["all"][f"repeat@{ks[0]}"] = round(float(np.mean(repeated[name])), 4)
+            results[name]["all"][f"n_repeat@{ks[0]}"] = len(repeated[name])
     protocol = config.as_dict()
     protocol.update(
         {

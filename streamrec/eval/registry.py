@@ -37,12 +37,13 @@ RECOMMENDERS = (
     "hybrid_no_opinions",
     *PART_ROWS.values(),
     "hybrid_clauses_apart",
+    "hybrid_impressions",
     "als",
     "sasrec",
 )
 
 #: Compared only when asked for: they cost more than they tell in every run.
-ABLATIONS = ("hybrid_clauses_apart",)
+ABLATIONS = ("hybrid_clauses_apart", "hybrid_impressions")
 
 #: The hybrid with every signal read from text weighted 0.
 NO_TEXT = {"w_text": 0.0, "w_recent": 0.0, "w_dislike": 0.0, "w_aspects": 0.0}
@@ -130,6 +131,16 @@ def default_recommenders(
             "the hybrid with each review clause encoded again on its own (one more encoder sequence "
             "per clause) instead of pooled from the review's one pass",
             reading="apart",
+        ),
+        "hybrid_impressions": lambda: HybridAdapter(
+            # Its own CF model: it learns the lists it shows, which no other row sees.
+            SharedCF(OnlineCF(seed=seed, **cf), negatives="cf_negatives" in default),
+            text_dim,
+            name="hybrid_impressions",
+            description="the hybrid, each list it ranks shown to its user as an impression: an item "
+            "shown and not taken sinks on the user's lists and is a weak CF negative",
+            impressions=True,
+            **{**params, "opinions": default},
         ),
         "als": lambda: ImplicitALS(seed=seed, **dict(batch_params or {})),
         "sasrec": lambda: SASRec(seed=seed, **dict(sequence_params or {})),

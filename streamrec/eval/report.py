@@ -29,13 +29,14 @@ def metric_keys(ks: Sequence[int]) -> list[str]:
     >>> metric_keys([10])  # doctest: +NORMALIZE_WHITESPACE
     ['hr@10', 'ndcg@10', 'mrr@10', 'recall@10', 'precision@10', 'f1@10', 'auc',
      'coverage@10', 'diversity@10', 'mae', 'rmse', 'disliked_neighbours@10',
-     'liked_hr@10', 'liked_ndcg@10', 'panned_hit@10']
+     'liked_hr@10', 'liked_ndcg@10', 'panned_hit@10', 'repeat@10']
     """
     keys = [f"{name}@{k}" for k in ks for name in _RANKING]
     keys.append("auc")
     keys += [f"{name}@{k}" for k in ks for name in ("coverage", "diversity")]
     keys += ["mae", "rmse", f"disliked_neighbours@{min(ks)}"]
-    return keys + [f"{name}@{k}" for k in ks for name in _LIKED]
+    # repeat@K: the share of a list that the user's previous one repeated, when they took nothing of it.
+    return keys + [f"{name}@{k}" for k in ks for name in _LIKED] + [f"repeat@{min(ks)}"]
 
 
 def report_json(result: PrequentialResult) -> dict[str, Any]:

@@ -162,6 +162,22 @@ class OnlineCF:
         self.changed_items.add(item)
         self.n_learned += 1
 
+    def learn_exposure(self, user: Hashable, shown: Sequence[Hashable]) -> None:
+        """Items were shown to a user (an impression): one of them, drawn at random, is learned as
+        a negative, as one of the random negatives a take brings. A shown item is a likelier
+        negative than a random one, and the take that may follow outweighs it: a weak negative.
+        """
+        if not shown:
+            return
+        item = shown[int(self._rng.random() * len(shown))]
+        if item not in self._item_pos:
+            self._add_item(item)
+        if item not in self._shared_base:
+            self._shared_base[item] = self._item_row(item)
+        self.implicit.learn_one(user, item, False)  # type: ignore[no-untyped-call]
+        self.changed_users.add(user)
+        self.changed_items.add(item)
+
     def learn_negative(self, user: Hashable, item: Hashable, y: float | None = None) -> None:
         """Learn that a user did not want an item (a 1-2 star review, a `dislike`): a negative.
 

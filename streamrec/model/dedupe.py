@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from streamrec.model.schemas import Click, Review
+from streamrec.model.schemas import Click, Impression, Review
 
-__all__ = ["Deduplicator", "click_id", "fingerprint", "review_id", "review_identity"]
+__all__ = ["Deduplicator", "click_id", "fingerprint", "impression_id", "review_id", "review_identity"]
 
 #: Bytes in a fingerprint.
 DIGEST_SIZE = 12
@@ -32,6 +32,11 @@ def click_id(click: Click) -> bytes:
     True
     """
     return fingerprint("c", click.user_id, click.item_id, click.event, click.ts)
+
+
+def impression_id(impression: Impression) -> bytes:
+    """An impression's identity: the same user, time, list and items is the same impression."""
+    return fingerprint("i", impression.user_id, impression.ts, impression.list_id, *impression.items)
 
 
 def review_identity(review: Review) -> str:

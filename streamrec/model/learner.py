@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 from streamrec.model.base import FloatArray
 from streamrec.model.cf import OnlineCF
-from streamrec.model.dedupe import Deduplicator, click_id, review_id, review_identity
+from streamrec.model.dedupe import Deduplicator, click_id, impression_id, review_id, review_identity
 from streamrec.model.errors import InvalidEvent
 from streamrec.model.profile import NEGATIVE_ACTIONS
-from streamrec.model.schemas import Click, Review
+from streamrec.model.schemas import Click, Impression, Review
 from streamrec.model.sentiment import rating_label
 
 __all__ = ["DeltaBatch", "Learner"]
@@ -104,11 +104,17 @@ class Learner:
         #: Item ids of the catalog, as far as it has been read.
         self.catalog: set[str] = set()
 
-    def learn(self, event: Click | Review) -> bool:
+    def learn(self, event: Click | Impression | Review) -> bool:
         """Learn one event; False if it repeats a recent one.
 
-        Raises `InvalidEvent` (`unknown_item`) for an item that is not in `catalog`.
+        Raises `InvalidEvent` (`unknown_item`) for an item that is not in `catalog` (an
+        impression's items outside it are passed over).
         """
+        if isinstance(event, Impression):
+            if self.seen.check(impression_id(event)):
+                return False
+            self.model.learn_exposure(event.user_id, [i for i in event.items if i in self.catalog])
+            return True
         if event.item_id not in self.catalog:
             raise InvalidEvent("unknown_item", f"item_id must be in the catalog, got {event.item_id!r}")
         if isinstance(event, Click):

@@ -32,6 +32,8 @@ ACTION_WEIGHTS: Mapping[str, float] = {
 
 #: Interaction kinds that say the user did not want the item.
 NEGATIVE_ACTIONS = frozenset({"dislike", "skip"})
+#: Items shown and not taken kept per user (the latest shown).
+MAX_SHOWN = 500
 #: Snippets of their own reviews kept per aspect, per user.
 EVIDENCE_PER_ASPECT = 2
 #: The stored form's version: 1 had no version field; 2 holds every field.
@@ -41,7 +43,7 @@ _KEYS = {
     "user_id": "u", "history": "h", "seen": "s", "text_sum": "v", "text_weight": "w", "text_ts": "t",
     "n_events": "n", "offsets": "o", "dislike_sum": "d", "dislike_weight": "dw", "dislike_ts": "dt",
     "aspects": "a", "evidence": "e", "verdicts": "j", "half_life_s": "hl", "max_history": "mh",
-    "max_seen": "ms", "text_version": "tv",
+    "max_seen": "ms", "text_version": "tv", "shown": "sh",
 }  # fmt: skip
 _VECTORS = ("text_sum", "dislike_sum")
 
@@ -106,6 +108,8 @@ class UserProfile:
     max_seen: int | None = 2_000
     #: The encoder whose space `text_sum` and `dislike_sum` are in ("": none named).
     text_version: str = ""
+    #: Items shown to the user and not taken since: how many times (impressions), oldest first.
+    shown: dict[str, int] = field(default_factory=dict)
 
     def observe(
         self,
@@ -120,8 +124,23 @@ class UserProfile:
         if vector is not None:
             self.add_vector(vector, ts, ACTION_WEIGHTS.get(action, 1.0) * weight)
 
+    def show(self, items: Sequence[str]) -> None:
+        """Items were shown to the user (an impression): each counts once more as passed over,
+        until the user takes it.
+
+        >>> p = UserProfile("ann")
+        >>> p.show(["a", "b"]); p.show(["b"]); p.observe("a", ts=0.0, action="click"); p.shown
+        {'b': 2}
+        """
+        for item in dict.fromkeys(items):
+            self.shown[item] = self.shown.pop(item, 0) + 1
+        if len(self.shown) > MAX_SHOWN:
+            for old in list(self.shown)[: len(self.shown) - MAX_SHOWN]:
+                del self.shown[old]
+
     def _record(self, item_id: str, ts: float, action: str) -> None:
         """The interaction in the history, and the item among those to exclude."""
+        self.shown.pop(item_id, None)  # taken (or refused): no longer merely passed over
         self.n_events += 1
         self.history.append((item_id, ts, action))
         if len(self.history) > self.max_history:

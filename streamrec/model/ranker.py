@@ -114,6 +114,9 @@ class HybridRanker:
         cares about (their profile's aspects) and the item's standing on those aspects.
     w_dislike
         Weight of the distance (text) from what the user disliked: items close to it sink.
+    w_ignored
+        How far an item the user was shown and passed over sinks: `w_ignored * (1 - 2 ** -n)`
+        after `n` impressions without a take (a standardized signal is about 1 wide).
     wording, labels
         The language of reasons, and what each aspect is called in it.
     title_of
@@ -154,6 +157,7 @@ class HybridRanker:
         w_dislike: float = 0.5,
         w_aspects: float = 0.25,
         w_looks: float = 0.5,
+        w_ignored: float = 0.5,
         wording: Wording | None = None,
         labels: Mapping[str, str] | None = None,
     ) -> None:
@@ -179,6 +183,7 @@ class HybridRanker:
         #: Weight of how much an item looks (sounds, ...) like the user's latest items, in the
         #: vectors of other modalities (`modalities`) producers send.
         self.w_looks = w_looks
+        self.w_ignored = w_ignored
         #: Names of the index's spaces of other modalities (e.g. "image").
         self.modalities: tuple[str, ...] = ()
         #: The words for why each item is listed (in the deployment's language).
@@ -380,8 +385,12 @@ class HybridRanker:
                 self.w_looks * _zscore(looks, like_look >= 0),
             ]
         )
+        relevance = contrib.sum(axis=0)
+        if profile is not None and profile.shown and self.w_ignored:
+            passed = np.array([profile.shown.get(i, 0) for i in ids], dtype=np.float64)
+            relevance = relevance - self.w_ignored * (1.0 - np.exp2(-passed))
         return _Blend(
-            contrib.sum(axis=0),
+            relevance,
             contrib,
             counts,
             text_vecs,

@@ -515,6 +515,18 @@ class Recommender:
             self.profiles[user_id] = profile
         return profile
 
+    def on_impression(
+        self, user_id: str, items: Sequence[str], source: tuple[str, int] | None = None
+    ) -> UserProfile:
+        """Items were shown to a user: those they pass over rank lower on their next lists."""
+        profile = self.profile(user_id)
+        if not profile.applied(source):
+            profile.show(items)
+            if source is not None:
+                profile.offsets[source[0]] = source[1]
+            self.profiles[user_id] = profile
+        return profile
+
     def forget(self, user_id: str) -> bool:
         """Erase a user: profile, CF vector, and their share of popularity."""
         profile = self.profiles.pop(user_id, None)

@@ -45,6 +45,7 @@ __all__ = [
     "DeadLetter",
     "EventParser",
     "Forget",
+    "Impression",
     "Item",
     "Limits",
     "ModelInfo",
@@ -142,6 +143,22 @@ class Click(_Event):
     user_id: Id
     item_id: Id
     event: EventKind
+    ts: Timestamp
+
+
+class Impression(_Event):
+    """Items a user was shown, in the order shown (topic `clicks`, key `user_id`).
+
+    An item shown and not taken is a weak negative for that user: each time it is shown again
+    without a take it ranks lower on their lists, so lists do not keep repeating what a user
+    keeps passing over; a take of it (a click, a review) clears that.
+    """
+
+    user_id: Id
+    event: Literal["impression"]
+    items: Annotated[list[Id], Field(min_length=1, max_length=200)]
+    #: The list they came from: a recommendation's `generated_at`, or the shop's own id.
+    list_id: Annotated[str, Field(max_length=200)] | None = None
     ts: Timestamp
 
 
@@ -339,8 +356,12 @@ class EventParser:
         #: Item vectors producers may send, by name: their dimension.
         self.modalities = dict(modalities or {})
 
-    def click(self, raw: bytes) -> Click:
-        return self._parse(Click, raw)
+    def click(self, raw: bytes) -> Click | Impression:
+        """A message of `clicks`: an interaction, or an impression (`"event": "impression"`)."""
+        obj = self._load(raw)
+        if obj.get("event") == "impression":
+            return self._validate(Impression, obj)
+        return self._validate(Click, obj)
 
     def review(self, raw: bytes) -> Review:
         review = self._parse(Review, raw)
@@ -383,6 +404,9 @@ class EventParser:
         return self._parse(Forget, raw)
 
     def _parse(self, schema: type[E], raw: bytes) -> E:
+        return self._validate(schema, self._load(raw))
+
+    def _load(self, raw: bytes) -> dict[str, Any]:
         if raw is None:
             raise InvalidEvent("invalid_json", "value must be a JSON object, got an empty (null) value")
         if len(raw) > self.limits.max_message_bytes:
@@ -400,6 +424,9 @@ class EventParser:
             raise InvalidEvent("invalid_json", f"value must be JSON, got a parse error: {exc}") from None
         if not isinstance(obj, dict):
             raise InvalidEvent("not_an_object", f"value must be a JSON object, got {type(obj).__name__}")
+        return obj
+
+    def _validate(self, schema: type[E], obj: dict[str, Any]) -> E:
         try:
             event = schema.model_validate(obj)
         except ValidationError as exc:

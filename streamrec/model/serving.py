@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from streamrec.model.dedupe import Deduplicator, click_id, review_id
+from streamrec.model.dedupe import Deduplicator, click_id, impression_id, review_id
 from streamrec.model.online import OnlineScorer
 from streamrec.model.ranker import Scored
 from streamrec.model.recommender import Recommender
 from streamrec.model.reviews import EncodedReview, ReviewLedger
-from streamrec.model.schemas import Click, Trigger
+from streamrec.model.schemas import Click, Impression, Trigger
 
 __all__ = ["Erasure", "Serving"]
 
@@ -97,6 +97,16 @@ class Serving:
             self.online.observe(click.user_id, click.item_id)
         at = (f"{source.topic}:{source.partition}", source.offset)
         self.rec.on_click(click.user_id, click.item_id, click.event, click.ts, source=at, aggregates=fresh)
+        return True
+
+    def impression(self, impression: Impression, source: Trigger) -> bool:
+        """Apply an impression; True if its user's list is to be renewed (without what they passed
+        over), False for a repeat."""
+        fresh = self.advance(source)
+        if fresh and self.seen.check(impression_id(impression)):
+            return False
+        at = (f"{source.topic}:{source.partition}", source.offset)
+        self.rec.on_impression(impression.user_id, impression.items, source=at)
         return True
 
     def review(self, review: EncodedReview, source: Trigger) -> bool:

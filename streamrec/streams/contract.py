@@ -4,15 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import TypeAdapter
 
-from streamrec.model.schemas import Click, DeadLetter, Forget, Item, ReadableProfile, Recommendation, Review
+from streamrec.model.schemas import (
+    Click,
+    DeadLetter,
+    Forget,
+    Impression,
+    Item,
+    ReadableProfile,
+    Recommendation,
+    Review,
+)
 
 __all__ = ["PUBLIC_TOPICS", "topic_schemas"]
 
 #: Topic name (before the prefix) to the model of its values and the key it takes.
-PUBLIC_TOPICS: dict[str, tuple[type[BaseModel], str]] = {
-    "clicks": (Click, "user_id"),
+PUBLIC_TOPICS: dict[str, tuple[Any, str]] = {
+    "clicks": (Click | Impression, "user_id"),
     "reviews": (Review, "user_id"),
     "items": (Item, "item_id"),
     "forget": (Forget, "user_id"),
@@ -26,7 +35,7 @@ def topic_schemas() -> dict[str, dict[str, Any]]:
     """JSON Schema (draft 2020-12) per topic, with the message key noted."""
     out = {}
     for topic, (model, key) in PUBLIC_TOPICS.items():
-        schema = model.model_json_schema(
+        schema = TypeAdapter(model).json_schema(
             mode="validation" if topic in ("clicks", "reviews", "items", "forget") else "serialization"
         )
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

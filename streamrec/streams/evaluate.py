@@ -84,7 +84,10 @@ def eval_command(
         "vectors generated from text for the items it knows little of), text, hybrid, hybrid_no_text, "
         "hybrid_no_content_cf, hybrid_no_opinions, a hybrid_no_<part> per opinion part (cf_negatives, "
         "dislikes, aspects, pan_filter), als, sasrec); also hybrid_clauses_apart (the hybrid with each "
-        "review clause encoded again on its own, the ablation of the one-pass reading).",
+        "review clause encoded again on its own, the ablation of the one-pass reading) and "
+        "hybrid_impressions (the hybrid with each list it ranks shown to its user as an impression; "
+        "the report's repeat@K is the share of a list its user's previous one repeated when they "
+        "took nothing of that one).",
         show_default=False,
     ),
     k: str = typer.Option("10,20", "--k", help="Cut-offs of the ranking metrics, comma-separated."),

@@ -24,6 +24,7 @@ from streamrec.model.portrait import portrait
 from streamrec.model.reviews import EncodedReview
 from streamrec.model.schemas import (
     Click,
+    Impression,
     ReadableProfile,
     Recommendation,
     RecommendedItem,
@@ -122,6 +123,8 @@ class ApiRole:
                 self.latest.pop(typed, None)
             elif isinstance(typed, Click):
                 serving.click(typed, source)
+            elif isinstance(typed, Impression):
+                serving.impression(typed, source)
             elif isinstance(typed, EncodedReview):
                 serving.review(typed, source)
 

@@ -28,7 +28,7 @@ from mode import Service
 from streamrec.model.cf import OnlineCF
 from streamrec.model.errors import InvalidEvent
 from streamrec.model.learner import ALL_PARTS, Learner
-from streamrec.model.schemas import Audit, Click, Review, Trigger, parse_id
+from streamrec.model.schemas import Audit, Click, Impression, Review, Trigger, parse_id
 from streamrec.streams.checkpoint import CheckpointStore
 from streamrec.streams.consumer import CheckpointedConsumer, tp_key
 from streamrec.streams.context import Context
@@ -195,8 +195,8 @@ class CFRole(Service):
         caught_up = False
         for record in records:
             try:
-                event: Click | Review = parse(record.value)
-                if event.item_id not in catalog and not caught_up:
+                event: Click | Impression | Review = parse(record.value)
+                if not caught_up and any(item not in catalog for item in _items_of(event)):
                     # The catalog entry may be just behind, on another topic.
                     if not await self.catalog.catch_up(timeout=CATALOG_WAIT_S):
                         log.warning(
@@ -303,3 +303,7 @@ class CFRole(Service):
     async def _periodic(self) -> None:
         if time.monotonic() - self._last_checkpoint >= self.ctx.settings.cf.checkpoint_interval_s:
             await self.checkpoint()
+
+
+def _items_of(event: Click | Impression | Review) -> list[str]:
+    return event.items if isinstance(event, Impression) else [event.item_id]

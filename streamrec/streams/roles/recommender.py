@@ -28,7 +28,7 @@ from streamrec.model.portrait import portrait
 from streamrec.model.profile import UserProfile
 from streamrec.model.recommender import Recommender
 from streamrec.model.reviews import EncodedReview
-from streamrec.model.schemas import Audit, Click, Recommendation, RecommendedItem, Trigger
+from streamrec.model.schemas import Audit, Click, Impression, Recommendation, RecommendedItem, Trigger
 from streamrec.model.serving import Serving
 from streamrec.streams.checkpoint import AckAfterCheckpoint, CheckpointStore
 from streamrec.streams.context import Context
@@ -123,7 +123,7 @@ class RecommenderRole:
                 if time.monotonic() - self._last_checkpoint >= cfg.checkpoint_interval_s:
                     await self._checkpoint()
 
-    def _parse(self, event: EventT[Any]) -> Click | EncodedReview | str | None:
+    def _parse(self, event: EventT[Any]) -> Click | Impression | EncodedReview | str | None:
         msg = event.message
         return parse_user_event(self.ctx, msg.topic, event.value, msg.key)
 
@@ -155,6 +155,11 @@ class RecommenderRole:
                 if serving.click(typed, source):
                     triggers[typed.user_id] = source
                     self.sink.mark("users", [typed.user_id])
+                else:
+                    ctx.metrics.duplicates.labels(msg.topic, ROLE).inc()
+            elif isinstance(typed, Impression):
+                if serving.impression(typed, source):
+                    triggers[typed.user_id] = source  # a list without what they passed over
                 else:
                     ctx.metrics.duplicates.labels(msg.topic, ROLE).inc()
             elif serving.review(typed, source):
@@ -309,7 +314,7 @@ def make_recommender(
 
 def parse_user_event(
     ctx: Context, topic: str, raw: bytes | None, key: bytes | None
-) -> Click | EncodedReview | str | None:
+) -> Click | Impression | EncodedReview | str | None:
     """A user event's typed content (a forget request: its user id), or None if there is none.
 
     Invalid inputs are the CF role's to dead-letter; here they are passed over.
