@@ -15,6 +15,7 @@ import numpy as np
 from streamrec.model.base import FloatArray
 from streamrec.model.catalog import ItemTexts
 from streamrec.model.content_cf import ContentToCF
+from streamrec.model.generated_cf import GeneratedCF
 from streamrec.model.index import MemoryIndex, Metric
 from streamrec.model.opinion_parts import parts_of
 from streamrec.model.opinions import Opinion
@@ -125,18 +126,14 @@ class Recommender:
         self.takes: dict[str, int] = {}
         #: Items by tag, from the catalog.
         self.tagged: dict[str, set[str]] = {}
-        #: The content map reads an item's text vector and its vectors of other modalities, side by side.
-        content_dim = text_dim + sum(self.modalities.values())
-        self.content_cf = (
-            ContentToCF(content_dim, cf_dim, full_takes=content_full_takes) if content_cf else None
+        #: The index's CF vectors: learned, blended with those content predicts for young items.
+        self.generated = GeneratedCF(
+            self.index,
+            self.modalities,
+            cf_dim,
+            lambda item: self.takes.get(item, 0),
+            full_takes=content_full_takes if content_cf else None,
         )
-        #: Each item's CF vector as CF learned it (the index holds it blended, while the item is young).
-        self._cf_learned: dict[str, FloatArray] = {}
-        #: Items with text and fewer interactions than `content_full_takes`.
-        self._young: set[str] = set()
-        self._cf_fits = 0
-        #: Items whose CF vector in the index changed in a refit of the content map, for a view to follow.
-        self.cf_moved: set[str] = set()
         #: The encoder whose text vectors serve, and a new one's gathered to replace them.
         self.versions = TextVersions()
         self.ranker = HybridRanker(
@@ -227,27 +224,14 @@ class Recommender:
         ids = texts.items()
         if ids:
             self.index.upsert("text", ids, np.stack([texts.vector(i) for i in ids]))
-        content = self.content_cf
-        if content is not None:
-            contents = self._content(list(self._cf_learned))
-            for item, cf in self._cf_learned.items():
-                if item in contents:
-                    content.observe(item, contents[item], cf, self.takes.get(item, 0))
-            young = {i for i in ids if self.takes.get(i, 0) < content.full_takes}
-            moved = sorted(self._young | young)
-            self._young = young
-            self._place(moved)
-            self.cf_moved.update(moved)
+        self.generated.relearn(ids)
         return staged, sorted(before.difference(ids))
 
     def _text_space(self, dim: int) -> None:
         """An empty text space of `dim` numbers, and a content map that reads it."""
         self.index.replace_space("text", dim)
         self.text_dim = dim
-        if self.content_cf is not None:
-            full = self.content_cf.full_takes
-            self.content_cf = ContentToCF(dim + sum(self.modalities.values()), self.cf_dim, full_takes=full)
-            self._cf_fits = 0
+        self.generated.restart(dim)
 
     def on_item_vector(self, item_id: str, name: str, vector: FloatArray | None) -> None:
         """An item's vector of another modality (`None`: it has none any more)."""
@@ -334,71 +318,24 @@ class Recommender:
 
     def on_item_cf(self, item_ids: Sequence[str], vectors: FloatArray) -> None:
         """Items' CF vectors as CF learned them; they teach the content map, and go to the index."""
-        content = self.content_cf
-        if content is None:
-            self.index.upsert("cf", item_ids, vectors)
-            return
-        contents = self._content(item_ids)
-        for item, vector in zip(item_ids, vectors, strict=True):
-            self._cf_learned[item] = np.asarray(vector, dtype=np.float32)
-            known = contents.get(item)
-            if known is not None:
-                content.observe(item, known, vector, self.takes.get(item, 0))
-        self._place(item_ids)
+        self.generated.learned(item_ids, vectors)
 
-    def _content(self, item_ids: Sequence[str]) -> dict[str, FloatArray]:
-        """What the content map reads of each item: its text vector, then its vector of each other
-        modality (zeros where it has none); items with none of them are left out."""
-        parts = [self.index.stack(name, item_ids) for name in ("text", *self.modalities)]
-        if len(parts) == 1:
-            return self.index.get("text", item_ids)
-        matrix = np.concatenate([vectors for vectors, _ in parts], axis=1)
-        has = np.logical_or.reduce([present for _, present in parts])
-        return {item: matrix[j] for j, item in enumerate(item_ids) if has[j]}
+    @property
+    def content_cf(self) -> ContentToCF | None:
+        """The map from an item's content to its CF vector (None: off)."""
+        return self.generated.content
+
+    @property
+    def cf_moved(self) -> set[str]:
+        """Items whose CF vector in the index moved in a refit of the content map, for a view to follow."""
+        return self.generated.moved
 
     def _text_changed(self, item_id: str) -> None:
-        if self.content_cf is not None and self.takes.get(item_id, 0) < self.content_cf.full_takes:
-            self._young.add(item_id)
-            self._place([item_id])
+        self.generated.content_changed(item_id)
 
     def _took(self, item_id: str) -> None:
-        self.takes[item_id] = n = self.takes.get(item_id, 0) + 1
-        if self.content_cf is not None and item_id in self._young and n >= self.content_cf.full_takes:
-            self._young.discard(item_id)
-            self._place([item_id])
-
-    def _place(self, item_ids: Sequence[str]) -> None:
-        """Put items' CF vectors in the index: the learned one, blended with the one the item's text
-        predicts while the item is young (or that one alone, before CF learned anything of it)."""
-        content = self.content_cf
-        assert content is not None
-        young = [i for i in item_ids if i in self._young]
-        contents = self._content(young) if young else {}
-        # Items with nothing left to read (a picture taken back, no text) stand on what CF learned.
-        grown = [i for i in item_ids if (i not in self._young or i not in contents) and i in self._cf_learned]
-        if grown:
-            self.index.upsert("cf", grown, np.stack([self._cf_learned[i] for i in grown]))
-        # ... and those CF has learned nothing of either lose the vector their content predicted.
-        self.index.drop("cf", [i for i in young if i not in contents and i not in self._cf_learned])
-        young = [i for i in young if i in contents]
-        if young:
-            generated = content.generate(np.stack([contents[i] for i in young]))
-            if generated is None:  # the map has learned nothing yet
-                young = [i for i in young if i in self._cf_learned]
-                if young:
-                    self.index.upsert("cf", young, np.stack([self._cf_learned[i] for i in young]))
-            else:
-                missing = np.full(self.cf_dim, np.nan, dtype=np.float32)
-                learned = np.stack([self._cf_learned.get(i, missing) for i in young])
-                takes = [self.takes.get(i, 0) for i in young]
-                self.index.upsert("cf", young, content.blend(learned, generated, takes))
-        if content.fits != self._cf_fits:
-            # The map was refit: every young item's generated vector moves with it.
-            self._cf_fits = content.fits
-            others = sorted(self._young.difference(item_ids))
-            if others:
-                self._place(others)
-                self.cf_moved.update(others)
+        self.takes[item_id] = self.takes.get(item_id, 0) + 1
+        self.generated.took(item_id)
 
     def on_user_cf(self, user_ids: Sequence[str], vectors: FloatArray) -> None:
         for user, vector in zip(user_ids, vectors, strict=True):
