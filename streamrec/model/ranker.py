@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -115,8 +116,12 @@ class HybridRanker:
     w_dislike
         Weight of the distance (text) from what the user disliked: items close to it sink.
     w_ignored
-        How far an item the user was shown and passed over sinks: `w_ignored * (1 - 2 ** -n)`
-        after `n` impressions without a take (a standardized signal is about 1 wide).
+        How far an item the user was shown and passed over sinks per impression without a take, in
+        standard deviations of the candidates' relevance: `w_ignored * n * sd` after `n` of them.
+        In a model of exposure where a user shown an item they want takes it with probability `q`,
+        each such impression multiplies the odds that they want it by `1 - q`; read relevance as
+        log-odds on the scale of its spread, that is a constant step down, `-ln(1 - q)`: the
+        default, ln 2, is `q` = 0.5.
     wording, labels
         The language of reasons, and what each aspect is called in it.
     title_of
@@ -157,7 +162,7 @@ class HybridRanker:
         w_dislike: float = 0.5,
         w_aspects: float = 0.25,
         w_looks: float = 0.5,
-        w_ignored: float = 0.5,
+        w_ignored: float = math.log(2.0),
         wording: Wording | None = None,
         labels: Mapping[str, str] | None = None,
     ) -> None:
@@ -388,7 +393,8 @@ class HybridRanker:
         relevance = contrib.sum(axis=0)
         if profile is not None and profile.shown and self.w_ignored:
             passed = np.array([profile.shown.get(i, 0) for i in ids], dtype=np.float64)
-            relevance = relevance - self.w_ignored * (1.0 - np.exp2(-passed))
+            spread = float(relevance.std()) if len(relevance) > 1 else 1.0
+            relevance = relevance - self.w_ignored * passed * (spread or 1.0)
         return _Blend(
             relevance,
             contrib,

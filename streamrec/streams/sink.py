@@ -121,7 +121,14 @@ class QdrantSink:
         for kind in ("items", "users"):
             name = collection_name(self.settings, kind, version)
             index = QdrantIndex(client, name, self._spaces)
-            created = index.ensure() or created
+            try:
+                created = index.ensure() or created
+            except ValueError as exc:
+                # Other vectors than the deployment's now (a modality added): a view derived from
+                # the topics, so it is made again, whole.
+                log.warning("%s; making it again", exc)
+                client.delete_collection(name)
+                created = index.ensure() or created
             collections[kind] = index
             # Another version's vectors, or those of a version before versions were named.
             base = self.settings.topic(kind)

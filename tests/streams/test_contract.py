@@ -19,7 +19,14 @@ def test_schema_command_prints_every_public_topic() -> None:
     assert result.exit_code == 0, result.output
     schemas = json.loads(result.output)
     assert set(schemas) == set(PUBLIC_TOPICS)
-    assert set(schemas["clicks"]["required"]) == {"user_id", "item_id", "event", "ts"}
+    # clicks: an interaction, or an impression.
+    variants = [
+        schemas["clicks"]["$defs"][ref["$ref"].rsplit("/", 1)[1]] for ref in schemas["clicks"]["anyOf"]
+    ]
+    assert [set(v["required"]) for v in variants] == [
+        {"user_id", "item_id", "event", "ts"},
+        {"user_id", "event", "items", "ts"},
+    ]
     assert set(schemas["reviews"]["required"]) == {"user_id", "item_id", "text", "ts"}
     one = CliRunner().invoke(app, ["schema", "--topic", "items"])
     assert json.loads(one.output)["x-kafka-key"] == "item_id"
@@ -50,6 +57,11 @@ def _parse(topic: str, value: dict) -> dict:
             {"item_id": "a", "title": "Capo", "tags": ["guitar"], "description": "Spring", "ts": 0},
             {"item_id": "a", "title": "Capo", "tags": ["guitar"], "description": "Spring", "ts": 0.0},
         ),
+        (
+            "clicks",
+            {"user_id": "u1", "event": "impression", "items": ["a", 7], "list_id": "L", "ts": 5},
+            {"user_id": "u1", "event": "impression", "items": ["a", "7"], "list_id": "L", "ts": 5.0},
+        ),
         ("forget", {"user_id": "u1"}, {"user_id": "u1"}),
     ],
 )
@@ -65,6 +77,8 @@ def test_what_the_parser_accepts_the_schema_accepts(topic: str, value: dict, par
     [
         ("clicks", {"user_id": "u1", "item_id": "i", "event": "teleport", "ts": 1}),
         ("clicks", {"user_id": "u1", "item_id": "i", "event": "click"}),
+        ("clicks", {"user_id": "u1", "event": "impression", "items": [], "ts": 1}),
+        ("clicks", {"user_id": "u1", "event": "impression", "item_id": "i", "ts": 1}),
         ("reviews", {"user_id": "u", "item_id": "i", "text": "x", "ts": 1, "stars": 5}),
         ("items", {"item_id": "a", "ts": 0}),
     ],

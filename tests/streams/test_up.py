@@ -129,12 +129,15 @@ def test_up_runs_the_stack_until_a_signal_and_stops_cleanly(
         assert (tmp_path / "cf" / "checkpoint.pkl").exists()
         client = QdrantClient(path=str(tmp_path / "qdrant"))
         try:
+            # A collection of each kind, named by the encoder version whose text vectors it holds.
+            names = [c.name for c in client.get_collections().collections]
+            at = {kind: next(n for n in names if n.startswith(f"{kind}-t")) for kind in ("items", "users")}
             items = client.retrieve(
-                "items", [point_id("items", "tuner")], with_vectors=True, with_payload=True
+                at["items"], [point_id(at["items"], "tuner")], with_vectors=True, with_payload=True
             )
             assert items and set(items[0].vector) >= {"text", "cf"}
             assert items[0].payload["title"] == "Clip-on chromatic tuner"
-            users = client.retrieve("users", [point_id("users", "ann")], with_vectors=True)
+            users = client.retrieve(at["users"], [point_id(at["users"], "ann")], with_vectors=True)
             assert users and "text" in users[0].vector
         finally:
             client.close()
