@@ -240,6 +240,7 @@ class HybridAdapter(StreamRecommender):
         description: str = "",
         reading: str = "pooled",
         impressions: bool = False,
+        exposure_cf: bool = True,
         **recommender_params: Any,
     ) -> None:
         super().__init__()
@@ -249,6 +250,8 @@ class HybridAdapter(StreamRecommender):
         #: Each list it ranks is shown to its user (an impression), as a shop that sends
         #: impressions shows it: what the user then does not take sinks on their next list.
         self.impressions = impressions
+        #: ... and CF draws the negatives of the user's next take from it.
+        self.exposure_cf = exposure_cf
         self.recommender_params = recommender_params
         self.rec = Recommender(text_dim, shared.model.vector_size, **recommender_params)
         self.description = description or (
@@ -296,7 +299,8 @@ class HybridAdapter(StreamRecommender):
         if self.impressions and scored:
             shown = [s.item_id for s in scored]
             self.rec.on_impression(user, shown)
-            self.shared.model.learn_exposure(user, shown)
+            if self.exposure_cf:
+                self.shared.model.learn_exposure(user, shown)
         return top, probe_scores
 
     def predict_rating(self, user: str, item: str) -> float | None:

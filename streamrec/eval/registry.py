@@ -38,12 +38,13 @@ RECOMMENDERS = (
     *PART_ROWS.values(),
     "hybrid_clauses_apart",
     "hybrid_impressions",
+    "hybrid_impressions_no_cf",
     "als",
     "sasrec",
 )
 
 #: Compared only when asked for: they cost more than they tell in every run.
-ABLATIONS = ("hybrid_clauses_apart", "hybrid_impressions")
+ABLATIONS = ("hybrid_clauses_apart", "hybrid_impressions", "hybrid_impressions_no_cf")
 
 #: The hybrid with every signal read from text weighted 0.
 NO_TEXT = {"w_text": 0.0, "w_recent": 0.0, "w_dislike": 0.0, "w_aspects": 0.0}
@@ -138,8 +139,19 @@ def default_recommenders(
             text_dim,
             name="hybrid_impressions",
             description="the hybrid, each list it ranks shown to its user as an impression: an item "
-            "shown and not taken sinks on the user's lists and is a weak CF negative",
+            "shown and not taken sinks on the user's lists, and CF draws the negatives of the user's "
+            "next take from it",
             impressions=True,
+            **{**params, "opinions": default},
+        ),
+        "hybrid_impressions_no_cf": lambda: HybridAdapter(
+            SharedCF(OnlineCF(seed=seed, **cf), negatives="cf_negatives" in default),
+            text_dim,
+            name="hybrid_impressions_no_cf",
+            description="hybrid_impressions with CF's negatives drawn as ever: impressions in the "
+            "ranker alone",
+            impressions=True,
+            exposure_cf=False,
             **{**params, "opinions": default},
         ),
         "als": lambda: ImplicitALS(seed=seed, **dict(batch_params or {})),

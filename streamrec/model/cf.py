@@ -130,6 +130,9 @@ class OnlineCF:
         #: the last `take_item_deltas`: what this worker has to share.
         self._shared_base: dict[Hashable, FloatArray] = {}
         self.n_learned = 0
+        #: Per user, items they were last shown and did not take (`learn_exposure`), drawn
+        #: first as the negatives of their next take.
+        self._exposed: dict[Hashable, list[Hashable]] = {}
         #: Users and items whose implicit vectors changed since `drain_changed`.
         self.changed_users: set[Hashable] = set()
         self.changed_items: set[Hashable] = set()
@@ -146,11 +149,14 @@ class OnlineCF:
             shared[item] = self._item_row(item)
         implicit.learn_one(user, item, True)  # type: ignore[no-untyped-call]
         items = self._items
+        exposed = self._exposed.pop(user, None)
         if len(items) > 1:
             rand = self._rng.random
             n = len(items)
-            for _ in range(self.n_negatives):
-                negative = items[int(rand() * n)]
+            shown = [i for i in exposed if i != item and i in self._item_pos] if exposed else []
+            for j in range(self.n_negatives):
+                # Shown and not taken first, then drawn from the catalog.
+                negative = shown[int(rand() * len(shown))] if j < len(shown) else items[int(rand() * n)]
                 if negative != item:
                     if negative not in shared:
                         shared[negative] = self._item_row(negative)
@@ -163,20 +169,17 @@ class OnlineCF:
         self.n_learned += 1
 
     def learn_exposure(self, user: Hashable, shown: Sequence[Hashable]) -> None:
-        """Items were shown to a user (an impression): one of them, drawn at random, is learned as
-        a negative, as one of the random negatives a take brings. A shown item is a likelier
-        negative than a random one, and the take that may follow outweighs it: a weak negative.
+        """Items were shown to a user (an impression): the negatives of their next take are drawn
+        from them (those they did not take) before the catalog. A shown item passed over is a
+        likelier negative than a random one; no step is added, so it stays a weak one.
+
+        >>> cf = OnlineCF(n_negatives=2)
+        >>> for item in ("a", "b", "c"): cf.learn_one("ann", item)
+        >>> cf.learn_exposure("ann", ["b", "c"]); cf.learn_one("ann", "c"); "ann" in cf._exposed
+        False
         """
-        if not shown:
-            return
-        item = shown[int(self._rng.random() * len(shown))]
-        if item not in self._item_pos:
-            self._add_item(item)
-        if item not in self._shared_base:
-            self._shared_base[item] = self._item_row(item)
-        self.implicit.learn_one(user, item, False)  # type: ignore[no-untyped-call]
-        self.changed_users.add(user)
-        self.changed_items.add(item)
+        if shown:
+            self._exposed[user] = list(dict.fromkeys(shown))
 
     def learn_negative(self, user: Hashable, item: Hashable, y: float | None = None) -> None:
         """Learn that a user did not want an item (a 1-2 star review, a `dislike`): a negative.
@@ -222,6 +225,7 @@ class OnlineCF:
     def forget_user(self, user: Hashable) -> bool:
         """Drop a user's factors, biases and rating baseline; True if there were any."""
         found = self._user_dev.pop(user, None) is not None
+        found = self._exposed.pop(user, None) is not None or found
         for model in (self.implicit, self.explicit):
             for table in (model.u_latents, model.u_biases):
                 if user in table:
@@ -324,6 +328,7 @@ class OnlineCF:
         self.__dict__.update(state)
         self.__dict__.setdefault("_user_dev", {})
         self.__dict__.setdefault("_item_dev", {})
+        self.__dict__.setdefault("_exposed", {})
 
     # -- sharing item factors between workers -------------------------------------
 

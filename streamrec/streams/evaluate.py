@@ -86,6 +86,7 @@ def eval_command(
         "dislikes, aspects, pan_filter), als, sasrec); also hybrid_clauses_apart (the hybrid with each "
         "review clause encoded again on its own, the ablation of the one-pass reading) and "
         "hybrid_impressions (the hybrid with each list it ranks shown to its user as an impression; "
+        "hybrid_impressions_no_cf: in its ranker alone; "
         "the report's repeat@K is the share of a list its user's previous one repeated when they "
         "took nothing of that one).",
         show_default=False,

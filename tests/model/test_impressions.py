@@ -44,27 +44,34 @@ def test_items_passed_over_sink_and_a_take_clears_them() -> None:
     at = Trigger(topic="clicks", partition=0, offset=1, ts=2.0)
     assert serving.impression(shown, at)
     assert not serving.impression(shown, at.model_copy(update={"offset": 2}))  # a producer's retry
+    # Each time it is passed over, an item sinks further.
+    again = shown.model_copy(update={"ts": 3.0})
+    assert serving.impression(again, at.model_copy(update={"offset": 3}))
+    thrice = shown.model_copy(update={"ts": 4.0})
+    assert serving.impression(thrice, at.model_copy(update={"offset": 4}))
     second = [s.item_id for s in serving.answer(["ann"], k=10)[0]]
     assert len(set(first) & set(second)) < len(first)
-    assert rec.profile("ann").shown == dict.fromkeys(first, 1)
+    assert rec.profile("ann").shown == dict.fromkeys(first, 3)
     taken = first[0]
     serving.click(
-        Click(user_id="ann", item_id=taken, event="click", ts=3.0), at.model_copy(update={"offset": 3})
+        Click(user_id="ann", item_id=taken, event="click", ts=5.0), at.model_copy(update={"offset": 5})
     )
     assert taken not in rec.profile("ann").shown
 
 
-def test_the_cf_learner_takes_an_impression_as_one_weak_negative() -> None:
-    model = OnlineCF(n_factors=4, seed=0)
-    learner = Learner(model)
-    learner.catalog.update({"a", "b", "c"})
-    for item in ("a", "b"):
-        learner.learn(Click(user_id="ann", item_id=item, event="click", ts=1.0))
-    model.drain_changed()
-    shown = Impression(user_id="ann", event="impression", items=["c", "unknown"], ts=2.0)
-    before = model.predict_one("ann", "c")
-    assert learner.learn(shown)
-    users, items = model.drain_changed()
-    assert list(users) == ["ann"] and list(items) == ["c"]  # the item outside the catalog is passed over
-    assert not learner.learn(shown)  # a repeat
-    assert model.predict_one("ann", "c") < before
+def test_the_negatives_of_the_next_take_are_drawn_from_what_was_passed_over() -> None:
+    def learned(shown: list[str] | None) -> float:
+        model = OnlineCF(n_factors=4, seed=1)
+        learner = Learner(model)
+        learner.catalog.update(f"i{n}" for n in range(50))
+        for n in range(20):
+            learner.learn(Click(user_id="ann", item_id=f"i{n}", event="click", ts=float(n)))
+        if shown is not None:
+            impression = Impression(user_id="ann", event="impression", items=shown, ts=30.0)
+            assert learner.learn(impression)
+            assert not learner.learn(impression)  # a repeat
+        learner.learn(Click(user_id="ann", item_id="i1", event="click", ts=31.0))
+        return model.predict_one("ann", "i15")
+
+    # Shown and passed over, i15 is the negative of the next take; otherwise random items are.
+    assert learned(["i15", "unknown"]) < learned(None)
