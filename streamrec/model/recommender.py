@@ -202,6 +202,20 @@ class Recommender:
             self._text_space(dim)
         return route
 
+    def text_state(self) -> dict[str, Any]:
+        """Which encoder serves, and which are retired (a worker checkpoints it: after a restart, old
+        vectors still on the topics before compaction are passed over, not served again)."""
+        versions = self.versions
+        return {"active": versions.active, "retired": sorted(versions.retired), "dim": self.text_dim}
+
+    def restore_text_state(self, saved: Mapping[str, Any]) -> None:
+        """Take a checkpointed `text_state`, before any vector arrives."""
+        if saved.get("active"):
+            self.versions.active = str(saved["active"])
+            self.versions.retired = set(saved.get("retired", ()))
+            if int(saved.get("dim", self.text_dim)) != self.text_dim:
+                self._text_space(int(saved["dim"]))
+
     def stage_review(self, key: bytes, item_id: str, rating: float | None, vector: FloatArray) -> None:
         """A review as the staged encoder read it, for the item vectors of the switch."""
         assert self.versions.staged is not None
@@ -357,15 +371,28 @@ class Recommender:
                 max_seen=self.max_seen,
                 text_version=self.versions.active,
             )
-        if profile.text_version != self.versions.active:
+        if self._foreign(profile):
             profile.rebase(self.versions.active, self.item_text)
+        profile.text_version = self.versions.active or profile.text_version
         return profile
+
+    def _foreign(self, profile: UserProfile) -> bool:
+        """Whether a profile's text vectors are of another encoder than the one that serves (a
+        profile stored before versions were named is of the first, unless its size says otherwise)."""
+        active = self.versions.active
+        if not active or profile.text_version == active:
+            return False
+        if not profile.text_version:
+            first = not self.versions.retired and self.versions.switches == 0
+            size = len(profile.text_sum) if profile.text_sum is not None else self.text_dim
+            return not first or size != self.text_dim
+        return True
 
     def _read_profile(self, user_id: str) -> UserProfile | None:
         """A user's profile to rank with, left as stored: one of another encoder's space is
         read as a moved copy (stored as moved at the user's next event)."""
         profile = self.profiles.get(user_id)
-        if profile is not None and profile.text_version != self.versions.active:
+        if profile is not None and self._foreign(profile):
             profile = copy.copy(profile)
             profile.rebase(self.versions.active, self.item_text)
         return profile

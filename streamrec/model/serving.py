@@ -155,6 +155,9 @@ class Serving:
 
         A review read by an encoder not yet serving waits, staged, for the switch to it."""
         rec = self.rec
+        if review.reencoded and review.key not in self.reviews:
+            # Read again from `reviews`, but taken back here (its author was forgotten): it stays out.
+            return False
         route = rec.text_route(review.version, review.vector)
         if route == "staged":
             rec.stage_review(review.key, review.item_id, review.rating, review.vector)

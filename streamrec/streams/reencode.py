@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds between progress lines in the log.
 LOG_EVERY_S = 5.0
+#: Fetches in a row that bring nothing, after which what is left to read is taken as gone.
+IDLE_FETCHES = 25
 
 
 class EncoderRole(Protocol):
@@ -70,6 +72,8 @@ class Reencoding:
         self.touched: set[str] = set()
         self.items = 0
         self.reviews = 0
+        #: Per forgotten user, the time (ms) of their latest forget request.
+        self.forgotten: dict[str, int] = {}
         self._done = 0
         self._total = 0
         self._logged = 0.0
@@ -83,6 +87,9 @@ class Reencoding:
                 self.role.reencoded(self.version)
                 return
             ends = await self._ends(consumer, [ctx.topics.items, ctx.topics.reviews])
+            # Users forgotten: their reviews, still on `reviews` (the producers' topic), stay out.
+            forgets = await self._ends(consumer, [ctx.topics.forget])
+            await self._read(consumer, forgets, self._keep_forgotten)
             self._total = sum(ends.values())
             log.info(
                 "re-encoding %d catalog and review message(s) on the topics with encoder %s",
@@ -113,6 +120,14 @@ class Reencoding:
         )
         self.role.reencoded(self.version)
 
+    async def _keep_forgotten(self, records: Sequence[ConsumerRecord]) -> None:
+        for record in records:
+            try:
+                user = self.role.ctx.parser.forget(record.value).user_id
+            except InvalidEvent:
+                continue
+            self.forgotten[user] = max(self.forgotten.get(user, 0), record.timestamp)
+
     async def _has_vectors(self, consumer: AIOKafkaConsumer) -> bool:
         ends = await self._ends(consumer, [self.role.ctx.topics.vectors])
         return any(ends.values())
@@ -142,8 +157,10 @@ class Reencoding:
         metrics = self.role.ctx.metrics
         batch_size = self.role.ctx.settings.encoder.batch_size
         fetched: set[TopicPartition] = set()
+        idle = 0
         while wanted:
             batches = await fetch(consumer, 200, batch_size, metrics, "reencode_fetch")
+            idle = 0 if batches else idle + 1
             records = []
             for tp, batch in batches.items():
                 end = wanted.get(tp)
@@ -158,7 +175,9 @@ class Reencoding:
                         self._total += high - end
                         end = wanted[tp] = high
                 records += [r for r in batch if r.offset < end]
-                if batch and batch[-1].offset + 1 >= end:
+            for tp in list(wanted):
+                # Read to its end; or nothing more comes (its tail compacted away, or deleted).
+                if await consumer.position(tp) >= wanted[tp] or idle >= IDLE_FETCHES:
                     del wanted[tp]
                     consumer.pause(tp)
             if records:
@@ -222,9 +241,12 @@ class Reencoding:
             if record.value is None:
                 continue
             try:
-                reviews.append((ctx.parser.review(record.value), record))
+                review = ctx.parser.review(record.value)
             except InvalidEvent:
                 continue
+            if record.timestamp <= self.forgotten.get(review.user_id, -1):
+                continue  # written before its author asked to be forgotten
+            reviews.append((review, record))
         if not reviews:
             return
         async with role.lock:

@@ -84,3 +84,24 @@ def test_a_replay_that_meets_the_new_version_first_settles_on_it() -> None:
     assert rec.versions.staged is None and "old" in rec.versions.retired
     rec.on_item("drum", "Drum", v(0, 1), ts=0, version="old")
     assert not rec.index.has("text", "drum")
+
+
+def test_a_forgotten_reviewer_stays_out_when_a_new_encoder_reads_the_topics_again() -> None:
+    rec, serving = build()
+    assert serving.fold_review(review(b"bob\x1fr9", "drum", v(1, 0), "old", user="bob"), 0)
+    [(key, _)] = serving.forget("bob").reviews
+    assert serving.unfold_review(key) == "drum"
+    # The new encoder read the review again from `reviews`, which producers own.
+    again = review(b"bob\x1fr9", "drum", v(0, 0, 1), "new", user="bob")
+    assert not serving.fold_review(EncodedReview(**{**again.__dict__, "reencoded": True}), 0)
+    assert rec.versions.staged is None or key not in rec.versions.staged.reviews
+
+
+def test_a_profile_stored_before_versions_were_named_is_of_the_first_one() -> None:
+    rec, serving = build()
+    stored = rec.profile("ann")
+    stored.text_version = ""
+    before = stored.text_vector().copy()
+    rec.profiles["ann"] = stored
+    assert rec.profile("ann").text_version == "old"
+    np.testing.assert_array_equal(rec.profile("ann").text_vector(), before)

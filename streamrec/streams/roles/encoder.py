@@ -46,6 +46,8 @@ __all__ = ["EncoderRole"]
 
 log = logging.getLogger(__name__)
 ROLE = "encoder"
+#: Seconds before a failed re-encoding starts again.
+REENCODE_RETRY_S = 5.0
 
 
 class EncoderRole:
@@ -89,10 +91,12 @@ class EncoderRole:
         if saved is not None:
             self.offsets = saved.offsets
             self.encoded_version = saved.model.get("version", version)
-            if self.encoded_version == version:
+            # The sentiment head reads one encoder's space: restored only for the encoder it read
+            # (a re-encoding cut short, or rolled back, learns it again from every review).
+            reader_for = saved.model.get("reader_version", self.encoded_version)
+            if self.encoded_version == version and reader_for == version:
                 self.reader.restore(saved.model["reader"])
             else:
-                # The sentiment head read the old encoder's space: it learns again, from every review.
                 log.info(
                     "encoder changed from %s to %s: reading the topics again", self.encoded_version, version
                 )
@@ -107,6 +111,7 @@ class EncoderRole:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="encoder")
         self._partitions: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     def partitions(self, topic: str) -> int:
         """Partition count of an output topic (it may differ from the input's, if created elsewhere)."""
@@ -125,10 +130,7 @@ class EncoderRole:
     async def open(self) -> None:
         self.ctx.metrics.text_version.labels(ROLE, self.encoder.version).set(1)
         self.ctx.metrics.reencode_progress.labels(ROLE).set(0.0 if self.reencoding else 1.0)
-        if self.reencoding is not None:
-            task = asyncio.ensure_future(self.reencoding.run())
-            self._tasks.add(task)
-            task.add_done_callback(self._finished)
+        self._start_reencoding()
         if self.offsets and self.reencoding is None:  # logged here: logging is set up once the worker starts
             head = self.reader.sentiment
             log.info(
@@ -137,11 +139,22 @@ class EncoderRole:
                 head.n_negative,
             )
 
+    def _start_reencoding(self) -> None:
+        if self.reencoding is not None and not self._closing:
+            task = asyncio.ensure_future(self.reencoding.run())
+            self._tasks.add(task)
+            task.add_done_callback(self._finished)
+
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
+        if not task.cancelled() and task.exception() is not None and not self._closing:
             exc = task.exception()
-            log.error("re-encoding failed, it starts again at the next start: %s", exc, exc_info=exc)
+            log.error(
+                "re-encoding failed, starting it again in %.0f s: %s", REENCODE_RETRY_S, exc, exc_info=exc
+            )
+            fresh = self.reencoding is not None and self.reencoding.fresh
+            self.reencoding = Reencoding(self, fresh=fresh)
+            asyncio.get_running_loop().call_later(REENCODE_RETRY_S, self._start_reencoding)
 
     def reencoded(self, version: str) -> None:
         """Everything on the topics is encoded under `version`: the next checkpoint says so."""
@@ -154,6 +167,7 @@ class EncoderRole:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     async def close(self) -> None:
+        self._closing = True
         for task in list(self._tasks):
             task.cancel()  # what it sent is sent again at the next start
         await self._on_timer(force=True)
@@ -352,5 +366,9 @@ class EncoderRole:
         await self.ctx.output.flush()
         self.reader.commit()
         self._version_unsaved = False
-        state = {"reader": self.reader.state(), "version": self.encoded_version}
+        state = {
+            "reader": self.reader.state(),
+            "reader_version": self.encoder.version,
+            "version": self.encoded_version,
+        }
         self.acks.write(self.store.dumps(state, self.offsets))

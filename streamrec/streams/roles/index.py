@@ -64,6 +64,8 @@ class IndexFeed:
         #: Per encoder version, the partitions ("topic", partition) its marker was read from.
         self._markers: dict[str, set[tuple[str, int]]] = {}
         self._partition_ids: dict[str, list[int]] = {}
+        #: The Qdrant collections are being filled: candidates from memory until they are.
+        self._filling = False
         self.feed = GlobalFeed(
             [ctx.topics.vectors, ctx.topics.reviews_encoded],
             self._on_vectors,
@@ -186,7 +188,13 @@ class IndexFeed:
         if not wanted <= seen:
             return
         del self._markers[version]
-        if self.rec.versions.settle(version):
+        versions = self.rec.versions
+        if version not in (versions.active, *versions.retired) and (
+            versions.staged is None or versions.staged.version != version
+        ):
+            # Nothing of it arrived before its marker (the encoder read nothing again): an empty space.
+            self.rec.text_route(version, np.zeros(int(marker["dim"]), dtype=np.float32))
+        if versions.settle(version):
             self._switch(version)
 
     def _partitions(self, topic: str) -> list[int]:
@@ -197,6 +205,8 @@ class IndexFeed:
     def _switch(self, version: str) -> None:
         rec = self.rec
         old = rec.versions.active
+        # The Qdrant collections hold the old version until the next flush: search memory meanwhile.
+        rec.ranker.searcher = TimedSearch(rec.index, self.ctx.metrics, "memory")
         lost = self.serving.switch_text(version)
         log.info(
             "text vectors switched from encoder %s to %s (%d dims, %d items); %d item(s) had no text "
@@ -255,6 +265,8 @@ class IndexFeed:
 
     def _points(self, kind: str, ids: list[str]) -> list[Point]:
         rec = self.rec
+        if self.sink is not None and self.sink.text_version != rec.versions.active:
+            return []  # switched during this flush: everything is marked for the new collections
         encoder = {"encoder": rec.versions.active}
         points: list[Point] = []
         if kind == "items":
@@ -281,14 +293,19 @@ class IndexFeed:
             return
         async with self._flushing:
             active = self.rec.versions.active
-            if active and sink.text_version != active:
-                # The collections of the version that serves (new ones after a switch; the old go).
+            if active and sink.text_version != active and self.feed.caught_up.is_set():
+                # The collections of the version that serves (new ones after a switch; the old go);
+                # candidates come from memory until they are filled.
+                self.rec.ranker.searcher = TimedSearch(self.rec.index, self.ctx.metrics, "memory")
                 if await sink.use_text(active, self.rec.text_dim):
                     self._mark("items", self.rec.index.ids())
                     self._mark("users", sorted(set(self.rec.user_cf) | set(self.rec.profiles)))
-                self._search_qdrant()
+                self._filling = True
             if sink.ready and sink.backlog:
                 await sink.flush(self._points)
+            if self._filling and sink.ready and not sink.backlog:
+                self._filling = False
+                self._search_qdrant()
         metrics = self.ctx.metrics
         metrics.model_entities.labels(self.role, "items").set(len(self.rec.index))
         metrics.model_entities.labels(self.role, "users_cf").set(len(self.rec.user_cf))

@@ -79,6 +79,7 @@ class RecommenderRole:
         else:
             state = saved.model
             rec.restore_aggregates(state["aggregates"])
+            rec.restore_text_state(state.get("text", {}))
             self.sink.restore(state.get("qdrant_pending", {}))
             self.serving = Serving(rec, state["seen"], _online(state), offsets=saved.offsets)
         self.rec = rec
@@ -283,6 +284,7 @@ class RecommenderRole:
             "seen": serving.seen,
             "online": serving.online,
             "qdrant_pending": self.sink.pending(),
+            "text": self.rec.text_state(),
         }
         self.acks.write(self.store.dumps(state, serving.offsets))
 
