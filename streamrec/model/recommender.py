@@ -131,7 +131,7 @@ class Recommender:
             self.index,
             self.modalities,
             cf_dim,
-            lambda item: self.takes.get(item, 0),
+            self.takes_of,
             full_takes=content_full_takes if content_cf else None,
         )
         #: The encoder whose text vectors serve, and a new one's gathered to replace them.
@@ -346,6 +346,10 @@ class Recommender:
 
     def _text_changed(self, item_id: str) -> None:
         self.generated.content_changed(item_id)
+
+    def takes_of(self, item_id: str) -> int:
+        """Interactions with an item seen by this recommender."""
+        return self.takes.get(item_id, 0)
 
     def _took(self, item_id: str) -> None:
         self.takes[item_id] = self.takes.get(item_id, 0) + 1

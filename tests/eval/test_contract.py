@@ -78,7 +78,11 @@ def test_the_same_seed_gives_the_same_result(name: str) -> None:
     np.testing.assert_array_equal(a.rank("u1", 5, probe)[1], b.rank("u1", 5, probe)[1])
 
 
-@pytest.mark.parametrize("name", RECOMMENDERS)
+#: Rows whose ranking is also an event: each list they rank is shown to its user (an impression).
+SHOWING = ("hybrid_impressions", "hybrid_impressions_no_cf")
+
+
+@pytest.mark.parametrize("name", [n for n in RECOMMENDERS if n not in SHOWING])
 def test_scoring_unseen_ids_grows_no_state(name: str) -> None:
     rec, _ = _fed(name, _events())
     before = pickle.dumps(rec)
@@ -86,6 +90,14 @@ def test_scoring_unseen_ids_grows_no_state(name: str) -> None:
         rec.rank(user, 5, np.arange(4, dtype=np.int64))
         rec.predict_rating(user, "unheard-of")
     assert pickle.dumps(rec) == before
+
+
+@pytest.mark.parametrize("name", SHOWING)
+def test_a_row_that_shows_its_lists_remembers_what_it_showed(name: str) -> None:
+    rec, _ = _fed(name, _events())
+    assert isinstance(rec, HybridAdapter)
+    top, _ = rec.rank(USERS[0], 5, None)
+    assert len(top) and set(rec.rec.profile(USERS[0]).shown) >= {rec._state().items[p] for p in top}
 
 
 @pytest.mark.parametrize("name", [n for n in RECOMMENDERS if not n.startswith("hybrid")])
