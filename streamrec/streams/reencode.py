@@ -89,7 +89,7 @@ class Reencoding:
             ends = await self._ends(consumer, [ctx.topics.items, ctx.topics.reviews])
             # Users forgotten: their reviews, still on `reviews` (the producers' topic), stay out.
             forgets = await self._ends(consumer, [ctx.topics.forget])
-            await self._read(consumer, forgets, self._keep_forgotten)
+            await self._read(consumer, forgets, self._keep_forgotten, progress=False)
             self._total = sum(ends.values())
             log.info(
                 "re-encoding %d catalog and review message(s) on the topics with encoder %s",
@@ -101,6 +101,11 @@ class Reencoding:
                 for record in records:
                     if record.key:
                         latest[record.key.decode("utf-8", "replace")] = record.value
+                        continue
+                    try:  # a message without a key: its value names the item
+                        latest[ctx.parser.item(record.value).item_id] = record.value
+                    except InvalidEvent:
+                        continue
 
             await self._read(
                 consumer, {tp: e for tp, e in ends.items() if tp.topic == ctx.topics.items}, keep
@@ -147,8 +152,10 @@ class Reencoding:
         consumer: AIOKafkaConsumer,
         ends: dict[TopicPartition, int],
         handle: Callable[[Sequence[ConsumerRecord]], Awaitable[None]],
+        progress: bool = True,
     ) -> None:
-        """Hand `handle` every record below `ends` (what was there when this started), in batches."""
+        """Hand `handle` every record below `ends` (what was there when this started), in batches;
+        `progress`: they count in the progress shown."""
         wanted = {tp: end for tp, end in ends.items() if end > 0}
         if not wanted:
             return
@@ -182,7 +189,8 @@ class Reencoding:
                     consumer.pause(tp)
             if records:
                 await handle(records)
-                self._progress(len(records))
+                if progress:
+                    self._progress(len(records))
 
     def _progress(self, n: int) -> None:
         self._done += n
