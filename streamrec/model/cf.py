@@ -10,6 +10,7 @@ from typing import TypeVar
 import numpy as np
 from river import optim, reco
 
+from streamrec.model import exposure
 from streamrec.model.base import FloatArray
 
 __all__ = ["OnlineCF"]
@@ -130,9 +131,11 @@ class OnlineCF:
         #: the last `take_item_deltas`: what this worker has to share.
         self._shared_base: dict[Hashable, FloatArray] = {}
         self.n_learned = 0
-        #: Per user, items they were last shown and did not take (`learn_exposure`), drawn
-        #: first as the negatives of their next take.
+        #: Per user, items they were shown since their last take (`learn_exposure`): where the
+        #: negatives of their next take are drawn from, as often as the user takes from lists.
         self._exposed: dict[Hashable, list[Hashable]] = {}
+        #: Per user, takes after an impression: `[from what was shown, all]` (`model.exposure`).
+        self._list_takes: dict[Hashable, list[float]] = {}
         #: Users and items whose implicit vectors changed since `drain_changed`.
         self.changed_users: set[Hashable] = set()
         self.changed_items: set[Hashable] = set()
@@ -150,13 +153,24 @@ class OnlineCF:
         implicit.learn_one(user, item, True)  # type: ignore[no-untyped-call]
         items = self._items
         exposed = self._exposed.pop(user, None)
+        shown: list[Hashable] = []
+        attention = 0.0
+        if exposed:
+            counts = self._list_takes.setdefault(user, [0.0, 0.0])
+            counts[0] += item in exposed
+            counts[1] += 1
+            attention = exposure.attention(*counts)
+            shown = [i for i in exposed if i != item and i in self._item_pos]
         if len(items) > 1:
             rand = self._rng.random
             n = len(items)
-            shown = [i for i in exposed if i != item and i in self._item_pos] if exposed else []
-            for j in range(self.n_negatives):
-                # Shown and not taken first, then drawn from the catalog.
-                negative = shown[int(rand() * len(shown))] if j < len(shown) else items[int(rand() * n)]
+            for _ in range(self.n_negatives):
+                # Shown and passed over, as often as the user takes from what they are shown;
+                # otherwise drawn from the catalog.
+                if shown and rand() < attention:
+                    negative = shown[int(rand() * len(shown))]
+                else:
+                    negative = items[int(rand() * n)]
                 if negative != item:
                     if negative not in shared:
                         shared[negative] = self._item_row(negative)
@@ -170,8 +184,10 @@ class OnlineCF:
 
     def learn_exposure(self, user: Hashable, shown: Sequence[Hashable]) -> None:
         """Items were shown to a user (an impression): the negatives of their next take are drawn
-        from them (those they did not take) before the catalog. A shown item passed over is a
-        likelier negative than a random one; no step is added, so it stays a weak one.
+        from what they were shown since their last take (and did not take), in the share of their
+        takes that come from what they are shown, and from the catalog otherwise. A shown item
+        passed over is a likelier negative than a random one; no step is added, so it stays a weak
+        one.
 
         >>> cf = OnlineCF(n_negatives=2)
         >>> for item in ("a", "b", "c"): cf.learn_one("ann", item)
@@ -179,7 +195,8 @@ class OnlineCF:
         False
         """
         if shown:
-            self._exposed[user] = list(dict.fromkeys(shown))
+            before = self._exposed.get(user, [])
+            self._exposed[user] = list(dict.fromkeys([*before, *shown]))[-exposure.MAX_SHOWN :]
 
     def learn_negative(self, user: Hashable, item: Hashable, y: float | None = None) -> None:
         """Learn that a user did not want an item (a 1-2 star review, a `dislike`): a negative.
@@ -222,10 +239,29 @@ class OnlineCF:
         user_dev = entry[0] / (entry[1] + self.user_shrinkage) if entry is not None else 0.0
         return mean, item_dev, user_dev
 
+    def holds(self, user: Hashable) -> list[str]:
+        """What the model holds of a user, in words (nothing once `forget_user` has run).
+
+        >>> cf = OnlineCF(); cf.learn_one("ann", "a", 4.0); cf.learn_one("bob", "a")
+        >>> cf.holds("ann")
+        ['implicit factors', 'rating factors', 'rating baseline']
+        >>> cf.forget_user("ann"), cf.holds("ann")
+        (True, [])
+        """
+        parts = {
+            "implicit factors": user in self.implicit.u_latents or user in self.implicit.u_biases,
+            "rating factors": user in self.explicit.u_latents or user in self.explicit.u_biases,
+            "rating baseline": user in self._user_dev,
+            "items shown": user in self._exposed,
+            "takes from what was shown": user in self._list_takes,
+        }
+        return [name for name, held in parts.items() if held]
+
     def forget_user(self, user: Hashable) -> bool:
         """Drop a user's factors, biases and rating baseline; True if there were any."""
         found = self._user_dev.pop(user, None) is not None
         found = self._exposed.pop(user, None) is not None or found
+        found = self._list_takes.pop(user, None) is not None or found
         for model in (self.implicit, self.explicit):
             for table in (model.u_latents, model.u_biases):
                 if user in table:
@@ -329,6 +365,7 @@ class OnlineCF:
         self.__dict__.setdefault("_user_dev", {})
         self.__dict__.setdefault("_item_dev", {})
         self.__dict__.setdefault("_exposed", {})
+        self.__dict__.setdefault("_list_takes", {})
 
     # -- sharing item factors between workers -------------------------------------
 

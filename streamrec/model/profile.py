@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from streamrec.model import exposure
 from streamrec.model.base import FloatArray
 from streamrec.model.errors import StreamrecError
 from streamrec.model.opinions import Opinion
@@ -32,8 +33,7 @@ ACTION_WEIGHTS: Mapping[str, float] = {
 
 #: Interaction kinds that say the user did not want the item.
 NEGATIVE_ACTIONS = frozenset({"dislike", "skip"})
-#: Items shown and not taken kept per user (the latest shown).
-MAX_SHOWN = 500
+MAX_SHOWN = exposure.MAX_SHOWN
 #: Snippets of their own reviews kept per aspect, per user.
 EVIDENCE_PER_ASPECT = 2
 #: The stored form's version: 1 had no version field; 2 holds every field.
@@ -43,7 +43,7 @@ _KEYS = {
     "user_id": "u", "history": "h", "seen": "s", "text_sum": "v", "text_weight": "w", "text_ts": "t",
     "n_events": "n", "offsets": "o", "dislike_sum": "d", "dislike_weight": "dw", "dislike_ts": "dt",
     "aspects": "a", "evidence": "e", "verdicts": "j", "half_life_s": "hl", "max_history": "mh",
-    "max_seen": "ms", "text_version": "tv", "shown": "sh",
+    "max_seen": "ms", "text_version": "tv", "shown": "sh", "fresh": "fr", "list_takes": "lt",
 }  # fmt: skip
 _VECTORS = ("text_sum", "dislike_sum")
 
@@ -110,6 +110,10 @@ class UserProfile:
     text_version: str = ""
     #: Items shown to the user and not taken since: how many times (impressions), oldest first.
     shown: dict[str, int] = field(default_factory=dict)
+    #: Items shown since the user's last take (what that take could have come from).
+    fresh: list[str] = field(default_factory=list)
+    #: Takes after an impression: `[from what was shown since the take before, all]`.
+    list_takes: list[float] = field(default_factory=lambda: [0.0, 0.0])
 
     def observe(
         self,
@@ -120,6 +124,10 @@ class UserProfile:
         weight: float = 1.0,
     ) -> None:
         """Record an interaction, pulling the text vector towards `vector` if given."""
+        if self.fresh and action not in NEGATIVE_ACTIONS:
+            self.list_takes[0] += item_id in self.fresh
+            self.list_takes[1] += 1
+            self.fresh = []
         self._record(item_id, ts, action)
         if vector is not None:
             self.add_vector(vector, ts, ACTION_WEIGHTS.get(action, 1.0) * weight)
@@ -137,6 +145,16 @@ class UserProfile:
         if len(self.shown) > MAX_SHOWN:
             for old in list(self.shown)[: len(self.shown) - MAX_SHOWN]:
                 del self.shown[old]
+        self.fresh = list(dict.fromkeys([*self.fresh, *items]))[-MAX_SHOWN:]
+
+    def attention(self) -> float:
+        """The share of the user's takes that come from what they were shown (`model.exposure`).
+
+        >>> p = UserProfile("ann")
+        >>> p.show(["a", "b"]); p.observe("a", ts=0.0, action="click"); p.list_takes, p.attention()
+        ([1.0, 1.0], 0.4)
+        """
+        return exposure.attention(*self.list_takes)
 
     def _record(self, item_id: str, ts: float, action: str) -> None:
         """The interaction in the history, and the item among those to exclude."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from streamrec.model import exposure
 from streamrec.model.base import DoubleArray, FloatArray, VectorIndex
 from streamrec.model.diversity import mmr
 from streamrec.model.index import MemoryIndex
@@ -115,14 +116,10 @@ class HybridRanker:
     w_dislike
         Weight of the distance (text) from what the user disliked: items close to it sink.
     w_ignored
-        How far an item the user was shown and passed over sinks per impression without a take, in
-        standard deviations of the candidates' relevance: `w_ignored * n * sd` after `n` of them.
-        In a model of exposure where a user shown an item they want takes it with probability `q`,
-        each such impression multiplies the odds that they want it by `1 - q`; read relevance as
-        log-odds on the scale of its spread, that is a constant step down, `-ln(1 - q)`: the
-        default, 0.25, is `q` about 0.22 (a wanted item shown is taken about one time in five).
-    ignored_after
-        Impressions without a take an item is given before it sinks.
+        How far an item the user was shown and passed over sinks, in standard deviations of the
+        candidates' relevance per nat of evidence against it (`model.exposure.passed_over`: it
+        grows with each impression without a take, levels off, and is as strong as the user's
+        habit of taking from what they are shown).
     wording, labels
         The language of reasons, and what each aspect is called in it.
     title_of
@@ -163,8 +160,7 @@ class HybridRanker:
         w_dislike: float = 0.5,
         w_aspects: float = 0.25,
         w_looks: float = 0.5,
-        w_ignored: float = 0.25,
-        ignored_after: int = 0,
+        w_ignored: float = 1.0,
         wording: Wording | None = None,
         labels: Mapping[str, str] | None = None,
     ) -> None:
@@ -191,7 +187,6 @@ class HybridRanker:
         #: vectors of other modalities (`modalities`) producers send.
         self.w_looks = w_looks
         self.w_ignored = w_ignored
-        self.ignored_after = ignored_after
         #: Names of the index's spaces of other modalities (e.g. "image").
         self.modalities: tuple[str, ...] = ()
         #: The words for why each item is listed (in the deployment's language).
@@ -396,9 +391,9 @@ class HybridRanker:
         relevance = contrib.sum(axis=0)
         if profile is not None and profile.shown and self.w_ignored:
             passed = np.array([profile.shown.get(i, 0) for i in ids], dtype=np.float64)
-            passed = np.maximum(passed - self.ignored_after, 0.0)
+            evidence = exposure.passed_over(passed, profile.attention())
             spread = float(relevance.std()) if len(relevance) > 1 else 1.0
-            relevance = relevance - self.w_ignored * passed * (spread or 1.0)
+            relevance = relevance - self.w_ignored * evidence * (spread or 1.0)
         return _Blend(
             relevance,
             contrib,

@@ -7,7 +7,11 @@ import pytest
 
 from streamrec.model.cf import OnlineCF
 from streamrec.model.errors import InvalidEvent
+from streamrec.model.index import MemoryIndex
 from streamrec.model.learner import Learner
+from streamrec.model.popularity import Popularity
+from streamrec.model.profile import UserProfile
+from streamrec.model.ranker import HybridRanker, Request
 from streamrec.model.recommender import Recommender
 from streamrec.model.schemas import Click, EventParser, Impression, Trigger
 from streamrec.model.serving import Serving
@@ -59,13 +63,41 @@ def test_items_passed_over_sink_and_a_take_clears_them() -> None:
     assert taken not in rec.profile("ann").shown
 
 
+def test_how_far_an_item_sinks_levels_off_and_follows_the_users_habit() -> None:
+    def sink(from_list: int, takes: int, times: int) -> float:
+        profile = UserProfile("ann", list_takes=[float(from_list), float(takes)])
+        profile.shown = {"a": times}
+        ranker = HybridRanker(MemoryIndex({"text": (2, "cosine"), "cf": (2, "dot")}), Popularity())
+        relevance = ranker._blend(Request(profile=profile), ["a", "b", "c"]).relevance
+        profile.shown = {}
+        return float((ranker._blend(Request(profile=profile), ["a", "b", "c"]).relevance - relevance)[0])
+
+    steps = [sink(9, 10, n) for n in (1, 2, 5, 50)]
+    assert 0 < steps[0] < steps[1] < steps[2] and steps[3] == pytest.approx(steps[2], rel=0.1)
+    # A user who takes from what they are shown says more by passing over than one who never does.
+    assert sink(0, 50, 50) < 0.2 * sink(50, 50, 50)
+    assert [profile_attention(f, t) for f, t in ((0, 0), (0, 50), (50, 50))] == pytest.approx(
+        [0.25, 1 / 54, 51 / 54]
+    )
+
+
+def profile_attention(from_list: int, takes: int) -> float:
+    profile = UserProfile("ann")
+    for n in range(takes):
+        profile.show([f"i{n}" if n < from_list else "other"])
+        profile.observe(f"i{n}", ts=float(n), action="click")
+    return profile.attention()
+
+
 def test_the_negatives_of_the_next_take_are_drawn_from_what_was_passed_over() -> None:
     def learned(shown: list[str] | None) -> float:
         model = OnlineCF(n_factors=4, seed=1)
         learner = Learner(model)
         learner.catalog.update(f"i{n}" for n in range(50))
-        for n in range(20):
-            learner.learn(Click(user_id="ann", item_id=f"i{n}", event="click", ts=float(n)))
+        for n in range(20):  # a user who takes what they are shown
+            at = float(n)
+            learner.learn(Impression(user_id="ann", event="impression", items=[f"i{n}"], ts=at))
+            learner.learn(Click(user_id="ann", item_id=f"i{n}", event="click", ts=at))
         if shown is not None:
             impression = Impression(user_id="ann", event="impression", items=shown, ts=30.0)
             assert learner.learn(impression)

@@ -14,7 +14,9 @@ from streamrec.model.profile import PROFILE_FORMAT, ProfileFormatError, UserProf
 
 def full_profile() -> UserProfile:
     p = UserProfile("ann", half_life_s=3600.0, max_history=7, max_seen=9)
+    p.show(["guitar", "amp"])
     p.observe("guitar", 10.0, "purchase", vector=np.array([1, 0], dtype=np.float32))
+    p.show(["amp", "pick"])
     p.dislike("drum", 20.0, "dislike", np.array([0, 1], dtype=np.float32))
     p.note(
         -0.5,
