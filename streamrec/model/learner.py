@@ -14,6 +14,7 @@ from streamrec.model.base import FloatArray
 from streamrec.model.cf import OnlineCF
 from streamrec.model.dedupe import Deduplicator, click_id, impression_id, review_id, review_identity
 from streamrec.model.errors import InvalidEvent
+from streamrec.model.forgotten import Forgotten
 from streamrec.model.profile import NEGATIVE_ACTIONS
 from streamrec.model.schemas import Click, Impression, Review
 from streamrec.model.sentiment import rating_label
@@ -72,6 +73,8 @@ class Learner:
     negatives
         Learn a review of 1-2 stars as a negative (the ``cf_negatives`` opinion part); False:
         as a take, like any other review.
+    forgotten
+        Users who asked to be forgotten (from a checkpoint).
 
     Examples
     --------
@@ -94,8 +97,11 @@ class Learner:
         delta_seq: int = 0,
         applied: dict[str, tuple[int, int]] | None = None,
         negatives: bool = True,
+        forgotten: Forgotten | None = None,
     ) -> None:
         self.model = model
+        #: Users who asked to be forgotten, and when.
+        self.forgotten = forgotten if forgotten is not None else Forgotten()
         self.negatives = negatives
         self.seen = seen if seen is not None else Deduplicator()
         self.worker = worker or uuid.uuid4().hex
@@ -104,12 +110,15 @@ class Learner:
         #: Item ids of the catalog, as far as it has been read.
         self.catalog: set[str] = set()
 
-    def learn(self, event: Click | Impression | Review) -> bool:
-        """Learn one event; False if it repeats a recent one.
+    def learn(self, event: Click | Impression | Review, written: float | None = None) -> bool:
+        """Learn one event; False if it repeats a recent one, or if its user asked to be forgotten
+        after it was written (`written`: its message time, in seconds).
 
         Raises `InvalidEvent` (`unknown_item`) for an item that is not in `catalog` (an
         impression's items outside it are passed over).
         """
+        if written is not None and self.forgotten.covers(event.user_id, written):
+            return False
         if isinstance(event, Impression):
             if self.seen.check(impression_id(event)):
                 return False
@@ -132,8 +141,11 @@ class Learner:
             self.model.learn_one(event.user_id, event.item_id, rating)
         return True
 
-    def forget(self, user: str) -> list[str]:
-        """Erase a user's factors; what was erased."""
+    def forget(self, user: str, at: float | None = None) -> list[str]:
+        """Erase a user's factors; what was erased. Their events written up to `at` (the request's
+        time, in seconds) that come later are passed over."""
+        if at is not None:
+            self.forgotten.mark(user, at)
         return ["cf factors"] if self.model.forget_user(user) else []
 
     def share(self) -> list[DeltaBatch]:

@@ -139,6 +139,15 @@ class Popularity:
         return out
 
 
+def _take(table: dict[str, float], key: str, w: float) -> None:
+    """Subtract `w` from `table[key]`; an entry left with (about) nothing goes."""
+    left = table.get(key, 0.0) - w
+    if left > 1e-9:
+        table[key] = left
+    else:
+        table.pop(key, None)
+
+
 class CoOccurrence:
     """Item-to-item counts: how often one item followed another in the same user's history.
 
@@ -197,6 +206,30 @@ class CoOccurrence:
                 if self.backward:
                     self._add(rows, item, previous, w * self.backward)
             w *= self.decay
+
+    def unlearn_one(self, recent: Sequence[str], item: str, weight: float = 1.0) -> None:
+        """Take back a `learn_one` with the same arguments (e.g. a forgotten user's): what it
+        added comes off, down to nothing; a pair pruned since has nothing left to take.
+
+        >>> co = CoOccurrence()
+        >>> co.learn_one(["tent"], "stove"); co.unlearn_one(["tent"], "stove"); co._rows, co._counts
+        ({}, {})
+        """
+        _take(self._counts, item, weight)
+        w = weight
+        for previous in recent[: self.window]:
+            if previous != item:
+                self._take_pair(previous, item, w)
+                if self.backward:
+                    self._take_pair(item, previous, w * self.backward)
+            w *= self.decay
+
+    def _take_pair(self, a: str, b: str, w: float) -> None:
+        row = self._rows.get(a)
+        if row is not None:
+            _take(row, b, w)
+            if not row:
+                del self._rows[a]
 
     def _add(self, rows: dict[str, dict[str, float]], a: str, b: str, w: float) -> None:
         row = rows.get(a)

@@ -15,6 +15,7 @@ import numpy as np
 from streamrec.model.base import FloatArray
 from streamrec.model.catalog import ItemTexts
 from streamrec.model.content_cf import ContentToCF
+from streamrec.model.contributions import Contributions
 from streamrec.model.generated_cf import GeneratedCF
 from streamrec.model.index import MemoryIndex, Metric
 from streamrec.model.opinion_parts import parts_of
@@ -124,6 +125,8 @@ class Recommender:
         self.reputation = Reputation()
         #: Interactions per item (clicks and reviews, wanted or not) seen by this recommender.
         self.takes: dict[str, int] = {}
+        #: Each user's events counted in popularity, co-occurrence and `takes`, to take back.
+        self.contributions = Contributions()
         #: Items by tag, from the catalog.
         self.tagged: dict[str, set[str]] = {}
         #: The index's CF vectors: learned, blended with those content predicts for young items.
@@ -154,7 +157,12 @@ class Recommender:
 
     def aggregates(self) -> dict[str, Any]:
         """The counts this recommender keeps across users; a worker checkpoints them."""
-        return {"popularity": self.popularity, "cooccurrence": self.cooccurrence, "takes": self.takes}
+        return {
+            "popularity": self.popularity,
+            "cooccurrence": self.cooccurrence,
+            "takes": self.takes,
+            "contributions": self.contributions,
+        }
 
     def restore_aggregates(self, saved: Mapping[str, Any]) -> None:
         """Take checkpointed counts (from `aggregates`), for this recommender and its ranker."""
@@ -164,6 +172,8 @@ class Recommender:
             self.cooccurrence = self.ranker.cooccurrence = saved["cooccurrence"]
         if "takes" in saved:
             self.takes = saved["takes"]
+        if "contributions" in saved:
+            self.contributions = saved["contributions"]
 
     # -- items ----------------------------------------------------------------------
 
@@ -351,9 +361,35 @@ class Recommender:
         """Interactions with an item seen by this recommender."""
         return self.takes.get(item_id, 0)
 
-    def _took(self, item_id: str) -> None:
+    def _count(self, user_id: str, item_id: str, ts: float, weight: float) -> None:
+        """Count a user's event in the aggregates: a take, and with `weight` > 0 a pair with their
+        latest items and popularity; kept as their contribution."""
         self.takes[item_id] = self.takes.get(item_id, 0) + 1
         self.generated.took(item_id)
+        if weight > 0:
+            recent = self.contributions.recent(user_id, self.cooccurrence.window, leaving=item_id)
+            self.cooccurrence.learn_one(recent, item_id)
+            self.popularity.learn_one(item_id, ts, weight)
+        self.contributions.record(user_id, item_id, ts, weight)
+
+    def _uncount(self, user_id: str, profile: UserProfile | None) -> None:
+        """Take every event of a user back out of the aggregates (`_count` in reverse); a user
+        counted before contributions were kept is taken back as far as their profile reaches."""
+        if user_id in self.contributions:
+            takes = self.contributions.pop(user_id)
+        elif profile is not None:
+            takes = [
+                (item, ts, 0.0 if action in NEGATIVE_ACTIONS else ACTION_WEIGHTS.get(action, 1.0))
+                for item, ts, action in profile.history
+            ]
+        else:
+            return
+        for item_id, ts, weight, recent in Contributions.replay(takes, self.cooccurrence.window):
+            if self.takes.get(item_id, 0) > 0:
+                self.takes[item_id] -= 1
+            if weight > 0:
+                self.cooccurrence.unlearn_one(recent, item_id)
+                self.popularity.unlearn(item_id, weight, ts)
 
     def on_user_cf(self, user_ids: Sequence[str], vectors: FloatArray) -> None:
         for user, vector in zip(user_ids, vectors, strict=True):
@@ -406,10 +442,6 @@ class Recommender:
         profile = self._read_profile(user_id)
         return profile.text_vector() if profile is not None else None
 
-    def _pair(self, profile: UserProfile, item_id: str, weight: float) -> None:
-        recent = [i for i, _, _ in profile.recent_items(self.cooccurrence.window + 1) if i != item_id]
-        self.cooccurrence.learn_one(recent, item_id, weight)
-
     def on_click(
         self,
         user_id: str,
@@ -424,10 +456,7 @@ class Recommender:
         profile = self.profile(user_id)
         negative = event in NEGATIVE_ACTIONS
         if aggregates:
-            self._took(item_id)
-        if aggregates and not negative:
-            self._pair(profile, item_id, 1.0)
-            self.popularity.learn_one(item_id, ts, ACTION_WEIGHTS.get(event, 1.0))
+            self._count(user_id, item_id, ts, 0.0 if negative else ACTION_WEIGHTS.get(event, 1.0))
         if not profile.applied(source):
             if negative:
                 profile.dislike(item_id, ts, event, self.item_text(item_id))
@@ -458,10 +487,8 @@ class Recommender:
         profile = self.profile(user_id)
         negative = self.is_negative(rating, polarity)
         if aggregates:
-            self._took(item_id)
-        if aggregates and not (negative and "pan_filter" in self.opinions):
-            self._pair(profile, item_id, 1.0)
-            self.popularity.learn_one(item_id, ts, ACTION_WEIGHTS["review"])
+            counted = not (negative and "pan_filter" in self.opinions)
+            self._count(user_id, item_id, ts, ACTION_WEIGHTS["review"] if counted else 0.0)
         if not profile.applied(source):
             said = vector
             if vector is not None and self.text_route(version, vector) != "active":
@@ -496,15 +523,12 @@ class Recommender:
         return profile
 
     def forget(self, user_id: str) -> bool:
-        """Erase a user: profile, CF vector, and their share of popularity."""
+        """Erase a user: profile, CF vector, and every event of theirs in popularity, co-occurrence
+        and take counts."""
         profile = self.profiles.pop(user_id, None)
         found = self.user_cf.pop(user_id, None) is not None or profile is not None
-        if profile is not None:
-            for item_id, ts, action in profile.history:
-                if self.takes.get(item_id, 0) > 0:
-                    self.takes[item_id] -= 1
-                if action not in NEGATIVE_ACTIONS:  # a dislike never counted toward popularity
-                    self.popularity.unlearn(item_id, ACTION_WEIGHTS.get(action, 1.0), ts)
+        found = user_id in self.contributions or found
+        self._uncount(user_id, profile)
         return found
 
     # -- ranking --------------------------------------------------------------------

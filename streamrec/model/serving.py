@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from streamrec.model.dedupe import Deduplicator, click_id, impression_id, review_id
+from streamrec.model.forgotten import Forgotten
 from streamrec.model.online import OnlineScorer
 from streamrec.model.ranker import Scored
 from streamrec.model.recommender import Recommender
@@ -49,6 +50,8 @@ class Serving:
         Review vectors folded into item vectors, to take back when their author is forgotten.
     offsets
         Next offset to apply per "topic:partition" (from a checkpoint).
+    forgotten
+        Users who asked to be forgotten: their events written before they asked stay out.
 
     Examples
     --------
@@ -72,8 +75,10 @@ class Serving:
         online: OnlineScorer | None = None,
         reviews: ReviewLedger | None = None,
         offsets: dict[str, int] | None = None,
+        forgotten: Forgotten | None = None,
     ) -> None:
         self.rec = rec
+        self.forgotten = forgotten if forgotten is not None else Forgotten()
         self.seen = seen if seen is not None else Deduplicator()
         self.online = online if online is not None else OnlineScorer()
         self.reviews = reviews if reviews is not None else ReviewLedger()
@@ -89,7 +94,11 @@ class Serving:
     # -- a user's events, from their partitions -------------------------------------
 
     def click(self, click: Click, source: Trigger) -> bool:
-        """Apply a click; True if its user's list is to be renewed, False for a repeat."""
+        """Apply a click; True if its user's list is to be renewed, False for a repeat (or an
+        event of a forgotten user from before they asked)."""
+        if self.forgotten.covers(click.user_id, source.ts):
+            self.advance(source)
+            return False
         fresh = self.advance(source)
         if fresh and self.seen.check(click_id(click)):
             return False
@@ -102,6 +111,9 @@ class Serving:
     def impression(self, impression: Impression, source: Trigger) -> bool:
         """Apply an impression; True if its user's list is to be renewed (without what they passed
         over), False for a repeat."""
+        if self.forgotten.covers(impression.user_id, source.ts):
+            self.advance(source)
+            return False
         fresh = self.advance(source)
         if fresh and self.seen.check(impression_id(impression)):
             return False
@@ -111,6 +123,9 @@ class Serving:
 
     def review(self, review: EncodedReview, source: Trigger) -> bool:
         """Apply a review to its author; True if their list is to be renewed, False for a repeat."""
+        if self.forgotten.covers(review.user_id, source.ts):
+            self.advance(source)
+            return False
         fresh = self.advance(source)
         if fresh and self.seen.check(review_id(review.user_id, review.identity)):
             return False
@@ -131,9 +146,12 @@ class Serving:
         )
         return True
 
-    def forget(self, user: str) -> Erasure:
-        """Erase a user from everything this recommender holds."""
+    def forget(self, user: str, at: float | None = None) -> Erasure:
+        """Erase a user from everything this recommender holds; their events written up to `at`
+        (the request's time) that come later stay out."""
         out = Erasure()
+        if at is not None:
+            self.forgotten.mark(user, at)
         if self.rec.forget(user):
             out.erased += ["profile (table tombstone)", "cf vector", "popularity contributions"]
         if self.online.forget(user):

@@ -140,6 +140,13 @@ class Settings(BaseSettings):
     )
     partitions: int = Field(3, ge=1, description="partitions of the topics streamrec creates")
     replication_factor: int = Field(1, ge=1, description="replication of the topics streamrec creates")
+    deadletter_retention_days: float = Field(
+        14.0,
+        gt=0,
+        description="how long `deadletter` keeps a message (they are kept whole, user ids included, "
+        "for an operator to read; a `forget` request cannot take them out, so this bounds how long "
+        "a forgotten user's rejected events stay); set on the topic when streamrec creates or checks it",
+    )
     qdrant_url: str | None = Field(None, description="Qdrant server URL; unset uses local mode on disk")
     qdrant_api_key: SecretStr | None = Field(None, description="Qdrant API key (secret)")
     qdrant_in_memory: bool = Field(False, description="local mode in memory instead of on disk")

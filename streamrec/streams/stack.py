@@ -37,6 +37,7 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
         "API_HOST": settings.api_host,
         "LOG_LEVEL": settings.log_level,
         "KAFKA_SESSION_TIMEOUT_S": str(settings.kafka_session_timeout_s),
+        "DEADLETTER_RETENTION_DAYS": str(settings.deadletter_retention_days),
         # Resolved here: a worker given the embedded broker's address takes it for an external one.
         "KAFKA_FETCH_MAX_WAIT_MS": str(settings.fetch_max_wait_ms),
         "QDRANT_IN_MEMORY": "1" if settings.qdrant_in_memory else "0",

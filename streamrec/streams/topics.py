@@ -11,7 +11,7 @@ from streamrec.streams.clients import kafka_config
 from streamrec.streams.errors import BrokerError
 from streamrec.streams.settings import Settings
 
-__all__ = ["TOPIC_CONFIGS", "Topics", "ensure_topics"]
+__all__ = ["TOPIC_CONFIGS", "Topics", "ensure_topics", "topic_configs"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,16 @@ TOPIC_CONFIGS: dict[str, dict[str, str]] = {
     # between CF workers: changes to item factors, so that all hold one set of them
     "cf-deltas": {},
 }
+
+
+def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
+    """`TOPIC_CONFIGS` with what the settings add: the dead letters' retention.
+
+    >>> topic_configs(Settings(deadletter_retention_days=1))["deadletter"]
+    {'retention.ms': '86400000'}
+    """
+    retention = str(round(settings.deadletter_retention_days * 86_400_000))
+    return {**TOPIC_CONFIGS, "deadletter": {**TOPIC_CONFIGS["deadletter"], "retention.ms": retention}}
 
 
 @dataclass(frozen=True)
@@ -93,7 +103,7 @@ def ensure_topics(settings: Settings, bootstrap: str | None = None, timeout: flo
             replication_factor=settings.replication_factor,
             config=config,
         )
-        for name, config in TOPIC_CONFIGS.items()
+        for name, config in topic_configs(settings).items()
         if settings.topic(name) not in existing
     ]
     created = []
@@ -124,7 +134,7 @@ def _align_configs(admin: Any, settings: Settings, existing: set[str], timeout: 
 
     wanted = {
         settings.topic(name): config
-        for name, config in TOPIC_CONFIGS.items()
+        for name, config in topic_configs(settings).items()
         if config and settings.topic(name) in existing
     }
     changed = []

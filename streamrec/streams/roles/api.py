@@ -119,7 +119,7 @@ class ApiRole:
                 serving.advance(source)
             elif isinstance(typed, str):
                 serving.advance(source)
-                serving.forget(typed)
+                serving.forget(typed, at=source.ts)
                 self.latest.pop(typed, None)
             elif isinstance(typed, Click):
                 serving.click(typed, source)

@@ -66,6 +66,7 @@ class CFRole(Service):
                     for w, mark in state["applied_seq"].items()
                 },
                 negatives="cf_negatives" in settings.opinions,
+                forgotten=state.get("forgotten"),
             )
             #: Next offset to learn per "topic:partition", inputs and the other workers' deltas.
             self.offsets: dict[str, int] = saved.offsets
@@ -204,7 +205,7 @@ class CFRole(Service):
                             CATALOG_WAIT_S,
                         )
                     caught_up = True
-                if learner.learn(event):
+                if learner.learn(event, written=record.timestamp / 1000):
                     learned += 1
                 else:
                     duplicates += 1
@@ -232,7 +233,7 @@ class CFRole(Service):
                 ctx.deadletters.send(tp.topic, tp.partition, record.offset, exc, record.value, record.key)
                 continue
             user = request.user_id
-            erased = self.learner.forget(user)
+            erased = self.learner.forget(user, at=record.timestamp / 1000)
             ctx.output.send(ctx.topics.vectors, None, key=vector_key("user", "cf", user))
             erased.append("cf vector (tombstone)")
             at = Trigger(
@@ -288,6 +289,7 @@ class CFRole(Service):
             "worker": learner.worker,
             "delta_seq": learner.delta_seq,
             "applied_seq": dict(learner.applied),
+            "forgotten": learner.forgotten,
         }
         blob = self.store.dumps(state, offsets)
         await asyncio.get_running_loop().run_in_executor(None, self.store.write, blob)

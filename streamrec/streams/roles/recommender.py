@@ -81,7 +81,9 @@ class RecommenderRole:
             rec.restore_aggregates(state["aggregates"])
             rec.restore_text_state(state.get("text", {}))
             self.sink.restore(state.get("qdrant_pending", {}))
-            self.serving = Serving(rec, state["seen"], _online(state), offsets=saved.offsets)
+            self.serving = Serving(
+                rec, state["seen"], _online(state), offsets=saved.offsets, forgotten=state.get("forgotten")
+            )
         self.rec = rec
         self.index = IndexFeed(ctx, self.serving, self.sink, ROLE, on_withdrawn=self._on_withdrawn)
         self._renewals: set[asyncio.Task[None]] = set()
@@ -177,13 +179,15 @@ class RecommenderRole:
         await ctx.output.flush()
         if forgotten:
             await self.index.flush()  # the Qdrant deletions, now rather than at the next tick
+            # The erasure must reach the checkpoint now, not at the next periodic one.
+            self._last_checkpoint = 0.0
         ctx.metrics.batch_events.labels(ROLE).observe(len(events))
         ctx.metrics.batch_seconds.labels(ROLE).observe(time.perf_counter() - started)
 
     def _forget(self, user: str, request: Trigger) -> None:
         """Erase a user from everything this role holds, and say so in the audit topic."""
         ctx = self.ctx
-        erasure = self.serving.forget(user)
+        erasure = self.serving.forget(user, at=request.ts)
         erased = erasure.erased
         self.sink.delete("users", user)
         erased.append("qdrant user point")
@@ -283,6 +287,7 @@ class RecommenderRole:
             "aggregates": self.rec.aggregates(),
             "seen": serving.seen,
             "online": serving.online,
+            "forgotten": serving.forgotten,
             "qdrant_pending": self.sink.pending(),
             "text": self.rec.text_state(),
         }
