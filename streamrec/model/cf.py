@@ -136,6 +136,8 @@ class OnlineCF:
         self._exposed: dict[Hashable, list[Hashable]] = {}
         #: Per user, takes after an impression: `[from what was shown, all]` (`model.exposure`).
         self._list_takes: dict[Hashable, list[float]] = {}
+        #: The same over all users: the prior of each one's.
+        self._habits = exposure.Habits()
         #: Users and items whose implicit vectors changed since `drain_changed`.
         self.changed_users: set[Hashable] = set()
         self.changed_items: set[Hashable] = set()
@@ -159,7 +161,8 @@ class OnlineCF:
             counts = self._list_takes.setdefault(user, [0.0, 0.0])
             counts[0] += item in exposed
             counts[1] += 1
-            attention = exposure.attention(*counts)
+            self._habits.took(item in exposed)
+            attention = self._habits.of(*counts)
             shown = [i for i in exposed if i != item and i in self._item_pos]
         if len(items) > 1:
             rand = self._rng.random
@@ -261,7 +264,10 @@ class OnlineCF:
         """Drop a user's factors, biases and rating baseline; True if there were any."""
         found = self._user_dev.pop(user, None) is not None
         found = self._exposed.pop(user, None) is not None or found
-        found = self._list_takes.pop(user, None) is not None or found
+        counts = self._list_takes.pop(user, None)
+        if counts is not None:
+            self._habits.untake(*counts)
+            found = True
         for model in (self.implicit, self.explicit):
             for table in (model.u_latents, model.u_biases):
                 if user in table:
@@ -366,6 +372,7 @@ class OnlineCF:
         self.__dict__.setdefault("_item_dev", {})
         self.__dict__.setdefault("_exposed", {})
         self.__dict__.setdefault("_list_takes", {})
+        self.__dict__.setdefault("_habits", exposure.Habits())
 
     # -- sharing item factors between workers -------------------------------------
 

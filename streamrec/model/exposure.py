@@ -4,7 +4,8 @@ A user who passes over an item on their list may not want it, or may not have lo
 come from search, other pages, another device. How much passing over says depends on how much the
 user takes from what they are shown, so that is learned per user, from their own takes:
 *attention*, the share of their takes (after an impression) that were among the items shown to
-them since their previous take, with a prior of one in four over four takes.
+them since their previous take, shrunk towards the share over all users (itself shrunk towards one
+in four), with the weight of four takes.
 
 A model of exposure then gives the step: a user who looks (with probability `attention`) and wants
 a shown item takes it with probability `q`; after `n` impressions without a take, the odds that they
@@ -27,13 +28,44 @@ PRIOR_FROM_LIST, PRIOR_TAKES = 1.0, 4.0
 TAKE_IF_WANTED = 0.5
 
 
-def attention(from_list: float, takes: float) -> float:
-    """The share of a user's takes that come from what they were shown, shrunk towards the prior.
+def attention(from_list: float, takes: float, prior: float = PRIOR_FROM_LIST / PRIOR_TAKES) -> float:
+    """The share of a user's takes that come from what they were shown, shrunk towards `prior`.
 
-    >>> attention(0, 0), round(attention(9, 10), 3)
-    (0.25, 0.714)
+    >>> attention(0, 0), round(attention(9, 10), 3), attention(0, 0, prior=0.1)
+    (0.25, 0.714, 0.1)
     """
-    return (from_list + PRIOR_FROM_LIST) / (takes + PRIOR_TAKES)
+    return (from_list + prior * PRIOR_TAKES) / (takes + PRIOR_TAKES)
+
+
+class Habits:
+    """Takes after an impression, over all users: the prior of each user's `attention`.
+
+    >>> habits = Habits()
+    >>> for n in range(100): habits.took(from_list=n % 10 == 0)
+    >>> round(habits.prior(), 3), round(habits.of(0, 0), 3), round(habits.of(5, 5), 3)
+    (0.106, 0.106, 0.603)
+    """
+
+    def __init__(self) -> None:
+        self.from_list = 0.0
+        self.takes = 0.0
+
+    def took(self, from_list: bool) -> None:
+        """A user took something after an impression (`from_list`: one of the items shown)."""
+        self.from_list += from_list
+        self.takes += 1
+
+    def untake(self, from_list: float, takes: float) -> None:
+        """Take a user's counts back out (they asked to be forgotten)."""
+        self.from_list = max(0.0, self.from_list - from_list)
+        self.takes = max(0.0, self.takes - takes)
+
+    def prior(self) -> float:
+        return attention(self.from_list, self.takes)
+
+    def of(self, from_list: float, takes: float) -> float:
+        """A user's attention, from their takes after an impression."""
+        return attention(from_list, takes, self.prior())
 
 
 def passed_over(n: DoubleArray, attention: float, q: float = TAKE_IF_WANTED) -> DoubleArray:

@@ -122,23 +122,22 @@ class UserProfile:
         action: str,
         vector: FloatArray | None = None,
         weight: float = 1.0,
-    ) -> None:
-        """Record an interaction, pulling the text vector towards `vector` if given."""
-        if self.fresh and action not in NEGATIVE_ACTIONS:
-            self.list_takes[0] += item_id in self.fresh
-            self.list_takes[1] += 1
-            self.fresh = []
+    ) -> bool | None:
+        """Record an interaction, pulling the text vector towards `vector` if given; whether it
+        was taken from what the user was shown (`take`)."""
+        from_list = self.take(item_id, action)
         self._record(item_id, ts, action)
         if vector is not None:
             self.add_vector(vector, ts, ACTION_WEIGHTS.get(action, 1.0) * weight)
+        return from_list
 
     def show(self, items: Sequence[str]) -> None:
         """Items were shown to the user (an impression): each counts once more as passed over,
         until the user takes it.
 
         >>> p = UserProfile("ann")
-        >>> p.show(["a", "b"]); p.show(["b"]); p.observe("a", ts=0.0, action="click"); p.shown
-        {'b': 2}
+        >>> p.show(["a", "b"]); p.show(["b"]); p.observe("a", ts=0.0, action="click"), p.shown
+        (True, {'b': 2})
         """
         for item in dict.fromkeys(items):
             self.shown[item] = self.shown.pop(item, 0) + 1
@@ -147,14 +146,21 @@ class UserProfile:
                 del self.shown[old]
         self.fresh = list(dict.fromkeys([*self.fresh, *items]))[-MAX_SHOWN:]
 
-    def attention(self) -> float:
-        """The share of the user's takes that come from what they were shown (`model.exposure`).
+    def take(self, item_id: str, action: str) -> bool | None:
+        """Count a take after an impression in `list_takes`: whether the item was among those shown
+        since the take before (None: no impression since, or not a take).
 
         >>> p = UserProfile("ann")
-        >>> p.show(["a", "b"]); p.observe("a", ts=0.0, action="click"); p.list_takes, p.attention()
-        ([1.0, 1.0], 0.4)
+        >>> p.show(["a", "b"]); p.take("a", "click"), p.take("b", "click"), p.list_takes
+        (True, None, [1.0, 1.0])
         """
-        return exposure.attention(*self.list_takes)
+        if not self.fresh or action in NEGATIVE_ACTIONS:
+            return None
+        shown = item_id in self.fresh
+        self.list_takes[0] += shown
+        self.list_takes[1] += 1
+        self.fresh = []
+        return shown
 
     def _record(self, item_id: str, ts: float, action: str) -> None:
         """The interaction in the history, and the item among those to exclude."""

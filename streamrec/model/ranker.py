@@ -187,6 +187,8 @@ class HybridRanker:
         #: vectors of other modalities (`modalities`) producers send.
         self.w_looks = w_looks
         self.w_ignored = w_ignored
+        #: How often users take what they were shown (the recommender's, shared).
+        self.habits = exposure.Habits()
         #: Names of the index's spaces of other modalities (e.g. "image").
         self.modalities: tuple[str, ...] = ()
         #: The words for why each item is listed (in the deployment's language).
@@ -391,7 +393,7 @@ class HybridRanker:
         relevance = contrib.sum(axis=0)
         if profile is not None and profile.shown and self.w_ignored:
             passed = np.array([profile.shown.get(i, 0) for i in ids], dtype=np.float64)
-            evidence = exposure.passed_over(passed, profile.attention())
+            evidence = exposure.passed_over(passed, self.habits.of(*profile.list_takes))
             spread = float(relevance.std()) if len(relevance) > 1 else 1.0
             relevance = relevance - self.w_ignored * evidence * (spread or 1.0)
         return _Blend(

@@ -16,6 +16,7 @@ from streamrec.model.base import FloatArray
 from streamrec.model.catalog import ItemTexts
 from streamrec.model.content_cf import ContentToCF
 from streamrec.model.contributions import Contributions
+from streamrec.model.exposure import Habits
 from streamrec.model.generated_cf import GeneratedCF
 from streamrec.model.index import MemoryIndex, Metric
 from streamrec.model.opinion_parts import parts_of
@@ -125,6 +126,8 @@ class Recommender:
         self.reputation = Reputation()
         #: Interactions per item (clicks and reviews, wanted or not) seen by this recommender.
         self.takes: dict[str, int] = {}
+        #: How often users take what they were shown: the prior of each one's attention.
+        self.habits = Habits()
         #: Each user's events counted in popularity, co-occurrence and `takes`, to take back.
         self.contributions = Contributions()
         #: Items by tag, from the catalog.
@@ -149,6 +152,7 @@ class Recommender:
             **ranker_params,  # type: ignore[arg-type]
         )
         self.ranker.tagged = self.tagged
+        self.ranker.habits = self.habits
         self.ranker.modalities = tuple(self.modalities)
         if rules is not None:
             self.ranker.rules = rules
@@ -162,6 +166,7 @@ class Recommender:
             "cooccurrence": self.cooccurrence,
             "takes": self.takes,
             "contributions": self.contributions,
+            "habits": self.habits,
         }
 
     def restore_aggregates(self, saved: Mapping[str, Any]) -> None:
@@ -174,6 +179,8 @@ class Recommender:
             self.takes = saved["takes"]
         if "contributions" in saved:
             self.contributions = saved["contributions"]
+        if "habits" in saved:
+            self.habits = self.ranker.habits = saved["habits"]
 
     # -- items ----------------------------------------------------------------------
 
@@ -372,6 +379,11 @@ class Recommender:
             self.popularity.learn_one(item_id, ts, weight)
         self.contributions.record(user_id, item_id, ts, weight)
 
+    def _took(self, from_list: bool | None) -> None:
+        """A user took something after an impression: counted in every user's habits."""
+        if from_list is not None:
+            self.habits.took(from_list)
+
     def _uncount(self, user_id: str, profile: UserProfile | None) -> None:
         """Take every event of a user back out of the aggregates (`_count` in reverse); a user
         counted before contributions were kept is taken back as far as their profile reaches."""
@@ -461,7 +473,7 @@ class Recommender:
             if negative:
                 profile.dislike(item_id, ts, event, self.item_text(item_id))
             else:
-                profile.observe(item_id, ts, event, vector=self.item_text(item_id))
+                self._took(profile.observe(item_id, ts, event, vector=self.item_text(item_id)))
             if source is not None:
                 profile.offsets[source[0]] = source[1]
             self.profiles[user_id] = profile
@@ -502,7 +514,10 @@ class Recommender:
                 profile.retract(item_id, item)
                 profile.dislike(item_id, ts, "dislike", item if item is not None else vector)
             else:
-                profile.observe(item_id, ts, "review", vector=vector, weight=rating_weight(rating))
+                from_list = profile.observe(
+                    item_id, ts, "review", vector=vector, weight=rating_weight(rating)
+                )
+                self._took(from_list)
             if "aspects" in self.opinions and said is not None:
                 profile.note(verdict(rating, polarity), opinions, item_id)
             if source is not None:
@@ -529,6 +544,8 @@ class Recommender:
         found = self.user_cf.pop(user_id, None) is not None or profile is not None
         found = user_id in self.contributions or found
         self._uncount(user_id, profile)
+        if profile is not None:
+            self.habits.untake(*profile.list_takes)
         return found
 
     # -- ranking --------------------------------------------------------------------

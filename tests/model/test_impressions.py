@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from streamrec.model import exposure
 from streamrec.model.cf import OnlineCF
 from streamrec.model.errors import InvalidEvent
 from streamrec.model.index import MemoryIndex
@@ -64,10 +65,11 @@ def test_items_passed_over_sink_and_a_take_clears_them() -> None:
 
 
 def test_how_far_an_item_sinks_levels_off_and_follows_the_users_habit() -> None:
-    def sink(from_list: int, takes: int, times: int) -> float:
+    def sink(from_list: int, takes: int, times: int, habits: exposure.Habits | None = None) -> float:
         profile = UserProfile("ann", list_takes=[float(from_list), float(takes)])
         profile.shown = {"a": times}
         ranker = HybridRanker(MemoryIndex({"text": (2, "cosine"), "cf": (2, "dot")}), Popularity())
+        ranker.habits = habits or exposure.Habits()
         relevance = ranker._blend(Request(profile=profile), ["a", "b", "c"]).relevance
         profile.shown = {}
         return float((ranker._blend(Request(profile=profile), ["a", "b", "c"]).relevance - relevance)[0])
@@ -76,6 +78,13 @@ def test_how_far_an_item_sinks_levels_off_and_follows_the_users_habit() -> None:
     assert 0 < steps[0] < steps[1] < steps[2] and steps[3] == pytest.approx(steps[2], rel=0.1)
     # A user who takes from what they are shown says more by passing over than one who never does.
     assert sink(0, 50, 50) < 0.2 * sink(50, 50, 50)
+    # A new user is taken to do as all users do: where lists are rarely taken from, passing over
+    # one says little.
+    ignored, followed = exposure.Habits(), exposure.Habits()
+    for n in range(1000):
+        ignored.took(from_list=n % 20 == 0)
+        followed.took(from_list=n % 2 == 0)
+    assert sink(0, 0, 3, ignored) < 0.5 * sink(0, 0, 3, followed)
     assert [profile_attention(f, t) for f, t in ((0, 0), (0, 50), (50, 50))] == pytest.approx(
         [0.25, 1 / 54, 51 / 54]
     )
@@ -86,7 +95,7 @@ def profile_attention(from_list: int, takes: int) -> float:
     for n in range(takes):
         profile.show([f"i{n}" if n < from_list else "other"])
         profile.observe(f"i{n}", ts=float(n), action="click")
-    return profile.attention()
+    return exposure.attention(*profile.list_takes)
 
 
 def test_the_negatives_of_the_next_take_are_drawn_from_what_was_passed_over() -> None:
