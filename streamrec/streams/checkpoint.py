@@ -1,20 +1,30 @@
-"""Atomic checkpoints: a model and the input offsets it has learned up to, in one file."""
+"""Atomic checkpoints: a model and the input offsets it has learned up to, in one file.
+
+A role's state is snapshotted by a forked child (`fork_save`), as Redis's background save does:
+the child has the state as it was at the fork, copy-on-write, and serializes and writes it while
+the role goes on. The event loop waits only for the fork, whose cost follows the process's page
+tables, not its objects: about a millisecond per 100 MB, where serializing the recommender's
+counts took 0.3 s at 120,000 clicks. Where `fork` is not there (Windows), or not wanted
+(`STREAMREC_CHECKPOINT_FORK=0`), the state is serialized on the loop and written in a thread.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import pickle
+import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from streamrec.streams.settings import Settings
 
-__all__ = ["AckAfterCheckpoint", "Checkpoint", "CheckpointStore"]
+__all__ = ["AckAfterCheckpoint", "Checkpoint", "CheckpointStore", "can_fork"]
 
 log = logging.getLogger(__name__)
 
@@ -61,22 +71,67 @@ class CheckpointStore:
             protocol=pickle.HIGHEST_PROTOCOL,
         )
 
-    def write(self, blob: bytes) -> None:
+    @property
+    def staged(self) -> Path:
+        """Where a checkpoint is written before `publish` puts it in place."""
+        return self.path.with_suffix(self.path.suffix + ".tmp")
+
+    def stage(self, blob: bytes) -> None:
+        """Write `blob` beside the checkpoint, synced; `publish` then makes it the checkpoint."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        with open(tmp, "wb") as f:
+        with open(self.staged, "wb") as f:
             f.write(blob)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+
+    def publish(self) -> None:
+        """The staged file becomes the checkpoint, atomically (a rename), and durably."""
+        os.replace(self.staged, self.path)
         dir_fd = os.open(self.path.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
 
+    def write(self, blob: bytes) -> None:
+        self.stage(blob)
+        self.publish()
+
     def save(self, model: Any, offsets: dict[str, int]) -> None:
         self.write(self.dumps(model, offsets))
+
+    def fork_save(self, model: Any, offsets: dict[str, int]) -> int:
+        """Stage a checkpoint in a forked child, which exits 0 once the staged file is synced;
+        returns its pid. `publish` then puts it in place.
+
+        The child touches nothing but the state and the file: no event loop, no client, no lock
+        another thread may have held at the fork; it leaves with `os._exit`, running no handler.
+        """
+        pid = os.fork()
+        if pid:
+            return pid
+        code = 1
+        try:
+            gc.disable()  # collections would copy pages for nothing
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, signal.SIG_DFL)
+            self.stage(self.dumps(model, offsets))
+            code = 0
+        except BaseException:  # noqa: BLE001 - the parent hears of it from the exit status
+            code = 1
+        finally:
+            os._exit(code)
+
+
+def can_fork() -> bool:
+    """Whether checkpoints are snapshotted by a forked child here."""
+    return hasattr(os, "fork") and os.environ.get("STREAMREC_CHECKPOINT_FORK", "1") != "0"
+
+
+def _exit_code(pid: int) -> int:
+    """Wait for a child; its exit code."""
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
 
 
 class _Ackable(Protocol):
@@ -86,9 +141,10 @@ class _Ackable(Protocol):
 class AckAfterCheckpoint:
     """Holds a faust agent's events until a checkpoint that covers them is on disk, then acks them.
 
-    A role serializes its state under its own lock (`write(blob)`); the file is then written in
-    a thread while events flow on, checkpoints land in the order they were taken, and only
-    then are the events they cover acknowledged, so faust commits nothing that is not durable.
+    A role hands over its state under its own lock (`snapshot`, or `write` with a serialized
+    one); the file is then written by a forked child or in a thread while events flow on,
+    checkpoints land in the order they were taken, and only then are the events they cover
+    acknowledged, so faust commits nothing that is not durable.
     """
 
     def __init__(self, store: CheckpointStore) -> None:
@@ -107,6 +163,44 @@ class AckAfterCheckpoint:
         """Write `blob` (the state after every held event) in the background; ack them once it is."""
         covered, self._pending = self._pending, []
         self._writing = asyncio.ensure_future(self._write(blob, covered, self._writing))
+
+    async def snapshot(
+        self, model: Any, offsets: dict[str, int], before: Callable[[], Awaitable[None]] | None = None
+    ) -> float:
+        """Checkpoint `model` (the state after every held event) and `offsets` as they are now;
+        in the background, once `before` (flushing what the events produced) is done and the
+        file is written, it becomes the checkpoint and the held events are acked. Returns the
+        seconds the caller waited: the fork, or the serialization where there is no fork."""
+        if self._writing is not None and not self._writing.done():
+            await self._writing  # one at a time: checkpoints land in the order they were taken
+        covered, self._pending = self._pending, []
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        staged: Awaitable[Any]
+        if can_fork():
+            staged = loop.run_in_executor(None, _exit_code, self.store.fork_save(model, offsets))
+        else:
+            staged = loop.run_in_executor(None, self.store.stage, self.store.dumps(model, offsets))
+        waited = time.perf_counter() - started
+        self._writing = asyncio.ensure_future(self._finish(staged, before, covered))
+        return waited
+
+    async def _finish(
+        self, staged: Awaitable[Any], before: Callable[[], Awaitable[None]] | None, covered: list[_Ackable]
+    ) -> None:
+        try:
+            if before is not None:
+                await before()
+            code = await staged
+            if code:
+                raise OSError(f"its writer exited {code}")
+            await asyncio.get_running_loop().run_in_executor(None, self.store.publish)
+        except Exception as exc:  # noqa: BLE001 - the next checkpoint holds this state too
+            log.error("checkpoint %s not written, retrying with the next one: %s", self.store.path, exc)
+            self._pending[:0] = covered
+            return
+        for event in covered:
+            event.ack()
 
     async def drain(self) -> None:
         """Wait for the checkpoints being written."""

@@ -43,6 +43,7 @@ class Metrics:
     online_hr: Gauge
     online_ndcg: Gauge
     cf_checkpoint_seconds: Histogram
+    checkpoint_pause: Histogram
     model_entities: Gauge
     retries: Counter
     forgotten: Counter
@@ -161,6 +162,13 @@ class Metrics:
                 "streamrec_cf_checkpoint_seconds",
                 "Time to write one CF checkpoint (model + offsets)",
                 buckets=_LATENCY_BUCKETS,
+                **kw,
+            ),
+            checkpoint_pause=Histogram(
+                "streamrec_checkpoint_pause_seconds",
+                "Time a role's event loop waits for one checkpoint (the fork of its snapshot)",
+                ["role"],
+                buckets=_FAST_BUCKETS,
                 **kw,
             ),
             model_entities=Gauge(

@@ -273,15 +273,13 @@ class RecommenderRole:
     async def _checkpoint(self) -> None:
         """Counts, offsets and everything produced become durable; then faust may commit.
 
-        The state is serialized here, under the processing lock, and written to disk in the
-        background: events flow on while the file is synced, and the events it covers are
-        acknowledged once it is.
+        The state is snapshotted here, under the processing lock (a forked child writes it):
+        events flow on while the outputs are flushed and the file is written and synced, and
+        the events it covers are acknowledged once it is in place.
         """
         self._last_checkpoint = time.monotonic()
         if not self.acks.holding:
             return
-        await self.ctx.output.flush()
-        await self.app.producer.flush()  # the profile table's changelog
         serving = self.serving
         state = {
             "aggregates": self.rec.aggregates(),
@@ -291,7 +289,13 @@ class RecommenderRole:
             "qdrant_pending": self.sink.pending(),
             "text": self.rec.text_state(),
         }
-        self.acks.write(self.store.dumps(state, serving.offsets))
+        paused = await self.acks.snapshot(state, serving.offsets, before=self._flush_outputs)
+        self.ctx.metrics.checkpoint_pause.labels(ROLE).observe(paused)
+
+    async def _flush_outputs(self) -> None:
+        """What the events of a checkpoint produced is delivered before the checkpoint lands."""
+        await self.ctx.output.flush()
+        await self.app.producer.flush()  # the profile table's changelog
 
 
 def aspect_labels(settings: Settings) -> dict[str, str]:
