@@ -117,25 +117,44 @@ class Popularity:
         self, k: int, exclude: Iterable[str] = (), decayed: bool = True, hidden: Iterable[str] = ()
     ) -> list[tuple[str, float]]:
         """The `k` most popular items in neither `exclude` nor `hidden`, with their log-scale score."""
+        return self.top_many(k, [set(exclude)], decayed, hidden)[0]
+
+    def top_many(
+        self, k: int, excludes: Sequence[set[str]], decayed: bool = True, hidden: Iterable[str] = ()
+    ) -> list[list[tuple[str, float]]]:
+        """`top` for many users at once (`excludes`: each one's): the items are ordered once.
+
+        >>> pop = Popularity()
+        >>> for item, n in (("a", 3), ("b", 2), ("c", 1)): pop.learn_one(item, ts=0.0, weight=n)
+        >>> [[i for i, _ in top] for top in pop.top_many(2, [set(), {"a"}], hidden={"b"})]
+        [['a', 'c'], ['c']]
+        """
         n = len(self._ids)
         if n == 0 or k <= 0:
-            return []
+            return [[] for _ in excludes]
         values = (self._decayed if decayed else self._counts)[:n]
-        excluded = [self._pos[i] for i in itertools.chain(exclude, hidden) if i in self._pos]
-        want = min(n, k + len(excluded))
+        skip = {self._pos[i] for i in hidden if i in self._pos}
+        # Enough of the order for the user who excludes the most (their excluded items may all
+        # be among the most popular).
+        want = min(n, k + len(skip) + max((len(e) for e in excludes), default=0))
         top = np.argpartition(-values, want - 1)[:want] if want < n else np.arange(n)
         top = top[np.argsort(-values[top], kind="stable")]
-        skip = set(excluded)
         scale = 1.0
         if decayed and self._t_ref is not None:
             scale = 2.0 ** -((self.t_last - self._t_ref) / self.half_life_s)
+        ordered = [(self._ids[pos], math.log1p(float(values[pos]) * scale)) for pos in top.tolist()]
+        if skip:
+            ordered = [(item, score) for (item, score), pos in zip(ordered, top.tolist(), strict=True)
+                       if pos not in skip]  # fmt: skip
         out = []
-        for pos in top:
-            if pos in skip:
-                continue
-            out.append((self._ids[pos], math.log1p(float(values[pos]) * scale)))
-            if len(out) == k:
-                break
+        for exclude in excludes:
+            mine = []
+            for item, score in ordered:
+                if item not in exclude:
+                    mine.append((item, score))
+                    if len(mine) == k:
+                        break
+            out.append(mine)
         return out
 
 
@@ -191,9 +210,21 @@ class CoOccurrence:
         self.max_neighbors = max_neighbors
         self._rows: dict[str, dict[str, float]] = {}
         self._counts: dict[str, float] = {}
+        #: Per row, its strongest entries as of some updates ago, and the updates since.
+        self._tops: dict[str, tuple[list[str], list[float]]] = {}
+        self._stale: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._rows)
+
+    def __getstate__(self) -> dict[str, object]:
+        # The sorted rows are a cache: rebuilt as asked for, not checkpointed.
+        return {k: v for k, v in self.__dict__.items() if k not in ("_tops", "_stale")}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._tops = {}
+        self._stale = {}
 
     def learn_one(self, recent: Sequence[str], item: str, weight: float = 1.0) -> None:
         """Pair `item` with the user's previous items `recent` (most recent first)."""
@@ -228,6 +259,7 @@ class CoOccurrence:
         row = self._rows.get(a)
         if row is not None:
             _take(row, b, w)
+            self._tops.pop(a, None)  # a pair taken back never comes back as a candidate
             if not row:
                 del self._rows[a]
 
@@ -236,9 +268,11 @@ class CoOccurrence:
         if row is None:
             row = rows[a] = {}
         row[b] = row.get(b, 0.0) + w
+        self._stale[a] = self._stale.get(a, 0) + 1
         if len(row) > 2 * self.max_neighbors:
             keep = sorted(row.items(), key=lambda kv: -kv[1])[: self.max_neighbors]
             rows[a] = dict(keep)
+            self._tops.pop(a, None)
 
     def count(self, item: str) -> float:
         return self._counts.get(item, 0.0)
@@ -279,22 +313,44 @@ class CoOccurrence:
     def neighbors(self, recent: Sequence[str], n: int, depth: int = 3) -> list[tuple[str, float]]:
         """Candidates: the items that most often followed each of the user's `depth` latest items.
 
-        Strongest raw pair counts per recent item, merged; `contributions` scores them.
+        Strongest raw pair counts per recent item, merged; `contributions` scores them. Each
+        row's strongest entries are kept sorted and sorted again once the row has taken an
+        eighth of its length in updates since (or when more are asked for): candidates may
+        trail the counts by a few updates, while a row is not sorted for every user.
         """
         out: dict[str, float] = {}
         w = 1.0
         for previous in recent[:depth]:
-            row = self._rows.get(previous)
-            if row:
-                # The row's n strongest, strongest first, ties in the row's order (as a stable
-                # sort gives them): a sort in numpy rather than a heap of Python tuples.
-                values = np.fromiter(row.values(), dtype=np.float64, count=len(row))
-                keys = list(row)
-                for j in np.argsort(-values, kind="stable")[:n].tolist():
-                    out[keys[j]] = out.get(keys[j], 0.0) + w * float(values[j])
+            keys, values = self._strongest(previous, n)
+            for key, value in zip(keys, values, strict=False):
+                out[key] = out.get(key, 0.0) + w * value
             w *= self.decay
         return heapq.nlargest(n, out.items(), key=operator.itemgetter(1))
+
+    def _strongest(self, item: str, n: int) -> tuple[list[str], list[float]]:
+        row = self._rows.get(item)
+        if not row:
+            return [], []
+        cached = self._tops.get(item)
+        stale = self._stale.get(item, 0)
+        if (
+            cached is not None
+            and stale <= len(row) // 8
+            and (len(cached[0]) >= n or len(cached[0]) == len(row))
+        ):
+            return cached[0][:n], cached[1][:n]
+        # The row's n strongest, strongest first, ties in the row's order (as a stable sort
+        # gives them): a sort in numpy rather than a heap of Python tuples.
+        values = np.fromiter(row.values(), dtype=np.float64, count=len(row))
+        keys = list(row)
+        order = np.argsort(-values, kind="stable")[:n].tolist()
+        top = ([keys[j] for j in order], [float(values[j]) for j in order])
+        self._tops[item] = top
+        self._stale[item] = 0
+        return top
 
     def forget(self, item: str) -> None:
         self._rows.pop(item, None)
         self._counts.pop(item, None)
+        self._tops.pop(item, None)
+        self._stale.pop(item, None)

@@ -217,9 +217,12 @@ class HybridRanker:
             )
             for hits, more in zip(cf_hits, looks, strict=True):
                 hits.extend(more)
+        popular = self.popularity.top_many(
+            self.n_candidates, [r.exclude for r in requests], hidden=self.index.hidden
+        )
         return [
-            self._rank(request, text, cf, k)
-            for request, text, cf in zip(requests, text_hits, cf_hits, strict=True)
+            self._rank(request, text, cf, top, k)
+            for request, text, cf, top in zip(requests, text_hits, cf_hits, popular, strict=True)
         ]
 
     def _recent_mean(self, request: Request, name: str) -> FloatArray | None:
@@ -259,12 +262,12 @@ class HybridRanker:
         request: Request,
         text_hits: list[tuple[str, float]],
         cf_hits: list[tuple[str, float]],
+        popular: list[tuple[str, float]],
         k: int,
     ) -> list[Scored]:
         exclude, hidden = request.exclude, self.index.hidden
         candidates: dict[str, None] = dict.fromkeys(i for i, _ in text_hits)
         candidates.update(dict.fromkeys(i for i, _ in cf_hits))
-        popular = self.popularity.top(self.n_candidates, exclude=exclude, hidden=hidden)
         candidates.update(dict.fromkeys(i for i, _ in popular))
         recent = request.profile.recent_items(_RECENT) if request.profile is not None else []
         if self.cooccurrence is not None and recent:
