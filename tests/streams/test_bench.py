@@ -148,6 +148,19 @@ def test_bench_quick_writes_every_figure(bootstrap: str, tmp_path: Path) -> None
     assert latency["p50"] <= latency["p95"] <= latency["p99"]
     assert _positive(latency["reviews"]["p99"]) and _positive(latency["broker_hop"]["p50"])
     assert all(run["users_unanswered"] == 0 for run in latency["loads"])
+    curve = latency["curve"]
+    assert [r["offered_events_per_s"] for r in curve["one_process"]] == [50.0, 200.0]
+    assert [r["offered_events_per_s"] for r in curve["two_processes"]] == [50.0, 200.0]
+    assert all(_positive(r["p99"]) for runs in curve.values() for r in runs)
+    picture = Path(report["load_curve_png"])
+    assert picture.name == "bench-load.png" and picture.read_bytes()[:4] == b"\x89PNG"
+
+    state = report["state"]
+    assert [s["clicks"] for s in state["sizes"]] == [500, 2_000]
+    for size in state["sizes"]:
+        assert _positive(size["ranking_ms_per_user"]) and _positive(size["pause_ms"])
+        assert _positive(size["serialize_ms"]) and size["checkpoint_bytes"] > 0
+    assert _positive(state["ranking_growth"]) and state["sizes"][-1]["forked"]
 
     encoder = report["encoder"]
     assert encoder["device"] == "cpu" and encoder["model"]
@@ -177,6 +190,7 @@ def test_bench_quick_writes_every_figure(bootstrap: str, tmp_path: Path) -> None
     names = {t["target"] for t in report["targets"]}
     assert {"cf_events_per_s", "cf_ratio", "click_p99_ms", "review_p99_ms", "encoder_ratio"} <= names
     assert {"api_stored_p99_ms", "api_computed_p99_ms", "withdrawal_s"} <= names
+    assert {"max_sustained_clicks_per_s", "ranking_growth", "checkpoint_pause_ms"} <= names
     assert "streamrec bench" in result.output  # the table's title
     assert table(report).row_count >= 8
     assert targets(report) == report["targets"]

@@ -47,8 +47,9 @@ def bench_command(
         float, typer.Option("--slo-ms", help="p99 bound of a sustained click load (and of the click target).")
     ] = 100.0,
     sections: Annotated[
-        str, typer.Option("--sections", help="Which measurements: encoder,qdrant,cf,memory,latency,api.")
-    ] = "encoder,qdrant,cf,memory,latency,api",
+        str,
+        typer.Option("--sections", help="Which measurements: encoder,qdrant,state,cf,memory,latency,api."),
+    ] = "encoder,qdrant,state,cf,memory,latency,api",
     quick: Annotated[
         bool, typer.Option("--quick", help="Tiny sizes: seconds, for tests; no figure to quote.")
     ] = False,
@@ -147,12 +148,19 @@ def bench_command(
     report["targets"] = targets(report)
     failed = [name for name, section in report.items() if isinstance(section, dict) and "error" in section]
     json_out.parent.mkdir(parents=True, exist_ok=True)
+    latency = report.get("latency_ms")
+    if isinstance(latency, dict) and "error" not in latency:
+        from streamrec.streams.bench.plot import draw_load_curve
+
+        drawn = draw_load_curve(latency, json_out.with_name(json_out.stem + "-load.png"))
+        report["load_curve_png"] = str(drawn) if drawn else None
     json_out.write_text(json.dumps(report, indent=2, default=str) + "\n")
     Console().print(table(report))
     load = report["machine"]
     console.print(
         f"{load['cpus']} CPUs; load average {load['load_average_start']} at the start, "
         f"{load['load_average_end']} at the end; {report['seconds']:.0f} s. JSON: {json_out}"
+        + (f"; load curve: {report['load_curve_png']}" if report.get("load_curve_png") else "")
     )
     if own_dir and not failed:
         shutil.rmtree(work, ignore_errors=True)

@@ -37,7 +37,6 @@ __all__ = ["Arrivals", "bench_latency", "broker_hop", "percentiles"]
 Say = Callable[[str], None]
 #: This process's consumers ask for little waiting, so that measuring adds little latency.
 PROBE_FETCH_WAIT_MS = 10
-STEP_UP, STEP_DOWN = 1.5, 1 / 1.5
 #: Clicks per second and seconds of the unmeasured load that warms the worker up.
 WARM_UP = (100.0, 2.0)
 
@@ -212,16 +211,15 @@ def bench_latency(
     review_rate: float = 20.0,
     slo_ms: float = 100.0,
     review_slo_ms: float = 1000.0,
-    ladder_seconds: float = 8.0,
-    ladder_steps: int = 5,
+    curve: tuple[float, ...] = (200.0, 500.0, 1000.0, 1500.0, 2000.0),
+    curve_seconds: float = 8.0,
     grace_s: float = 10.0,
     profile_dir: Path | None = None,
 ) -> dict[str, Any]:
     topics = phase.topics
     # Every item a click of this run can name must be in the catalog with its text vector:
     # a click on an item the recommender has not indexed yet waits for the index to catch up.
-    top = max(loads) * STEP_UP**ladder_steps
-    clicks_needed = int(WARM_UP[0] * WARM_UP[1] + sum(loads) * seconds + top * ladder_seconds * ladder_steps)
+    clicks_needed = int(2 * WARM_UP[0] * WARM_UP[1] + sum(loads) * seconds + 2 * sum(curve) * curve_seconds)
     reviews_needed = int(review_rate * seconds) + 1
     catalog = {item: workload.catalog[item] for item in _items(workload, clicks_needed)}
     catalog.update(workload.review_catalog(reviews_needed))
@@ -279,23 +277,27 @@ def bench_latency(
         time.sleep(1.0)  # let the worker settle between loads
         return run
 
+    curves: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
     try:
         clicks_at(*WARM_UP, record=False)  # first calls into numpy, BLAS, the producer: not measured
         for rate in loads:
             clicks_at(rate, seconds)
-        # The most it sustains: up from the highest load that held until one fails, or
-        # down from the lowest until one holds.
-        held = [r["offered_events_per_s"] for r in runs if r["sustained"]]
-        going_up = bool(held)
-        rate = max(held) * STEP_UP if going_up else min(loads) * STEP_DOWN
-        for _ in range(ladder_steps):
-            if clicks_at(round(rate), ladder_seconds)["sustained"] != going_up:
-                break
-            rate *= STEP_UP if going_up else STEP_DOWN
-        # Reviews last: a backlog of text for the encoder must not spill into the click loads.
+        # The load curve: where one recommender process ends, and what a second one buys.
+        for rate in curve:
+            done = next((r for r in runs if r["offered_events_per_s"] == rate), None)
+            curves[1].append(done if done is not None else clicks_at(rate, curve_seconds))
+        # Reviews next, still with one process: a backlog of text for the encoder must not spill
+        # into the click loads.
         say(f"latency: reviews at {review_rate:g}/s for {seconds:g}s")
         reviews = workload.review_events(topics.reviews, 0, reviews_needed)
         review_run = _run_load(phase, arrivals, reviews, review_rate, review_slo_ms, max(grace_s, 60.0))
+        say("latency: a second recommender process")
+        second = phase.stack.start_worker(["recommender"], None, **phase.cluster.worker_env)
+        phase.stack.wait_ready(timeout=300, workers=[second])
+        clicks_at(*WARM_UP, record=False)  # the group's partitions move to it meanwhile
+        for rate in curve:
+            say(f"latency: two recommender processes, clicks at {rate:,.0f}/s")
+            curves[2].append(clicks_at(rate, curve_seconds, record=False))
     finally:
         arrivals.close()
     recommendations = metric_total(worker, "streamrec_recommendations_total")
@@ -306,6 +308,7 @@ def bench_latency(
     phase.stop()
     target = max(loads)
     main = next(r for r in runs if r["offered_events_per_s"] == target)
+    one = [r for r in runs if r["sustained"]]
     return {
         "offered_events_per_s": target,
         "p50": main["p50"],
@@ -313,10 +316,12 @@ def bench_latency(
         "p99": main["p99"],
         "slo_ms": slo_ms,
         "sustained_bound_ms": bound_ms,
-        "max_sustained_events_per_s": max(
-            (r["offered_events_per_s"] for r in runs if r["sustained"]), default=0.0
+        "max_sustained_events_per_s": max((r["offered_events_per_s"] for r in one), default=0.0),
+        "max_sustained_two_processes_per_s": max(
+            (r["offered_events_per_s"] for r in curves[2] if r["sustained"]), default=0.0
         ),
         "loads": runs,
+        "curve": {"one_process": curves[1], "two_processes": curves[2]},
         "reviews": {**review_run, "slo_ms": review_slo_ms},
         "broker_hop": hop,
         "worker_recommendations": recommendations,

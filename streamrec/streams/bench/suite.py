@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["QUICK", "SECTIONS", "BenchConfig", "run_bench"]
 
-SECTIONS = ("encoder", "qdrant", "cf", "memory", "latency", "api")
+SECTIONS = ("encoder", "qdrant", "state", "cf", "memory", "latency", "api")
 Say = Callable[[str], None]
 
 
@@ -50,8 +50,9 @@ class BenchConfig:
     loads: tuple[float, ...] = (200.0, 1000.0)
     load_seconds: float = 15.0
     review_rate: float = 20.0
-    ladder_seconds: float = 8.0
-    ladder_steps: int = 4
+    #: Clicks per second of the load curve (one recommender process, then two), seconds each.
+    curve: tuple[float, ...] = (200.0, 500.0, 1000.0, 1500.0, 2000.0)
+    curve_seconds: float = 8.0
     grace_s: float = 10.0
     slo_ms: float = 100.0
     review_slo_ms: float = 1000.0
@@ -69,6 +70,9 @@ class BenchConfig:
     api_computed_rate: float = 100.0
     api_seconds: float = 10.0
     api_clicks: int = 5_000
+    #: Clicks applied in one process before ranking and checkpointing are timed, and users ranked.
+    state_sizes: tuple[int, ...] = (2_000, 120_000)
+    state_users: int = 512
 
     def quick(self) -> BenchConfig:
         return replace(self, **QUICK)
@@ -88,8 +92,8 @@ QUICK: dict[str, Any] = {
     "loads": (50.0, 200.0),
     "load_seconds": 3.0,
     "review_rate": 4.0,
-    "ladder_seconds": 2.0,
-    "ladder_steps": 1,
+    "curve": (50.0, 200.0),
+    "curve_seconds": 2.0,
     "grace_s": 8.0,
     "catalog_items": 150,
     "prestart": True,
@@ -98,6 +102,8 @@ QUICK: dict[str, Any] = {
     "api_computed_rate": 20.0,
     "api_seconds": 2.0,
     "api_clicks": 500,
+    "state_sizes": (500, 2_000),
+    "state_users": 64,
     "worker_env": {"CF__CHECKPOINT_INTERVAL_S": "1.0", "RECOMMENDER__CHECKPOINT_INTERVAL_S": "1.0"},
 }
 
@@ -144,6 +150,8 @@ def run_bench(
             report["encoder"] = guard("encoder", lambda: _encoder(config, workload, say))
         if "qdrant" in config.sections:
             report["qdrant"] = guard("qdrant", lambda: _qdrant(config, settings, say))
+        if "state" in config.sections:
+            report["state"] = guard("state", lambda: _state(config, settings, workload, say))
         if cluster is not None:
             if not config.prestart:
                 say(
@@ -197,7 +205,7 @@ def _on_broker(
             lambda: bench_latency(
                 cluster.phase("lat"), workload, say, loads=config.loads, seconds=config.load_seconds,
                 review_rate=config.review_rate, slo_ms=config.slo_ms, review_slo_ms=config.review_slo_ms,
-                ladder_seconds=config.ladder_seconds, ladder_steps=config.ladder_steps,
+                curve=config.curve, curve_seconds=config.curve_seconds,
                 grace_s=config.grace_s, profile_dir=config.profile_dir,
             ),
         )  # fmt: skip
@@ -238,6 +246,12 @@ def _encoder(config: BenchConfig, workload: Workload, say: Say) -> dict[str, Any
     return measure_encoder(
         texts, config.device, config.model, config.max_length, config.encoder_repeats, config.dtype, say
     )
+
+
+def _state(config: BenchConfig, settings: Settings, workload: Workload, say: Say) -> dict[str, Any]:
+    from streamrec.streams.bench.state import bench_state
+
+    return bench_state(workload, settings, say, sizes=config.state_sizes, users=config.state_users)
 
 
 def _qdrant(config: BenchConfig, settings: Settings, say: Say) -> dict[str, Any]:
