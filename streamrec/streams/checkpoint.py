@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from streamrec.streams.settings import Settings
 
-__all__ = ["AckAfterCheckpoint", "Checkpoint", "CheckpointStore", "can_fork"]
+__all__ = ["AckAfterCheckpoint", "Checkpoint", "CheckpointStore", "can_fork", "exit_code"]
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def can_fork() -> bool:
     return hasattr(os, "fork") and os.environ.get("STREAMREC_CHECKPOINT_FORK", "1") != "0"
 
 
-def _exit_code(pid: int) -> int:
+def exit_code(pid: int) -> int:
     """Wait for a child; its exit code."""
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status)
@@ -178,7 +178,7 @@ class AckAfterCheckpoint:
         started = time.perf_counter()
         staged: Awaitable[Any]
         if can_fork():
-            staged = loop.run_in_executor(None, _exit_code, self.store.fork_save(model, offsets))
+            staged = loop.run_in_executor(None, exit_code, self.store.fork_save(model, offsets))
         else:
             staged = loop.run_in_executor(None, self.store.stage, self.store.dumps(model, offsets))
         waited = time.perf_counter() - started

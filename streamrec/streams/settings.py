@@ -85,7 +85,12 @@ class CFSettings(_Group):
         5.0, gt=0, description="how often model and offsets are saved (and offsets committed)"
     )
     publish_interval_s: float = Field(1.0, gt=0, description="how often changed factors are published")
-    batch_size: int = Field(2000, ge=1, description="most events per processing batch")
+    batch_size: int = Field(
+        10_000,
+        ge=1,
+        description="most events per fetch and learning batch (fewer, larger fetches: a broker that "
+        "holds each fetch for its wait costs less per event)",
+    )
 
 
 class RecommenderSettings(_Group):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import orjson
@@ -29,7 +29,7 @@ from streamrec.model.cf import OnlineCF
 from streamrec.model.errors import InvalidEvent
 from streamrec.model.learner import ALL_PARTS, Learner
 from streamrec.model.schemas import Audit, Click, Impression, Review, Trigger, parse_id
-from streamrec.streams.checkpoint import CheckpointStore
+from streamrec.streams.checkpoint import CheckpointStore, can_fork, exit_code
 from streamrec.streams.consumer import CheckpointedConsumer, tp_key
 from streamrec.streams.context import Context
 from streamrec.streams.feed import GlobalFeed
@@ -92,6 +92,8 @@ class CFRole(Service):
         self._uncommitted = False
         self._last_publish = time.monotonic()
         self._last_checkpoint = time.monotonic()
+        #: The checkpoint being written, flushed and committed in the background.
+        self._landing: asyncio.Future[None] | None = None
         self._lock = asyncio.Lock()
         self.catalog = GlobalFeed([ctx.topics.items], self._on_items, ctx.clients, ctx.metrics, ROLE)
         # Other CF workers' item factor changes, applied exactly once: their offsets are
@@ -269,18 +271,27 @@ class CFRole(Service):
         self._last_publish = time.monotonic()
 
     async def checkpoint(self) -> None:
+        """Checkpoint now, and wait until it is in place and the offsets are committed."""
         async with self._lock:
             await self._checkpoint()
+        if self._landing is not None:
+            await self._landing
 
     async def _checkpoint(self) -> None:
-        """Make outputs, model and offsets durable, then commit the offsets."""
+        """Make outputs, model and offsets durable, then commit the offsets.
+
+        The model is snapshotted by a forked child (`CheckpointStore.fork_save`); learning goes
+        on while the outputs are flushed and the file is written, and the offsets are committed
+        once it is in place. One checkpoint lands at a time, in order.
+        """
         self._last_checkpoint = time.monotonic()
         if not self._uncommitted:
             return
+        if self._landing is not None and not self._landing.done():
+            await self._landing
         started = time.perf_counter()
         self.publish()
         self.share_deltas()
-        await self.ctx.output.flush()
         offsets = dict(self.offsets)
         learner = self.learner
         state = {
@@ -291,10 +302,29 @@ class CFRole(Service):
             "applied_seq": dict(learner.applied),
             "forgotten": learner.forgotten,
         }
-        blob = self.store.dumps(state, offsets)
-        await asyncio.get_running_loop().run_in_executor(None, self.store.write, blob)
-        await self.consumer.commit(offsets)
+        loop = asyncio.get_running_loop()
+        staged: Awaitable[Any]
+        if can_fork():
+            staged = loop.run_in_executor(None, exit_code, self.store.fork_save(state, offsets))
+        else:
+            staged = loop.run_in_executor(None, self.store.stage, self.store.dumps(state, offsets))
         self._uncommitted = False
+        self.ctx.metrics.checkpoint_pause.labels(ROLE).observe(time.perf_counter() - started)
+        self._landing = asyncio.ensure_future(self._land(staged, offsets, started))
+
+    async def _land(self, staged: Awaitable[Any], offsets: dict[str, int], started: float) -> None:
+        """Outputs delivered, the staged checkpoint in place, then the offsets committed."""
+        try:
+            await self.ctx.output.flush()
+            code = await staged
+            if code:
+                raise OSError(f"its writer exited {code}")
+            await asyncio.get_running_loop().run_in_executor(None, self.store.publish)
+            await self.consumer.commit(offsets)
+        except Exception as exc:  # noqa: BLE001 - the next checkpoint holds this state too
+            log.error("CF checkpoint not written or committed, retrying with the next one: %s", exc)
+            self._uncommitted = True
+            return
         self.ctx.metrics.cf_checkpoint_seconds.observe(time.perf_counter() - started)
 
     @Service.timer(5.0)
