@@ -79,11 +79,18 @@ class GeneratedCF:
             self.index.upsert("cf", item_ids, vectors)
             return
         contents = self._content(item_ids)
-        for item, vector in zip(item_ids, vectors, strict=True):
+        taught = []
+        for n, (item, vector) in enumerate(zip(item_ids, vectors, strict=True)):
             self._learned[item] = np.asarray(vector, dtype=np.float32)
-            known = contents.get(item)
-            if known is not None:
-                content.observe(item, known, vector, self.takes(item))
+            if item in contents:
+                taught.append(n)
+        if taught:
+            content.observe_many(
+                [item_ids[n] for n in taught],
+                np.stack([contents[item_ids[n]] for n in taught]),
+                np.asarray(vectors)[taught],
+                [self.takes(item_ids[n]) for n in taught],
+            )
         self._place(item_ids)
 
     def relearn(self, with_content: Sequence[str]) -> None:

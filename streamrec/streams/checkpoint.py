@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from streamrec.streams.settings import Settings
 
-__all__ = ["AckAfterCheckpoint", "Checkpoint", "CheckpointStore", "can_fork", "exit_code"]
+__all__ = ["AckAfterCheckpoint", "Checkpoint", "CheckpointStore", "can_fork", "exit_code", "keep_long_lived"]
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,15 @@ class CheckpointStore:
             os._exit(code)
 
 
+def keep_long_lived() -> None:
+    """Objects that lived to a checkpoint are the role's state: move them out of the collector's
+    full passes (`gc.freeze`). A full collection walked every object the recommender holds,
+    100-300 ms at 120,000 clicks (550,000 objects), on the event loop; it now walks only what was
+    made since the last checkpoint. What the state lets go is still freed by reference counting;
+    only a reference cycle that outlived the young generations would stay."""
+    gc.freeze()
+
+
 def can_fork() -> bool:
     """Whether checkpoints are snapshotted by a forked child here."""
     return hasattr(os, "fork") and os.environ.get("STREAMREC_CHECKPOINT_FORK", "1") != "0"
@@ -181,6 +190,7 @@ class AckAfterCheckpoint:
             staged = loop.run_in_executor(None, exit_code, self.store.fork_save(model, offsets))
         else:
             staged = loop.run_in_executor(None, self.store.stage, self.store.dumps(model, offsets))
+        keep_long_lived()
         waited = time.perf_counter() - started
         self._writing = asyncio.ensure_future(self._finish(staged, before, covered))
         return waited

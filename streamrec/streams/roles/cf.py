@@ -29,7 +29,7 @@ from streamrec.model.cf import OnlineCF
 from streamrec.model.errors import InvalidEvent
 from streamrec.model.learner import ALL_PARTS, Learner
 from streamrec.model.schemas import Audit, Click, Impression, Review, Trigger, parse_id
-from streamrec.streams.checkpoint import CheckpointStore, can_fork, exit_code
+from streamrec.streams.checkpoint import CheckpointStore, can_fork, exit_code, keep_long_lived
 from streamrec.streams.consumer import CheckpointedConsumer, tp_key
 from streamrec.streams.context import Context
 from streamrec.streams.feed import GlobalFeed
@@ -309,6 +309,7 @@ class CFRole(Service):
         else:
             staged = loop.run_in_executor(None, self.store.stage, self.store.dumps(state, offsets))
         self._uncommitted = False
+        keep_long_lived()
         self.ctx.metrics.checkpoint_pause.labels(ROLE).observe(time.perf_counter() - started)
         self._landing = asyncio.ensure_future(self._land(staged, offsets, started))
 
