@@ -14,6 +14,7 @@ from streamrec.model.base import FloatArray
 from streamrec.model.cf import OnlineCF
 from streamrec.model.dedupe import Deduplicator, click_id, impression_id, review_id, review_identity
 from streamrec.model.errors import InvalidEvent
+from streamrec.model.fence import Claim, Commit, Fence
 from streamrec.model.forgotten import Forgotten
 from streamrec.model.profile import NEGATIVE_ACTIONS
 from streamrec.model.schemas import Click, Impression, Review
@@ -35,6 +36,8 @@ class DeltaBatch:
     seq: int
     part: int
     items: dict[str, FloatArray]
+    #: The commit attempt it belongs to ("": written before commits, applied as read).
+    attempt: str = ""
 
     @property
     def mark(self) -> tuple[int, int]:
@@ -55,8 +58,10 @@ class Learner:
     retry) is recognized by its identity and learned once.
 
     CF workers split the users but share the items: each sends what its learning changed in
-    item factors (`share`, in parts of `DELTAS_PER_PART` items) and adds what the others sent
-    (`apply`), each part once, by its `(seq, part)` mark per worker.
+    item factors with the offsets it learned up to (`share`: parts of `DELTAS_PER_PART` items,
+    then a commit) and reads what every worker sent on the same log (`receive`): the others'
+    parts of a commit the `fence` finds valid are added, each part once, by its `(seq, part)`
+    mark per worker (`apply`).
 
     Parameters
     ----------
@@ -75,6 +80,8 @@ class Learner:
         as a take, like any other review.
     forgotten
         Users who asked to be forgotten (from a checkpoint).
+    fence
+        The group log's claims and verdicts as far as read (from a checkpoint).
 
     Examples
     --------
@@ -83,10 +90,10 @@ class Learner:
     >>> click = Click(user_id="ann", item_id="guitar", event="click", ts=1.0)
     >>> learner.learn(click), learner.learn(click), learner.model.n_learned
     (True, False, 1)
-    >>> batches = learner.share()
+    >>> parts, commit = learner.share({})
     >>> peer = Learner(OnlineCF(seed=1), worker="w2")
-    >>> [peer.apply(b) for b in batches + batches]
-    [True, False]
+    >>> [peer.receive(m) for m in [*parts, commit]], [peer.apply(p) for p in parts]
+    ([False, True], [False])
     """
 
     def __init__(
@@ -98,6 +105,7 @@ class Learner:
         applied: dict[str, tuple[int, int]] | None = None,
         negatives: bool = True,
         forgotten: Forgotten | None = None,
+        fence: Fence | None = None,
     ) -> None:
         self.model = model
         #: Users who asked to be forgotten, and when.
@@ -105,6 +113,7 @@ class Learner:
         self.negatives = negatives
         self.seen = seen if seen is not None else Deduplicator()
         self.worker = worker or uuid.uuid4().hex
+        self.fence = fence if fence is not None else Fence(me=self.worker)
         self.delta_seq = delta_seq
         self.applied: dict[str, tuple[int, int]] = dict(applied or {})
         #: Item ids of the catalog, as far as it has been read.
@@ -148,18 +157,35 @@ class Learner:
             self.forgotten.mark(user, at)
         return ["cf factors"] if self.model.forget_user(user) else []
 
-    def share(self) -> list[DeltaBatch]:
-        """What local learning changed in item factors since the last call, in parts."""
+    def share(self, covers: dict[str, tuple[int, str]]) -> tuple[list[DeltaBatch], Commit]:
+        """What local learning changed in item factors since the last call, in parts, and the
+        commit that makes them count, with `covers` (see `Commit`)."""
+        attempt = uuid.uuid4().hex[:16]
         deltas = self.model.take_item_deltas()
-        if not deltas:
-            return []
-        self.delta_seq += 1
-        return list(self._parts([(str(item), row) for item, row in deltas.items()]))
+        parts: list[DeltaBatch] = []
+        if deltas:
+            self.delta_seq += 1
+            parts = list(self._parts([(str(item), row) for item, row in deltas.items()], attempt))
+        return parts, Commit(self.worker, attempt, len(parts), covers)
 
-    def _parts(self, items: list[tuple[str, FloatArray]]) -> Iterator[DeltaBatch]:
+    def _parts(self, items: list[tuple[str, FloatArray]], attempt: str) -> Iterator[DeltaBatch]:
         for part, start in enumerate(range(0, len(items), DELTAS_PER_PART)):
             chunk = dict(items[start : start + DELTAS_PER_PART])
-            yield DeltaBatch(self.worker, self.delta_seq, part, chunk)
+            yield DeltaBatch(self.worker, self.delta_seq, part, chunk, attempt)
+
+    def receive(self, message: Claim | Commit | DeltaBatch) -> bool:
+        """Read the next record of the group's log; True if it changed item factors."""
+        if isinstance(message, Claim):
+            self.fence.claim(message)
+            return False
+        if isinstance(message, Commit):
+            parts = self.fence.commit(message) or []
+            return sum(self.apply(part) for part in parts) > 0  # type: ignore[arg-type]
+        if not message.attempt:
+            return self.apply(message)
+        if message.worker != self.worker:
+            self.fence.part(message.worker, message.attempt, message)
+        return False
 
     def apply(self, batch: DeltaBatch) -> bool:
         """Add another worker's changes; False for our own, or a part applied before."""

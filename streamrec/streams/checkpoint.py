@@ -56,12 +56,25 @@ class CheckpointStore:
         return cls(settings.state_dir(role) / "checkpoint.pkl")
 
     def load(self) -> Checkpoint | None:
-        if not self.path.exists():
+        return self._read(self.path)
+
+    def load_staged(self) -> Checkpoint | None:
+        """A checkpoint staged and not published (a crash came between), if one is whole."""
+        try:
+            return self._read(self.staged)
+        except (EOFError, pickle.UnpicklingError, ValueError):
+            return None  # cut short by the crash
+
+    def discard_staged(self) -> None:
+        self.staged.unlink(missing_ok=True)
+
+    def _read(self, path: Path) -> Checkpoint | None:
+        if not path.exists():
             return None
-        with open(self.path, "rb") as f:
+        with open(path, "rb") as f:
             data = pickle.load(f)  # our own file, written by `save`
         if data.get("format") != _FORMAT:
-            raise ValueError(f"checkpoint {self.path} has format {data.get('format')!r}, expected {_FORMAT}")
+            raise ValueError(f"checkpoint {path} has format {data.get('format')!r}, expected {_FORMAT}")
         return Checkpoint(model=data["model"], offsets=data["offsets"], saved_at=data["saved_at"])
 
     def dumps(self, model: Any, offsets: dict[str, int]) -> bytes:

@@ -27,8 +27,9 @@ def tp_key(tp: TopicPartition) -> str:
 class CheckpointedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
     """Reads `topics` in a consumer group, resuming each partition where the checkpoint stopped.
 
-    When partitions are assigned (a start, a rebalance) each one is sought to the offset the
-    role's checkpoint holds for it, unless the group has committed further on; before they are
+    When partitions are assigned (a start, a rebalance) the role says where each one starts
+    (`on_assigned`: its checkpoint's offsets, or where the group's log says the last valid commit
+    left it), and it is sought there unless the group has committed further on; before they are
     revoked the role checkpoints (`on_revoked`), so that the next owner starts where this one
     stopped. Offsets are committed only from a checkpoint (`commit`).
 
@@ -40,8 +41,9 @@ class CheckpointedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         The consumer group.
     topics
         What to read.
-    offsets
-        The checkpoint's offsets ("topic:partition" -> next offset), read at each assignment.
+    on_assigned
+        Called with the partitions at each assignment, before any is read; returns where to start
+        ("topic:partition" -> next offset).
     on_revoked
         Makes what was learned from the partitions durable before they go.
     metrics, role
@@ -54,7 +56,7 @@ class CheckpointedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         settings: Settings,
         group: str,
         topics: Sequence[str],
-        offsets: Callable[[], dict[str, int]],
+        on_assigned: Callable[[list[TopicPartition]], Awaitable[dict[str, int]]],
         on_revoked: Callable[[], Awaitable[None]],
         metrics: Metrics,
         role: str,
@@ -63,13 +65,17 @@ class CheckpointedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         self.settings = settings
         self.group = group
         self.topics = list(topics)
-        self.offsets = offsets
+        self.on_assigned = on_assigned
         self.on_revoked = on_revoked
         self.metrics = metrics
         self.role = role
         #: Whether the group has given this member its partitions (and they were sought).
         self.assigned = False
         self._consumer: AIOKafkaConsumer | None = None
+        #: Where each partition of the current assignment started (None: the topic's beginning).
+        self._starts: dict[TopicPartition, int | None] = {}
+        #: How many assignments have been taken: a batch fetched under an earlier one is stale.
+        self.generation = 0
 
     async def start(self) -> None:
         timeout = self.settings.kafka_session_timeout_s
@@ -90,6 +96,25 @@ class CheckpointedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             await consumer.stop()
+
+    async def restart_assignment(self) -> None:
+        """Read every assigned partition again from where this assignment started it (what was
+        fetched since is dropped by the caller)."""
+        consumer = self._consumer
+        if consumer is None:
+            return
+        for tp in consumer.assignment():
+            start = self._starts.get(tp)
+            if start is None:
+                await consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, start)
+
+    async def rejoin(self) -> None:
+        """Leave the group and join it again, as a new member (after being fenced)."""
+        await self.stop()
+        self.assigned = False
+        await self.start()
 
     @property
     def started(self) -> bool:
@@ -141,11 +166,17 @@ class CheckpointedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         consumer = self._consumer
         if consumer is not None and assigned:
-            saved_offsets = self.offsets()
+            committed = {tp: await consumer.committed(tp) for tp in assigned}
+            saved_offsets = await self.on_assigned(list(assigned))
+            # From here to the new generation, no await: a batch fetched before sees it changed.
+            starts: dict[TopicPartition, int | None] = {}
             for tp in assigned:
-                saved = saved_offsets.get(tp_key(tp))
-                done = await consumer.committed(tp)
+                saved, done = saved_offsets.get(tp_key(tp)), committed[tp]
+                starts[tp] = done
                 if saved is not None and (done is None or saved > done):
                     consumer.seek(tp, saved)
-                log.info("assigned %s: checkpoint at %s, group committed %s", tp_key(tp), saved, done)
+                    starts[tp] = saved
+                log.info("assigned %s: start at %s, group committed %s", tp_key(tp), saved, done)
+            self._starts = starts
+        self.generation += 1
         self.assigned = True

@@ -57,6 +57,8 @@ class GlobalFeed(Service):
         self._targets: dict[TopicPartition, int] = {}
         #: Next offset per partition whose records the handler has finished with.
         self._handled: dict[TopicPartition, int] = {}
+        #: Offsets to go back to before the next batch (`rewind`).
+        self._rewind: dict[TopicPartition, int] = {}
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
@@ -100,14 +102,20 @@ class GlobalFeed(Service):
                 await asyncio.sleep(0.05)
                 continue
             batches = await fetch(consumer, 100, self.max_records, self.metrics, "feed_fetch")
+            if self._rewind:  # what was fetched before the rewind is read again from there
+                for tp, offset in self._rewind.items():
+                    consumer.seek(tp, offset)
+                self._rewind = {}
+                continue
             records = [r for batch in batches.values() for r in batch]
             if records:
                 await self.handler(records)
                 for tp, batch in batches.items():
                     self.metrics.events_consumed.labels(tp.topic, self.role).inc(len(batch))
             # Positions only move in getmany, so they now count handled records alone.
-            for tp in consumer.assignment():
-                self._handled[tp] = await consumer.position(tp)
+            positions = {tp: await consumer.position(tp) for tp in consumer.assignment()}
+            if not self._rewind:
+                self._handled.update(positions)
             if not self.caught_up.is_set():
                 done = [tp for tp, end in self._targets.items() if self._handled.get(tp, 0) >= end]
                 for tp in done:
@@ -122,6 +130,20 @@ class GlobalFeed(Service):
         if self.caught_up.is_set():
             return 0
         return sum(max(0, end - self._handled.get(tp, 0)) for tp, end in self._targets.items())
+
+    @property
+    def reading(self) -> bool:
+        """Whether the feed is started (and not stopped)."""
+        return self._consumer is not None
+
+    def rewind(self, offsets: dict[str, int]) -> None:
+        """Read again from `offsets` ("topic:partition" -> next offset; others from the beginning):
+        the handler's state went back to a checkpoint taken there. From the next batch on."""
+        consumer = self._consumer
+        if consumer is None:
+            return
+        self._rewind = {tp: offsets.get(f"{tp.topic}:{tp.partition}", 0) for tp in consumer.assignment()}
+        self._handled.update(self._rewind)
 
     async def catch_up(self, timeout: float = 5.0) -> bool:
         """Wait until everything currently in the topics has been handled; False on timeout."""

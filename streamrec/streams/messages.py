@@ -1,4 +1,5 @@
-"""Messages between roles: vectors (`vectors`), encoded reviews (`reviews-encoded`), CF deltas.
+"""Messages between roles: vectors (`vectors`), encoded reviews (`reviews-encoded`), the CF group's
+log (`cf-deltas`: claims, delta parts, commits).
 
 Vectors travel as base64 of little-endian float32, inside JSON, so that any Kafka
 client can read them.
@@ -14,6 +15,7 @@ import orjson
 
 from streamrec.model.base import FloatArray
 from streamrec.model.dedupe import review_identity
+from streamrec.model.fence import Claim, Commit
 from streamrec.model.learner import DeltaBatch
 from streamrec.model.opinions import Opinion
 from streamrec.model.reader import Reading
@@ -23,12 +25,12 @@ from streamrec.model.schemas import Review, Trigger
 __all__ = [
     "availability_message",
     "decode_vector",
-    "delta_message",
     "encode_vector",
     "encoded_review",
+    "group_message",
     "is_version_marker",
-    "parse_delta_message",
     "parse_encoded_review",
+    "parse_group_message",
     "parse_review_key",
     "parse_vector",
     "parse_vector_key",
@@ -182,13 +184,43 @@ def parse_encoded_review(raw: bytes, key: bytes) -> EncodedReview:
     )
 
 
-def delta_message(batch: DeltaBatch) -> bytes:
-    """A part of a CF worker's item factor changes (topic `cf-deltas`, key: the worker)."""
-    items = {item: encode_vector(row) for item, row in batch.items.items()}
-    return orjson.dumps({"worker": batch.worker, "seq": batch.seq, "part": batch.part, "items": items})
+def group_message(message: Claim | Commit | DeltaBatch) -> bytes:
+    """A record of the CF group's log (topic `cf-deltas`, key: the worker)."""
+    if isinstance(message, Claim):
+        return orjson.dumps({"kind": "claim", "worker": message.worker, "partitions": message.partitions})
+    if isinstance(message, Commit):
+        covers = {tp: [offset, claim] for tp, (offset, claim) in message.covers.items()}
+        return orjson.dumps(
+            {
+                "kind": "commit",
+                "worker": message.worker,
+                "attempt": message.attempt,
+                "parts": message.parts,
+                "covers": covers,
+            }
+        )
+    items = {item: encode_vector(row) for item, row in message.items.items()}
+    return orjson.dumps(
+        {
+            "kind": "part",
+            "worker": message.worker,
+            "seq": message.seq,
+            "part": message.part,
+            "attempt": message.attempt,
+            "items": items,
+        }
+    )
 
 
-def parse_delta_message(raw: bytes) -> DeltaBatch:
+def parse_group_message(raw: bytes) -> Claim | Commit | DeltaBatch:
+    """The inverse of `group_message`; a part written before claims and commits (no "kind") is a
+    `DeltaBatch` with no attempt."""
     data = orjson.loads(raw)
+    kind = data.get("kind", "part")
+    if kind == "claim":
+        return Claim(data["worker"], {str(tp): str(c) for tp, c in data["partitions"].items()})
+    if kind == "commit":
+        covers = {str(tp): (int(offset), str(claim)) for tp, (offset, claim) in data["covers"].items()}
+        return Commit(data["worker"], data["attempt"], int(data["parts"]), covers)
     items = {str(item): decode_vector(row) for item, row in data["items"].items()}
-    return DeltaBatch(data["worker"], data["seq"], data["part"], items)
+    return DeltaBatch(data["worker"], data["seq"], data["part"], items, data.get("attempt", ""))

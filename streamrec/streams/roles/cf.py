@@ -6,6 +6,12 @@ produced from those events, are durable; when partitions are assigned (after a
 restart or a rebalance) the consumer seeks to the checkpoint's offsets. Every
 event is learned once, whatever the moment of a crash.
 
+Across the group, a checkpoint counts only once the group's log (`cf-deltas`) finds its commit
+valid: no other worker claimed its partitions before it (`streamrec.model.fence`). A checkpoint
+is staged, its item changes and commit are written to the log, and it is put in place only on a
+valid verdict; a worker dropped from the group (paused past its session timeout) finds its
+commit invalid, drops what it learned since its last valid one, and reloads that checkpoint.
+
 The role reads Kafka in batches with its own consumer (a service of the faust
 worker) instead of a faust agent: a faust stream costs about 80 microseconds per
 event before any work, more than a river update itself, and capped this role at
@@ -18,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
@@ -27,13 +34,14 @@ from mode import Service
 
 from streamrec.model.cf import OnlineCF
 from streamrec.model.errors import InvalidEvent
+from streamrec.model.fence import Claim, Commit
 from streamrec.model.learner import ALL_PARTS, Learner
 from streamrec.model.schemas import Audit, Click, Impression, Review, Trigger, parse_id
-from streamrec.streams.checkpoint import CheckpointStore, can_fork, exit_code, keep_long_lived
+from streamrec.streams.checkpoint import Checkpoint, CheckpointStore, can_fork, exit_code, keep_long_lived
 from streamrec.streams.consumer import CheckpointedConsumer, tp_key
 from streamrec.streams.context import Context
 from streamrec.streams.feed import GlobalFeed
-from streamrec.streams.messages import delta_message, parse_delta_message, vector_key, vector_message
+from streamrec.streams.messages import group_message, parse_group_message, vector_key, vector_message
 
 __all__ = ["CFRole"]
 
@@ -43,53 +51,35 @@ ROLE = "cf"
 IDLE_CHECKPOINT_S = 0.5
 #: How long a click on an item not (yet) in the catalog waits for the catalog feed.
 CATALOG_WAIT_S = 5.0
+#: How long a worker waits for the group's log to read back what it wrote, before saying so.
+LOG_WAIT_S = 30.0
 
 
 class CFRole(Service):
     """Owns the CF model, its checkpoint, and dead letters of `clicks`, `reviews` and `forget`."""
 
+    learner: Learner
+
     def __init__(self, ctx: Context, **kwargs: Any) -> None:
         self.ctx = ctx
         settings = ctx.settings
         self.store = CheckpointStore.of(settings, ROLE)
-        saved = self.store.load()
-        if saved is not None:
-            state = saved.model
-            self.learner = Learner(
-                state["cf"],
-                state["seen"],
-                state["worker"],
-                state["delta_seq"],
-                {
-                    # A whole batch (an int) in checkpoints written before parts were tracked.
-                    w: (mark, ALL_PARTS) if isinstance(mark, int) else tuple(mark)
-                    for w, mark in state["applied_seq"].items()
-                },
-                negatives="cf_negatives" in settings.opinions,
-                forgotten=state.get("forgotten"),
-            )
-            #: Next offset to learn per "topic:partition", inputs and the other workers' deltas.
-            self.offsets: dict[str, int] = saved.offsets
-        else:
-            cfg = settings.cf
-            self.learner = Learner(
-                OnlineCF(n_factors=cfg.n_factors, n_negatives=cfg.n_negatives, lr=cfg.lr),
-                negatives="cf_negatives" in settings.opinions,
-            )
-            self.offsets = {}
-        self.model = self.learner.model
+        self._restore(self.store.load())
         topics = ctx.topics
         self.consumer = CheckpointedConsumer(
             ctx.clients,
             settings,
             settings.topic("streamrec-cf"),
             [topics.clicks, topics.reviews, topics.forget],
-            offsets=lambda: self.offsets,
+            on_assigned=self._on_assigned,
             on_revoked=self.checkpoint,
             metrics=ctx.metrics,
             role=ROLE,
         )
-        self._uncommitted = False
+        #: The claim id this worker learns each partition under ("topic:partition" -> id).
+        self._claims: dict[str, str] = {}
+        #: Set when the group's log found this worker's commit invalid, until it reloads.
+        self._fenced = False
         self._last_publish = time.monotonic()
         self._last_checkpoint = time.monotonic()
         #: The checkpoint being written, flushed and committed in the background.
@@ -107,6 +97,42 @@ class CFRole(Service):
             resume_from=lambda: dict(self.offsets),
         )
         super().__init__(**kwargs)
+
+    def _restore(self, saved: Checkpoint | None) -> None:
+        """Take the model, its offsets and the group log's state from a checkpoint (None: new)."""
+        settings = self.ctx.settings
+        catalog = self.learner.catalog if hasattr(self, "learner") else set()
+        if saved is not None:
+            state = saved.model
+            self.learner = Learner(
+                state["cf"],
+                state["seen"],
+                state["worker"],
+                state["delta_seq"],
+                {
+                    # A whole batch (an int) in checkpoints written before parts were tracked.
+                    w: (mark, ALL_PARTS) if isinstance(mark, int) else tuple(mark)
+                    for w, mark in state["applied_seq"].items()
+                },
+                negatives="cf_negatives" in settings.opinions,
+                forgotten=state.get("forgotten"),
+                fence=state.get("fence"),
+            )
+        else:
+            cfg = settings.cf
+            self.learner = Learner(
+                OnlineCF(n_factors=cfg.n_factors, n_negatives=cfg.n_negatives, lr=cfg.lr),
+                # A worker that goes back to nothing keeps its name among the workers.
+                worker=self.learner.worker if hasattr(self, "learner") else None,
+                negatives="cf_negatives" in settings.opinions,
+            )
+        self.learner.catalog = catalog
+        self.model = self.learner.model
+        #: Next offset to learn per "topic:partition", inputs and the group's log.
+        self.offsets: dict[str, int] = dict(saved.offsets) if saved is not None else {}
+        #: The offsets of the last checkpoint in place (the last valid commit).
+        self._durable = dict(self.offsets)
+        self._uncommitted = False
 
     def install(self, app: Any) -> None:
         app.service(self.catalog)
@@ -133,14 +159,104 @@ class CFRole(Service):
     async def _on_deltas(self, records: Sequence[ConsumerRecord]) -> None:
         for record in records:
             self.offsets[f"{record.topic}:{record.partition}"] = record.offset + 1
-            if record.value is not None and self.learner.apply(parse_delta_message(record.value)):
+            if record.value is not None and self.learner.receive(parse_group_message(record.value)):
                 self._uncommitted = True
 
-    def share_deltas(self) -> None:
-        """Send what local learning changed in item factors, for the other CF workers."""
+    def _write(self, message: Claim | Commit | Any) -> None:
+        """Append to the group's log: its first partition, one order for every worker."""
         ctx = self.ctx
-        for batch in self.learner.share():
-            ctx.output.send(ctx.topics.cf_deltas, delta_message(batch), key=batch.worker.encode())
+        ctx.output.send(
+            ctx.topics.cf_deltas, group_message(message), key=message.worker.encode(), partition=0
+        )
+
+    def share_deltas(self) -> str:
+        """Send what local learning changed in item factors, and the commit of the offsets it
+        learned up to since the last valid commit; the commit's attempt id."""
+        learned = {tp: (offset, self._claims.get(tp, "")) for tp, offset in self._learned().items()}
+        parts, commit = self.learner.share(learned)
+        for part in parts:
+            self._write(part)
+        self._write(commit)
+        return commit.attempt
+
+    async def _read_log(self) -> None:
+        """Wait until the group's log has been read to its current end."""
+        while not await self.peers.catch_up(timeout=LOG_WAIT_S):
+            if not self.peers.reading:
+                raise OSError("the group's log is not being read (stopping?)")
+            log.warning(
+                "the group's log (%s) is not read to its end after %.0fs",
+                self.ctx.topics.cf_deltas,
+                LOG_WAIT_S,
+            )
+
+    async def _on_assigned(self, assigned: list[TopicPartition]) -> dict[str, int]:
+        """Claim the partitions on the group's log; each starts where the latest valid commit
+        (this worker's or another's) left it."""
+        async with self._lock:
+            await self._settle()
+            if not assigned:
+                return {}
+            claim = Claim(self.learner.worker, {tp_key(tp): uuid.uuid4().hex[:16] for tp in assigned})
+            self._write(claim)
+            await self.ctx.output.flush()
+            self._claims.update(claim.partitions)
+            await self._read_log()  # every commit written before the claim is now judged
+            position = self.learner.fence.position
+            return {
+                tp: max(self.offsets.get(tp, 0), position.get(tp, 0))
+                for tp in claim.partitions
+                if tp in self.offsets or tp in position
+            }
+
+    async def _settle(self) -> None:
+        """Hold nothing but learning the group's log found valid, before claiming partitions.
+
+        What was learned since the last valid commit is committed now; a checkpoint staged
+        before a crash is put in place if its commit is valid; a worker whose commit was found
+        invalid (or could not be written) goes back to its last checkpoint in place.
+        """
+        await self.peers.caught_up.wait()
+        if self._landing is not None:
+            await asyncio.shield(self._landing)
+        if self._uncommitted and not self._fenced:
+            await self._checkpoint()
+            if self._landing is not None:
+                await asyncio.shield(self._landing)
+        behind = bool(self._learned())
+        if not (self._fenced or behind or self.store.staged.exists()):
+            return
+        staged = self.store.load_staged()
+        await self._read_log()
+        if staged is not None and self.learner.fence.verdicts.get(staged.model.get("attempt", "")):
+            self.store.publish()
+            log.info("a checkpoint staged before a crash holds a valid commit: resuming from it")
+            self._reload(staged)
+            return
+        self.store.discard_staged()
+        if self._fenced or behind:
+            self._reload(self.store.load())
+
+    def _learned(self) -> dict[str, int]:
+        """The input offsets learned past the last checkpoint in place."""
+        deltas = self.ctx.topics.cf_deltas
+        return {
+            tp: off
+            for tp, off in self.offsets.items()
+            if tp.rsplit(":", 1)[0] != deltas and self._durable.get(tp) != off
+        }
+
+    def _reload(self, saved: Checkpoint | None) -> None:
+        """Go back to a checkpoint: its model, and the group's log read again from its offsets."""
+        self._restore(saved)
+        self.peers.rewind(self.offsets)
+        self._fenced = False
+        log.warning(
+            "CF worker %s resumes from its checkpoint of %s: %d events learned",
+            self.learner.worker,
+            time.strftime("%H:%M:%S", time.localtime(saved.saved_at)) if saved else "nothing",
+            self.model.n_learned,
+        )
 
     # -- consuming ------------------------------------------------------------------
 
@@ -168,11 +284,20 @@ class CFRole(Service):
         await self.catalog.caught_up.wait()
         await self.peers.caught_up.wait()
         while not self.should_stop:
+            if self._fenced:
+                await self._recover()
+                continue
             if not self.consumer.started:
                 await asyncio.sleep(0.05)
                 continue
+            generation = self.consumer.generation
             batches = await self.consumer.fetch(50, settings.cf.batch_size)
             async with self._lock:
+                if generation != self.consumer.generation or self._fenced:
+                    # The group moved partitions while this was fetched: from before the move, or
+                    # from where the new assignment starts. Either way, read again from there.
+                    await self.consumer.restart_assignment()
+                    continue
                 for tp, records in batches.items():
                     await self._learn(tp, records)
                 now = time.monotonic()
@@ -185,6 +310,17 @@ class CFRole(Service):
                     not batches and self._uncommitted and since >= IDLE_CHECKPOINT_S
                 ):
                     await self._checkpoint()
+
+    async def _recover(self) -> None:
+        """After an invalid commit: back to the last valid checkpoint, and a new membership
+        unless the group is already handing the partitions out again."""
+        async with self._lock:
+            if not self._fenced:
+                return
+            self._reload(self.store.load())
+            rejoin = self.consumer.assigned
+        if rejoin:
+            await self.consumer.rejoin()
 
     async def _learn(self, tp: TopicPartition, records: Sequence[ConsumerRecord]) -> None:
         ctx = self.ctx
@@ -285,16 +421,18 @@ class CFRole(Service):
         once it is in place. One checkpoint lands at a time, in order.
         """
         self._last_checkpoint = time.monotonic()
-        if not self._uncommitted:
-            return
         if self._landing is not None and not self._landing.done():
             await self._landing
+        if not self._uncommitted or self._fenced:
+            return
         started = time.perf_counter()
         self.publish()
-        self.share_deltas()
+        attempt = self.share_deltas()
         offsets = dict(self.offsets)
         learner = self.learner
         state = {
+            "attempt": attempt,
+            "fence": learner.fence,
             "cf": learner.model,
             "seen": learner.seen,
             "worker": learner.worker,
@@ -311,16 +449,34 @@ class CFRole(Service):
         self._uncommitted = False
         keep_long_lived()
         self.ctx.metrics.checkpoint_pause.labels(ROLE).observe(time.perf_counter() - started)
-        self._landing = asyncio.ensure_future(self._land(staged, offsets, started))
+        self._landing = asyncio.ensure_future(self._land(staged, offsets, attempt, started))
 
-    async def _land(self, staged: Awaitable[Any], offsets: dict[str, int], started: float) -> None:
-        """Outputs delivered, the staged checkpoint in place, then the offsets committed."""
+    async def _land(
+        self, staged: Awaitable[Any], offsets: dict[str, int], attempt: str, started: float
+    ) -> None:
+        """Outputs delivered and the checkpoint staged; once the group's log finds the commit
+        valid, the checkpoint is put in place and the offsets committed (invalid: fenced)."""
         try:
             await self.ctx.output.flush()
             code = await staged
             if code:
                 raise OSError(f"its writer exited {code}")
+            await self._read_log()
+            verdict = self.learner.fence.verdicts.get(attempt)
+            if verdict is None:
+                raise OSError("its commit was not read back from the group's log")
+            if not verdict:
+                self.store.discard_staged()
+                self._fenced = True
+                self.ctx.metrics.retries.labels(f"{ROLE}_fenced").inc()
+                log.warning(
+                    "CF worker %s was fenced: another worker claimed its partitions before this "
+                    "checkpoint's commit; what it learned since its last checkpoint is dropped",
+                    self.learner.worker,
+                )
+                return
             await asyncio.get_running_loop().run_in_executor(None, self.store.publish)
+            self._durable = offsets
             await self.consumer.commit(offsets)
         except Exception as exc:  # noqa: BLE001 - the next checkpoint holds this state too
             log.error("CF checkpoint not written or committed, retrying with the next one: %s", exc)
