@@ -67,9 +67,9 @@ def test_two_cf_workers_and_two_recommenders_share_the_load(
     data = load_dataset(require(MOVIELENS))
     events = data.interactions[: N_EVENTS + N_HOLDOUT]
     stream, holdout = events[:N_EVENTS], events[N_EVENTS:]
-    # Kafka's default session timeout rather than the suite's short one: on two busy cores a
-    # process can miss 6 s of heartbeats, be dropped before it commits, and its partitions'
-    # next owner then learns again what it learned (see README, Scaled out).
+    # The workers' default session timeout rather than the suite's short one: a process dropped
+    # for late heartbeats on two busy cores is fenced and its events learned by the next owner
+    # (test_fencing), but the rebalances would make this test of sharing slow.
     settings = make_settings("scale", tmp_path / "shared", partitions=4, kafka_session_timeout_s=10.0)
     topics = Topics.from_settings(settings)
     stack = Stack(settings, log_dir=tmp_path / "logs")
