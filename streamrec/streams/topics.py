@@ -34,7 +34,8 @@ TOPIC_CONFIGS: dict[str, dict[str, str]] = {
     # review vectors, keyed by author and review: the log item text vectors are folded
     # from, kept until a `forget` request tombstones an author's reviews
     "reviews-encoded": {"cleanup.policy": "compact"},
-    # between CF workers: changes to item factors, so that all hold one set of them
+    # between CF workers, the group's log (its first partition): claims of input partitions, then
+    # each checkpoint's changes to item factors and its commit, valid while its claims hold
     "cf-deltas": {},
 }
 
