@@ -7,8 +7,6 @@ to float precision, a model that learned the same events once, in order, uninter
 
 from __future__ import annotations
 
-import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from streamrec.streams.stack import Stack
 from streamrec.streams.topics import Topics
 from tests.conftest import committed_up_to, wait_for
 from tests.datasets import MOVIELENS, needs, require
+from tests.streams.faults import kill_and_restart, unanswered
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -100,41 +99,23 @@ def test_sigkill_of_each_role_loses_nothing_and_learns_nothing_twice(
             producer.replay(plan[start:end], rate=1500)
             if end in kills:
                 role = kills[end]
-                victim = workers[role]
-                victim.process.send_signal(signal.SIGKILL)
-                victim.process.wait(10)
-                stack.workers.remove(victim)
-                restarted_at = time.monotonic()
-                workers[role] = stack.start_worker([role])
                 # A new event after the restart must come back as a recommendation within 30 s.
-                probe = f"probe-{role}"
-                producer.send(
-                    topics.clicks,
-                    {"user_id": probe, "item_id": stream[0].item, "event": "click", "ts": stream[0].ts},
-                    probe,
-                )
-                producer.flush()
-                wait_for(
-                    lambda probe=probe: any(m["user_id"] == probe for _, m in recs.messages),
-                    90,
-                    what=f"a recommendation after restarting {role}",
-                )
-                resumed[role] = time.monotonic() - restarted_at
+                probe = {
+                    "user_id": f"probe-{role}",
+                    "item_id": stream[0].item,
+                    "event": "click",
+                    "ts": stream[0].ts,
+                }
+                resumed[role] = kill_and_restart(stack, workers, role, producer, recs, topics.clicks, probe)
         producer.flush()
 
         # Every user's last click is answered; every catalog item got its text vector.
-        last: dict[str, int] = {}
-        for d in producer.delivered:
-            if d.topic == topics.clicks and d.key is not None:
-                last[d.key] = max(last.get(d.key, -1), d.offset)
-
-        def unanswered() -> int:
-            answered: dict[str, int] = {}
-            for _, m in recs.messages:
-                answered[m["user_id"]] = max(answered.get(m["user_id"], -1), m["trigger"]["offset"])
-            return sum(answered.get(u, -1) < off for u, off in last.items())
-
-        wait_for(lambda: unanswered() == 0, 240, interval=1.0, what="every user's last event to be answered")
+        wait_for(
+            lambda: not unanswered(recs, producer, topics.clicks),
+            240,
+            interval=1.0,
+            what="every user's last event to be answered",
+        )
         wait_for(
             lambda: introduced <= {m["id"] for _, m in vectors.messages if m["name"] == "text"},
             120,
