@@ -90,6 +90,8 @@ class RecommenderRole:
         self.acks = AckAfterCheckpoint(self.store)
         self._last_checkpoint = time.monotonic()
         self._lock = asyncio.Lock()
+        #: The partitions read since the start (the first offset of each is logged).
+        self._read_from: set[tuple[str, int]] = set()
 
     def install(self, app: faust.App) -> None:
         ctx = self.ctx
@@ -104,7 +106,11 @@ class RecommenderRole:
 
     async def open(self) -> None:
         if self.serving.offsets:  # logged here: logging is set up once the worker starts
-            log.info("recommender counts restored (%d items)", len(self.rec.popularity))
+            log.info(
+                "recommender counts restored (%d items), up to %s",
+                len(self.rec.popularity),
+                ", ".join(f"{tp} {offset}" for tp, offset in sorted(self.serving.offsets.items())),
+            )
         self.index.open()
 
     async def close(self) -> None:
@@ -145,6 +151,9 @@ class RecommenderRole:
             msg = event.message
             ctx.metrics.events_consumed.labels(msg.topic, ROLE).inc()
             source = Trigger(topic=msg.topic, partition=msg.partition, offset=msg.offset, ts=msg.timestamp)
+            if (msg.topic, msg.partition) not in self._read_from:
+                self._read_from.add((msg.topic, msg.partition))
+                log.info("reading %s:%d from offset %d", msg.topic, msg.partition, msg.offset)
             self.profiles.partition = msg.partition
             if typed is None:
                 serving.advance(source)
