@@ -35,7 +35,7 @@ from mode import Service
 from streamrec.model.cf import OnlineCF
 from streamrec.model.errors import InvalidEvent
 from streamrec.model.fence import Claim, Commit
-from streamrec.model.learner import ALL_PARTS, Learner
+from streamrec.model.learner import ALL_PARTS, DeltaBatch, Learner
 from streamrec.model.schemas import Audit, Click, Impression, Review, Trigger, parse_id
 from streamrec.streams.checkpoint import Checkpoint, CheckpointStore, can_fork, exit_code, keep_long_lived
 from streamrec.streams.consumer import CheckpointedConsumer, tp_key
@@ -162,7 +162,7 @@ class CFRole(Service):
             if record.value is not None and self.learner.receive(parse_group_message(record.value)):
                 self._uncommitted = True
 
-    def _write(self, message: Claim | Commit | Any) -> None:
+    def _write(self, message: Claim | Commit | DeltaBatch) -> None:
         """Append to the group's log: its first partition, one order for every worker."""
         ctx = self.ctx
         ctx.output.send(
