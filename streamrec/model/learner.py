@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from streamrec.model.base import FloatArray
 from streamrec.model.cf import OnlineCF
@@ -118,6 +119,36 @@ class Learner:
         self.applied: dict[str, tuple[int, int]] = dict(applied or {})
         #: Item ids of the catalog, as far as it has been read.
         self.catalog: set[str] = set()
+
+    def state(self) -> dict[str, object]:
+        """What a checkpoint keeps of it (`from_state` takes it back)."""
+        return {
+            "cf": self.model,
+            "seen": self.seen,
+            "worker": self.worker,
+            "delta_seq": self.delta_seq,
+            "applied_seq": dict(self.applied),
+            "forgotten": self.forgotten,
+            "fence": self.fence,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], negatives: bool = True) -> Learner:
+        """A learner as `state` left it (checkpoints of every version so far)."""
+        return cls(
+            state["cf"],
+            state["seen"],
+            state["worker"],
+            state["delta_seq"],
+            {
+                # A whole batch (an int) in checkpoints written before parts were tracked.
+                w: (mark, ALL_PARTS) if isinstance(mark, int) else tuple(mark)
+                for w, mark in state["applied_seq"].items()
+            },
+            negatives=negatives,
+            forgotten=state.get("forgotten"),
+            fence=state.get("fence"),
+        )
 
     def learn(self, event: Click | Impression | Review, written: float | None = None) -> bool:
         """Learn one event; False if it repeats a recent one, or if its user asked to be forgotten

@@ -6,11 +6,10 @@ produced from those events, are durable; when partitions are assigned (after a
 restart or a rebalance) the consumer seeks to the checkpoint's offsets. Every
 event is learned once, whatever the moment of a crash.
 
-Across the group, a checkpoint counts only once the group's log (`cf-deltas`) finds its commit
-valid: no other worker claimed its partitions before it (`streamrec.model.fence`). A checkpoint
-is staged, its item changes and commit are written to the log, and it is put in place only on a
-valid verdict; a worker dropped from the group (paused past its session timeout) finds its
-commit invalid, drops what it learned since its last valid one, and reloads that checkpoint.
+Across the group, a checkpoint is put in place only once the group's log (`cf-deltas`) finds its
+commit valid: no other worker claimed its partitions first (`streamrec.model.fence`). A worker
+dropped from the group (paused past its session timeout) finds its commit invalid, drops what it
+learned since its last valid one, and reloads that checkpoint.
 
 The role reads Kafka in batches with its own consumer (a service of the faust
 worker) instead of a faust agent: a faust stream costs about 80 microseconds per
@@ -24,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
@@ -34,14 +32,14 @@ from mode import Service
 
 from streamrec.model.cf import OnlineCF
 from streamrec.model.errors import InvalidEvent
-from streamrec.model.fence import Claim, Commit
-from streamrec.model.learner import ALL_PARTS, DeltaBatch, Learner
+from streamrec.model.learner import Learner
 from streamrec.model.schemas import Audit, Click, Impression, Review, Trigger, parse_id
 from streamrec.streams.checkpoint import Checkpoint, CheckpointStore, can_fork, exit_code, keep_long_lived
 from streamrec.streams.consumer import CheckpointedConsumer, tp_key
 from streamrec.streams.context import Context
 from streamrec.streams.feed import GlobalFeed
-from streamrec.streams.messages import group_message, parse_group_message, vector_key, vector_message
+from streamrec.streams.group_log import GroupLog
+from streamrec.streams.messages import parse_group_message, vector_key, vector_message
 
 __all__ = ["CFRole"]
 
@@ -51,8 +49,6 @@ ROLE = "cf"
 IDLE_CHECKPOINT_S = 0.5
 #: How long a click on an item not (yet) in the catalog waits for the catalog feed.
 CATALOG_WAIT_S = 5.0
-#: How long a worker waits for the group's log to read back what it wrote, before saying so.
-LOG_WAIT_S = 30.0
 
 
 class CFRole(Service):
@@ -96,6 +92,7 @@ class CFRole(Service):
             ROLE,
             resume_from=lambda: dict(self.offsets),
         )
+        self.group = GroupLog(ctx.output, ctx.topics.cf_deltas, self.peers)
         super().__init__(**kwargs)
 
     def _restore(self, saved: Checkpoint | None) -> None:
@@ -103,21 +100,7 @@ class CFRole(Service):
         settings = self.ctx.settings
         catalog = self.learner.catalog if hasattr(self, "learner") else set()
         if saved is not None:
-            state = saved.model
-            self.learner = Learner(
-                state["cf"],
-                state["seen"],
-                state["worker"],
-                state["delta_seq"],
-                {
-                    # A whole batch (an int) in checkpoints written before parts were tracked.
-                    w: (mark, ALL_PARTS) if isinstance(mark, int) else tuple(mark)
-                    for w, mark in state["applied_seq"].items()
-                },
-                negatives="cf_negatives" in settings.opinions,
-                forgotten=state.get("forgotten"),
-                fence=state.get("fence"),
-            )
+            self.learner = Learner.from_state(saved.model, negatives="cf_negatives" in settings.opinions)
         else:
             cfg = settings.cf
             self.learner = Learner(
@@ -162,33 +145,15 @@ class CFRole(Service):
             if record.value is not None and self.learner.receive(parse_group_message(record.value)):
                 self._uncommitted = True
 
-    def _write(self, message: Claim | Commit | DeltaBatch) -> None:
-        """Append to the group's log: its first partition, one order for every worker."""
-        ctx = self.ctx
-        ctx.output.send(
-            ctx.topics.cf_deltas, group_message(message), key=message.worker.encode(), partition=0
-        )
-
     def share_deltas(self) -> str:
         """Send what local learning changed in item factors, and the commit of the offsets it
         learned up to since the last valid commit; the commit's attempt id."""
         learned = {tp: (offset, self._claims.get(tp, "")) for tp, offset in self._learned().items()}
         parts, commit = self.learner.share(learned)
         for part in parts:
-            self._write(part)
-        self._write(commit)
+            self.group.write(part)
+        self.group.write(commit)
         return commit.attempt
-
-    async def _read_log(self) -> None:
-        """Wait until the group's log has been read to its current end."""
-        while not await self.peers.catch_up(timeout=LOG_WAIT_S):
-            if not self.peers.reading:
-                raise OSError("the group's log is not being read (stopping?)")
-            log.warning(
-                "the group's log (%s) is not read to its end after %.0fs",
-                self.ctx.topics.cf_deltas,
-                LOG_WAIT_S,
-            )
 
     async def _on_assigned(self, assigned: list[TopicPartition]) -> dict[str, int]:
         """Claim the partitions on the group's log; each starts where the latest valid commit
@@ -197,15 +162,12 @@ class CFRole(Service):
             await self._settle()
             if not assigned:
                 return {}
-            claim = Claim(self.learner.worker, {tp_key(tp): uuid.uuid4().hex[:16] for tp in assigned})
-            self._write(claim)
-            await self.ctx.output.flush()
-            self._claims.update(claim.partitions)
-            await self._read_log()  # every commit written before the claim is now judged
+            claims = await self.group.claim(self.learner.worker, assigned)
+            self._claims.update(claims)
             position = self.learner.fence.position
             return {
                 tp: max(self.offsets.get(tp, 0), position.get(tp, 0))
-                for tp in claim.partitions
+                for tp in claims
                 if tp in self.offsets or tp in position
             }
 
@@ -227,7 +189,7 @@ class CFRole(Service):
         if not (self._fenced or behind or self.store.staged.exists()):
             return
         staged = self.store.load_staged()
-        await self._read_log()
+        await self.group.read_back()
         if staged is not None and self.learner.fence.verdicts.get(staged.model.get("attempt", "")):
             self.store.publish()
             log.info("a checkpoint staged before a crash holds a valid commit: resuming from it")
@@ -429,17 +391,7 @@ class CFRole(Service):
         self.publish()
         attempt = self.share_deltas()
         offsets = dict(self.offsets)
-        learner = self.learner
-        state = {
-            "attempt": attempt,
-            "fence": learner.fence,
-            "cf": learner.model,
-            "seen": learner.seen,
-            "worker": learner.worker,
-            "delta_seq": learner.delta_seq,
-            "applied_seq": dict(learner.applied),
-            "forgotten": learner.forgotten,
-        }
+        state = {**self.learner.state(), "attempt": attempt}
         loop = asyncio.get_running_loop()
         staged: Awaitable[Any]
         if can_fork():
@@ -461,7 +413,7 @@ class CFRole(Service):
             code = await staged
             if code:
                 raise OSError(f"its writer exited {code}")
-            await self._read_log()
+            await self.group.read_back()
             verdict = self.learner.fence.verdicts.get(attempt)
             if verdict is None:
                 raise OSError("its commit was not read back from the group's log")
