@@ -104,7 +104,9 @@ class CheckpointedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         if consumer is None:
             return
         for tp in consumer.assignment():
-            start = self._starts.get(tp)
+            if tp not in self._starts:
+                continue  # of an assignment still being taken: its callback places it
+            start = self._starts[tp]
             if start is None:
                 await consumer.seek_to_beginning(tp)
             else:
@@ -160,6 +162,7 @@ class CheckpointedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         # Hand partitions over with everything learned from them saved and committed.
+        self._starts = {}
         await self.on_revoked()
         self.assigned = False
 
@@ -174,8 +177,9 @@ class CheckpointedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
                 saved, done = saved_offsets.get(tp_key(tp)), committed[tp]
                 starts[tp] = done
                 if saved is not None and (done is None or saved > done):
-                    consumer.seek(tp, saved)
                     starts[tp] = saved
+                if starts[tp] is not None:
+                    consumer.seek(tp, starts[tp])
                 log.info("assigned %s: start at %s, group committed %s", tp_key(tp), saved, done)
             self._starts = starts
         self.generation += 1
