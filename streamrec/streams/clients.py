@@ -144,6 +144,13 @@ class KafkaClients:
             config["ssl_context"] = sec.ssl_context()
         return config
 
+    @property
+    def aiokafka_admin(self) -> dict[str, Any]:
+        """aiokafka's admin client configuration: the consumers' without the fetch wait."""
+        config = self.aiokafka
+        del config["fetch_max_wait_ms"]
+        return config
+
     def partitions(self, topic: str, timeout: float = 10.0) -> list[int]:
         """The partition ids of `topic`, asked of the cluster (blocking: run it off the event loop).
 

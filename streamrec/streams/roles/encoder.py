@@ -33,6 +33,7 @@ from streamrec.model.reader import Passage, ReviewReader
 from streamrec.model.schemas import Item, Review, Trigger
 from streamrec.streams.checkpoint import AckAfterCheckpoint, CheckpointStore
 from streamrec.streams.context import Context
+from streamrec.streams.gapless import Gapless
 from streamrec.streams.messages import (
     availability_message,
     encoded_review,
@@ -124,6 +125,10 @@ class EncoderRole:
         ctx = self.ctx
         source = app.topic(ctx.topics.items, ctx.topics.reviews, value_serializer="raw", key_serializer="raw")
         app.agent(source, name=f"{ctx.settings.topic_prefix}encoder")(self._agent)
+        # Reviews only: a review is read once, by its offset; the catalog is read as upserts.
+        self.gapless = Gapless(
+            app, ctx.clients, ctx.metrics, ROLE, lambda: self.offsets, topics=[ctx.topics.reviews]
+        )
         app.timer(1.0, name="encoder-checkpoint")(self._on_timer)
         ctx.sources.update({ctx.topics.items: ROLE, ctx.topics.reviews: ROLE})
 
@@ -172,12 +177,14 @@ class EncoderRole:
             task.cancel()  # what it sent is sent again at the next start
         await self._on_timer(force=True)
         await self.acks.drain()
+        await self.gapless.close()
 
     async def _agent(self, stream: StreamT[Any]) -> None:
         assert isinstance(stream, Stream)  # StreamT does not declare the batching methods
         cfg = self.ctx.settings.encoder
         async for events in stream.noack_take(cfg.batch_size, within=cfg.max_wait_ms / 1000):
             async with self.lock:
+                events = await self.gapless.complete(events)
                 await self.handle(events)
                 self.acks.hold(events)
                 if time.monotonic() - self._last_checkpoint >= cfg.checkpoint_interval_s:

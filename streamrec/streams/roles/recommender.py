@@ -32,6 +32,7 @@ from streamrec.model.schemas import Audit, Click, Impression, Recommendation, Re
 from streamrec.model.serving import Serving
 from streamrec.streams.checkpoint import AckAfterCheckpoint, CheckpointStore
 from streamrec.streams.context import Context
+from streamrec.streams.gapless import Gapless
 from streamrec.streams.messages import is_version_marker, parse_encoded_review
 from streamrec.streams.profiles import TableProfiles
 from streamrec.streams.roles.index import IndexFeed
@@ -84,7 +85,10 @@ class RecommenderRole:
             self.serving = Serving(
                 rec, state["seen"], _online(state), offsets=saved.offsets, forgotten=state.get("forgotten")
             )
+        #: Where the checkpoint left each partition (logged at the start).
+        self._restored = dict(self.serving.offsets)
         self.rec = rec
+        self.gapless = Gapless(app, ctx.clients, ctx.metrics, ROLE, lambda: self.serving.offsets)
         self.index = IndexFeed(ctx, self.serving, self.sink, ROLE, on_withdrawn=self._on_withdrawn)
         self._renewals: set[asyncio.Task[None]] = set()
         self.acks = AckAfterCheckpoint(self.store)
@@ -105,11 +109,11 @@ class RecommenderRole:
         ctx.ready_checks[ROLE] = self.index.feed.caught_up.is_set
 
     async def open(self) -> None:
-        if self.serving.offsets:  # logged here: logging is set up once the worker starts
+        if self._restored:  # logged here: logging is set up once the worker starts
             log.info(
                 "recommender counts restored (%d items), up to %s",
                 len(self.rec.popularity),
-                ", ".join(f"{tp} {offset}" for tp, offset in sorted(self.serving.offsets.items())),
+                ", ".join(f"{tp} {offset}" for tp, offset in sorted(self._restored.items())),
             )
         self.index.open()
 
@@ -118,6 +122,7 @@ class RecommenderRole:
             task.cancel()  # lists renewed for withdrawn items: the next owner renews them again
         await self._on_timer(force=True)
         await self.acks.drain()
+        await self.gapless.close()
         await self.index.close()
 
     # -- users, from their partitions -----------------------------------------------
@@ -127,6 +132,7 @@ class RecommenderRole:
         cfg = self.ctx.settings.recommender
         async for events in stream.noack_take(cfg.batch_size, within=cfg.coalesce_ms / 1000):
             async with self._lock:
+                events = await self.gapless.complete(events)
                 await self.handle(events)
                 self.acks.hold(events)
                 if time.monotonic() - self._last_checkpoint >= cfg.checkpoint_interval_s:
