@@ -3,7 +3,8 @@
 Each role runs in its own process. A review killed in the encoder is read again after its restart
 (the same key on `reviews-encoded`), a review killed in the recommender comes again from its last
 checkpoint: either way each review must reach its author's profile once (the `reviews` count of
-the latest readable profile equals the reviews the user wrote), every author's last review is
+the latest readable profile equals the reviews the user wrote) and the recommender's counts
+once (its checkpoint after the run remembers every review), every author's last review is
 answered, and lists must resume within 30 s of each restart.
 """
 
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from streamrec.model.dedupe import review_id
+from streamrec.streams.checkpoint import CheckpointStore
 from streamrec.streams.clients import kafka_config
 from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.settings import Settings
@@ -118,6 +121,7 @@ def test_sigkill_of_encoder_and_recommender_while_reviews_flow_reads_each_review
         counts = read()
         assert workers["recommender"].stop() == 0
         stack.workers.remove(workers["recommender"])
+        saved = CheckpointStore.of(settings, "recommender").load()
     finally:
         recs.close()
         profiles.close()
@@ -130,5 +134,11 @@ def test_sigkill_of_encoder_and_recommender_while_reviews_flow_reads_each_review
     assert producer.errors == []
     twice = {u: (counts[u], written[u]) for u in written if counts[u] != written[u]}
     assert not twice, f"reviews in each profile (read, written), where they differ: {twice}"
+    # The counts (popularity, co-occurrence) go with the duplicate filter: each review once in both.
+    assert saved is not None
+    uncounted = [
+        r["review_id"] for r in reviews if review_id(r["user_id"], r["review_id"]) not in saved.model["seen"]
+    ]
+    assert not uncounted, f"reviews missing from the recommender's counts: {uncounted}"
     for role, seconds in resumed.items():
         assert seconds < 30, f"recommendations resumed {seconds:.0f}s after restarting {role}"
