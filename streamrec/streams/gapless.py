@@ -9,20 +9,21 @@ good, while what came after it counts. The review crash test caught it: one revi
 ten runs, the one at the committed offset when the recommender restarted, missing from the
 recommender's counts.
 
-`Gapless` checks each batch against the next offset the role has still to apply (from its
+`Gapless` checks every batch against the next offset the role has still to apply (from its
 checkpoint and what it handled since; where the group went on without it, from the group's
 committed offset) and reads what the stream skipped straight from the partition (a consumer
 of its own, outside the group), so that the role applies every record once and in order. The
 records read that way are acked like the others, so faust's commits close over them. Offsets
-with no record behind them (transaction markers, compaction, retention) cost one read and are
-passed over.
+with no record behind them (compaction, transaction markers) are passed over; the read that
+finds them also keeps what it fetched past them, so a compacted stretch costs one read, not
+one per hole.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import faust
@@ -80,15 +81,18 @@ class Gapless:
         self.applied = applied
         self.topics = None if topics is None else set(topics)
         self._consumer: AIOKafkaConsumer | None = None
-        #: Where each partition starts in the current group generation, and that generation.
-        self._starts: dict[str, tuple[int, int]] = {}
+        #: The group generation each partition was last placed in, and where it started there.
+        self._placed: dict[str, tuple[int, int]] = {}
+        #: Per partition, what the last read fetched past its hole: `(from, to, records)`, every
+        #: record of [from, to). A later hole within it is served from it, so a compacted
+        #: stretch costs one read, not one per hole.
+        self._read_ahead: dict[str, tuple[int, int, list[ConsumerRecord]]] = {}
 
     async def complete(self, events: Sequence[EventT[Any]]) -> list[EventT[Any]]:
         """`events` with what is missing before each put back in its place. Events of a
         partition whose hole could not be read back in full are left out (unacked): the next
         batch reads on from where this one stopped."""
-        checked = [event for event in events if self.topics is None or event.message.topic in self.topics]
-        await self._start(event.message for event in checked)
+        await self._place([event.message for event in events])
         out: list[EventT[Any]] = []
         #: Next offset per "topic:partition" once the batch has been through it.
         ahead: dict[str, int] = {}
@@ -104,7 +108,7 @@ class Gapless:
                 continue
             expected = ahead.get(key)
             if expected is None:
-                expected = max(applied.get(key, 0), self._starts[key][0])
+                expected = max(applied.get(key, 0), self._placed[key][1])
             if msg.offset > expected:
                 filled, reached = await self._read(msg.topic, msg.partition, expected, msg.offset)
                 out += filled
@@ -115,7 +119,7 @@ class Gapless:
             ahead[key] = max(expected, msg.offset + 1)
         return out
 
-    async def _start(self, messages: Iterable[Any]) -> None:
+    async def _place(self, messages: Sequence[Any]) -> None:
         """Where each partition first seen in this group generation starts: where the role's
         offsets left it, unless the group committed more than one record past that (another
         process read on meanwhile: what it read is its own); with no offsets of the role's,
@@ -124,23 +128,24 @@ class Gapless:
         One record past the role's offsets is not another process's: faust itself commits one
         record past a record its stream skipped (see the module's text)."""
         generation = self.app.consumer_generation_id
-        unknown = {
+        unplaced = {
             f"{m.topic}:{m.partition}": TopicPartition(m.topic, m.partition)
             for m in messages
-            if self._starts.get(f"{m.topic}:{m.partition}", (0, None))[1] != generation
+            if (self.topics is None or m.topic in self.topics)
+            and self._placed.get(f"{m.topic}:{m.partition}", (None, 0))[0] != generation
         }
-        if not unknown:
+        if not unplaced:
             return
-        committed = await self._committed(list(unknown.values()))
+        committed = await self._committed(list(unplaced.values()))
         applied = self.applied()
-        for key, tp in unknown.items():
+        for key, tp in unplaced.items():
             group = committed.get(tp)
             start = applied.get(key)
             if start is None:
                 start = group if group is not None else await self._beginning(tp)
             elif group is not None and group > start + 1:
                 start = group
-            self._starts[key] = (start, generation)
+            self._placed[key] = (generation, start)
 
     async def close(self) -> None:
         if self._consumer is not None:
@@ -178,28 +183,42 @@ class Gapless:
     async def _read(self, topic: str, partition: int, start: int, end: int) -> tuple[list[EventT[Any]], bool]:
         """The records of `topic`/`partition` from `start` up to (not with) `end`, at most
         `READ_LIMIT`, as events of the agent's stream; and whether nothing before `end` is left
-        (offsets without a record, such as transaction markers, are passed over)."""
+        (offsets without a record, such as compacted ones, are passed over)."""
+        key = f"{topic}:{partition}"
+        span = self._read_ahead.get(key)
+        if span is not None and span[0] <= start and end <= span[1]:
+            fetched, position = span[2], span[1]
+        else:
+            fetched, position = await self._fetch(TopicPartition(topic, partition), start, end)
+        records = [r for r in fetched if start <= r.offset < end]
+        self._read_ahead[key] = (end, position, [r for r in fetched if r.offset >= end])
+        reached = position >= end
+        if records or not reached:
+            rest = "" if reached else ", the rest with the next batch"
+            log.warning(
+                "%s: the stream skipped %s:%d offsets %d-%d; read %d record(s) back%s",
+                self.role, topic, partition, start, end - 1, len(records), rest,
+            )  # fmt: skip
+        self.metrics.records_read_back.labels(topic, self.role).inc(len(records))
+        return [self._event(r) for r in records], reached
+
+    async def _fetch(self, tp: TopicPartition, start: int, end: int) -> tuple[list[ConsumerRecord], int]:
+        """Records of `tp` from `start` on, through `end` where the limits allow; and the offset
+        read up to (every record before it is in the list)."""
         consumer = await self._client()
-        tp = TopicPartition(topic, partition)
         consumer.assign([tp])
         consumer.seek(tp, start)
         records: list[ConsumerRecord] = []
         loop = asyncio.get_running_loop()
         deadline = loop.time() + READ_TIMEOUT_S
-        reached = False
+        position = start
         while len(records) < READ_LIMIT and loop.time() < deadline:
             batch = await consumer.getmany(tp, timeout_ms=500, max_records=READ_LIMIT - len(records))
-            records += [r for r in batch.get(tp, []) if r.offset < end]
-            if await consumer.position(tp) >= end:
-                reached = True
+            records += batch.get(tp, [])
+            position = await consumer.position(tp)
+            if position >= end:
                 break
-        rest = "" if reached else ", the rest with the next batch"
-        log.warning(
-            "%s: the stream skipped %s:%d offsets %d-%d; read %d record(s) back%s",
-            self.role, topic, partition, start, end - 1, len(records), rest,
-        )  # fmt: skip
-        self.metrics.records_read_back.labels(topic, self.role).inc(len(records))
-        return [self._event(r) for r in records], reached
+        return records, position
 
     def _event(self, record: ConsumerRecord) -> EventT[Any]:
         message = ConsumerMessage(

@@ -44,9 +44,18 @@ def test_skipped_records_are_read_back_in_order(
     clients = KafkaClients.create(settings)
     tp = f"{topic}:0"
 
+    fetches: list[tuple[int, int]] = []
+
     def complete(applied: dict[str, int], offsets: list[int]) -> list[Any]:
         async def run() -> list[Any]:
             gapless = Gapless(app, clients, metrics, "recommender", lambda: applied)
+            fetch = gapless._fetch
+
+            async def counted(tp: Any, start: int, end: int) -> Any:
+                fetches.append((start, end))
+                return await fetch(tp, start, end)
+
+            gapless._fetch = counted  # type: ignore[method-assign]
             try:
                 return await gapless.complete(_delivered(topic, offsets))
             finally:
@@ -59,6 +68,7 @@ def test_skipped_records_are_read_back_in_order(
     read_back = {e.message.offset: orjson.loads(e.value)["n"] for e in holes if isinstance(e, faust.Event)}
     assert read_back == {2: 2, 5: 5}
     assert metrics.records_read_back.labels(topic, "recommender")._value.get() == 2
+    assert fetches == [(2, 3)], "the second hole is served from what the first read fetched past it"
     # Records below the role's offsets are its own to recognize as read before.
     assert [e.message.offset for e in complete({tp: 2}, [1, 2])] == [1, 2]
     # Nothing of the partition held and nothing committed: it starts at its first record.
