@@ -105,13 +105,22 @@ def test_a_user_who_praises_value_gets_reasons_quoting_it_and_a_readable_profile
 ) -> None:
     _catalog(vectors, producer, topics, ns, {**HEADPHONES, **OTHERS})
     # Other reviewers praise the value of two headphones: their reputation on value.
-    for n, item in enumerate(("h1", "h2", "h1", "h2")):
+    reviewers = [f"{ns}-r{n}" for n in range(4)]
+    for reviewer, item in zip(reviewers, ("h1", "h2", "h1", "h2")):
         praise = "Great price for the quality, worth every penny."
         _send(
             producer,
             topics.reviews,
-            {"user_id": f"{ns}-r{n}", "item_id": f"{ns}-{item}", "rating": 5, "text": praise},
+            {"user_id": reviewer, "item_id": f"{ns}-{item}", "rating": 5, "text": praise},
         )
+    producer.flush()
+    # Reviews keyed by different users travel on different partitions, in no set order: the
+    # reputation holds theirs once each reviewer has had the list their review answers.
+    wait_for(
+        lambda: all(_list_after(recommendations, r, topics.reviews) for r in reviewers),
+        60,
+        what="the reviewers' lists",
+    )
     user = f"{ns}-saver"
     text = "Good value for money, cheap and it works. Shipping was slow."
     _send(producer, topics.reviews, {"user_id": user, "item_id": f"{ns}-h0", "rating": 5, "text": text})
