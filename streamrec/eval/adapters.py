@@ -6,7 +6,7 @@ recommender workers do, so its numbers are those of the code that serves.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -176,6 +176,10 @@ class TextAdapter(StreamRecommender):
             if vector is not None:
                 self._set(state.pos[item], self.texts.set_catalog(item, vector))
 
+    def add_item(self, item: str, title: str, vector: FloatArray | None, ts: float) -> None:
+        if vector is not None:
+            self._set(self._state().pos[item], self.texts.set_catalog(item, vector))
+
     def _set(self, pos: int, vector: FloatArray) -> None:
         if pos >= len(self.matrix):
             size = max(2 * len(self.matrix), pos + 1)
@@ -265,6 +269,9 @@ class HybridAdapter(StreamRecommender):
         for item, (title, vector) in catalog.items():
             self.rec.on_item(item, title, vector, ts=state.ts)
 
+    def add_item(self, item: str, title: str, vector: FloatArray | None, ts: float) -> None:
+        self.rec.on_item(item, title, vector, ts=ts)
+
     def learn(self, event: Interaction, vector: FloatArray | None) -> None:
         users, items = self.shared.step(self._state(), event)
         model, rec = self.shared.model, self.rec
@@ -314,3 +321,12 @@ class HybridAdapter(StreamRecommender):
         out: dict[str, Any] = {n: getattr(ranker, n) for n in names}
         out["half_life_s"] = self.rec.half_life_s
         return out
+
+    def score_items(self, user: str, positions: IntArray) -> DoubleArray:
+        """The ranker's blended relevance of the listed items, as it ranks them for `user`."""
+        state = self._state()
+        return self.rec.ranker.relevance(self.rec.request(user), [state.items[p] for p in positions])
+
+    def learn_impression(self, user: str, shown: Sequence[str], clicked: Sequence[str]) -> None:
+        """The list was shown to the user, as the recommender worker records an impression."""
+        self.rec.on_impression(user, list(shown))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,12 @@ class StreamRecommender(ABC):
         """Called once before the stream with the catalog items (id -> (title, vector))."""
         self.state = state
 
+    def add_item(  # noqa: B027 - a hook: most recommenders learn items from their interactions alone
+        self, item: str, title: str, vector: FloatArray | None, ts: float
+    ) -> None:
+        """Called when a catalog item enters mid-stream, already known to the state (its display
+        title and text vector, at time `ts`); items entering before the stream come to `start`."""
+
     @abstractmethod
     def learn(self, event: Interaction, vector: FloatArray | None) -> None:
         """Learn one event; `vector` encodes its review text when it has one."""
@@ -43,6 +49,15 @@ class StreamRecommender(ABC):
     def scores(self, user: str) -> DoubleArray:
         """A score per known item (position), higher is better."""
         raise NotImplementedError
+
+    def score_items(self, user: str, positions: IntArray) -> DoubleArray:
+        """Scores of the items at `positions` (a list shown to `user`), higher is better."""
+        return np.asarray(self.scores(user), dtype=np.float64)[positions]
+
+    def learn_impression(  # noqa: B027 - a hook: most recommenders learn nothing from what is shown
+        self, user: str, shown: Sequence[str], clicked: Sequence[str]
+    ) -> None:
+        """A list was shown to `user` (`clicked`: those taken from it, learned next as events)."""
 
     def rank(self, user: str, k: int, probe: IntArray | None) -> tuple[IntArray, DoubleArray | None]:
         """Top `k` item positions for `user` (seen items excluded), and the scores of `probe`."""

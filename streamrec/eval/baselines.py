@@ -1,6 +1,7 @@
-"""Reference recommenders for the prequential protocol: popularity, and a batch peer.
+"""Reference recommenders for the prequential protocol: popularity, chance, and a batch peer.
 
-``popular`` and ``recent_popular`` are what any recommender must beat. ``als`` is a
+``popular`` and ``recent_popular`` are what any recommender must beat; ``random`` is what
+knowing nothing scores. ``als`` is a
 well-known batch model (implicit's alternating least squares, Hu, Koren and Volinsky
 2008) under the same protocol: retrained on all events so far every `retrain_every`
 events, with each user's factors solved from their latest history at every request
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import math
 import warnings
+import zlib
 from typing import Any
 
 import numpy as np
@@ -20,7 +22,7 @@ from streamrec.eval.base import StreamRecommender
 from streamrec.eval.interactions import Interaction
 from streamrec.model.base import DoubleArray, FloatArray
 
-__all__ = ["ImplicitALS", "Popular", "RecentPopular"]
+__all__ = ["ImplicitALS", "Popular", "Random", "RecentPopular"]
 
 
 class _Counts(StreamRecommender):
@@ -224,3 +226,41 @@ class ImplicitALS(StreamRecommender):
             "retrain_every": self.retrain_every,
             "n_trains": self.n_trains,
         }
+
+
+class Random(StreamRecommender):
+    """``random``: a seeded random score per user and item, whatever the stream says.
+
+    A user's scores are drawn from a generator seeded with `seed` and the user's id, so asking
+    again gives the same scores and changes no state; an item's score never changes as items
+    are added.
+
+    Examples
+    --------
+    >>> from streamrec.eval.stream import StreamState
+    >>> state = StreamState(text_dim=1)
+    >>> rnd = Random(seed=1); rnd.start(state, {})
+    >>> for item in "abcd":
+    ...     _ = state.add_item(item)
+    >>> bool((rnd.scores("ann") == rnd.scores("ann")).all()), len(rnd.scores("ann"))
+    (True, 4)
+    >>> bool(rnd.scores("ann")[1] == rnd.score_items("ann", np.array([1]))[0])
+    True
+    """
+
+    name = "random"
+
+    def __init__(self, seed: int = 42) -> None:
+        super().__init__()
+        self.seed = seed
+        self.description = f"uniform random scores, fixed per user and item (seed {seed})"
+
+    def learn(self, event: Interaction, vector: FloatArray | None) -> None:
+        self._state().add_item(event.item)
+
+    def scores(self, user: str) -> DoubleArray:
+        rng = np.random.default_rng([self.seed, zlib.crc32(user.encode("utf-8"))])
+        return rng.random(self._state().n_items)
+
+    def params(self) -> dict[str, Any]:
+        return {"seed": self.seed}

@@ -19,6 +19,9 @@ Formats
     Any table, with a column mapping for the roles ``user``, ``item``, ``rating``,
     ``text`` and ``ts`` (common names are recognised without one).
 
+An item catalog file (``items``: Amazon metadata, MIND news, a RecBole ``.item`` file or any
+table, see `streamrec.eval.catalogs`) adds item texts and display titles to any format.
+
 gzip and zip files are read transparently. Rows that repeat an earlier row exactly are
 dropped and counted; a row that cannot be read raises `DatasetError` naming its line,
 or is skipped and counted with ``skip_bad=True``.
@@ -36,11 +39,10 @@ from __future__ import annotations
 import csv
 import json
 import random
-import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
+from streamrec.eval.catalogs import CATALOG_FORMATS, Catalog, catalog_text, load_catalog
 from streamrec.eval.files import (
     base_name,
     csv_header,
@@ -57,9 +59,20 @@ from streamrec.eval.interactions import Dataset, Interaction
 from streamrec.eval.rows import ROLES, RowReader, parse_columns, text_of
 from streamrec.model.errors import DatasetError
 
-__all__ = ["FORMATS", "Dataset", "Interaction", "detect_format", "load_dataset", "parse_columns"]
+__all__ = [
+    "CATALOG_FORMATS",
+    "CATALOG_SCOPES",
+    "FORMATS",
+    "Dataset",
+    "Interaction",
+    "detect_format",
+    "load_dataset",
+    "parse_columns",
+]
 
-FORMATS = ("auto", "movielens", "recbole", "amazon-csv", "amazon-jsonl", "goodreads", "csv", "jsonl")
+#: Which catalog items a dataset keeps: those its interactions take, or all.
+CATALOG_SCOPES = ("interacted", "all")
+FORMATS = ("auto", "movielens", "recbole", "amazon-csv", "amazon-jsonl", "goodreads", "mind", "csv", "jsonl")
 
 
 def detect_format(path: Path) -> str:
@@ -78,6 +91,8 @@ def detect_format(path: Path) -> str:
     lower = name.lower()
     if lower.endswith(".inter"):
         return "recbole"
+    if lower == "behaviors.tsv":
+        return "mind"
     if lower in ("u.data", "ratings.dat"):
         return "movielens"
     with open_text(path) as stream:
@@ -86,6 +101,10 @@ def detect_format(path: Path) -> str:
             if line.strip():
                 first = line
                 break
+    from streamrec.eval.mind import is_behaviors_line  # MIND keeps a loader of its own
+
+    if is_behaviors_line(first):
+        return "mind"
     if lower.endswith((".json", ".jsonl", ".ndjson")) or first.lstrip().startswith("{"):
         try:
             record = json.loads(first)
@@ -140,30 +159,8 @@ def _load_recbole(path: Path, given: Mapping[str, str], skip_bad: bool) -> tuple
             named = dict(row)
             item = text_of(named.pop(id_field, None))
             if item:
-                texts[item] = _catalog_text(named)
+                texts[item] = catalog_text(named)
     return builder, texts
-
-
-def _catalog_text(fields: Mapping[str, Any]) -> str:
-    """`Title (year). genre, genre` from whatever item fields there are."""
-    title = next(
-        (
-            str(fields[k]).strip()
-            for k in ("movie_title", "title", "name", "item_name")
-            if text_of(fields.get(k))
-        ),
-        "",
-    )
-    year = next((str(fields[k]).strip() for k in ("release_year", "year") if text_of(fields.get(k))), "")
-    genre_keys = ("class", "genre", "genres", "categories")
-    genres = next((str(fields[k]).strip() for k in genre_keys if text_of(fields.get(k))), "")
-    text = title or " ".join(str(v).strip() for v in fields.values() if text_of(v))
-    if year and year not in text:
-        text = f"{text} ({year})"
-    names = [g for g in re.split(r"[|\s]+", genres) if g and g != "(no"]
-    if names:
-        text = f"{text}. " + ", ".join(names)
-    return text.strip()
 
 
 _ML_GENRES = (
@@ -200,7 +197,7 @@ def _load_movielens(path: Path, given: Mapping[str, str], skip_bad: bool) -> tup
         if movies is not None:
             for _, row in csv_rows(movies):
                 if not isinstance(row, str) and "movieId" in row:
-                    texts[row["movieId"].strip()] = _catalog_text(row)
+                    texts[row["movieId"].strip()] = catalog_text(row)
         return builder, texts
     header = list(_ML_COLUMNS)
     builder = RowReader(path, "movielens", {**_ML_COLUMNS, **given}, skip_bad, header=header)
@@ -218,7 +215,7 @@ def _load_movielens(path: Path, given: Mapping[str, str], skip_bad: bool) -> tup
             for _, text in text_lines(movies, "latin-1"):
                 parts = text.split("::")
                 if len(parts) == 3:
-                    texts[parts[0].strip()] = _catalog_text({"title": parts[1], "genres": parts[2]})
+                    texts[parts[0].strip()] = catalog_text({"title": parts[1], "genres": parts[2]})
         return builder, texts
     for line, row in csv_rows(path, header=header, delimiter="\t"):  # ml-100k u.data
         builder.add(line, row)
@@ -229,7 +226,7 @@ def _load_movielens(path: Path, given: Mapping[str, str], skip_bad: bool) -> tup
             if len(parts) >= 5:
                 flags = parts[5:]
                 genres = " ".join(g for g, f in zip(_ML_GENRES, flags, strict=False) if f.strip() == "1")
-                texts[parts[0].strip()] = _catalog_text({"title": parts[1], "genres": genres})
+                texts[parts[0].strip()] = catalog_text({"title": parts[1], "genres": genres})
     return builder, texts
 
 
@@ -243,6 +240,10 @@ def load_dataset(
     limit: int | None = None,
     skip_bad: bool = False,
     tie_seed: int | None = 0,
+    items: str | Path | Catalog | None = None,
+    items_format: str = "auto",
+    item_columns: Mapping[str, str] | None = None,
+    catalog_scope: str = "interacted",
 ) -> Dataset:
     """Read a dataset into one stream ordered by time.
 
@@ -263,6 +264,16 @@ def load_dataset(
         Events with the same time are put in an order shuffled with this seed; None keeps
         the file order. Files are often sorted by item or user, and day-granular times
         (Amazon) tie often: the file's order would otherwise leak into the stream.
+    items
+        An item catalog file (see `load_catalog`), or one already read: its texts and display
+        titles are merged over what the format read, the catalog's winning where both have an item.
+    items_format, item_columns
+        The catalog's format (one of `CATALOG_FORMATS`) and its column mapping (roles ``item``,
+        ``title``, ``text``, ``tags``).
+    catalog_scope
+        ``interacted`` keeps the catalog items the interactions take (a filtered review file,
+        such as a 5-core one, names a subset of a shop's items: the others would only be
+        noise); ``all`` keeps every catalog item.
     """
     path = Path(path)
     if format not in FORMATS:
@@ -271,11 +282,22 @@ def load_dataset(
         raise DatasetError(f"limit must be a positive number of interactions, got {limit!r}")
     if not path.is_file():
         raise DatasetError(f"dataset must be a readable file, got {str(path)!r}")
+    if catalog_scope not in CATALOG_SCOPES:
+        raise DatasetError(f"catalog_scope must be one of {', '.join(CATALOG_SCOPES)}, got {catalog_scope!r}")
+    catalog = (
+        load_catalog(items, items_format, item_columns, skip_bad)
+        if items is not None and not isinstance(items, Catalog)
+        else items
+    )
     given = dict(columns or {})
     for role in given:
         if role not in ROLES:
             raise DatasetError(f"a column mapping role must be one of {', '.join(ROLES)}, got {role!r}")
     fmt = detect_format(path) if format == "auto" else format
+    if fmt == "mind":
+        from streamrec.eval.mind import load_mind  # impressions besides events: a loader of its own
+
+        return _with_catalog(load_mind(path, limit=limit, skip_bad=skip_bad), catalog, catalog_scope)
     texts: dict[str, str] = {}
     if fmt == "movielens":
         builder, texts = _load_movielens(path, given, skip_bad)
@@ -289,7 +311,7 @@ def load_dataset(
     events.sort(key=lambda e: e.ts)  # stable: ties keep the (shuffled) order
     if limit is not None:
         events = events[:limit]
-    return Dataset(
+    data = Dataset(
         name=_dataset_name(path),
         path=path,
         format=fmt,
@@ -301,6 +323,26 @@ def load_dataset(
         bad_examples=builder.bad_examples,
         limit=limit,
     )
+    return _with_catalog(data, catalog, catalog_scope)
+
+
+def _with_catalog(data: Dataset, catalog: Catalog | None, scope: str) -> Dataset:
+    """`data` with the catalog's texts and titles merged over its own."""
+    if catalog is None:
+        return data
+    taken = {e.item for e in data.interactions}
+    kept = catalog.items if scope == "all" else catalog.items & taken
+    data.item_texts.update((i, t) for i, t in catalog.texts.items() if i in kept)
+    data.item_titles.update((i, t) for i, t in catalog.titles.items() if i in kept)
+    data.catalog = catalog.path
+    data.catalog_counts = {
+        "items": len(catalog.items),
+        "rows": catalog.n_rows,
+        "duplicates": catalog.n_duplicates,
+        "bad_rows_skipped": catalog.n_bad,
+    }
+    data.bad_examples.extend(catalog.bad_examples)
+    return data
 
 
 def _dataset_name(path: Path) -> str:

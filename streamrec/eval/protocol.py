@@ -156,15 +156,16 @@ def run_prequential(
 
     # Texts are encoded up front in batches: the same vectors the encoder worker would
     # produce one message at a time, at a fraction of the cost.
-    catalog_ids = list(dataset.item_texts)
+    catalog_ids = list(dict.fromkeys([*dataset.item_texts, *dataset.item_titles, *dataset.item_times]))
+    described = [i for i in catalog_ids if i in dataset.item_texts]
     review_rows = [j for j, e in enumerate(events) if e.text]
-    catalog_vectors: FloatArray | None = None
+    catalog_vectors: dict[str, FloatArray] = {}
     review_vectors: dict[int, FloatArray] = {}
     readers: dict[str, tuple[ReviewReader, dict[int, Passage]]] = {}
     if cached is not None:
         t0 = time.perf_counter()
-        texts = [dataset.item_texts[i] for i in catalog_ids]
-        catalog_vectors = _encoded(cached, texts, "encode", progress)
+        texts = [dataset.item_texts[i] for i in described]
+        catalog_vectors = dict(zip(described, _encoded(cached, texts, "encode", progress), strict=True))
         said = [events[j].text or "" for j in review_rows]
         if aspects is None or not review_rows:
             review_vectors = dict(zip(review_rows, _encoded(cached, said, "encode", progress), strict=True))
@@ -178,13 +179,9 @@ def run_prequential(
         cached.save()
         encoder_seconds = time.perf_counter() - t0
 
-    catalog: dict[str, tuple[str, FloatArray | None]] = {}
-    for j, item in enumerate(catalog_ids):
-        vector = catalog_vectors[j] if catalog_vectors is not None else None
-        catalog[item] = (dataset.item_texts[item], vector)
-        pos = state.add_item(item)
-        if vector is not None:
-            state.set_text(pos, state.texts.set_catalog(item, vector))
+    catalog, arrivals = _catalog_entries(dataset, catalog_ids, catalog_vectors)
+    for item, (_, vector) in catalog.items():
+        _enter(state, item, vector)
     if events:
         state.ts = events[0].ts
     for rec in recommenders:
@@ -204,7 +201,46 @@ def run_prequential(
             started,
             encoder_seconds,
             progress,
+            arrivals=arrivals,
         )
+
+
+#: A catalog item entering mid-stream: its time, id, display title and text vector.
+Arrival = tuple[float, str, str, FloatArray | None]
+
+
+def _catalog_entries(
+    dataset: Dataset, ids: Sequence[str], vectors: Mapping[str, FloatArray]
+) -> tuple[dict[str, tuple[str, FloatArray | None]], list[Arrival]]:
+    """The catalog items entering before the stream (id -> (display title, vector)), and those
+    entering mid-stream, in time order.
+
+    Each item enters as a catalog event before its first interaction, as on the items topic:
+    at its time in `Dataset.item_times`, or at its first interaction if that comes earlier;
+    items without a time enter before the stream. The title is the display title where one is
+    known, else the item's text.
+    """
+    first_take: dict[str, float] = {}
+    for event in dataset.interactions:
+        first_take.setdefault(event.item, event.ts)
+    at_start: dict[str, tuple[str, FloatArray | None]] = {}
+    arrivals: list[Arrival] = []
+    for item in ids:
+        title = dataset.item_titles.get(item) or dataset.item_texts.get(item) or item
+        ts = dataset.item_times.get(item)
+        if ts is None:
+            at_start[item] = (title, vectors.get(item))
+        else:
+            arrivals.append((min(ts, first_take.get(item, ts)), item, title, vectors.get(item)))
+    arrivals.sort(key=lambda arrival: arrival[0])  # stable: ties keep the catalog order
+    return at_start, arrivals
+
+
+def _enter(state: StreamState, item: str, vector: FloatArray | None) -> None:
+    """A catalog item made known to the stream, with its text vector."""
+    pos = state.add_item(item)
+    if vector is not None:
+        state.set_text(pos, state.texts.set_catalog(item, vector))
 
 
 def _stream(
@@ -218,6 +254,7 @@ def _stream(
     started: float,
     encoder_seconds: float,
     progress: Callable[[str, int, int], None] | None,
+    arrivals: Sequence[Arrival] = (),
 ) -> PrequentialResult:
     events = dataset.interactions
     ks = tuple(sorted(config.ks))
@@ -293,7 +330,18 @@ def _stream(
     # rest learned in time order, then every held-out interaction scored against the final state.
     held = _last_of_each_user(events) if config.protocol == "leave-one-out" else set()
     first_scored = int(config.score_from * total)
+    entered = 0
     for n, event in enumerate(events):
+        # Catalog items due by this event's time enter first, as catalog events would.
+        while entered < len(arrivals) and arrivals[entered][0] <= event.ts:
+            at, new_item, title, new_vector = arrivals[entered]
+            entered += 1
+            state.ts = at
+            _enter(state, new_item, new_vector)
+            for rec in recommenders:
+                t0 = time.perf_counter()
+                rec.add_item(new_item, title, new_vector, at)
+                seconds[rec.name] += time.perf_counter() - t0
         state.n_events = n
         state.ts = event.ts
         user, item = event.user, event.item
@@ -303,8 +351,8 @@ def _stream(
                 if progress is not None and (n % tick == 0 or n == total - 1):
                     progress("stream", n + 1, total)
                 continue
-        elif n < first_scored:
-            pass  # learned only: before the split
+        elif n < first_scored or event.learn_only:
+            pass  # learned only: before the split, or an event without a time of its own
         elif state.has_seen(user, target):
             n_repeats += 1
         else:

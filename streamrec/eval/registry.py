@@ -7,7 +7,7 @@ from typing import Any
 
 from streamrec.eval.adapters import CFAdapter, HybridAdapter, SharedCF, TextAdapter
 from streamrec.eval.base import StreamRecommender
-from streamrec.eval.baselines import ImplicitALS, Popular, RecentPopular
+from streamrec.eval.baselines import ImplicitALS, Popular, Random, RecentPopular
 from streamrec.eval.sasrec import SASRec
 from streamrec.model.cf import OnlineCF
 from streamrec.model.content_cf import ContentToCF
@@ -28,6 +28,7 @@ PART_ROWS = {part: _part_row(part) for part in PARTS}
 RECOMMENDERS = (
     "popular",
     "recent_popular",
+    "random",
     "cf",
     "cf_content",
     "text",
@@ -43,8 +44,14 @@ RECOMMENDERS = (
     "sasrec",
 )
 
-#: Compared only when asked for: they cost more than they tell in every run.
-ABLATIONS = ("hybrid_clauses_apart", "hybrid_impressions", "hybrid_impressions_no_cf")
+#: Compared only when asked for: they cost more than they tell in every run (``random`` is the
+#: floor of the impressions protocol; over a whole catalog its top K is a hit by chance alone).
+ABLATIONS = (
+    "random",
+    "hybrid_clauses_apart",
+    "hybrid_impressions",
+    "hybrid_impressions_no_cf",
+)
 
 #: The hybrid with every signal read from text weighted 0.
 NO_TEXT = {"w_text": 0.0, "w_recent": 0.0, "w_dislike": 0.0, "w_aspects": 0.0}
@@ -100,6 +107,7 @@ def default_recommenders(
     factories: dict[str, Callable[[], StreamRecommender]] = {
         "popular": Popular,
         "recent_popular": RecentPopular,
+        "random": lambda: Random(seed=seed),
         "cf": lambda: CFAdapter(cf_model("cf_negatives" in default)),
         "cf_content": lambda: CFAdapter(
             cf_model("cf_negatives" in default),

@@ -21,6 +21,7 @@ __all__ = [
 ]
 
 _FORMATS = "auto|movielens|recbole|amazon-csv|amazon-jsonl|goodreads|csv|jsonl"
+_ITEM_FORMATS = "auto|amazon-meta|mind-news|recbole-item|csv|jsonl"
 
 # How a dataset file is read: the same options for every command that reads one.
 FormatOpt = Annotated[str, typer.Option("--format", help=f"Dataset format: {_FORMATS}.")]
@@ -65,6 +66,36 @@ def read_dataset(
         raise typer.BadParameter(str(exc), param_hint="--dataset") from None
 
 
+def _read_catalog(
+    console: Any, items: Path | None, items_format: str, item_columns: str, scope: str, skip_bad: bool
+) -> Any:
+    """The item catalog `eval --items` names, read once (the --seeds repeats reuse it); None without
+    one. A bad catalog or catalog option is a usage error of its own option."""
+    from streamrec.eval.catalogs import CATALOG_FORMATS, load_catalog, parse_item_columns
+    from streamrec.eval.datasets import CATALOG_SCOPES
+    from streamrec.model.errors import DatasetError
+
+    if items_format not in CATALOG_FORMATS:
+        raise typer.BadParameter(
+            f"must be one of {', '.join(CATALOG_FORMATS)}, got {items_format!r}", param_hint="--items-format"
+        )
+    if scope not in CATALOG_SCOPES:
+        raise typer.BadParameter(
+            f"must be one of {', '.join(CATALOG_SCOPES)}, got {scope!r}", param_hint="--catalog-scope"
+        )
+    try:
+        columns = parse_item_columns(item_columns)
+    except DatasetError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--item-columns") from None
+    if items is None:
+        return None
+    try:
+        with console.status(f"reading {items}"):
+            return load_catalog(items, items_format, columns, skip_bad)
+    except DatasetError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--items") from None
+
+
 def default_cache() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "streamrec" / "vectors"
@@ -76,6 +107,38 @@ def eval_command(
     columns: ColumnsOpt = "",
     limit: LimitOpt = None,
     skip_bad: SkipBadOpt = False,
+    items: Path | None = typer.Option(
+        None,
+        "--items",
+        help="Item catalog file (plain, .gz, or a .zip holding one file): each item's text (title, "
+        "description, categories) and display title, merged over what the dataset itself says of its "
+        "items (the catalog wins); each item enters as a catalog event before its first interaction. "
+        "Amazon 2018 metadata (meta_*.json.gz), MIND news.tsv, a RecBole .item file, or any csv/jsonl "
+        "table (see --item-columns).",
+        exists=True,
+        dir_okay=False,
+        readable=True,
+        show_default=False,
+    ),
+    items_format: str = typer.Option(
+        "auto",
+        "--items-format",
+        help=f"Item catalog format: {_ITEM_FORMATS} (auto: from the file's name and first row).",
+    ),
+    item_columns: str = typer.Option(
+        "",
+        "--item-columns",
+        help="Column mapping of a csv/jsonl item catalog, e.g. item=sku,title=name,text=description,"
+        "tags=categories (tags: a list, or a |- or ,-separated string); common names are recognised "
+        "without one.",
+    ),
+    catalog_scope: str = typer.Option(
+        "interacted",
+        "--catalog-scope",
+        help="Which catalog items to keep: interacted (those the interactions take: a filtered review "
+        "file, such as a 5-core one, names a subset of a shop's items) or all (every catalog item, "
+        "recommendable as soon as it enters).",
+    ),
     out: Path = typer.Option(..., "--out", help="Directory for report.md, report.json and hr_over_time.png."),
     recommenders: str = typer.Option(
         "",
@@ -83,7 +146,7 @@ def eval_command(
         help="Which to compare, comma-separated (default: popular, recent_popular, cf, cf_content (cf with "
         "vectors generated from text for the items it knows little of), text, hybrid, hybrid_no_text, "
         "hybrid_no_content_cf, hybrid_no_opinions, a hybrid_no_<part> per opinion part (cf_negatives, "
-        "dislikes, aspects, pan_filter), als, sasrec); also hybrid_clauses_apart (the hybrid with each "
+        "dislikes, aspects), als, sasrec); also hybrid_clauses_apart (the hybrid with each "
         "review clause encoded again on its own, the ablation of the one-pass reading) and "
         "hybrid_impressions (the hybrid with each list it ranks shown to its user as an impression; "
         "hybrid_impressions_no_cf: in its ranker alone; "
@@ -131,8 +194,10 @@ def eval_command(
     protocol: str = typer.Option(
         "prequential",
         "--protocol",
-        help="prequential (every event predicted, then learned) or leave-one-out (each user's last "
-        "interaction held out and ranked once the rest is learned, as published tables do).",
+        help="prequential (every event predicted, then learned), leave-one-out (each user's last "
+        "interaction held out and ranked once the rest is learned, as published tables do) or "
+        "impressions (datasets that log the lists shown, MIND: each list's candidates ranked for its "
+        "user, AUC, MRR and nDCG@5/10 as MIND reports them, and what an unclicked showing tells).",
     ),
     seeds: str = typer.Option(
         "",
@@ -191,9 +256,9 @@ def eval_command(
     if not ks or ks[0] < 1:
         raise typer.BadParameter(f"must name at least one positive cut-off, got {k!r}", param_hint="--k")
     names = [n.strip() for n in recommenders.split(",") if n.strip()]
-    if protocol not in ("prequential", "leave-one-out"):
+    if protocol not in ("prequential", "leave-one-out", "impressions"):
         raise typer.BadParameter(
-            f"must be prequential or leave-one-out, got {protocol!r}", param_hint="--protocol"
+            f"must be prequential, leave-one-out or impressions, got {protocol!r}", param_hint="--protocol"
         )
     try:
         repeats = [int(s) for s in seeds.split(",") if s.strip()]
@@ -206,9 +271,17 @@ def eval_command(
     try:
         mapping = parse_columns(columns)
         started = time.perf_counter()
+        catalog = _read_catalog(console, items, items_format, item_columns, catalog_scope, skip_bad)
         with console.status(f"reading {dataset}"):
             data = load_dataset(
-                dataset, format=format, columns=mapping, limit=limit, skip_bad=skip_bad, tie_seed=seed
+                dataset,
+                format=format,
+                columns=mapping,
+                limit=limit,
+                skip_bad=skip_bad,
+                tie_seed=seed,
+                items=catalog,
+                catalog_scope=catalog_scope,
             )
     except DatasetError as exc:
         raise typer.BadParameter(str(exc), param_hint="--dataset") from None
@@ -218,10 +291,24 @@ def eval_command(
         f"{summary['n_users']:,} users, {summary['n_items']:,} items; "
         f"{data.n_duplicates:,} duplicates dropped, {data.n_bad:,} bad rows skipped"
     )
+    if catalog is not None:
+        taken = {e.item for e in data.interactions}
+        console.print(
+            f"catalog {escape(items.name)} ({catalog.format}): {len(catalog.items):,} items read, "
+            f"{len(taken & catalog.items):,} of them taken by the interactions, "
+            f"{len(taken - data.item_texts.keys()):,} taken items without catalog text; "
+            f"{catalog.n_duplicates:,} repeated ids, {catalog.n_bad:,} bad rows skipped"
+        )
     for message in data.bad_examples:
         console.print(f"  [yellow]skipped[/] {escape(message)}")
     if not data.interactions:
         raise typer.BadParameter("holds no readable interaction", param_hint="--dataset")
+    if protocol == "impressions" and not data.impressions:
+        raise typer.BadParameter(
+            "impressions must be run on a dataset that logs the lists shown (MIND's behaviors.tsv), "
+            f"got format {data.format!r}, without any",
+            param_hint="--protocol",
+        )
 
     needs_text = (not names or any(n == "text" or n.startswith("hybrid") for n in names)) and (
         data.item_texts or any(e.text for e in data.interactions)
@@ -240,6 +327,11 @@ def eval_command(
                 )
         except EncoderError as exc:
             raise typer.BadParameter(str(exc), param_hint="--model") from None
+    if protocol == "impressions":
+        from streamrec.streams.evaluate_impressions import evaluate_impressions
+
+        evaluate_impressions(console, data, names, encoder, out, seed=seed, started=started)
+        return
     cf_params: dict[str, Any] = {}
     if summary["rating_min"] is not None and summary["rating_min"] < summary["rating_max"]:
         # Predictions are clipped to the dataset's own scale (1-5 stars, 0.5-5 half stars, ...).
@@ -294,7 +386,14 @@ def eval_command(
             runs = [result]
             for again in repeats[1:]:
                 reread = load_dataset(
-                    dataset, format=format, columns=mapping, limit=limit, skip_bad=skip_bad, tie_seed=again
+                    dataset,
+                    format=format,
+                    columns=mapping,
+                    limit=limit,
+                    skip_bad=skip_bad,
+                    tie_seed=again,
+                    items=catalog,
+                    catalog_scope=catalog_scope,
                 )
                 again_config = PrequentialConfig(
                     ks=ks,
