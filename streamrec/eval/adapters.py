@@ -320,6 +320,8 @@ class HybridAdapter(StreamRecommender):
         ]
         out: dict[str, Any] = {n: getattr(ranker, n) for n in names}
         out["half_life_s"] = self.rec.half_life_s
+        # What the stream taught the blend: each signal's weight at a few evidence points.
+        out["blend"] = ranker.blend.describe()
         return out
 
     def score_items(self, user: str, positions: IntArray) -> DoubleArray:

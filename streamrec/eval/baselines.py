@@ -264,3 +264,71 @@ class Random(StreamRecommender):
 
     def params(self) -> dict[str, Any]:
         return {"seed": self.seed}
+
+
+class BatchEASE(StreamRecommender):
+    """``ease``: EASE (Steck 2019), the closed-form item-to-item model, retrained periodically.
+
+    Retrained on every user's items so far every `retrain_every` events (the first after 100,
+    200, 400, ... events), with the penalty set from the data (`model.ease.EASE`); a user is
+    scored from their items at each request. Items outside the model (first taken after the
+    last retrain) score lowest; users without history get popularity. `text_weight` > 0 pulls
+    the weights towards what the items' texts say, as the hybrid's item model does.
+    """
+
+    name = "ease"
+
+    def __init__(self, retrain_every: int = 2000, text_weight: float = 0.0, max_items: int = 5_000) -> None:
+        super().__init__()
+        from streamrec.model.ease import EASE
+
+        self.retrain_every = retrain_every
+        self.model = EASE(text_weight=text_weight, max_items=max_items)
+        self.description = (
+            f"EASE (closed-form item-to-item ridge regression, penalty from the data, at most "
+            f"{max_items:,} items), batch: retrained every {retrain_every} events on all events so far"
+        )
+        self._history: dict[str, dict[str, None]] = {}
+        self._n_events = 0
+        self._next_train = min(100, retrain_every)
+        self._popularity: dict[str, int] = {}
+
+    def learn(self, event: Interaction, vector: FloatArray | None) -> None:
+        self._state().add_item(event.item)
+        self._history.setdefault(event.user, {})[event.item] = None
+        self._popularity[event.item] = self._popularity.get(event.item, 0) + 1
+        self._n_events += 1
+        if self._n_events >= self._next_train:
+            self._train()
+            step = self.retrain_every if self._n_events >= self.retrain_every else self._n_events
+            self._next_train = self._n_events + step
+
+    def finish(self) -> None:
+        if self._n_events:
+            self._train()
+
+    def _train(self) -> None:
+        self.model.fit([list(items) for items in self._history.values()])
+
+    def scores(self, user: str) -> DoubleArray:
+        state = self._state()
+        n = state.n_items
+        out = np.full(n, -math.inf)
+        if not self.model.fitted:
+            return out
+        history = list(self._history.get(user, {}))
+        values, known = self.model.scores(history, state.items)
+        if known.any():
+            out[known] = values[known]
+        else:
+            counts = np.array([self._popularity.get(i, 0) for i in state.items], dtype=np.float64)
+            out = np.where(counts > 0, counts, -math.inf)
+        return out
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "retrain_every": self.retrain_every,
+            "l2": round(self.model.fitted_l2, 3),
+            "n_trains": self.model.n_fits,
+            "max_items": self.model.max_items,
+        }

@@ -7,7 +7,7 @@ from typing import Any
 
 from streamrec.eval.adapters import CFAdapter, HybridAdapter, SharedCF, TextAdapter
 from streamrec.eval.base import StreamRecommender
-from streamrec.eval.baselines import ImplicitALS, Popular, Random, RecentPopular
+from streamrec.eval.baselines import BatchEASE, ImplicitALS, Popular, Random, RecentPopular
 from streamrec.eval.sasrec import SASRec
 from streamrec.model.cf import OnlineCF
 from streamrec.model.content_cf import ContentToCF
@@ -37,10 +37,12 @@ RECOMMENDERS = (
     "hybrid_no_content_cf",
     "hybrid_no_opinions",
     *PART_ROWS.values(),
+    "hybrid_prior_blend",
     "hybrid_clauses_apart",
     "hybrid_impressions",
     "hybrid_impressions_no_cf",
     "als",
+    "ease",
     "sasrec",
 )
 
@@ -51,6 +53,7 @@ ABLATIONS = (
     "hybrid_clauses_apart",
     "hybrid_impressions",
     "hybrid_impressions_no_cf",
+    "hybrid_prior_blend",
 )
 
 #: The hybrid with every signal read from text weighted 0.
@@ -135,6 +138,12 @@ def default_recommenders(
             frozenset(),
         ),
         **{PART_ROWS[part]: flipped(part) for part in PARTS},
+        "hybrid_prior_blend": lambda: hybrid(
+            "hybrid_prior_blend",
+            "the hybrid with its blend's prior weights, not learned from the stream",
+            default,
+            learn_blend=False,
+        ),
         "hybrid_clauses_apart": lambda: hybrid(
             "hybrid_clauses_apart",
             "the hybrid with each review clause encoded again on its own (one more encoder sequence "
@@ -163,6 +172,7 @@ def default_recommenders(
             **{**params, "opinions": default},
         ),
         "als": lambda: ImplicitALS(seed=seed, **dict(batch_params or {})),
+        "ease": lambda: BatchEASE(retrain_every=int(dict(batch_params or {}).get("retrain_every", 2000))),
         "sasrec": lambda: SASRec(seed=seed, **dict(sequence_params or {})),
     }
     chosen = list(names) if names else [n for n in factories if n not in ABLATIONS]

@@ -52,6 +52,16 @@ class Contributions:
         takes = self._takes.get(user, [])
         return _recent(takes, len(takes), n, leaving)
 
+    def liked(self) -> list[list[str]]:
+        """Each user's items that counted as liked (weight > 0), oldest first.
+
+        >>> shares = Contributions()
+        >>> shares.record("ann", "tent", 0.0, 1.0); shares.record("ann", "lamp", 1.0, 0.0)
+        >>> shares.liked()
+        [['tent']]
+        """
+        return [[item for item, _, weight in takes if weight > 0] for takes in self._takes.values()]
+
     def pop(self, user: str) -> list[Take]:
         """Everything the user added, oldest first; they are no longer known here."""
         return self._takes.pop(user, [])

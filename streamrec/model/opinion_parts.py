@@ -1,8 +1,11 @@
 """What reading reviews as opinions changes, part by part: each part is switched on or off alone.
 
 A review read as an opinion (by its rating, or, without a decisive one, by the polarity its
-text reads) is used in four places. The evaluation scores the hybrid without each part, one
-at a time, so each part's effect on what users went on to like and to pan is measured apart.
+text reads) is used in three places that can be switched. The evaluation scores the hybrid
+with each part flipped, one at a time, so each part's effect on what users went on to like
+and to pan is measured apart. Whatever parts are on, a review that reads negative is never a
+like: it pulls no profile towards its item and counts toward neither popularity nor
+co-occurrence.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ PARTS: dict[str, str] = {
     "and the ranker pushes down what resembles it",
     "aspects": "what reviews say of aspects builds item reputations and user tallies: the aspect-match "
     "signal, readable profiles and the reasons that quote reviewers",
-    "pan_filter": "a review that reads negative counts toward neither popularity nor co-occurrence",
 }
+
+#: Names of parts that are no longer switched (always on now): accepted, and change nothing.
+RETIRED = frozenset({"pan_filter"})
 
 #: The parts on by default: those the evaluation shows help what users like, or cut what they pan at
 #: no loss of what they like (README, "What users liked"). The dislike push cuts panned hits but costs
@@ -36,13 +41,13 @@ def parts_of(value: bool | Iterable[str]) -> frozenset[str]:
     >>> parts_of(["likes"])
     Traceback (most recent call last):
     ...
-    ValueError: opinion parts must be among cf_negatives, dislikes, aspects, pan_filter, got ['likes']
+    ValueError: opinion parts must be among cf_negatives, dislikes, aspects, got ['likes']
     """
     if value is True:
         return frozenset(DEFAULT_PARTS)
     if value is False:
         return frozenset()
-    names = list(value)
+    names = [n for n in value if n not in RETIRED]
     unknown = [n for n in names if n not in PARTS]
     if unknown:
         raise ValueError(f"opinion parts must be among {', '.join(PARTS)}, got {unknown!r}")

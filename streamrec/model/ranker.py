@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import heapq
+import random
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -11,10 +13,12 @@ import numpy.typing as npt
 
 from streamrec.model import exposure
 from streamrec.model.base import DoubleArray, FloatArray, VectorIndex
+from streamrec.model.blend import LearnedBlend, evidence
 from streamrec.model.diversity import mmr
+from streamrec.model.ease import EASE
 from streamrec.model.index import MemoryIndex
 from streamrec.model.popularity import CoOccurrence, Popularity
-from streamrec.model.profile import UserProfile
+from streamrec.model.profile import NEGATIVE_ACTIONS, UserProfile
 from streamrec.model.reasons import Reasons, Scored
 from streamrec.model.reputation import Reputation
 from streamrec.model.rules import Rules, place_pins
@@ -32,19 +36,39 @@ class Request:
     exclude: set[str] = field(default_factory=set)
     #: Only items with one of these tags (a request's filter, on top of the deployment's rules).
     tags: frozenset[str] = frozenset()
+    #: Whose list it is: the candidates ranked are remembered under this name, to learn the blend
+    #: from what the user takes next ("": not remembered).
+    user: str = ""
 
 
 #: Recent interactions that explanations and item-to-item scores look back on.
 _RECENT = 20
+#: Users whose last candidates are remembered; a take among them is learned against the best
+#: of them by relevance (what the user was likeliest to take) and as many drawn from the rest.
+_REMEMBERED_USERS = 20_000
+_REMEMBERED_BEST, _REMEMBERED_DRAWN = 50, 100
 
 
-def _zscore(values: npt.NDArray[np.float64], valid: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
-    """Standardize the valid entries; invalid ones get 0 (the candidates' average)."""
+#: The ranker's signals, in the order of their columns (and of `Reasons.explain`'s contributions).
+SIGNALS = ("text", "cf", "pop", "item", "recent", "dislike", "aspects", "looks", "ease")
+_TEXT, _CF, _POP, _ITEM, _RECENT, _DISLIKE, _ASPECTS, _LOOKS, _EASE = range(len(SIGNALS))
+
+
+def _standardize(values: DoubleArray, valid: npt.NDArray[np.bool_]) -> DoubleArray:
+    """Standardize each column over its valid entries; invalid ones get 0 (and a missing flag in
+    the blend).
+
+    >>> _standardize(np.array([[1.0], [3.0], [9.0]]), np.array([[True], [True], [False]])).tolist()
+    [[-1.0], [1.0], [0.0]]
+    """
     out = np.zeros_like(values)
-    if valid.sum() >= 2:
-        v = values[valid]
-        std = v.std()
-        out[valid] = (v - v.mean()) / std if std > 1e-9 else 0.0
+    count = valid.sum(axis=0)
+    safe = np.maximum(count, 1)
+    mean = np.where(valid, values, 0.0).sum(axis=0) / safe
+    centred = np.where(valid, values - mean, 0.0)
+    std = np.sqrt((centred**2).sum(axis=0) / safe)
+    usable = (count >= 2) & (std > 1e-9)
+    out[:, usable] = centred[:, usable] / std[usable]
     return out
 
 
@@ -67,6 +91,8 @@ class _Blend:
     aspects: list[str | None]
     #: Per candidate, which recent item it looks most like in another modality (-1: none).
     like_look: npt.NDArray[np.int64]
+    #: The blend's features, one row per candidate (what it learns from).
+    features: DoubleArray
 
 
 class HybridRanker:
@@ -74,9 +100,11 @@ class HybridRanker:
 
     1. Candidates: the nearest items to the user's text vector and to their CF vector,
        and the currently popular items, minus what the user already interacted with.
-    2. Each signal is standardized over the candidates and blended. The CF weight
-       grows with how much is known of the user and of the item (`n / (n + c)`), so
-       new users and new items are ranked by text and popularity until CF knows them:
+    2. Each signal is standardized over the candidates that have evidence for it and
+       blended by a `LearnedBlend`: weights crossed with how much is known of the user
+       and of the item, a missing flag where a signal has no evidence, learned online
+       from what each user takes among the candidates ranked for them (the weights
+       below are its prior). Text carries new users and new items until CF knows them:
        an item with only a description is recommendable before its first click.
     3. Maximal marginal relevance picks the final list, trading relevance for
        dissimilarity to the items already picked.
@@ -94,11 +122,9 @@ class HybridRanker:
     n_candidates
         Candidates retrieved per source.
     w_text, w_cf, w_pop
-        Weights of the standardized signals: similarity to the user's text profile, CF
-        score, trending popularity. Defaults were measured on two datasets of unlike
-        kinds (MovieLens ratings, Amazon reviews) under the prequential protocol.
-    user_confidence, item_confidence
-        Interactions at which CF gets half its weight, for users and for items.
+        Prior weights of the standardized signals: similarity to the user's text profile,
+        CF score (crossed with the user's and the item's evidence: it speaks once both are
+        known), trending popularity. 0 turns a signal off.
     mmr_lambda
         1.0 ranks by relevance alone; lower values diversify more.
     cooccurrence
@@ -115,6 +141,16 @@ class HybridRanker:
         cares about (their profile's aspects) and the item's standing on those aspects.
     w_dislike
         Weight of the distance (text) from what the user disliked: items close to it sink.
+    n_fresh
+        Candidates drawn from the items nobody took yet, nearest the user's text profile.
+    new_items
+        Share of each list kept for items nobody took yet, the best of them among the candidates
+        (0: none kept; they compete with the rest as the blend ranks them).
+    w_ease
+        Weight of the item-to-item weights learned in closed form from every user's takes and
+        pulled towards what the items' texts say (`model.ease.EASE`, kept by the recommender):
+        the sum of the weights from the items the user liked, an item nobody took scored by its
+        text.
     w_ignored
         How far an item the user was shown and passed over sinks, in standard deviations of the
         candidates' relevance per nat of evidence against it (`model.exposure.passed_over`: it
@@ -122,6 +158,9 @@ class HybridRanker:
         habit of taking from what they are shown).
     wording, labels
         The language of reasons, and what each aspect is called in it.
+    learn_blend, learning_rate
+        Learn the blend from what users take (False: the prior weights as they are), and
+        AdaGrad's step.
     title_of
         Looks up an item's title for reasons (default: the index payload's `title`).
 
@@ -147,8 +186,6 @@ class HybridRanker:
         w_text: float = 0.5,
         w_cf: float = 0.5,
         w_pop: float = 0.75,
-        user_confidence: float = 5.0,
-        item_confidence: float = 5.0,
         mmr_lambda: float = 0.9,
         title_of: Callable[[str], str | None] | None = None,
         cooccurrence: CoOccurrence | None = None,
@@ -161,8 +198,13 @@ class HybridRanker:
         w_aspects: float = 0.25,
         w_looks: float = 0.5,
         w_ignored: float = 1.0,
+        w_ease: float = 0.5,
+        n_fresh: int = 10,
+        new_items: float = 0.0,
         wording: Wording | None = None,
         labels: Mapping[str, str] | None = None,
+        learn_blend: bool = True,
+        learning_rate: float = 0.05,
     ) -> None:
         self.index = index
         #: Where candidates are searched: the index itself, or e.g. a Qdrant server's HNSW.
@@ -172,8 +214,6 @@ class HybridRanker:
         self.w_text = w_text
         self.w_cf = w_cf
         self.w_pop = w_pop
-        self.user_confidence = user_confidence
-        self.item_confidence = item_confidence
         self.mmr_lambda = mmr_lambda
         self.cooccurrence = cooccurrence
         self.w_item = w_item
@@ -187,6 +227,13 @@ class HybridRanker:
         #: vectors of other modalities (`modalities`) producers send.
         self.w_looks = w_looks
         self.w_ignored = w_ignored
+        self.w_ease = w_ease
+        self.n_fresh = n_fresh
+        self.new_items = new_items
+        #: The text vectors of the items nobody took yet (kept by the recommender).
+        self.fresh: MemoryIndex | None = None
+        #: Item-to-item weights in closed form, regularized towards text (kept by the recommender).
+        self.item_model: EASE | None = None
         #: How often users take what they were shown (the recommender's, shared).
         self.habits = exposure.Habits()
         #: Names of the index's spaces of other modalities (e.g. "image").
@@ -198,6 +245,26 @@ class HybridRanker:
         #: Items by tag (kept by the recommender from the catalog), a source of candidates when
         #: a list must hold only some tags.
         self.tagged: Mapping[str, set[str]] = {}
+        self.learn_blend = learn_blend
+        self.learning_rate = learning_rate
+        prior = {
+            "text": w_text,
+            "cf": 0.0,
+            "pop": w_pop,
+            "item": w_item,
+            "recent": w_recent,
+            "dislike": -w_dislike,
+            "aspects": w_aspects,
+            "looks": w_looks,
+            "ease": w_ease,
+        }
+        #: The blend of the signals, learned from what users take (checkpointed with the counts).
+        self.blend = LearnedBlend(prior, {"cf": w_cf}, learning_rate=learning_rate, learn=learn_blend)
+        #: When each item became known (event time), kept by the recommender: the item's age.
+        self.born: Mapping[str, float] = {}
+        #: Per user, a sample of the candidates last ranked for them: what their next take is
+        #: learned against (the most recent users only).
+        self.ranked: OrderedDict[str, list[str]] = OrderedDict()
 
     def recommend(self, request: Request, k: int = 10) -> list[Scored]:
         return self.recommend_many([request], k)[0]
@@ -220,10 +287,28 @@ class HybridRanker:
         popular = self.popularity.top_many(
             self.n_candidates, [r.exclude for r in requests], hidden=self.index.hidden
         )
+        if self.fresh is not None and len(self.fresh) and self.n_fresh:
+            # The items nobody took yet, nearest the user's text: text is all that knows them.
+            fresh = self._search_fresh(requests)
+            for hits, more in zip(text_hits, fresh, strict=True):
+                hits.extend(more)
         return [
             self._rank(request, text, cf, top, k)
             for request, text, cf, top in zip(requests, text_hits, cf_hits, popular, strict=True)
         ]
+
+    def _search_fresh(self, requests: Sequence[Request]) -> list[list[tuple[str, float]]]:
+        assert self.fresh is not None
+        queries = [r.profile.text_vector() if r.profile else None for r in requests]
+        out: list[list[tuple[str, float]]] = [[] for _ in requests]
+        asked = [i for i, q in enumerate(queries) if q is not None]
+        if asked:
+            matrix = np.stack([queries[i] for i in asked])  # type: ignore[misc]
+            excludes = [requests[i].exclude | self.index.hidden for i in asked]
+            hits = self.fresh.search_many("text", matrix, self.n_fresh, excludes)
+            for i, h in zip(asked, hits, strict=True):
+                out[i] = h
+        return out
 
     def _recent_mean(self, request: Request, name: str) -> FloatArray | None:
         if request.profile is None:
@@ -287,9 +372,14 @@ class HybridRanker:
         if not ids:
             return self._pinned([], request, k)
         b = self._blend(request, ids, recent)
+        if request.user and request.profile is not None and self.learn_blend:
+            # A user the recommender knows (ranking for a stranger keeps nothing of them).
+            self.remember(request.user, ids, b.relevance)
         if rules.boost or rules.bury:
             b.relevance += np.array([rules.shift(i, self._tags(i)) for i in ids])
         order = mmr(b.relevance, b.text_vecs, b.has_text, b.cf_vecs, k, self.mmr_lambda)
+        if self.new_items > 0:
+            order = self._make_room(order, b, k)
         # Which recent item each listed item is most like, in text and in co-occurrence.
         like_text = np.full(len(order), -1)
         if b.recent_has.any():
@@ -313,6 +403,67 @@ class HybridRanker:
             for n, j in enumerate(order)
         ]
         return self._pinned(ranked, request, k)
+
+    def _make_room(self, order: list[int], b: _Blend, k: int) -> list[int]:
+        """At least `new_items` of the list for items nobody took yet, where the candidates hold
+        them: the best of them (by relevance) take the places of the last of the others."""
+        room = int(round(self.new_items * min(k, len(order))))
+        new = b.counts <= 0
+        listed = [j for j in order if new[j]]
+        wanted = room - len(listed)
+        if wanted <= 0:
+            return order
+        chosen = set(order)
+        extra = [int(j) for j in np.argsort(-b.relevance, kind="stable") if new[j] and int(j) not in chosen]
+        extra = extra[:wanted]
+        if not extra:
+            return order
+        keep, added = list(order), []
+        for j in extra:
+            older = [n for n, i in enumerate(keep) if not new[i]]
+            if not older:
+                break
+            keep.pop(older[-1])
+            added.append(j)
+        return keep + added
+
+    # -- learning the blend -------------------------------------------------------------
+
+    def remember(self, user: str, ids: Sequence[str], relevance: DoubleArray | None = None) -> None:
+        """Keep the candidates ranked (best first, by `relevance`) or shown to `user`: what their
+        next take is learned against."""
+        if relevance is not None:
+            ids = [ids[j] for j in np.argsort(-relevance, kind="stable")]
+        self.ranked[user] = list(ids)
+        self.ranked.move_to_end(user)
+        while len(self.ranked) > _REMEMBERED_USERS:
+            self.ranked.popitem(last=False)
+
+    def learn(self, request: Request, item: str, liked: bool = True) -> bool:
+        """The user took `item` (`liked`; or took it and panned it): if it was among the candidates
+        last ranked for (or shown to) them, the blend learns it against them, as they were ranked
+        before the take (call it before the take changes any state). Learning from a take outside
+        the candidates would teach the blend what sets the rest of the catalog apart from what
+        retrieval found, not what to rank first among what it found. False if nothing was learned.
+
+        The candidates it is learned against are the best `_REMEMBERED_BEST` of the list and as
+        many drawn from the rest, seeded by the user and the item."""
+        if not self.learn_blend or not request.user:
+            return False
+        candidates = self.ranked.get(request.user)
+        if not candidates or item not in candidates:
+            self.blend.n_outside += 1
+            return False
+        others = [i for i in candidates if i != item]
+        if len(others) > _REMEMBERED_BEST + _REMEMBERED_DRAWN:
+            rest = others[_REMEMBERED_BEST:]
+            drawn = random.Random(f"{request.user}/{item}").sample(rest, _REMEMBERED_DRAWN)
+            others = others[:_REMEMBERED_BEST] + drawn
+        if not others:
+            return False
+        b = self._blend(request, [*others, item])
+        self.blend.learn(b.features, len(others), liked)
+        return True
 
     def _tags(self, item: str) -> list[str]:
         tags: list[str] = self.index.payload(item).get("tags") or []
@@ -342,63 +493,59 @@ class HybridRanker:
         user_text = profile.text_vector() if profile else None
         text_vecs, has_text = self.index.stack("text", ids)
         cf_vecs, has_cf = self.index.stack("cf", ids)
+        n = len(ids)
+        raw = np.zeros((n, len(SIGNALS)))
+        valid = np.zeros((n, len(SIGNALS)), dtype=bool)
 
-        text = np.zeros(len(ids))
-        text_valid = np.zeros(len(ids), dtype=bool)
         if user_text is not None:
-            text = (text_vecs @ user_text).astype(np.float64)
-            text_valid = has_text
-        cf = np.zeros(len(ids))
-        cf_valid = np.zeros(len(ids), dtype=bool)
+            raw[:, _TEXT] = text_vecs @ user_text
+            valid[:, _TEXT] = has_text
         if request.cf_vector is not None:
-            cf = (cf_vecs @ request.cf_vector).astype(np.float64)
-            cf_valid = has_cf
-        pop = self.popularity.scores(ids)
+            raw[:, _CF] = cf_vecs @ request.cf_vector
+            valid[:, _CF] = has_cf
         counts = self.popularity.counts(ids)
-
-        n_user = profile.n_events if profile else 0
-        user_conf = n_user / (n_user + self.user_confidence)
-        item_conf = counts / (counts + self.item_confidence)
-        pairs = np.zeros((0, len(ids)))
+        taken = counts > 0
+        # Nobody took it yet: its popularity is unknown, not low.
+        raw[:, _POP] = self.popularity.scores(ids)
+        valid[:, _POP] = taken
+        pairs = np.zeros((0, n))
         if recent is None:
             recent = profile.recent_items(_RECENT) if profile is not None else []
         if self.cooccurrence is not None and recent:
             pairs = self.cooccurrence.contributions([i for i, _, _ in recent], ids)
+            raw[:, _ITEM] = pairs.sum(axis=0)
+            valid[:, _ITEM] = taken
         recent_vecs, recent_has = self.index.stack("text", [i for i, _, _ in recent])
-        near = np.zeros(len(ids))
-        near_valid = np.zeros(len(ids), dtype=bool)
         last = recent_has[: self.n_recent]
-        if self.w_recent and last.any():
-            near = (text_vecs @ recent_vecs[: self.n_recent][last].T).max(axis=1).astype(np.float64)
-            near_valid = has_text
-        everywhere = np.ones(len(ids), dtype=bool)
-        away = np.zeros(len(ids))
-        away_valid = np.zeros(len(ids), dtype=bool)
-        disliked = profile.dislike_vector() if profile is not None and self.w_dislike else None
+        if last.any():
+            raw[:, _RECENT] = (text_vecs @ recent_vecs[: self.n_recent][last].T).max(axis=1)
+            valid[:, _RECENT] = has_text
+        disliked = profile.dislike_vector() if profile is not None else None
         if disliked is not None:
-            away = (text_vecs @ disliked).astype(np.float64)
-            away_valid = has_text
-        match, best = self._aspect_match(profile, ids)
+            raw[:, _DISLIKE] = text_vecs @ disliked
+            valid[:, _DISLIKE] = has_text
+        match, best, cared = self._aspect_match(profile, ids)
+        raw[:, _ASPECTS] = match
+        valid[:, _ASPECTS] = cared
         looks, like_look = self._looks(ids, recent)
-        contrib = np.stack(
-            [
-                self.w_text * _zscore(text, text_valid),
-                self.w_cf * user_conf * item_conf * _zscore(cf, cf_valid),
-                self.w_pop * _zscore(pop, everywhere),
-                self.w_item * _zscore(pairs.sum(axis=0) if len(pairs) else np.zeros(len(ids)), everywhere),
-                self.w_recent * _zscore(near, near_valid),
-                # One-sided: items closer than most to what the user disliked sink; others keep their place.
-                -self.w_dislike * np.maximum(_zscore(away, away_valid), 0.0),
-                self.w_aspects * _zscore(match, everywhere),
-                self.w_looks * _zscore(looks, like_look >= 0),
-            ]
-        )
-        relevance = contrib.sum(axis=0)
+        raw[:, _LOOKS] = looks
+        valid[:, _LOOKS] = like_look >= 0
+        if self.item_model is not None and profile is not None and self.w_ease:
+            # Item-to-item weights from everything the user liked that the profile still holds.
+            liked = [i for i, _, action in profile.history if action not in NEGATIVE_ACTIONS]
+            raw[:, _EASE], valid[:, _EASE] = self.item_model.scores(liked, ids, text_vecs)
+        x = _standardize(raw, valid)
+        # One-sided: items closer than most to what the user disliked sink; others keep their place.
+        x[:, _DISLIKE] = np.maximum(x[:, _DISLIKE], 0.0)
+        n_user = profile.n_events if profile else 0
+        features = self.blend.features(x, valid, float(evidence(n_user)), evidence(counts), self._age(ids))
+        relevance = self.blend.scores(features)
+        contrib = self.blend.contributions(features)
         if profile is not None and profile.shown and self.w_ignored:
             passed = np.array([profile.shown.get(i, 0) for i in ids], dtype=np.float64)
-            evidence = exposure.passed_over(passed, self.habits.of(*profile.list_takes))
+            exposure_evidence = exposure.passed_over(passed, self.habits.of(*profile.list_takes))
             spread = float(relevance.std()) if len(relevance) > 1 else 1.0
-            relevance = relevance - self.w_ignored * evidence * (spread or 1.0)
+            relevance = relevance - self.w_ignored * exposure_evidence * (spread or 1.0)
         return _Blend(
             relevance,
             contrib,
@@ -411,7 +558,18 @@ class HybridRanker:
             recent_has,
             best,
             like_look,
+            features,
         )
+
+    def _age(self, ids: Sequence[str]) -> DoubleArray:
+        """How long each item has been known, on the blend's evidence scale (days, `log1p`)."""
+        if not self.born:
+            return np.zeros(len(ids))
+        now = self.popularity.t_last
+        born = self.born
+        days = np.array([max(0.0, now - born.get(i, now)) / 86_400.0 for i in ids])
+        out: DoubleArray = evidence(days)
+        return out
 
     def _looks(
         self, ids: list[str], recent: list[tuple[str, float, str]]
@@ -437,19 +595,20 @@ class HybridRanker:
 
     def _aspect_match(
         self, profile: UserProfile | None, ids: list[str]
-    ) -> tuple[DoubleArray, list[str | None]]:
-        """How well each item stands on what the user cares about, and the aspect that counts most."""
+    ) -> tuple[DoubleArray, list[str | None], bool]:
+        """How well each item stands on what the user cares about, the aspect that counts most, and
+        whether the user cares about any."""
         cares = (
             profile.cares() if profile is not None and self.reputation is not None and self.w_aspects else {}
         )
         if not cares or self.reputation is None:
-            return np.zeros(len(ids)), [None] * len(ids)
+            return np.zeros(len(ids)), [None] * len(ids), False
         aspects = list(cares)
         weights = np.array([cares[a] for a in aspects])
         parts = self.reputation.standings(ids, aspects) * weights
         top = parts.argmax(axis=1)
         best = [aspects[j] if parts[i, j] > 0 else None for i, j in enumerate(top)]
-        return parts.sum(axis=1), best
+        return parts.sum(axis=1), best, True
 
     @property
     def wording(self) -> Wording:

@@ -71,10 +71,13 @@ class Reasons:
         """At most `MAX_REASONS` reasons, strongest first, no two of one kind, each from evidence.
 
         `contrib` holds the signals' contributions in the ranker's order (text, CF, popularity,
-        item-to-item, near the latest items, away from dislikes, aspects, looks); `like_*` index
+        item-to-item, near the latest items, away from dislikes, aspects, looks, closed-form
+        item-to-item weights); `like_*` index
         the recent item a listed item is most like (-1: none)."""
         say = self.wording.say
-        text_c, cf_c, pop_c, item_c, near_c, away_c, aspect_c, look_c = (float(c) for c in contrib)
+        # The closed-form item-to-item weights (after these eight) name no item of the user's that
+        # they come from: they give no reason of their own.
+        text_c, cf_c, pop_c, item_c, near_c, away_c, aspect_c, look_c = (float(c) for c in contrib[:8])
         text_c += near_c
         candidates: list[tuple[float, str, str]] = []
         grounded = self.grounded(item, aspect, profile) if aspect_c > 0 else None

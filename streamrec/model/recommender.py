@@ -16,6 +16,7 @@ from streamrec.model.base import FloatArray
 from streamrec.model.catalog import ItemTexts
 from streamrec.model.content_cf import ContentToCF
 from streamrec.model.contributions import Contributions
+from streamrec.model.ease import EASE
 from streamrec.model.exposure import Habits
 from streamrec.model.generated_cf import GeneratedCF
 from streamrec.model.index import MemoryIndex, Metric
@@ -75,6 +76,10 @@ class Recommender:
         Interactions from which an item's own CF vector is used alone.
     language, labels
         Of reasons: the language, and what each aspect is called in it.
+    item_model, item_model_every, item_model_items
+        Keep closed-form item-to-item weights pulled towards the items' texts (`model.ease.EASE`,
+        a signal of the ranker), fit again from every user's takes after 100, 200, 400, ...
+        events and then every `item_model_every`, over the `item_model_items` most taken items.
     ranker_params
         Passed to `HybridRanker`.
 
@@ -104,6 +109,9 @@ class Recommender:
         labels: Mapping[str, str] | None = None,
         rules: Rules | None = None,
         modalities: Mapping[str, int] | None = None,
+        item_model: bool = True,
+        item_model_every: int = 1_000,
+        item_model_items: int = 1_000,
         **ranker_params: float,
     ) -> None:
         self.text_dim = text_dim
@@ -128,6 +136,8 @@ class Recommender:
         self.takes: dict[str, int] = {}
         #: How often users take what they were shown: the prior of each one's attention.
         self.habits = Habits()
+        #: When each item became known (catalog entry or first take, event time).
+        self.born: dict[str, float] = {}
         #: Each user's events counted in popularity, co-occurrence and `takes`, to take back.
         self.contributions = Contributions()
         #: Items by tag, from the catalog.
@@ -153,9 +163,17 @@ class Recommender:
         )
         self.ranker.tagged = self.tagged
         self.ranker.habits = self.habits
+        self.ranker.born = self.born
+        #: The text vectors of the items nobody took yet: a source of candidates of their own.
+        self.fresh = self.ranker.fresh = MemoryIndex({"text": (text_dim, "cosine")})
         self.ranker.modalities = tuple(self.modalities)
         if rules is not None:
             self.ranker.rules = rules
+        self.item_model_every = item_model_every
+        if item_model:
+            self.ranker.item_model = EASE(max_items=item_model_items)
+        #: Events counted since the item model was last fit.
+        self._since_fit = 0
 
     # -- state that is not in profiles ----------------------------------------------
 
@@ -167,6 +185,8 @@ class Recommender:
             "takes": self.takes,
             "contributions": self.contributions,
             "habits": self.habits,
+            "born": self.born,
+            "blend": self.ranker.blend,
         }
 
     def restore_aggregates(self, saved: Mapping[str, Any]) -> None:
@@ -181,6 +201,13 @@ class Recommender:
             self.contributions = saved["contributions"]
         if "habits" in saved:
             self.habits = self.ranker.habits = saved["habits"]
+        if "born" in saved:
+            self.born = self.ranker.born = saved["born"]
+        if "blend" in saved and saved["blend"].signals == self.ranker.blend.signals:
+            # The weights the stream taught, kept across restarts; a blend of other signals (another
+            # version's) is left for the prior.
+            saved["blend"].on = self.ranker.blend.on
+            self.ranker.blend = saved["blend"]
 
     # -- items ----------------------------------------------------------------------
 
@@ -197,6 +224,7 @@ class Recommender:
         self.tag(item_id, tags)
         self.index.set_payload(item_id, {"title": title})
         self.popularity.add(item_id)
+        self.born.setdefault(item_id, ts)
         if vector is None:
             return
         route = self.text_route(version, vector)
@@ -255,12 +283,16 @@ class Recommender:
         ids = texts.items()
         if ids:
             self.index.upsert("text", ids, np.stack([texts.vector(i) for i in ids]))
+            untaken = [i for i in ids if self.takes_of(i) == 0]
+            if untaken:
+                self.fresh.upsert("text", untaken, np.stack([texts.vector(i) for i in untaken]))
         self.generated.relearn(ids)
         return staged, sorted(before.difference(ids))
 
     def _text_space(self, dim: int) -> None:
         """An empty text space of `dim` numbers, and a content map that reads it."""
         self.index.replace_space("text", dim)
+        self.fresh = self.ranker.fresh = MemoryIndex({"text": (dim, "cosine")})
         self.text_dim = dim
         self.generated.restart(dim)
 
@@ -363,6 +395,10 @@ class Recommender:
 
     def _text_changed(self, item_id: str) -> None:
         self.generated.content_changed(item_id)
+        if self.takes_of(item_id) == 0:
+            vector = self.item_text(item_id)
+            if vector is not None:
+                self.fresh.upsert("text", [item_id], vector[None, :])
 
     def takes_of(self, item_id: str) -> int:
         """Interactions with an item seen by this recommender."""
@@ -372,12 +408,41 @@ class Recommender:
         """Count a user's event in the aggregates: a take, and with `weight` > 0 a pair with their
         latest items and popularity; kept as their contribution."""
         self.takes[item_id] = self.takes.get(item_id, 0) + 1
+        self.born.setdefault(item_id, ts)
         self.generated.took(item_id)
+        if self.takes[item_id] == 1:
+            self.fresh.delete([item_id])
         if weight > 0:
             recent = self.contributions.recent(user_id, self.cooccurrence.window, leaving=item_id)
             self.cooccurrence.learn_one(recent, item_id)
             self.popularity.learn_one(item_id, ts, weight)
         self.contributions.record(user_id, item_id, ts, weight)
+        self._since_fit += 1
+        if self.ranker.item_model is not None and self._since_fit >= self._fit_gap():
+            self.fit_item_model()
+
+    def _fit_gap(self) -> int:
+        """Events between fits of the item model: doubling from 100 up to `item_model_every`."""
+        model = self.ranker.item_model
+        n = model.n_fits if model is not None else 0
+        return min(self.item_model_every, 100 * 2**n)
+
+    def fit_item_model(self) -> None:
+        """Fit the item model again from every user's liked takes and the items' text vectors."""
+        model = self.ranker.item_model
+        if model is None:
+            return
+        self._since_fit = 0
+        baskets = self.contributions.liked()
+        ids = self.item_texts.items()
+        texts = self.index.get("text", ids) if ids else {}
+        model.fit(baskets, texts)
+
+    def _learn(self, user_id: str, item_id: str, liked: bool) -> None:
+        """The ranker's blend learns a take (or a pan) against the user's last list, before the take
+        changes anything."""
+        if self.ranker.learn_blend and user_id in self.ranker.ranked:
+            self.ranker.learn(self.request(user_id), item_id, liked)
 
     def _took(self, from_list: bool | None) -> None:
         """A user took something after an impression: counted in every user's habits."""
@@ -468,6 +533,7 @@ class Recommender:
         profile = self.profile(user_id)
         negative = event in NEGATIVE_ACTIONS
         if aggregates:
+            self._learn(user_id, item_id, liked=not negative)
             self._count(user_id, item_id, ts, 0.0 if negative else ACTION_WEIGHTS.get(event, 1.0))
         if not profile.applied(source):
             if negative:
@@ -499,8 +565,9 @@ class Recommender:
         profile = self.profile(user_id)
         negative = self.is_negative(rating, polarity)
         if aggregates:
-            counted = not (negative and "pan_filter" in self.opinions)
-            self._count(user_id, item_id, ts, ACTION_WEIGHTS["review"] if counted else 0.0)
+            self._learn(user_id, item_id, liked=not negative)
+            # A panned item is no like anywhere: it counts toward neither popularity nor co-occurrence.
+            self._count(user_id, item_id, ts, 0.0 if negative else ACTION_WEIGHTS["review"])
         if not profile.applied(source):
             said = vector
             if vector is not None and self.text_route(version, vector) != "active":
@@ -508,11 +575,13 @@ class Recommender:
             if vector is None:
                 # A rating without text: the item's own description stands for it.
                 vector = self.item_text(item_id)
-            if negative and "dislikes" in self.opinions:
-                # Pushed away from what the item is, and from what was said against it.
+            if negative:
+                # Never a like: what the item is (and what was said for it before) leaves the
+                # profile; with the dislike push, the user's lists move away from it.
                 item = self.item_text(item_id)
                 profile.retract(item_id, item)
-                profile.dislike(item_id, ts, "dislike", item if item is not None else vector)
+                pushed = (item if item is not None else vector) if "dislikes" in self.opinions else None
+                profile.dislike(item_id, ts, "dislike", pushed)
             else:
                 from_list = profile.observe(
                     item_id, ts, "review", vector=vector, weight=rating_weight(rating)
@@ -532,6 +601,8 @@ class Recommender:
         profile = self.profile(user_id)
         if not profile.applied(source):
             profile.show(items)
+            # What the user saw is what their next take is chosen from: the blend learns against it.
+            self.ranker.remember(user_id, items)
             if source is not None:
                 profile.offsets[source[0]] = source[1]
             self.profiles[user_id] = profile
@@ -546,6 +617,9 @@ class Recommender:
         self._uncount(user_id, profile)
         if profile is not None:
             self.habits.untake(*profile.list_takes)
+        if found and self.ranker.item_model is not None and self.ranker.item_model.fitted:
+            # The item-to-item weights are learned from every user's takes: learned again without theirs.
+            self.fit_item_model()
         return found
 
     # -- ranking --------------------------------------------------------------------
@@ -555,7 +629,7 @@ class Recommender:
         seen = set(profile.seen) if profile is not None else set()
         seen.update(exclude)
         cf = self.user_cf.get(user_id)
-        return Request(profile=profile, cf_vector=cf, exclude=seen, tags=frozenset(tags))
+        return Request(profile=profile, cf_vector=cf, exclude=seen, tags=frozenset(tags), user=user_id)
 
     def recommend(
         self, user_ids: Sequence[str], k: int = 10, exclude: Iterable[str] = (), tags: Iterable[str] = ()

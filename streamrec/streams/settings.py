@@ -171,8 +171,9 @@ class Settings(BaseSettings):
         list(DEFAULT_PARTS),
         description="the parts of reading reviews as opinions that are on: cf_negatives (CF learns a "
         "1-2 star review as a negative), dislikes (a review that reads negative pushes down what "
-        "resembles its item), aspects (reputations, aspect match, quoted reasons), pan_filter (a "
-        "negative review counts toward neither popularity nor co-occurrence); [] for none",
+        "resembles its item), aspects (reputations, aspect match, quoted reasons); [] for none. "
+        "Whatever is on, a negative review is never a like (no pull on the profile, no count in "
+        "popularity or co-occurrence)",
     )
     aspects_file: Path | None = Field(
         None,

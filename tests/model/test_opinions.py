@@ -198,7 +198,7 @@ def test_a_dislike_or_skip_is_a_negative_everywhere() -> None:
     assert profile.text_vector() is None and profile.dislike_vector() is not None and "x" in profile.seen
 
 
-@pytest.mark.parametrize("parts", [("dislikes",), ("pan_filter",), ("aspects",), ()])
+@pytest.mark.parametrize("parts", [("dislikes",), ("aspects",), ()])
 def test_each_opinion_part_changes_only_what_it_names(parts: tuple[str, ...]) -> None:
     from streamrec.model.opinions import Opinion
 
@@ -208,6 +208,8 @@ def test_each_opinion_part_changes_only_what_it_names(parts: tuple[str, ...]) ->
     vector = np.array([0.6, 0.8], dtype=np.float32)
     rec.on_item_review("a", vector, 1.0, b"k", (said,), "ann")
     profile = rec.on_review("ann", "a", 1.0, 1.0, vector, polarity=-0.9, opinions=(said,))
-    assert (rec.popularity.count("a") == 0) == ("pan_filter" in parts)
+    # Never a like, whatever parts are on: no count, no pull on the profile.
+    assert rec.popularity.count("a") == 0
+    assert profile.text_vector() is None and profile.history[-1][2] == "dislike"
     assert (profile.dislike_vector() is not None) == ("dislikes" in parts)
     assert bool(rec.reputation.aspects_of("a")) == ("aspects" in parts)
