@@ -173,8 +173,8 @@ class EASE:
         items the weights were learned for."""
         out = np.zeros(len(items))
         known = np.zeros(len(items), dtype=bool)
-        rows = [self._row[i] for i in dict.fromkeys(taken) if i in self._row]
-        if not rows or not self.items:
+        rows = np.array([self._row[i] for i in dict.fromkeys(taken) if i in self._row], dtype=np.int64)
+        if not len(rows) or not self.items:
             return out, known
         cols = np.array([self._row.get(i, -1) for i in items], dtype=np.int64)
         warm = cols >= 0

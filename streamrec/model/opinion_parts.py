@@ -27,10 +27,10 @@ PARTS: dict[str, str] = {
 #: Names of parts that are no longer switched (always on now): accepted, and change nothing.
 RETIRED = frozenset({"pan_filter"})
 
-#: The parts on by default: those the evaluation shows help what users like, or cut what they pan at
-#: no loss of what they like (README, "What users liked"). The dislike push cuts panned hits but costs
-#: liked HR; leaving panned reviews out of the counts does neither: both are off unless asked for.
-DEFAULT_PARTS: tuple[str, ...] = ("cf_negatives", "aspects")
+#: The parts on by default: all three. With the blend learned from what users take, the dislike push
+#: costs no liked HR any more (README, "What users liked"), and without it a user who pans an item is
+#: shown as many items like it as a user who said nothing.
+DEFAULT_PARTS: tuple[str, ...] = ("cf_negatives", "dislikes", "aspects")
 
 
 def parts_of(value: bool | Iterable[str]) -> frozenset[str]:

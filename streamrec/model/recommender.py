@@ -425,7 +425,7 @@ class Recommender:
         """Events between fits of the item model: doubling from 100 up to `item_model_every`."""
         model = self.ranker.item_model
         n = model.n_fits if model is not None else 0
-        return min(self.item_model_every, 100 * 2**n)
+        return int(min(self.item_model_every, 100 * 2**n))
 
     def fit_item_model(self) -> None:
         """Fit the item model again from every user's liked takes and the items' text vectors."""

@@ -291,7 +291,7 @@ def eval_command(
         f"{summary['n_users']:,} users, {summary['n_items']:,} items; "
         f"{data.n_duplicates:,} duplicates dropped, {data.n_bad:,} bad rows skipped"
     )
-    if catalog is not None:
+    if catalog is not None and items is not None:
         taken = {e.item for e in data.interactions}
         console.print(
             f"catalog {escape(items.name)} ({catalog.format}): {len(catalog.items):,} items read, "

@@ -104,6 +104,30 @@ class RecommenderSettings(_Group):
     n_candidates: int = Field(50, ge=1, description="candidates per retrieval source")
     mmr_lambda: float = Field(0.9, ge=0, le=1, description="1 = relevance only; lower diversifies")
     half_life_days: float = Field(90.0, gt=0, description="decay of user profiles and trending counts")
+    new_items: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="share of each list kept for items nobody took yet (the best of them by their "
+        "text); 0 lets them compete with the rest as the learned blend ranks them",
+    )
+    learn_blend: bool = Field(
+        True,
+        description="learn the ranker's blend of signals from what users take among what was ranked "
+        "for them (false: the prior weights as they are)",
+    )
+    item_model_every: int = Field(
+        1000,
+        ge=1,
+        description="events between fits of the text-regularized item-to-item model (EASE); its "
+        "first fits come sooner (after 100, 200, 400, ... events)",
+    )
+    item_model_items: int = Field(
+        1000,
+        ge=0,
+        description="most taken items the item-to-item model learns weights for (a square matrix of "
+        "this size is inverted at each fit; others are scored by their text); 0 turns it off",
+    )
     checkpoint_interval_s: float = Field(
         5.0, gt=0, description="how often counts and offsets are saved (and offsets committed)"
     )

@@ -335,6 +335,11 @@ def make_recommender(
         mmr_lambda=cfg.mmr_lambda,
         rules=settings.list_rules(),
         modalities=settings.modalities,
+        new_items=cfg.new_items,
+        learn_blend=cfg.learn_blend,
+        item_model=cfg.item_model_items > 0,
+        item_model_every=cfg.item_model_every,
+        item_model_items=max(cfg.item_model_items, 1),
     )
 
 

@@ -1,0 +1,73 @@
+"""A user who pans an item is shown fewer items like it than a user who said nothing, and a user who
+loved it more: real reviews (the packaged Amazon sample) read by the real MiniLM."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from importlib import resources
+
+import numpy as np
+import pytest
+
+from streamrec.model.encoder import TransformerEncoder
+from streamrec.model.recommender import Recommender
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def shop() -> tuple[Recommender, TransformerEncoder, list[dict[str, object]]]:
+    path = resources.files("streamrec") / "data" / "amazon_instruments_sample.jsonl.gz"
+    with gzip.open(str(path), "rt") as stream:
+        rows = [json.loads(line) for line in stream]
+    items = [r for r in rows if r["type"] == "item"]
+    reviews = sorted((r for r in rows if r["type"] == "review"), key=lambda r: r["ts"])
+    encoder = TransformerEncoder(device="cpu", dtype="float32")
+    vectors = encoder.encode([f"{r['title']}. {r['description']}" for r in items])
+    rec = Recommender(text_dim=encoder.dim, cf_dim=3, item_model=False)
+    for row, vector in zip(items, vectors, strict=True):
+        rec.on_item(str(row["item_id"]), str(row["title"]), vector, ts=0.0)
+    # The shop's other users: every review of the sample, read, in time order.
+    said = encoder.encode([str(r["text"]) for r in reviews])
+    for row, vector in zip(reviews, said, strict=True):
+        item, user, rating = str(row["item_id"]), str(row["user_id"]), float(row["rating"])  # type: ignore[arg-type]
+        rec.on_item_review(item, vector, rating)
+        rec.on_review(user, item, rating, float(row["ts"]), vector)  # type: ignore[arg-type]
+    return rec, encoder, reviews
+
+
+def _like(rec: Recommender, item: str, n: int = 10) -> set[str]:
+    """The `n` items whose text is nearest `item`'s (itself left out)."""
+    vector = rec.item_text(item)
+    assert vector is not None
+    return {i for i, _ in rec.index.search("text", vector, n + 1) if i != item}
+
+
+def _shown_like(rec: Recommender, user: str, like: set[str]) -> int:
+    return sum(s.item_id in like for s in rec.recommend([user], k=10)[0])
+
+
+def test_a_pan_shows_fewer_items_like_it_and_a_rave_more(shop) -> None:  # type: ignore[no-untyped-def]
+    rec, encoder, reviews = shop
+    now = max(float(r["ts"]) for r in reviews) + 60.0  # type: ignore[arg-type]
+    shown = {"quiet": 0, "critic": 0, "fan": 0}
+    cases = 0
+    for n, row in enumerate(r for r in reviews if float(r["rating"]) <= 2):  # type: ignore[arg-type]
+        item = str(row["item_id"])
+        like = _like(rec, item)
+        baseline = _shown_like(rec, "quiet", like)
+        if baseline == 0:
+            continue  # a user who said nothing is shown none of its kind: nothing to show fewer of
+        cases += 1
+        critic, fan = f"critic-{n}", f"fan-{n}"
+        rec.on_review(critic, item, float(row["rating"]), now, encoder.encode([str(row["text"])])[0])  # type: ignore[arg-type]
+        by_critic = _shown_like(rec, critic, like)
+        rec.on_review(fan, item, 5.0, now, rec.item_text(item))
+        by_fan = _shown_like(rec, fan, like)
+        assert by_critic <= baseline <= by_fan, (item, by_critic, baseline, by_fan)
+        shown["quiet"] += baseline
+        shown["critic"] += by_critic
+        shown["fan"] += by_fan
+    assert cases >= 3, "the sample holds panned items whose kind a new user is shown"
+    assert shown["critic"] < shown["quiet"] < shown["fan"], shown
