@@ -10,7 +10,7 @@ from streamrec.eval.base import StreamRecommender
 from streamrec.eval.datasets import FORMATS, detect_format, load_dataset
 from streamrec.eval.interactions import Dataset, Interaction
 from streamrec.eval.protocol import PrequentialConfig, PrequentialResult, run_prequential
-from streamrec.eval.registry import RECOMMENDERS, default_recommenders
+from streamrec.eval.registry import RECOMMENDERS, alternate_rows, default_recommenders
 from streamrec.eval.report import write_report
 from streamrec.eval.rows import parse_columns
 from streamrec.eval.stream import StreamState
@@ -27,6 +27,7 @@ __all__ = [
     "PrequentialResult",
     "StreamRecommender",
     "StreamState",
+    "alternate_rows",
     "bootstrap_intervals",
     "default_recommenders",
     "detect_format",

@@ -28,6 +28,9 @@ class StreamRecommender(ABC):
     name: str = ""
     #: One line for the report: what it is and how it learns.
     description: str = ""
+    #: Whose text vectors it reads: "" for the protocol's encoder, else the name of one of its
+    #: alternates (e.g. a fine-tuned copy), so that two encoders are compared in one run.
+    encoder: str = ""
 
     def __init__(self) -> None:
         self.state: StreamState | None = None

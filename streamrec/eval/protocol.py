@@ -138,8 +138,13 @@ def run_prequential(
     config: PrequentialConfig | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     aspects: Sequence[Aspect] | None = None,
+    alternates: Mapping[str, TextEncoder | CachedEncoder] | None = None,
 ) -> PrequentialResult:
     """Run the protocol over `dataset` and return every recommender's metrics.
+
+    `alternates` are other encoders by name: a recommender whose `encoder` names one reads its
+    vectors of catalog texts and reviews (how reviews read as opinions is the main encoder's
+    reading, so that rows differ in their text vectors alone).
 
     `progress(phase, done, total)` is called as texts are encoded (phase ``encode``; then
     ``read`` and ``read:apart`` as reviews are read for `aspects`) and as events are processed
@@ -178,6 +183,18 @@ def run_prequential(
             review_vectors = {j: p.vector for j, p in readers["pooled"][1].items()}
         cached.save()
         encoder_seconds = time.perf_counter() - t0
+    others: dict[str, Vectors] = {}
+    for name, other in (alternates or {}).items():
+        t0 = time.perf_counter()
+        alt = other if isinstance(other, CachedEncoder) else CachedEncoder(other)
+        texts = [dataset.item_texts[i] for i in described]
+        said = [events[j].text or "" for j in review_rows]
+        others[name] = (
+            dict(zip(described, _encoded(alt, texts, f"encode:{name}", progress), strict=True)),
+            dict(zip(review_rows, _encoded(alt, said, f"encode:{name}", progress), strict=True)),
+        )
+        alt.save()
+        encoder_seconds += time.perf_counter() - t0
 
     catalog, arrivals = _catalog_entries(dataset, catalog_ids, catalog_vectors)
     for item, (_, vector) in catalog.items():
@@ -185,7 +202,11 @@ def run_prequential(
     if events:
         state.ts = events[0].ts
     for rec in recommenders:
-        rec.start(state, catalog)
+        if rec.encoder:
+            own = others[rec.encoder][0]
+            rec.start(state, {item: (title, own.get(item)) for item, (title, _) in catalog.items()})
+        else:
+            rec.start(state, catalog)
 
     # Every product in the loop is one vector against a small matrix: BLAS threads only add
     # synchronization, and on a busy machine their spinning costs more than the work.
@@ -202,8 +223,12 @@ def run_prequential(
             encoder_seconds,
             progress,
             arrivals=arrivals,
+            others=others,
         )
 
+
+#: Another encoder's vectors: of each catalog item's text, and of each review (by its event's row).
+Vectors = tuple[dict[str, FloatArray], dict[int, FloatArray]]
 
 #: A catalog item entering mid-stream: its time, id, display title and text vector.
 Arrival = tuple[float, str, str, FloatArray | None]
@@ -255,8 +280,10 @@ def _stream(
     encoder_seconds: float,
     progress: Callable[[str, int, int], None] | None,
     arrivals: Sequence[Arrival] = (),
+    others: Mapping[str, Vectors] | None = None,
 ) -> PrequentialResult:
     events = dataset.interactions
+    others = others or {}
     ks = tuple(sorted(config.ks))
     kmax = ks[-1]
     names = [r.name for r in recommenders]
@@ -340,7 +367,8 @@ def _stream(
             _enter(state, new_item, new_vector)
             for rec in recommenders:
                 t0 = time.perf_counter()
-                rec.add_item(new_item, title, new_vector, at)
+                own = others[rec.encoder][0].get(new_item) if rec.encoder else new_vector
+                rec.add_item(new_item, title, own, at)
                 seconds[rec.name] += time.perf_counter() - t0
         state.n_events = n
         state.ts = event.ts
@@ -374,7 +402,7 @@ def _stream(
             state.set_text(pos, state.texts.add_review(item, vector, rating_weight(event.rating)))
         for rec in recommenders:
             t0 = time.perf_counter()
-            rec.learn(event, vector)
+            rec.learn(event, others[rec.encoder][1].get(n) if rec.encoder else vector)
             seconds[rec.name] += time.perf_counter() - t0
         state.item_counts[pos] += 1
         state.user_counts[user] = state.user_counts.get(user, 0) + 1

@@ -13,7 +13,7 @@ from streamrec.model.cf import OnlineCF
 from streamrec.model.content_cf import ContentToCF
 from streamrec.model.opinion_parts import DEFAULT_PARTS, PARTS
 
-__all__ = ["ABLATIONS", "PART_ROWS", "RECOMMENDERS", "default_recommenders"]
+__all__ = ["ABLATIONS", "PART_ROWS", "RECOMMENDERS", "alternate_rows", "default_recommenders"]
 
 
 def _part_row(part: str) -> str:
@@ -37,6 +37,7 @@ RECOMMENDERS = (
     "hybrid_no_content_cf",
     "hybrid_no_opinions",
     *PART_ROWS.values(),
+    "hybrid_projected",
     "hybrid_prior_blend",
     "hybrid_clauses_apart",
     "hybrid_impressions",
@@ -54,6 +55,7 @@ ABLATIONS = (
     "hybrid_impressions",
     "hybrid_impressions_no_cf",
     "hybrid_prior_blend",
+    "hybrid_projected",
 )
 
 #: The hybrid with every signal read from text weighted 0.
@@ -138,6 +140,13 @@ def default_recommenders(
             frozenset(),
         ),
         **{PART_ROWS[part]: flipped(part) for part in PARTS},
+        "hybrid_projected": lambda: hybrid(
+            "hybrid_projected",
+            "the hybrid with a projection of the encoder's space learned online from the items users "
+            "take one after another (in-batch softmax), for ranking and generated CF vectors",
+            default,
+            projection=True,
+        ),
         "hybrid_prior_blend": lambda: hybrid(
             "hybrid_prior_blend",
             "the hybrid with its blend's prior weights, not learned from the stream",
@@ -180,3 +189,31 @@ def default_recommenders(
     if unknown:
         raise ValueError(f"recommenders must be among {', '.join(factories)}, got {unknown!r}")
     return [factories[n]() for n in chosen]
+
+
+def alternate_rows(
+    encoder: str,
+    text_dim: int,
+    seed: int = 42,
+    cf_params: Mapping[str, Any] | None = None,
+    recommender_params: Mapping[str, Any] | None = None,
+) -> list[StreamRecommender]:
+    """``text_<encoder>`` and ``hybrid_<encoder>``: the text and hybrid rows again, reading the
+    vectors of another encoder (one of the protocol's `alternates`), e.g. a fine-tuned copy, so
+    that both encoders are measured in one run on the same events.
+
+    >>> [(r.name, r.encoder) for r in alternate_rows("finetuned", text_dim=4)]
+    [('text_finetuned', 'finetuned'), ('hybrid_finetuned', 'finetuned')]
+    """
+    text = TextAdapter()
+    text.name, text.encoder = f"text_{encoder}", encoder
+    text.description = f"{TextAdapter.description}, with the encoder {encoder!r}"
+    hybrid = HybridAdapter(
+        SharedCF(OnlineCF(seed=seed, **dict(cf_params or {})), negatives="cf_negatives" in DEFAULT_PARTS),
+        text_dim,
+        name=f"hybrid_{encoder}",
+        description=f"the hybrid reading the text vectors of the encoder {encoder!r}",
+        **{**dict(recommender_params or {}), "opinions": frozenset(DEFAULT_PARTS)},
+    )
+    hybrid.encoder = encoder
+    return [text, hybrid]

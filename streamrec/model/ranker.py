@@ -141,6 +141,9 @@ class HybridRanker:
         cares about (their profile's aspects) and the item's standing on those aspects.
     w_dislike
         Weight of the distance (text) from what the user disliked: items close to it sink.
+    query_latest
+        Also search the catalog by each of the user's `n_recent` latest items (not only by the
+        mean of their history): what they are shopping for now.
     n_fresh
         Candidates drawn from the items nobody took yet, nearest the user's text profile.
     new_items
@@ -201,6 +204,7 @@ class HybridRanker:
         w_ease: float = 0.5,
         n_fresh: int = 10,
         new_items: float = 0.0,
+        query_latest: bool = False,
         wording: Wording | None = None,
         labels: Mapping[str, str] | None = None,
         learn_blend: bool = True,
@@ -229,9 +233,12 @@ class HybridRanker:
         self.w_ignored = w_ignored
         self.w_ease = w_ease
         self.n_fresh = n_fresh
+        self.query_latest = query_latest
         self.new_items = new_items
         #: The text vectors of the items nobody took yet (kept by the recommender).
         self.fresh: MemoryIndex | None = None
+        #: Maps a user's text vector (the encoder's space) into the space the index holds.
+        self.project: Callable[[FloatArray], FloatArray] | None = None
         #: Item-to-item weights in closed form, regularized towards text (kept by the recommender).
         self.item_model: EASE | None = None
         #: How often users take what they were shown (the recommender's, shared).
@@ -273,9 +280,13 @@ class HybridRanker:
         """Rank for many users at once: one batched search per vector space."""
         text_hits = self._search(
             "text",
-            [r.profile.text_vector() if r.profile else None for r in requests],
+            [self._user_text(r.profile) for r in requests],
             [r.exclude for r in requests],
         )
+        if self.query_latest and self.n_recent:
+            # What the user is shopping for now: the items nearest each of their latest ones.
+            for hits, more in zip(text_hits, self._search_latest(requests), strict=True):
+                hits.extend(more)
         cf_hits = self._search("cf", [r.cf_vector for r in requests], [r.exclude for r in requests])
         for name in self.modalities if self.w_looks else ():
             # What the user's latest items look like: the mean of their vectors, searched.
@@ -297,9 +308,33 @@ class HybridRanker:
             for request, text, cf, top in zip(requests, text_hits, cf_hits, popular, strict=True)
         ]
 
+    def _search_latest(self, requests: Sequence[Request]) -> list[list[tuple[str, float]]]:
+        """Per request, the items nearest (text) each of the user's `n_recent` latest items, as many
+        per item as make `n_candidates` in all, searched in one batch."""
+        owners: list[int] = []
+        vectors: list[FloatArray] = []
+        for n, request in enumerate(requests):
+            if request.profile is None:
+                continue
+            latest = [i for i, _, _ in request.profile.recent_items(self.n_recent)]
+            stacked, has = self.index.stack("text", latest)
+            for vector in stacked[has]:
+                owners.append(n)
+                vectors.append(vector)
+        out: list[list[tuple[str, float]]] = [[] for _ in requests]
+        if not vectors:
+            return out
+        per = max(1, self.n_candidates // self.n_recent)
+        hits = self.searcher.search_many(
+            "text", np.stack(vectors), per, [requests[n].exclude for n in owners]
+        )
+        for n, found in zip(owners, hits, strict=True):
+            out[n].extend(found)
+        return out
+
     def _search_fresh(self, requests: Sequence[Request]) -> list[list[tuple[str, float]]]:
         assert self.fresh is not None
-        queries = [r.profile.text_vector() if r.profile else None for r in requests]
+        queries = [self._user_text(r.profile) for r in requests]
         out: list[list[tuple[str, float]]] = [[] for _ in requests]
         asked = [i for i, q in enumerate(queries) if q is not None]
         if asked:
@@ -490,7 +525,7 @@ class HybridRanker:
         self, request: Request, ids: list[str], recent: list[tuple[str, float, str]] | None = None
     ) -> _Blend:
         profile = request.profile
-        user_text = profile.text_vector() if profile else None
+        user_text = self._user_text(profile)
         text_vecs, has_text = self.index.stack("text", ids)
         cf_vecs, has_cf = self.index.stack("cf", ids)
         n = len(ids)
@@ -521,6 +556,8 @@ class HybridRanker:
             raw[:, _RECENT] = (text_vecs @ recent_vecs[: self.n_recent][last].T).max(axis=1)
             valid[:, _RECENT] = has_text
         disliked = profile.dislike_vector() if profile is not None else None
+        if disliked is not None and self.project is not None:
+            disliked = self.project(disliked)
         if disliked is not None:
             raw[:, _DISLIKE] = text_vecs @ disliked
             valid[:, _DISLIKE] = has_text
@@ -560,6 +597,13 @@ class HybridRanker:
             like_look,
             features,
         )
+
+    def _user_text(self, profile: UserProfile | None) -> FloatArray | None:
+        """The user's text vector in the space the index holds (projected, where it is)."""
+        vector = profile.text_vector() if profile is not None else None
+        if vector is None or self.project is None:
+            return vector
+        return self.project(vector)
 
     def _age(self, ids: Sequence[str]) -> DoubleArray:
         """How long each item has been known, on the blend's evidence scale (days, `log1p`)."""

@@ -24,10 +24,12 @@ from streamrec.model.opinion_parts import parts_of
 from streamrec.model.opinions import Opinion
 from streamrec.model.popularity import CoOccurrence, Popularity
 from streamrec.model.profile import ACTION_WEIGHTS, NEGATIVE_ACTIONS, UserProfile, rating_weight
+from streamrec.model.projection import TextProjection
 from streamrec.model.ranker import HybridRanker, Request, Scored
 from streamrec.model.reputation import Reputation
 from streamrec.model.rules import Rules
 from streamrec.model.sentiment import rating_label
+from streamrec.model.text_space import TextSpace
 from streamrec.model.text_versions import Route, StagedText, TextVersions
 from streamrec.model.wording import Wording
 
@@ -80,6 +82,12 @@ class Recommender:
         Keep closed-form item-to-item weights pulled towards the items' texts (`model.ease.EASE`,
         a signal of the ranker), fit again from every user's takes after 100, 200, 400, ...
         events and then every `item_model_every`, over the `item_model_items` most taken items.
+    centre_text
+        Compare text vectors centred on the catalog's mean (`model.text_space.TextSpace`).
+    projection, projection_refresh
+        Learn a linear map of the encoder's space from the items users take one after another
+        (`model.projection.TextProjection`): ranking, candidates by text and generated CF vectors
+        read the projected vectors; every `projection_refresh` steps the items are projected again.
     ranker_params
         Passed to `HybridRanker`.
 
@@ -112,6 +120,9 @@ class Recommender:
         item_model: bool = True,
         item_model_every: int = 1_000,
         item_model_items: int = 1_000,
+        centre_text: bool = True,
+        projection: bool = False,
+        projection_refresh: int = 4,
         **ranker_params: float,
     ) -> None:
         self.text_dim = text_dim
@@ -166,6 +177,13 @@ class Recommender:
         self.ranker.born = self.born
         #: The text vectors of the items nobody took yet: a source of candidates of their own.
         self.fresh = self.ranker.fresh = MemoryIndex({"text": (text_dim, "cosine")})
+        #: The space text vectors are compared in: centred on the catalog, and projected by what
+        #: users take one after another where a projection is learned.
+        learned = TextProjection(text_dim) if projection else None
+        self.space = TextSpace(text_dim, centre_text, learned, refresh=projection_refresh)
+        self.ranker.project = None if self.space.identity else self._project_one
+        #: Items whose text vector in the index moved in a re-projection, for a view to follow.
+        self.text_moved: set[str] = set()
         self.ranker.modalities = tuple(self.modalities)
         if rules is not None:
             self.ranker.rules = rules
@@ -229,8 +247,8 @@ class Recommender:
             return
         route = self.text_route(version, vector)
         if route == "active":
-            self.index.upsert("text", [item_id], self.item_texts.set_catalog(item_id, vector)[None, :])
-            self._text_changed(item_id)
+            self._index_text([item_id], self.item_texts.set_catalog(item_id, vector)[None, :])
+            self.generated.content_changed(item_id)
         elif route == "staged":
             assert self.versions.staged is not None
             self.versions.staged.catalog[item_id] = np.asarray(vector, dtype=np.float32)
@@ -282,10 +300,7 @@ class Recommender:
         self._text_space(staged.dim)
         ids = texts.items()
         if ids:
-            self.index.upsert("text", ids, np.stack([texts.vector(i) for i in ids]))
-            untaken = [i for i in ids if self.takes_of(i) == 0]
-            if untaken:
-                self.fresh.upsert("text", untaken, np.stack([texts.vector(i) for i in untaken]))
+            self._index_text(ids, np.stack([texts.vector(i) for i in ids]))
         self.generated.relearn(ids)
         return staged, sorted(before.difference(ids))
 
@@ -293,6 +308,9 @@ class Recommender:
         """An empty text space of `dim` numbers, and a content map that reads it."""
         self.index.replace_space("text", dim)
         self.fresh = self.ranker.fresh = MemoryIndex({"text": (dim, "cosine")})
+        self.space = TextSpace(
+            dim, self.space.centre, TextProjection(dim) if self.space.projection is not None else None
+        )
         self.text_dim = dim
         self.generated.restart(dim)
 
@@ -304,7 +322,7 @@ class Recommender:
             self.index.drop(name, [item_id])
         else:
             self.index.upsert(name, [item_id], np.asarray(vector, dtype=np.float32)[None, :])
-        self._text_changed(item_id)
+        self.generated.content_changed(item_id)
 
     def tag(self, item_id: str, tags: Sequence[str]) -> None:
         """Set an item's tags (what rules and filters select by)."""
@@ -363,8 +381,8 @@ class Recommender:
     def fold_review_text(self, item_id: str, vector: FloatArray, rating: float | None = None) -> None:
         """A review's vector into its item's text vector."""
         folded = self.item_texts.add_review(item_id, vector, rating_weight(rating))
-        self.index.upsert("text", [item_id], folded[None, :])
-        self._text_changed(item_id)
+        self._index_text([item_id], folded[None, :])
+        self.generated.content_changed(item_id)
 
     def on_item_review_removed(
         self, item_id: str, vector: FloatArray | None, rating: float | None = None, key: bytes = b""
@@ -377,7 +395,7 @@ class Recommender:
             return
         folded = self.item_texts.remove_review(item_id, vector, rating_weight(rating))
         if folded is not None:
-            self.index.upsert("text", [item_id], folded[None, :])
+            self._index_text([item_id], folded[None, :])
 
     def on_item_cf(self, item_ids: Sequence[str], vectors: FloatArray) -> None:
         """Items' CF vectors as CF learned them; they teach the content map, and go to the index."""
@@ -393,13 +411,6 @@ class Recommender:
         """Items whose CF vector in the index moved in a refit of the content map, for a view to follow."""
         return self.generated.moved
 
-    def _text_changed(self, item_id: str) -> None:
-        self.generated.content_changed(item_id)
-        if self.takes_of(item_id) == 0:
-            vector = self.item_text(item_id)
-            if vector is not None:
-                self.fresh.upsert("text", [item_id], vector[None, :])
-
     def takes_of(self, item_id: str) -> int:
         """Interactions with an item seen by this recommender."""
         return self.takes.get(item_id, 0)
@@ -413,6 +424,7 @@ class Recommender:
         if self.takes[item_id] == 1:
             self.fresh.delete([item_id])
         if weight > 0:
+            self._pair(user_id, item_id)
             recent = self.contributions.recent(user_id, self.cooccurrence.window, leaving=item_id)
             self.cooccurrence.learn_one(recent, item_id)
             self.popularity.learn_one(item_id, ts, weight)
@@ -473,8 +485,63 @@ class Recommender:
             self.user_cf[user] = np.asarray(vector, dtype=np.float32)
 
     def item_text(self, item_id: str) -> FloatArray | None:
-        vectors = self.index.get("text", [item_id])
-        return vectors.get(item_id)
+        """An item's text vector in the encoder's own space (what profiles gather), or None."""
+        return self.item_texts.vector(item_id) if item_id in self.item_texts else None
+
+    def _index_text(self, ids: Sequence[str], vectors: FloatArray, remapping: bool = False) -> None:
+        """Items' text vectors (the encoder's) into the index, mapped into the ranker's space
+        (`TextSpace`: centred on the catalog, projected where a projection is learned), and into
+        the fresh items' index for those nobody took yet."""
+        space = self.space
+        if not remapping:
+            for vector in vectors:
+                space.add(None, vector)
+            if space.stale():
+                # The space moved (its mean, or its projection): every item is mapped again.
+                self.reproject()
+        placed = space.map(vectors)
+        self.index.upsert("text", ids, placed)
+        fresh = [n for n, item in enumerate(ids) if self.takes_of(item) == 0]
+        if fresh:
+            self.fresh.upsert("text", [ids[n] for n in fresh], placed[fresh])
+
+    def _project_one(self, vector: FloatArray) -> FloatArray:
+        """A user's vector (the encoder's space) in the ranker's space."""
+        mapped: FloatArray = self.space.map(np.asarray(vector)[None, :])[0]
+        return mapped
+
+    def _pair(self, user_id: str, item_id: str) -> None:
+        """The projection learns from the user's previous liked item and this one; every
+        `projection_refresh` steps the index's text vectors are projected again."""
+        projection = self.space.projection
+        if projection is None:
+            return
+        before = self.contributions.recent(user_id, 1, leaving=item_id)
+        previous = self.item_text(before[0]) if before else None
+        taken = self.item_text(item_id)
+        if previous is None or taken is None:
+            return
+        space = self.space
+        if projection.observe(previous - space.mean, taken - space.mean) and space.stale():
+            self.reproject()
+
+    def reproject(self) -> None:
+        """Every item's text vector projected again (after the projection learned), and the content
+        map learned again in the moved space; the items whose vectors moved, for a view to follow."""
+        projected = self.space.projection is not None
+        self.space.remap()
+        ids = self.item_texts.items()
+        if not ids:
+            return
+        self._index_text(ids, np.stack([self.item_texts.vector(i) for i in ids]), remapping=True)
+        if projected:
+            # A projection turns the space: the content map learns it again. Centring only shifts
+            # it, which the map's intercept takes up; young items' generated vectors follow.
+            self.generated.relearn(ids)
+        else:
+            for item in ids:
+                self.generated.content_changed(item)
+        self.text_moved.update(ids)
 
     # -- users ----------------------------------------------------------------------
 
@@ -517,7 +584,8 @@ class Recommender:
     def user_text(self, user_id: str) -> FloatArray | None:
         """A user's text vector in the active encoder's space, or None."""
         profile = self._read_profile(user_id)
-        return profile.text_vector() if profile is not None else None
+        vector = profile.text_vector() if profile is not None else None
+        return None if vector is None else self._project_one(vector)
 
     def on_click(
         self,

@@ -51,16 +51,29 @@ SkipBadOpt = Annotated[
 
 
 def read_dataset(
-    console: Any, dataset: Path, format: str, columns: str, limit: int | None, skip_bad: bool
+    console: Any,
+    dataset: Path,
+    format: str,
+    columns: str,
+    limit: int | None,
+    skip_bad: bool,
+    items: Path | None = None,
 ) -> Any:
-    """The dataset a command was given, read with a status line; a bad file is a usage error."""
+    """The dataset a command was given (with its item catalog, if any), read with a status line; a
+    bad file is a usage error."""
     from streamrec.eval import load_dataset, parse_columns
     from streamrec.model.errors import DatasetError
 
+    catalog = _read_catalog(console, items, "auto", "", "interacted", skip_bad)
     try:
         with console.status(f"reading {dataset}"):
             return load_dataset(
-                dataset, format=format, columns=parse_columns(columns), limit=limit, skip_bad=skip_bad
+                dataset,
+                format=format,
+                columns=parse_columns(columns),
+                limit=limit,
+                skip_bad=skip_bad,
+                items=catalog,
             )
     except DatasetError as exc:
         raise typer.BadParameter(str(exc), param_hint="--dataset") from None
@@ -166,6 +179,15 @@ def eval_command(
         "STREAMREC_ENCODER__MODEL, else the bundled all-MiniLM-L6-v2).",
         show_default=False,
     ),
+    finetuned: Path | None = typer.Option(
+        None,
+        "--finetuned",
+        help="A second encoder (e.g. a streamrec finetune output): the text and hybrid rows are run "
+        "again with it, as text_finetuned and hybrid_finetuned, on the same events in the same run.",
+        exists=True,
+        file_okay=False,
+        show_default=False,
+    ),
     score_from: float = typer.Option(
         0.0,
         "--score-from",
@@ -238,6 +260,7 @@ def eval_command(
     from streamrec.eval import (
         CachedEncoder,
         PrequentialConfig,
+        alternate_rows,
         default_recommenders,
         load_dataset,
         parse_columns,
@@ -327,6 +350,18 @@ def eval_command(
                 )
         except EncoderError as exc:
             raise typer.BadParameter(str(exc), param_hint="--model") from None
+    alternates: dict[str, Any] = {}
+    if finetuned is not None:
+        from streamrec.model.encoder import TransformerEncoder
+
+        try:
+            with console.status(f"loading the encoder {finetuned}"):
+                alternates["finetuned"] = CachedEncoder(
+                    TransformerEncoder(str(finetuned), max_length=max_length),
+                    cache_dir=None if no_cache else (cache_dir or default_cache()),
+                )
+        except EncoderError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--finetuned") from None
     if protocol == "impressions":
         from streamrec.streams.evaluate_impressions import evaluate_impressions
 
@@ -338,13 +373,16 @@ def eval_command(
         cf_params["rating_range"] = (float(summary["rating_min"]), float(summary["rating_max"]))
 
     def build(at: int) -> list[Any]:
-        return default_recommenders(
+        rows = default_recommenders(
             names or None,
             text_dim=encoder.dim if encoder is not None else 1,
             seed=at,
             cf_params=cf_params,
             batch_params={"retrain_every": retrain_every},
         )
+        for name, other in alternates.items():
+            rows += alternate_rows(name, other.dim, seed=at, cf_params=cf_params)
+        return rows
 
     try:
         recs = build(seed)
@@ -372,6 +410,7 @@ def eval_command(
             if phase not in tasks:
                 label = {
                     "encode": "encoding texts",
+                    "encode:finetuned": "encoding texts with the fine-tuned encoder",
                     "read": "reading reviews (one encoder pass each)",
                     "read:apart": "reading reviews, each clause encoded again (ablation)",
                     "catalog": "pipeline: catalog",
@@ -381,7 +420,9 @@ def eval_command(
             progress.update(tasks[phase], completed=done, total=total)
 
         aspects = DEFAULT_ASPECTS if encoder is not None and any(e.text for e in data.interactions) else None
-        result = run_prequential(data, recs, encoder, config, progress=report, aspects=aspects)
+        result = run_prequential(
+            data, recs, encoder, config, progress=report, aspects=aspects, alternates=alternates
+        )
         if len(repeats) > 1:
             runs = [result]
             for again in repeats[1:]:

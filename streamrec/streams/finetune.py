@@ -25,6 +25,15 @@ def finetune_command(
     columns: ColumnsOpt = "",
     limit: LimitOpt = None,
     skip_bad: SkipBadOpt = False,
+    items: Path | None = typer.Option(
+        None,
+        "--items",
+        help="Item catalog (Amazon meta JSON lines, MIND news.tsv, RecBole .item, CSV/JSONL; as "
+        "streamrec eval --items reads it): the items' own texts make pairs too.",
+        exists=True,
+        dir_okay=False,
+        show_default=False,
+    ),
     out: Path = typer.Option(..., "--out", help="Directory for the trained encoder and manifest.json."),
     model: str | None = typer.Option(
         None,
@@ -98,7 +107,7 @@ def finetune_command(
 
     console = Console(stderr=True)
     base = model or Settings().encoder.model
-    data = read_dataset(console, dataset, format, columns, limit, skip_bad)
+    data = read_dataset(console, dataset, format, columns, limit, skip_bad, items=items)
     split = split_at(data.interactions, train_share)
     all_pairs = build_pairs(data, train_share, seed=seed)
     pairs = all_pairs.sample(max_pairs, seed)

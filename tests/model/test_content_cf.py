@@ -37,7 +37,8 @@ def test_a_new_item_gets_the_cf_vector_its_text_predicts_then_its_own() -> None:
     rec.on_item_cf(["new"], learned[None, :])
     (once,) = rec.index.get("cf", ["new"]).values()
     share = 1 / 3  # one take of three
-    blend = share * learned + (1 - share) * rec.content_cf.generate(new_text[None, :])[0]
+    read = rec.index.get("text", ["new"])["new"]  # its text as the index holds it (centred)
+    blend = share * learned + (1 - share) * rec.content_cf.generate(read[None, :])[0]
     assert np.allclose(once, blend, atol=1e-4)
     for user in ("bob", "cat"):
         rec.on_click(user, "new", "click", ts=4)

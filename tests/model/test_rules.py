@@ -105,9 +105,10 @@ def test_boost_and_bury_move_items_and_pins_take_their_positions() -> None:
     assert "guitar" not in [s.item_id for s in top] and len(top) == 4
     # Pins keep their positions whatever the ranking did with their items; one beyond k is not shown.
     ranked = _ids(_shop(), k=4)
-    pins = [Pin(item=ranked[3], position=2), Pin(item=ranked[0], position=3), Pin(item="piano", position=9)]
+    beyond = next(i for i in _ids(_shop(), k=8) if i not in ranked)  # pinned at 9 of a list of 4
+    pins = [Pin(item=ranked[3], position=2), Pin(item=ranked[0], position=3), Pin(item=beyond, position=9)]
     pinned = _ids(_shop(Rules(pin=pins)), k=4)
-    assert pinned[1] == ranked[3] and pinned[2] == ranked[0] and "piano" not in pinned and len(pinned) == 4
+    assert pinned[1] == ranked[3] and pinned[2] == ranked[0] and beyond not in pinned and len(pinned) == 4
     # A pinned item the rules exclude, or off sale, stays out.
     rec.withdraw("drum")
     assert "drum" not in _ids(rec)

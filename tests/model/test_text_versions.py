@@ -70,7 +70,7 @@ def test_a_review_vector_folded_while_staged_is_taken_back_with_its_author() -> 
     assert folded[0] > 0  # the review pulls the drum's vector
     [(key, _)] = serving.forget("bob").reviews
     assert serving.unfold_review(key) == "drum"
-    np.testing.assert_allclose(rec.index.get("text", ["drum"])["drum"], v(0, 0, 1), atol=1e-6)
+    np.testing.assert_allclose(rec.item_text("drum"), v(0, 0, 1), atol=1e-6)
     # Items the new encoder read nothing of have no text vector: never one of the old space.
     assert not rec.index.has("text", "guitar")
 

@@ -154,6 +154,10 @@ class IndexFeed:
             # A refit of the content map moved the generated CF vectors of young items.
             self._mark("items", sorted(rec.cf_moved))
             rec.cf_moved.clear()
+        if rec.text_moved:
+            # The text space moved (its mean, or a learned projection): every item's text vector did.
+            self._mark("items", sorted(rec.text_moved))
+            rec.text_moved.clear()
 
     def _on_review_vector(self, record: ConsumerRecord) -> None:
         """Fold a review into its item's text vector, or take it back on a tombstone."""
@@ -217,6 +221,7 @@ class IndexFeed:
         self._mark("items", rec.index.ids())
         self._mark("users", sorted(set(rec.user_cf) | set(rec.profiles)))
         rec.cf_moved.clear()
+        rec.text_moved.clear()
         self._report_versions(old)
 
     def _report_versions(self, old: str = "") -> None:
