@@ -159,12 +159,15 @@ def eval_command(
         help="Which to compare, comma-separated (default: popular, recent_popular, cf, cf_content (cf with "
         "vectors generated from text for the items it knows little of), text, hybrid, hybrid_no_text, "
         "hybrid_no_content_cf, hybrid_no_opinions, a hybrid_no_<part> per opinion part (cf_negatives, "
-        "dislikes, aspects), als, sasrec); also hybrid_clauses_apart (the hybrid with each "
-        "review clause encoded again on its own, the ablation of the one-pass reading) and "
+        "dislikes, aspects), als, ease, sasrec); also hybrid_clauses_apart (the hybrid with each "
+        "review clause encoded again on its own, the ablation of the one-pass reading), "
+        "hybrid_prior_blend (the blend's prior weights, never learned), hybrid_projected (a "
+        "projection of the text space learned online), random, and "
         "hybrid_impressions (the hybrid with each list it ranks shown to its user as an impression; "
         "hybrid_impressions_no_cf: in its ranker alone; "
         "the report's repeat@K is the share of a list its user's previous one repeated when they "
-        "took nothing of that one).",
+        "took nothing of that one). With --protocol impressions the default is popular, random, "
+        "text, cf, hybrid.",
         show_default=False,
     ),
     k: str = typer.Option("10,20", "--k", help="Cut-offs of the ranking metrics, comma-separated."),
