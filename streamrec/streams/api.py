@@ -8,6 +8,7 @@ the topics' contract, so the two cannot disagree.
 
 from __future__ import annotations
 
+import hmac
 import html
 import logging
 import time
@@ -69,9 +70,12 @@ class Answers(Protocol):
 
 
 class _Invalid(Exception):
-    def __init__(self, status: int, error: str, message: str) -> None:
+    def __init__(
+        self, status: int, error: str, message: str, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.error, self.message = status, error, message
+        self.headers = headers
 
 
 def _json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
@@ -116,10 +120,13 @@ def _names(given: Mapping[str, str], name: str) -> list[str]:
     return names
 
 
-def create_api(answers: Answers, metrics: Metrics, default_k: int = 10) -> web.Application:
-    """The aiohttp application answering from `answers`."""
-    app = web.Application(middlewares=[_errors(metrics)])
-    document = orjson.dumps(openapi(default_k))
+def create_api(
+    answers: Answers, metrics: Metrics, default_k: int = 10, token: str | None = None
+) -> web.Application:
+    """The aiohttp application answering from `answers`; with a `token`, only to who presents it."""
+    middlewares = [_errors(metrics)] if token is None else [_errors(metrics), _bearer(token)]
+    app = web.Application(middlewares=middlewares)
+    document = orjson.dumps(openapi(default_k, secured=token is not None))
 
     async def recommendations(request: web.Request) -> web.Response:
         user = request.match_info["user_id"]
@@ -199,27 +206,59 @@ def _errors(metrics: Metrics) -> Any:
             answer = request.get("answer", "ok")
             return response
         except _Invalid as exc:
-            return _json(ApiError(error=exc.error, message=exc.message).model_dump(), status=exc.status)
+            body = ApiError(error=exc.error, message=exc.message).model_dump()
+            return _json(body, status=exc.status, headers=exc.headers)
         except web.HTTPException as exc:
+            headers = None
             if exc.status == 404:
                 message = f"no such path {request.path!r}: see /docs for the API"
             elif exc.status == 405:
                 message = f"{request.method} is not allowed on {request.path!r}: the API answers GET"
+                allowed = getattr(exc, "allowed_methods", None) or {"GET"}
+                headers = {"Allow": ", ".join(sorted(allowed))}
             else:
                 message = exc.reason
             code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
-            return _json(ApiError(error=code, message=message).model_dump(), status=exc.status)
+            return _json(
+                ApiError(error=code, message=message).model_dump(), status=exc.status, headers=headers
+            )
         except Exception:
             log.exception("the API failed on %s %s", request.method, request.path_qs)
-            body = ApiError(error="internal", message="streamrec failed to answer; the error is logged")
-            return _json(body.model_dump(), status=500)
+            failed = ApiError(error="internal", message="streamrec failed to answer; the error is logged")
+            return _json(failed.model_dump(), status=500)
         finally:
             metrics.api_seconds.labels(route, answer).observe(time.perf_counter() - started)
 
     return middleware
 
 
-def openapi(default_k: int = 10) -> dict[str, Any]:
+#: What answers without the token: whether the process is ready (no personal data in it).
+OPEN_PATHS = frozenset({"/healthz"})
+
+
+def _bearer(token: str) -> Any:
+    """Every request but `OPEN_PATHS` must carry ``Authorization: Bearer <token>``; else 401."""
+    expected = token.encode("utf-8")
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path not in OPEN_PATHS:
+            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode("utf-8"), expected):
+                said = "a wrong token" if scheme.lower() == "bearer" else "no bearer token"
+                raise _Invalid(
+                    401,
+                    "unauthorized",
+                    f"this API asks for its token (Authorization: Bearer <token>); the request "
+                    f"carried {said}",
+                    headers={"WWW-Authenticate": 'Bearer realm="streamrec"'},
+                )
+        return await handler(request)
+
+    return middleware
+
+
+def openapi(default_k: int = 10, secured: bool = False) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the API, its schemas taken from the models it answers with."""
     models: list[type[BaseModel]] = [Recommendation, ReadableProfile, SimilarItems, Health, ApiError]
     schemas: dict[str, Any] = {}
@@ -248,7 +287,7 @@ def openapi(default_k: int = 10) -> dict[str, Any]:
     }
     names = {"type": "string", "pattern": "^[^,]+(,[^,]+)*$"}
     bad = {"description": "a parameter out of range, malformed or unknown", **ref("ApiError")}
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "streamrec",
@@ -311,6 +350,22 @@ def openapi(default_k: int = 10) -> dict[str, Any]:
         },
         "components": {"schemas": schemas},
     }
+    if secured:
+        document["components"]["securitySchemes"] = {"token": {"type": "http", "scheme": "bearer"}}
+        document["security"] = [{"token": []}]
+        refused = {"description": "no token, or a wrong one", **ref("ApiError")}
+        for path, operations in document["paths"].items():
+            for operation in operations.values():
+                if path in OPEN_PATHS:
+                    operation["security"] = []
+                else:
+                    operation["responses"]["401"] = refused
+        for path in ("/openapi.json", "/docs"):
+            document["paths"][path] = {"get": {"summary": "This document" if path == "/openapi.json"
+                                               else "This document as a page",
+                                               "responses": {"200": {"description": "the document"},
+                                                             "401": refused}}}  # fmt: skip
+    return document
 
 
 def render_docs(document: Mapping[str, Any]) -> str:

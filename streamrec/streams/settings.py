@@ -189,6 +189,16 @@ class Settings(BaseSettings):
     metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus endpoint port (0: any)")
     api_host: str = Field("127.0.0.1", description="bind address of the HTTP API (role `api`)")
     api_port: int = Field(8000, ge=0, le=65535, description="HTTP API port (0: any)")
+    api_token: SecretStr | None = Field(
+        None,
+        description="bearer token the HTTP API asks of every request but /healthz (secret; a user's "
+        "profile and lists are personal data); unset with no api_token_file: the API is open",
+    )
+    api_token_file: Path | None = Field(
+        None,
+        description="file holding the API's bearer token (a mounted secret); read at start, "
+        "surrounding whitespace dropped; used when api_token is unset",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
     language: Literal["en", "zh"] = Field("en", description="language of reasons and readable profiles")
     opinions: list[str] = Field(
@@ -243,6 +253,11 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _readable_token(self) -> Settings:
+        self.api_secret()  # an unreadable or empty token file is said at start, not at the first request
+        return self
+
     @field_validator("rules")
     @classmethod
     def _readable_rules(cls, value: Path | None) -> Path | None:
@@ -267,6 +282,23 @@ class Settings(BaseSettings):
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
+
+    def api_secret(self) -> str | None:
+        """The token the API asks for: `api_token`, else the content of `api_token_file`, else None."""
+        if self.api_token is not None:
+            token = self.api_token.get_secret_value().strip()
+        elif self.api_token_file is not None:
+            try:
+                token = self.api_token_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(
+                    f"api_token_file {str(self.api_token_file)!r} cannot be read: {exc}"
+                ) from None
+        else:
+            return None
+        if not token:
+            raise ValueError("the API token must not be empty (unset api_token and api_token_file for none)")
+        return token
 
     def aspects(self) -> tuple[Any, ...]:
         """The aspects reviews are read for: the file's, or the defaults."""

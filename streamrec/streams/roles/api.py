@@ -76,7 +76,7 @@ class ApiRole:
 
     async def open(self) -> None:
         settings = self.ctx.settings
-        app = create_api(self, self.ctx.metrics, settings.recommender.k)
+        app = create_api(self, self.ctx.metrics, settings.recommender.k, token=settings.api_secret())
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, settings.api_host, settings.api_port)
