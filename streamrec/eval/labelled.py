@@ -12,6 +12,8 @@ and matches each labelled clause to the reader's clause that overlaps it most:
 * ``aspect_agreement``: share of labelled clauses whose aspect (or none) the reader names;
   ``aspect_precision``: of the clauses it names an aspect for, the share named right;
 * ``clause_auc``: AUC of the clauses' polarities, praising against criticizing ones;
+* ``most_common_agreement`` and ``always_praise_accuracy``: what naming every clause's aspect
+  as the most common one, and reading every clause as praise, score: the bars a reader clears;
 * ``contrast_accuracy``: of the clauses whose polarity is opposite to their review's rating
   (the panned tuners of a 5-star review), the share read on their own side: how far an
   opinion's polarity is the clause's and not the review's mood again.
@@ -73,6 +75,10 @@ def score_reading(reader: ReviewReader, labelled: Sequence[dict[str, Any]] | Non
             if mood and mood != clause["polarity"]:
                 contrasting += 1
                 contrast_right += right
+    # The trivial readings a reader must beat: every clause the most common aspect (or none), and
+    # every clause praise.
+    answers = [c["aspect"] for r in labelled for c in r["clauses"]]
+    most_common = max(set(answers), key=answers.count)
     auc = AUC()
     for value in praise:
         auc.observe(value, np.array(blame))
@@ -84,6 +90,9 @@ def score_reading(reader: ReviewReader, labelled: Sequence[dict[str, Any]] | Non
         "aspect_agreement_by_domain": {d: round(a / t, 4) for d, (a, t) in sorted(per_domain.items())},
         "clause_auc": None if auc.value is None else round(auc.value, 4),
         "clause_sign_accuracy": round(signed_right / max(signed, 1), 4),
+        "most_common_aspect": most_common,
+        "most_common_agreement": round(answers.count(most_common) / max(n, 1), 4),
+        "always_praise_accuracy": round(len(praise) / max(len(praise) + len(blame), 1), 4),
         "contrast_accuracy": round(contrast_right / max(contrasting, 1), 4),
         "contrasting_clauses": contrasting,
     }

@@ -90,7 +90,7 @@ def summary(run: OpinionsRun, labels: dict[str, str]) -> dict[str, Any]:
                 "label": labels.get(aspect, aspect),
                 "reviewers": reviewers,
                 "praising": praising,
-                "criticizing": reviewers - praising,
+                "not_praising": reviewers - praising,
                 "standing": round(rep.standing(item, aspect), 4),
                 "praise": rep.quote(item, aspect, 1),
                 "criticism": rep.quote(item, aspect, -1),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 
+from streamrec.model.opinions import stance
 from streamrec.model.profile import NEGATIVE_ACTIONS, UserProfile
 from streamrec.model.schemas import AspectView, Evidence, ItemView, ReadableProfile
 from streamrec.model.wording import Wording
@@ -63,7 +64,8 @@ def portrait(
         bad = action in NEGATIVE_ACTIONS
         target = disliked if bad else liked
         if len(target) < MAX_ITEMS:
-            kept = [q for q in quotes.get(item, []) if (q.polarity < 0) == bad]
+            # Only a reading sure enough to be stated is quoted as why the user liked or disliked it.
+            kept = [q for q in quotes.get(item, []) if stance(q.polarity) == (-1 if bad else 1)]
             target.append(ItemView(item_id=item, title=title_of(item), evidence=kept))
     n, total, negatives = profile.verdicts
     mean = total / n if n else None

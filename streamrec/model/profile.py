@@ -13,7 +13,7 @@ import orjson
 from streamrec.model import exposure
 from streamrec.model.base import FloatArray
 from streamrec.model.errors import StreamrecError
-from streamrec.model.opinions import Opinion
+from streamrec.model.opinions import Opinion, stance
 
 __all__ = ["ACTION_WEIGHTS", "NEGATIVE_ACTIONS", "PROFILE_FORMAT", "ProfileFormatError", "UserProfile",
            "rating_weight"]  # fmt: skip
@@ -247,8 +247,8 @@ class UserProfile:
             value = float(opinion.polarity)
             tally = self.aspects.setdefault(opinion.aspect, [0, 0, 0])
             tally[0] += 1
-            tally[1] += value > 0
-            tally[2] += value < 0
+            tally[1] += stance(value) > 0
+            tally[2] += stance(value) < 0
             kept = self.evidence.setdefault(opinion.aspect, [])
             kept.append([opinion.text, round(value, 3), item_id])
             kept.sort(key=lambda e: -abs(e[1]))

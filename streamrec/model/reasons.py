@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from streamrec.model.opinions import stance
 from streamrec.model.profile import UserProfile
 from streamrec.model.reputation import Reputation
 from streamrec.model.wording import Wording
@@ -130,10 +131,18 @@ class Reasons:
         label = self.labels.get(aspect, aspect)
         title = self.title(about) or about
         n, praising = self.reputation.counts(item, aspect)
-        if praising == 0:
+        # A polarity is stated only where the reading is sure enough (`stance`); else the reason
+        # says what the user and the reviewers wrote about, not how they judged it.
+        side = stance(polarity)
+        if n == 0 or (praising == 0 and side < 0):
             return None
-        key = ("praised" if praising > 1 else "praised_one") if polarity > 0 else "criticized"
-        line = self.wording.say(key, aspect=label, title=title, mine=snippet, n=praising)
+        if praising == 0:
+            key, count = "noted", n
+        else:
+            key, count = ("criticized" if side < 0 else "praised" if side > 0 else "wrote_about"), praising
+        if side >= 0 and count == 1:
+            key += "_one"
+        line = self.wording.say(key, aspect=label, title=title, mine=snippet, n=count)
         theirs = self.reputation.quote(item, aspect, 1)
         if theirs is not None and theirs != snippet:
             line += self.wording.say("theirs", theirs=theirs)

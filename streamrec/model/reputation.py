@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from streamrec.model.base import DoubleArray
-from streamrec.model.opinions import Opinion
+from streamrec.model.opinions import Opinion, stance
 
 __all__ = ["Reputation"]
 
@@ -30,7 +30,7 @@ class Reputation:
 
     Examples
     --------
-    >>> from streamrec.model.opinions import Opinion
+    >>> from streamrec.model.opinions import Opinion, stance
     >>> rep = Reputation()
     >>> rep.add(b"r1", "mic", [Opinion("sound", 0.9, 0, 17, "warm, clear sound"),
     ...                        Opinion("sound", 0.5, 19, 31, "great mids")], "ann")
@@ -64,9 +64,10 @@ class Reputation:
         quotes = self._quotes.setdefault(item, {})
         for opinion in opinions:
             per_aspect.setdefault(opinion.aspect, []).append(float(opinion.polarity))
-            sign = 1 if opinion.polarity > 0 else -1
+            sign = stance(opinion.polarity)
             best = quotes.setdefault(opinion.aspect, {}).get(sign)
-            if best is None or abs(opinion.polarity) > abs(best[0]):
+            # Only a reading sure enough to be stated is quoted as praise or criticism.
+            if sign and (best is None or abs(opinion.polarity) > abs(best[0])):
                 quotes[opinion.aspect][sign] = [float(opinion.polarity), opinion.text, key]
         votes = [(aspect, sum(values) / len(values)) for aspect, values in per_aspect.items()]
         stats = self._stats.setdefault(item, {})
@@ -77,7 +78,7 @@ class Reputation:
             row[1] += polarity
             mine = authors.setdefault(aspect, {}).setdefault(author, [0, 0])
             mine[0] += 1
-            mine[1] += polarity > 0
+            mine[1] += stance(polarity) > 0
         self._reviews[key] = (item, author, votes)
 
     def remove(self, key: bytes) -> None:
@@ -97,7 +98,7 @@ class Reputation:
             mine = authors.get(aspect, {}).get(author)
             if mine is not None:
                 mine[0] -= 1
-                mine[1] -= polarity > 0
+                mine[1] -= stance(polarity) > 0
                 if mine[0] <= 0:
                     del authors[aspect][author]
             for sign, best in list(quotes.get(aspect, {}).items()):

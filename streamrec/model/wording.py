@@ -25,6 +25,13 @@ _EN = {
     "praised": "you praised the {aspect} of {title!r} (“{mine}”); {n} reviewers praise this one's {aspect}",
     "praised_one": "you praised the {aspect} of {title!r} (“{mine}”); a reviewer praises this one's {aspect}",
     "criticized": "you found {title!r} poor on {aspect} (“{mine}”); reviewers rate this one's {aspect} well",
+    "wrote_about": "you wrote about the {aspect} of {title!r} (“{mine}”); {n} reviewers praise this one's "
+    "{aspect}",
+    "wrote_about_one": "you wrote about the {aspect} of {title!r} (“{mine}”); a reviewer praises this "
+    "one's {aspect}",
+    "noted": "you wrote about the {aspect} of {title!r} (“{mine}”); {n} reviewers write about this one's {aspect}",
+    "noted_one": "you wrote about the {aspect} of {title!r} (“{mine}”); a reviewer writes about this one's "
+    "{aspect}",
     "theirs": " (“{theirs}”)",
     "summary_cares": "Cares most about {aspects}.",
     "summary_none": "Has not written about any aspect yet.",
@@ -55,6 +62,10 @@ _ZH = {
     "praised": "您称赞过“{title}”的{aspect}（“{mine}”）；{n}位评价者称赞这款的{aspect}",
     "praised_one": "您称赞过“{title}”的{aspect}（“{mine}”）；一位评价者称赞这款的{aspect}",
     "criticized": "您认为“{title}”的{aspect}不好（“{mine}”）；评价者认为这款的{aspect}很好",
+    "wrote_about": "您写到过“{title}”的{aspect}（“{mine}”）；{n}位评价者称赞这款的{aspect}",
+    "wrote_about_one": "您写到过“{title}”的{aspect}（“{mine}”）；一位评价者称赞这款的{aspect}",
+    "noted": "您写到过“{title}”的{aspect}（“{mine}”）；{n}位评价者写到这款的{aspect}",
+    "noted_one": "您写到过“{title}”的{aspect}（“{mine}”）；一位评价者写到这款的{aspect}",
     "theirs": "（“{theirs}”）",
     "summary_cares": "最在意{aspects}。",
     "summary_none": "还没有写过任何方面的评价。",

@@ -396,6 +396,7 @@ def _register_optional() -> None:
     for name, module, function in (
         ("eval", "streamrec.streams.evaluate", "eval_command"),
         ("opinions", "streamrec.streams.opinions", "opinions_command"),
+        ("aspects", "streamrec.streams.aspects", "aspects_command"),
         ("finetune", "streamrec.streams.finetune", "finetune_command"),
         ("bench", "streamrec.streams.bench.command", "bench_command"),
         ("config", "streamrec.streams.config_doc", "config_command"),

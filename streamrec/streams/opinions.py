@@ -49,7 +49,7 @@ def opinions_command(
     each, the sentiment model reading each review before it learns its rating, opinions per
     aspect with their own polarity. Writes OUT/reviews.jsonl (per review: user_id, item_id,
     rating, polarity, text, opinions with aspect, polarity, start, end, text), OUT/items.json
-    (per item and aspect: reviewers, praising, criticizing, standing, strongest praise and
+    (per item and aspect: reviewers, praising (surely), not praising, standing, strongest praise and
     criticism) and OUT/items.html, a page to read. Try an aspects file here before deploying it.
     """
     from rich.console import Console

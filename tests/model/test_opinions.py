@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from streamrec.model.encoder import TransformerEncoder
 from streamrec.model.errors import StreamrecError
-from streamrec.model.opinions import load_aspects, readable, segments
+from streamrec.model.opinions import load_aspects, readable, segments, stance
 from streamrec.model.portrait import portrait
 from streamrec.model.reader import ReviewReader
 from streamrec.model.recommender import Recommender
@@ -158,7 +158,8 @@ def test_reasons_cite_the_users_words_and_the_reviewers_and_a_profile_reads_them
         (reading,) = reader.read([text])
         assert [o.aspect for o in reading.opinions].count("value") == (2 if n == 2 else 1)
         rec.on_item_review("b", reading.vector, 5.0, f"r{n}".encode(), reading.opinions, author=f"u{n}")
-    assert rec.reputation.counts("b", "value") == (3, 3)
+    n, praising = rec.reputation.counts("b", "value")
+    assert n == 3  # three reviewers, not four
     mine = "Good value for money, cheap and it works"
     (reading,) = reader.read([mine])
     rec.on_item_review("a", reading.vector, 5.0, b"mine", reading.opinions, author="ann")
@@ -167,16 +168,47 @@ def test_reasons_cite_the_users_words_and_the_reviewers_and_a_profile_reads_them
     assert all(len(s.reasons) <= 2 for s in scored)
     by_id = {s.item_id: s for s in scored}
     reason = by_id["b"].reasons[0]
-    assert "value for money" in reason and "3 reviewers" in reason, reason
+    assert "value for money" in reason and "“" in reason, reason
     quotes = [part.split("”")[0] for part in reason.split("“")[1:]]
-    assert quotes[0] in mine and any(quotes[1] in text for text in theirs)
+    assert quotes[0] in mine
+    # A polarity is stated only as sure as the reader is (stance); else what was written about.
+    if praising:
+        assert f"{praising} reviewers praise" in reason or "a reviewer praises" in reason, reason
+        assert any(quotes[1] in text for text in theirs)
+    else:
+        assert "3 reviewers write about" in reason and "praise" not in reason, reason
+    if stance(reading.opinions[0].polarity) == 0:
+        assert reason.startswith("you wrote about"), reason
 
     view = portrait(
         rec.profiles["ann"], lambda i: {"a": "Studio headphones"}.get(i), {"value": "value for money"}
     )
-    assert view.cares_about[0].aspect == "value" and view.cares_about[0].praised == 1
+    assert view.cares_about[0].aspect == "value"
+    assert view.cares_about[0].praised == (stance(reading.opinions[0].polarity) > 0)
     assert all(e.text in mine for e in view.cares_about[0].evidence)
     assert [i.item_id for i in view.liked] == ["a"] and not view.disliked
+
+
+def test_a_reading_not_sure_of_its_polarity_is_not_quoted_backwards(
+    encoder: TransformerEncoder, reader: ReviewReader
+) -> None:
+    # Praise the reader reads as faintly negative: it must not become "you found it poor on value".
+    mine = "The price is a great selling point, just by itself"
+    (reading,) = reader.read([mine])
+    (opinion,) = [o for o in reading.opinions if o.aspect == "value"]
+    assert stance(opinion.polarity) >= 0, opinion
+    rec = Recommender(encoder.dim, 3, labels={"value": "value for money"})
+    _catalog(rec, encoder, {"a": "Office chair", "b": "Office chair, mesh back", "c": "Desk lamp"})
+    for n, text in enumerate(["Great price, worth every penny", "Cheap and worth the money"]):
+        (theirs,) = reader.read([text])
+        rec.on_item_review("b", theirs.vector, 5.0, f"r{n}".encode(), theirs.opinions, author=f"u{n}")
+    rec.on_item_review("a", reading.vector, 5.0, b"mine", reading.opinions, author="ann")
+    rec.on_review("ann", "a", 5.0, 1.0, reading.vector, polarity=reading.polarity, opinions=reading.opinions)
+    reasons = [r for s in rec.recommend(["ann"], k=2)[0] for r in s.reasons]
+    quoting = [r for r in reasons if "selling point" in r]
+    assert quoting and not any("poor" in r for r in quoting), reasons
+    view = portrait(rec.profiles["ann"], lambda i: None, {"value": "value for money"})
+    assert view.cares_about[0].criticized == 0
 
 
 def test_reasons_are_worded_in_the_deployments_language(encoder: TransformerEncoder) -> None:

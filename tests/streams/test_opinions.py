@@ -180,6 +180,8 @@ def test_chinese_and_mixed_language_reviews_pass_through_with_their_own_words_as
     aspects = {a.aspect: a for a in view.cares_about}
     # The phrases of the default aspects are matched word for word, whatever the encoder reads.
     assert "value" in aspects and "quality" in aspects
-    assert aspects["value"].praised == 1 and aspects["quality"].criticized == 2  # "质量差", "用了一周就坏了"
+    assert aspects["value"].mentions == 1 and aspects["quality"].mentions == 2  # "质量差", "用了一周就坏了"
+    # Praise or criticism is counted only as sure as the reader is; never the other way round.
+    assert aspects["value"].criticized == 0 and aspects["quality"].praised == 0
     assert all(e.text in praised or e.text in panned for a in view.cares_about for e in a.evidence)
     assert [i.item_id for i in view.disliked] == [f"{ns}-zh2"]

@@ -71,7 +71,7 @@ def test_a_csv_with_its_columns_mapped_gives_reviews_items_and_a_page(tmp_path: 
     assert set(items) == {"amp1", "pick9"} and items["amp1"]["reviews"] == 3
     sound = items["pick9"]["aspects"]["sound"]
     # Reviewers, not clauses; each quote is a reviewer's own words.
-    assert sound["reviewers"] == 2 and sound["praising"] + sound["criticizing"] == 2
+    assert sound["reviewers"] == 2 and sound["praising"] + sound["not_praising"] == 2
     assert all(
         q is None or any(q in r["text"] for r in reviews) for q in (sound["praise"], sound["criticism"])
     )
