@@ -9,7 +9,7 @@
 3. Group generations: a transactional offset commit carrying a generation the group has moved
    past must be rejected.
 
-streamrec's CF workers do not rely on any of these (see README, Reliability: the group's log);
+streamrec's CF workers do not rely on any of these (see docs/reliability.md);
 this probe says which a given broker offers.
 """
 

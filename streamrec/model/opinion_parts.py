@@ -27,9 +27,9 @@ PARTS: dict[str, str] = {
 #: Names of parts that are no longer switched (always on now): accepted, and change nothing.
 RETIRED = frozenset({"pan_filter"})
 
-#: The parts on by default: all three. With the blend learned from what users take, the dislike push
-#: costs no liked HR any more (README, "What users liked"), and without it a user who pans an item is
-#: shown as many items like it as a user who said nothing.
+#: The parts on by default: all three. With the blend learned from what users take, the dislike
+#: push costs no liked HR beyond its interval (docs/evaluation.md, the targets: opinions), and
+#: without it a user who pans an item is shown as many items like it as a user who said nothing.
 DEFAULT_PARTS: tuple[str, ...] = ("cf_negatives", "dislikes", "aspects")
 
 

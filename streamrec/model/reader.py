@@ -16,7 +16,7 @@ what its clauses speak of.
    exactly as it read it the first time.
 
 `clauses="apart"` encodes each clause again as a text of its own, as streamrec did before;
-kept to measure the one-pass reading against (README, Evaluation).
+kept to measure the one-pass reading against (docs/evaluation.md).
 """
 
 from __future__ import annotations

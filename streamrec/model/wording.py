@@ -29,7 +29,8 @@ _EN = {
     "{aspect}",
     "wrote_about_one": "you wrote about the {aspect} of {title!r} (“{mine}”); a reviewer praises this "
     "one's {aspect}",
-    "noted": "you wrote about the {aspect} of {title!r} (“{mine}”); {n} reviewers write about this one's {aspect}",
+    "noted": "you wrote about the {aspect} of {title!r} (“{mine}”); {n} reviewers write about this one's "
+    "{aspect}",
     "noted_one": "you wrote about the {aspect} of {title!r} (“{mine}”); a reviewer writes about this one's "
     "{aspect}",
     "theirs": " (“{theirs}”)",

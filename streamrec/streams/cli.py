@@ -22,7 +22,7 @@ app = typer.Typer(
     help=(
         "streamrec: a real-time recommender on Kafka. Events in (clicks, reviews, items), "
         "recommendations out, online CF + BERT text vectors + Qdrant in between.\n\n"
-        "Every option is also an environment variable STREAMREC_<NAME> (see README: Configuration)."
+        "Every option is also an environment variable STREAMREC_<NAME> (`streamrec config` lists them)."
     ),
     no_args_is_help=True,
     add_completion=False,

@@ -14,7 +14,7 @@ learned since its last valid one, and reloads that checkpoint.
 The role reads Kafka in batches with its own consumer (a service of the faust
 worker) instead of a faust agent: a faust stream costs about 80 microseconds per
 event before any work, more than a river update itself, and capped this role at
-a third of the model's own speed. See README, Performance. What it does with each
+a third of the model's own speed. See docs/performance.md. What it does with each
 event is `streamrec.model.learner.Learner`'s.
 """
 
