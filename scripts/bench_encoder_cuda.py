@@ -29,13 +29,13 @@ from typing import Any
 
 
 def _encoder_class() -> Any:
-    """streamrec.model.encoder alone: the package's other modules need what is not installed."""
+    """streamrec.model.text.encoder alone: the package's other modules need what is not installed."""
     sys.path.insert(0, os.getcwd())
     for name, path in (("streamrec", "streamrec"), ("streamrec.model", "streamrec/model")):
         module = types.ModuleType(name)
         module.__path__ = [path]
         sys.modules.setdefault(name, module)
-    from streamrec.model.encoder import TransformerEncoder
+    from streamrec.model.text.encoder import TransformerEncoder
 
     return TransformerEncoder
 

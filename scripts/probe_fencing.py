@@ -22,7 +22,7 @@ import uuid
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streamrec.streams.broker import EmbeddedBroker
+from streamrec.streams.kafka.broker import EmbeddedBroker
 
 
 def _read(bootstrap: str, topic: str, isolation: str, until: bytes, seconds: float = 20.0) -> list[bytes]:

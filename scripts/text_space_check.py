@@ -26,9 +26,9 @@ from importlib import resources
 import numpy as np
 
 from streamrec.eval import CachedEncoder, load_dataset
-from streamrec.model.encoder import TransformerEncoder
-from streamrec.model.projection import TextProjection
-from streamrec.streams.evaluate import default_cache
+from streamrec.model.text.encoder import TransformerEncoder
+from streamrec.model.text.projection import TextProjection
+from streamrec.streams.commands.evaluate import default_cache
 
 
 def main() -> None:

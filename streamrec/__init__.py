@@ -1,8 +1,7 @@
-"""streamrec: an event-streaming, real-time recommender.
+"""streamrec: an event-streaming, real-time recommender; `model` is what its workers run, `eval`
+measures it, `learn` trains its encoder, `streams` wires it to Kafka, Qdrant and Prometheus.
 
-`streamrec.model` holds the recommendation logic and does no I/O with Kafka or
-Prometheus; `streamrec.streams` wires it to Kafka (faust-streaming agents),
-Qdrant and Prometheus.
+May import: nothing.
 """
 
 from __future__ import annotations

@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from streamrec.model.opinion_parts import PARTS
-from streamrec.streams.broker import EmbeddedBroker
-from streamrec.streams.clients import kafka_config
+from streamrec.model.text.opinion_parts import PARTS
+from streamrec.streams.kafka.broker import EmbeddedBroker
+from streamrec.streams.kafka.clients import kafka_config
+from streamrec.streams.kafka.topics import Topics, ensure_topics
 from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.settings import Settings
 from streamrec.streams.stack import Stack, WorkerProcess
-from streamrec.streams.topics import Topics, ensure_topics
 from streamrec.streams.worker import ROLES
 
 

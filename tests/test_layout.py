@@ -109,3 +109,64 @@ def test_model_and_eval_never_import_the_wiring() -> None:
             assert not any(d.startswith("streamrec.learn") for d in deps), (name, deps)
         if name.startswith("streamrec.model"):
             assert not any(d.startswith("streamrec.eval") for d in deps), (name, deps)
+
+
+# --- rooms: each package's docstring says what it may import, and its modules keep to it ------------
+
+MAX_LINES = 400
+
+
+def _packages() -> dict[str, Path]:
+    return {
+        ".".join(init.parent.relative_to(PACKAGE.parent).parts): init
+        for init in sorted(PACKAGE.rglob("__init__.py"))
+    }
+
+
+def _may_import(package: str, inits: dict[str, Path]) -> set[str]:
+    """The packages and modules `package`'s docstring lets it import (itself always)."""
+    doc = ast.get_docstring(ast.parse(inits[package].read_text())) or ""
+    lines = [line for line in doc.splitlines() if line.startswith("May import:")]
+    assert len(lines) == 1, f"{package}'s docstring must end with one 'May import:' line"
+    allowed = {package}
+    text = doc[doc.index("May import:") + len("May import:") :].strip().rstrip(".")
+    for entry in (e.strip() for e in text.replace("\n", " ").split(",")):
+        if entry == "nothing":
+            continue
+        if entry.startswith("what ") and entry.endswith(" may import"):
+            allowed |= _may_import("streamrec." + entry[len("what ") : -len(" may import")], inits)
+        else:
+            assert "streamrec." + entry in _modules_and_packages(), f"{package}: unknown {entry!r}"
+            allowed.add("streamrec." + entry)
+    return allowed
+
+
+def _modules_and_packages() -> set[str]:
+    return set(_modules("model") + _modules("eval") + _modules("learn") + _modules("streams")) | {"streamrec"}
+
+
+def _owner(module: str, inits: dict[str, Path]) -> str:
+    if module in inits:
+        return module
+    return max((p for p in inits if module.startswith(p + ".")), key=len)
+
+
+def test_every_package_says_what_it_holds_and_what_it_may_import() -> None:
+    inits = _packages()
+    for package in inits:
+        doc = ast.get_docstring(ast.parse(inits[package].read_text())) or ""
+        holds = doc.split("\n\n")[0].strip()
+        assert len(holds) > 20, f"{package}'s docstring must say what it holds"
+        _may_import(package, inits)
+
+
+def test_each_module_imports_only_what_its_package_may() -> None:
+    inits = _packages()
+    allowed = {package: _may_import(package, inits) for package in inits}
+    wrong = []
+    for name, deps in _graph().items():
+        rule = allowed[_owner(name, inits)]
+        for dep in deps:
+            if not any(dep == a or dep.startswith(a + ".") for a in rule):
+                wrong.append(f"{name} imports {dep}")
+    assert wrong == [], "\n".join(sorted(wrong))

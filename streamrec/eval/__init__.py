@@ -1,7 +1,7 @@
-"""Offline measurement: dataset readers, the prequential protocol, baselines and peers, the report.
+"""Offline measurement: dataset readers, the prequential protocol, baselines and peers, the report; it
+drives the very objects the workers run, so the numbers it reports are theirs.
 
-It depends on `streamrec.model` and drives the very objects the workers run, so the numbers
-it reports are theirs; nothing in `model` depends on it.
+May import: model.
 """
 
 from __future__ import annotations

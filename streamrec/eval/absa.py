@@ -43,8 +43,8 @@ from sklearn.model_selection import GroupKFold, KFold
 
 from streamrec.eval.absa_data import POLARITIES, LabelledSentence, RatedReview
 from streamrec.model.base import FloatArray
-from streamrec.model.reader import Passage, ReviewReader
-from streamrec.model.sentiment import SentimentHead
+from streamrec.model.text.reader import Passage, ReviewReader
+from streamrec.model.text.sentiment import SentimentHead
 
 __all__ = ["MISC", "read_passages", "score_semeval", "score_tripadvisor"]
 

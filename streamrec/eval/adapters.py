@@ -15,12 +15,12 @@ from streamrec.eval.base import EXCLUDED, StreamRecommender
 from streamrec.eval.interactions import Interaction
 from streamrec.eval.stream import StreamState
 from streamrec.model.base import DoubleArray, FloatArray, IntArray
-from streamrec.model.catalog import ItemTexts
-from streamrec.model.cf import OnlineCF
-from streamrec.model.content_cf import ContentToCF
-from streamrec.model.profile import UserProfile, rating_weight
-from streamrec.model.recommender import Recommender
-from streamrec.model.sentiment import rating_label
+from streamrec.model.cf.content import ContentToCF
+from streamrec.model.cf.mf import OnlineCF
+from streamrec.model.serving.recommender import Recommender
+from streamrec.model.text.catalog import ItemTexts
+from streamrec.model.text.sentiment import rating_label
+from streamrec.model.users.profile import UserProfile, rating_weight
 
 __all__ = ["CFAdapter", "HybridAdapter", "SharedCF", "TextAdapter"]
 

@@ -280,7 +280,7 @@ class BatchEASE(StreamRecommender):
 
     def __init__(self, retrain_every: int = 2000, text_weight: float = 0.0, max_items: int = 5_000) -> None:
         super().__init__()
-        from streamrec.model.ease import EASE
+        from streamrec.model.cf.ease import EASE
 
         self.retrain_every = retrain_every
         self.model = EASE(text_weight=text_weight, max_items=max_items)

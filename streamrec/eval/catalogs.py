@@ -52,7 +52,7 @@ from streamrec.eval.files import (
 )
 from streamrec.eval.rows import text_of
 from streamrec.model.errors import DatasetError
-from streamrec.model.schemas import parse_id
+from streamrec.model.events.schemas import parse_id
 
 __all__ = [
     "CATALOG_FORMATS",

@@ -21,8 +21,8 @@ import numpy as np
 
 from streamrec.eval.interactions import Impression
 from streamrec.model.base import DoubleArray
-from streamrec.model.exposure import TAKE_IF_WANTED, Habits, passed_over
-from streamrec.model.profile import UserProfile
+from streamrec.model.users.exposure import TAKE_IF_WANTED, Habits, passed_over
+from streamrec.model.users.profile import UserProfile
 
 __all__ = ["BUCKETS", "measure_exposure"]
 

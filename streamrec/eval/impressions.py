@@ -34,7 +34,7 @@ from streamrec.eval.stream import StreamState
 from streamrec.eval.uncertainty import bootstrap_intervals
 from streamrec.eval.vectors import CachedEncoder
 from streamrec.model.base import DoubleArray, FloatArray, TextEncoder
-from streamrec.model.profile import rating_weight
+from streamrec.model.users.profile import rating_weight
 
 __all__ = [
     "DEFAULT_RECOMMENDERS",

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from streamrec.model.evaluation import AUC
-from streamrec.model.reader import ReviewReader
+from streamrec.model.metrics.accumulators import AUC
+from streamrec.model.text.reader import ReviewReader
 
 __all__ = ["load_labelled", "score_reading"]
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from streamrec.eval.files import base_name, sibling, text_lines
 from streamrec.eval.interactions import Dataset, Impression, Interaction
 from streamrec.model.errors import DatasetError
-from streamrec.model.schemas import parse_id
+from streamrec.model.events.schemas import parse_id
 
 __all__ = ["HISTORY_STEP_S", "is_behaviors_line", "load_mind", "read_news"]
 

@@ -19,9 +19,9 @@ from typing import Any
 import orjson
 
 from streamrec.eval.interactions import Dataset
-from streamrec.model.reader import Reading, ReviewReader
-from streamrec.model.recommender import verdict
-from streamrec.model.reputation import Reputation
+from streamrec.model.serving.recommender import verdict
+from streamrec.model.text.reader import Reading, ReviewReader
+from streamrec.model.text.reputation import Reputation
 
 __all__ = ["OpinionsRun", "labels_of", "read_opinions", "summary", "write_opinions"]
 

@@ -26,11 +26,18 @@ from streamrec.eval.stream import StreamState
 from streamrec.eval.uncertainty import bootstrap_intervals
 from streamrec.eval.vectors import CachedEncoder
 from streamrec.model.base import FloatArray, IntArray, TextEncoder
-from streamrec.model.evaluation import AUC, SLICES, IntraListDiversity, MetricSet, Observation, slices_of
-from streamrec.model.opinions import Aspect
-from streamrec.model.profile import rating_weight
-from streamrec.model.reader import Passage, ReviewReader
-from streamrec.model.sentiment import rating_label
+from streamrec.model.metrics.accumulators import (
+    AUC,
+    SLICES,
+    IntraListDiversity,
+    MetricSet,
+    Observation,
+    slices_of,
+)
+from streamrec.model.text.opinions import Aspect
+from streamrec.model.text.reader import Passage, ReviewReader
+from streamrec.model.text.sentiment import rating_label
+from streamrec.model.users.profile import rating_weight
 
 __all__ = ["PrequentialConfig", "PrequentialResult", "run_prequential"]
 

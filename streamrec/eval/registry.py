@@ -9,9 +9,9 @@ from streamrec.eval.adapters import CFAdapter, HybridAdapter, SharedCF, TextAdap
 from streamrec.eval.base import StreamRecommender
 from streamrec.eval.baselines import BatchEASE, ImplicitALS, Popular, Random, RecentPopular
 from streamrec.eval.sasrec import SASRec
-from streamrec.model.cf import OnlineCF
-from streamrec.model.content_cf import ContentToCF
-from streamrec.model.opinion_parts import DEFAULT_PARTS, PARTS
+from streamrec.model.cf.content import ContentToCF
+from streamrec.model.cf.mf import OnlineCF
+from streamrec.model.text.opinion_parts import DEFAULT_PARTS, PARTS
 
 __all__ = ["ABLATIONS", "PART_ROWS", "RECOMMENDERS", "alternate_rows", "default_recommenders"]
 

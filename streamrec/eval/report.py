@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from streamrec.eval.protocol import PrequentialResult
-from streamrec.model.evaluation import SLICES
+from streamrec.model.metrics.accumulators import SLICES
 
 __all__ = ["STREAMING", "comparisons", "metric_keys", "render_markdown", "report_json", "write_report"]
 

@@ -11,7 +11,7 @@ from typing import Any
 from streamrec.eval.files import Row
 from streamrec.eval.interactions import Interaction
 from streamrec.model.errors import DatasetError
-from streamrec.model.schemas import parse_id, parse_ts
+from streamrec.model.events.schemas import parse_id, parse_ts
 
 __all__ = ["ROLES", "RowReader", "parse_columns", "text_of"]
 

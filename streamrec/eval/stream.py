@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from streamrec.model.base import FloatArray, IntArray
-from streamrec.model.catalog import ItemTexts
-from streamrec.model.reader import Reading
+from streamrec.model.text.catalog import ItemTexts
+from streamrec.model.text.reader import Reading
 
 __all__ = ["StreamState"]
 

@@ -17,8 +17,8 @@ from streamrec.eval.protocol import PrequentialConfig, run_prequential
 from streamrec.eval.registry import default_recommenders
 from streamrec.eval.vectors import CachedEncoder
 from streamrec.model.base import TextEncoder
-from streamrec.model.evaluation import SLICES
-from streamrec.model.opinions import DEFAULT_ASPECTS
+from streamrec.model.metrics.accumulators import SLICES
+from streamrec.model.text.opinions import DEFAULT_ASPECTS
 
 __all__ = ["KEPT", "RECOMMENDERS", "compare_encoders"]
 

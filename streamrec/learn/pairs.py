@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from streamrec.eval.interactions import Dataset, Interaction
-from streamrec.model.opinions import readable
-from streamrec.model.sentiment import rating_label
+from streamrec.model.text.opinions import readable
+from streamrec.model.text.sentiment import rating_label
 
 __all__ = ["Pairs", "build_pairs", "split_at"]
 

@@ -1,25 +1,24 @@
-"""Recommendation logic with no I/O to Kafka or Prometheus: what the workers run, and what
-offline evaluation (`streamrec.eval`) measures.
+"""What the workers run, with no I/O to Kafka, Prometheus or a network client: the rooms below, and
+their public surface re-exported here. The text encoder (torch, transformers) is imported on first use.
 
-The text encoder (torch, transformers) is imported on first use, so that importing this
-package stays light.
+May import: model.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from streamrec.model.catalog import ItemTexts
-from streamrec.model.cf import OnlineCF
-from streamrec.model.dedupe import Deduplicator
+from streamrec.model.cf.mf import OnlineCF
 from streamrec.model.errors import DatasetError, EncoderError, InvalidEvent, StreamrecError
+from streamrec.model.events.dedupe import Deduplicator
+from streamrec.model.events.schemas import Click, EventParser, Forget, Item, Limits, Recommendation, Review
 from streamrec.model.index import MemoryIndex
-from streamrec.model.online import ReplayScorer, RollingHitRate
-from streamrec.model.popularity import CoOccurrence, Popularity
-from streamrec.model.profile import UserProfile
-from streamrec.model.ranker import HybridRanker, Request, Scored
-from streamrec.model.recommender import Recommender
-from streamrec.model.schemas import Click, EventParser, Forget, Item, Limits, Recommendation, Review
+from streamrec.model.metrics.online import ReplayScorer, RollingHitRate
+from streamrec.model.ranking.popularity import CoOccurrence, Popularity
+from streamrec.model.ranking.ranker import HybridRanker, Request, Scored
+from streamrec.model.serving.recommender import Recommender
+from streamrec.model.text.catalog import ItemTexts
+from streamrec.model.users.profile import UserProfile
 
 __all__ = [
     "Click",
@@ -52,7 +51,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "TransformerEncoder":
-        from streamrec.model.encoder import TransformerEncoder
+        from streamrec.model.text.encoder import TransformerEncoder
 
         return TransformerEncoder
     raise AttributeError(f"module 'streamrec.model' has no attribute {name!r}")

@@ -1,3 +1,6 @@
-"""Wiring: faust agents, Kafka, Qdrant, Prometheus and the command line."""
+"""The wiring: faust workers and their roles, Kafka, Qdrant, Prometheus, the command line.
+
+May import: model.
+"""
 
 from __future__ import annotations

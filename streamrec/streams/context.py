@@ -6,12 +6,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from streamrec.model.schemas import EventParser
-from streamrec.streams.clients import KafkaClients
-from streamrec.streams.output import DeadLetters, Output
+from streamrec.model.events.schemas import EventParser
+from streamrec.streams.kafka.clients import KafkaClients
+from streamrec.streams.kafka.output import DeadLetters, Output
+from streamrec.streams.kafka.topics import Topics
 from streamrec.streams.settings import Settings
 from streamrec.streams.telemetry import Metrics
-from streamrec.streams.topics import Topics
 
 __all__ = ["Context"]
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from streamrec.model.schemas import (
+from streamrec.model.events.schemas import (
     Click,
     DeadLetter,
     Forget,

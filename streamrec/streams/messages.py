@@ -14,13 +14,13 @@ import numpy as np
 import orjson
 
 from streamrec.model.base import FloatArray
-from streamrec.model.dedupe import review_identity
-from streamrec.model.fence import Claim, Commit
-from streamrec.model.learner import DeltaBatch
-from streamrec.model.opinions import Opinion
-from streamrec.model.reader import Reading
-from streamrec.model.reviews import EncodedReview
-from streamrec.model.schemas import Review, Trigger
+from streamrec.model.cf.fence import Claim, Commit
+from streamrec.model.cf.learner import DeltaBatch
+from streamrec.model.events.dedupe import review_identity
+from streamrec.model.events.schemas import Review, Trigger
+from streamrec.model.text.opinions import Opinion
+from streamrec.model.text.reader import Reading
+from streamrec.model.text.reviews import EncodedReview
 
 __all__ = [
     "availability_message",

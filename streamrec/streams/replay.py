@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
-from streamrec.streams.producer import RecoveringProducer
+from streamrec.streams.kafka.producer import RecoveringProducer
 
 __all__ = ["Collector", "Delivered", "Replayer"]
 

@@ -13,8 +13,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from streamrec.model.opinion_parts import DEFAULT_PARTS, parts_of
-from streamrec.model.schemas import Limits
+from streamrec.model.events.schemas import Limits
+from streamrec.model.text.opinion_parts import DEFAULT_PARTS, parts_of
 
 __all__ = [
     "CFSettings",
@@ -263,7 +263,7 @@ class Settings(BaseSettings):
     def _readable_rules(cls, value: Path | None) -> Path | None:
         if value is not None:
             from streamrec.model.errors import StreamrecError
-            from streamrec.model.rules import load_rules
+            from streamrec.model.ranking.rules import load_rules
 
             try:
                 load_rules(value)
@@ -302,13 +302,13 @@ class Settings(BaseSettings):
 
     def aspects(self) -> tuple[Any, ...]:
         """The aspects reviews are read for: the file's, or the defaults."""
-        from streamrec.model.opinions import DEFAULT_ASPECTS, load_aspects
+        from streamrec.model.text.opinions import DEFAULT_ASPECTS, load_aspects
 
         return load_aspects(self.aspects_file) if self.aspects_file is not None else DEFAULT_ASPECTS
 
     def list_rules(self) -> Any:
-        """The rules every list obeys (`streamrec.model.rules.Rules`): the file's, or none."""
-        from streamrec.model.rules import Rules, load_rules
+        """The rules every list obeys (`streamrec.model.ranking.rules.Rules`): the file's, or none."""
+        from streamrec.model.ranking.rules import Rules, load_rules
 
         return load_rules(self.rules) if self.rules is not None else Rules()
 

@@ -15,10 +15,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from streamrec.streams.broker import EmbeddedBroker, free_port
 from streamrec.streams.errors import WorkerError
+from streamrec.streams.kafka.broker import EmbeddedBroker, free_port
+from streamrec.streams.kafka.topics import ensure_topics
 from streamrec.streams.settings import Settings
-from streamrec.streams.topics import ensure_topics
 from streamrec.streams.worker import PIPELINE_ROLES
 
 __all__ = ["Stack", "WorkerProcess", "settings_env"]
@@ -158,7 +158,7 @@ class Stack:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             out = open(self.log_dir / f"worker-{'-'.join(roles)}-{port}.log", "ab")  # noqa: SIM115
         process = subprocess.Popen(
-            [sys.executable, "-m", "streamrec.streams.cli", "worker", ",".join(roles)],
+            [sys.executable, "-m", "streamrec.streams.commands.cli", "worker", ",".join(roles)],
             env=child_env,
             stdout=out,
             stderr=subprocess.STDOUT if out is not None else None,

@@ -16,11 +16,11 @@ from typing import Any
 import faust
 from mode import Service
 
-from streamrec.streams.clients import KafkaClients
 from streamrec.streams.context import Context
+from streamrec.streams.kafka.clients import KafkaClients
+from streamrec.streams.kafka.topics import ensure_topics
 from streamrec.streams.settings import Settings
 from streamrec.streams.telemetry import Metrics, serve_metrics
-from streamrec.streams.topics import ensure_topics
 
 __all__ = ["PIPELINE_ROLES", "ROLES", "create_app", "faust_group", "run_worker", "text_dim"]
 
@@ -35,7 +35,7 @@ SHUTDOWN_GRACE_S = 30.0
 
 def text_dim(settings: Settings) -> int:
     """The encoder's output size, read from its config without loading the weights."""
-    from streamrec.model.encoder import model_dim
+    from streamrec.model.text.encoder import model_dim
 
     return model_dim(settings.encoder.model)
 
@@ -217,19 +217,19 @@ def run_worker(settings: Settings, roles: Sequence[str], bootstrap: str) -> None
     ctx = Context.create(settings, clients, roles, metrics)
     parts: list[Any] = []
     if "cf" in roles:
-        from streamrec.streams.roles.cf import CFRole
+        from streamrec.streams.roles.cf.role import CFRole
 
         parts.append(CFRole(ctx))
     if "encoder" in roles:
-        from streamrec.streams.roles.encoder import EncoderRole
+        from streamrec.streams.roles.encoder.role import EncoderRole
 
         parts.append(EncoderRole(ctx))
     if "recommender" in roles:
-        from streamrec.streams.roles.recommender import RecommenderRole
+        from streamrec.streams.roles.recommender.role import RecommenderRole
 
         parts.append(RecommenderRole(ctx, app, text_dim(settings)))
     if "api" in roles:
-        from streamrec.streams.roles.api import ApiRole
+        from streamrec.streams.roles.api.role import ApiRole
 
         parts.append(ApiRole(ctx, text_dim(settings)))
     for part in parts:

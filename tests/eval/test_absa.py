@@ -84,9 +84,9 @@ def test_tripadvisor_reviews_once_each_with_their_rated_aspects(tmp_path: Path) 
 
 @pytest.fixture(scope="module")
 def restaurant_reader():  # type: ignore[no-untyped-def]
-    from streamrec.model.encoder import TransformerEncoder
-    from streamrec.model.opinions import load_aspects
-    from streamrec.model.reader import ReviewReader
+    from streamrec.model.text.encoder import TransformerEncoder
+    from streamrec.model.text.opinions import load_aspects
+    from streamrec.model.text.reader import ReviewReader
 
     aspects = load_aspects(Path(str(resources.files("streamrec") / "data" / "aspects" / "restaurants.json")))
     return ReviewReader(TransformerEncoder(device="cpu", dtype="float32", max_length=128), aspects)

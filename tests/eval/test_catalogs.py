@@ -23,7 +23,7 @@ from streamrec.eval.interactions import Dataset, Interaction
 from streamrec.eval.protocol import PrequentialConfig, run_prequential
 from streamrec.eval.registry import default_recommenders
 from streamrec.model.errors import DatasetError
-from streamrec.streams.evaluate import eval_command
+from streamrec.streams.commands.evaluate import eval_command
 from tests.datasets import require
 from tests.eval.test_prequential import HashEncoder
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from streamrec.eval.labelled import load_labelled, score_reading
-from streamrec.model.encoder import TransformerEncoder
-from streamrec.model.opinions import DEFAULT_ASPECTS
-from streamrec.model.reader import ReviewReader
+from streamrec.model.text.encoder import TransformerEncoder
+from streamrec.model.text.opinions import DEFAULT_ASPECTS
+from streamrec.model.text.reader import ReviewReader
 
 
 def test_the_labelled_reviews_paraphrase_and_their_clauses_are_their_words() -> None:

@@ -22,7 +22,7 @@ from streamrec.eval.interactions import Dataset, Impression, Interaction
 from streamrec.eval.mind import HISTORY_STEP_S, load_mind
 from streamrec.eval.registry import default_recommenders
 from streamrec.model.errors import DatasetError
-from streamrec.streams.evaluate import eval_command
+from streamrec.streams.commands.evaluate import eval_command
 from tests.datasets import require
 from tests.eval.test_prequential import HashEncoder
 

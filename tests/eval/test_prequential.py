@@ -92,7 +92,7 @@ def test_liked_hr_and_panned_hits_count_only_the_events_rated_so() -> None:
 
 def test_each_opinion_part_has_a_row_that_flips_it_alone() -> None:
     from streamrec.eval.registry import PART_ROWS
-    from streamrec.model.opinion_parts import DEFAULT_PARTS, PARTS
+    from streamrec.model.text.opinion_parts import DEFAULT_PARTS, PARTS
 
     recs = {r.name: r for r in default_recommenders(["hybrid", "hybrid_no_opinions", *PART_ROWS.values()])}
     hybrid = recs["hybrid"]
@@ -146,7 +146,7 @@ def test_cached_encoder_memory_and_disk(tmp_path):
 
 @pytest.mark.slow
 def test_ml100k_slice_with_the_real_encoder_writes_a_sane_report(tmp_path):
-    from streamrec.model.encoder import TransformerEncoder
+    from streamrec.model.text.encoder import TransformerEncoder
 
     data = load_dataset(require(MOVIELENS), limit=2000)
     # Titles of the items in the slice only: encoding the whole catalog would be most of the time.

@@ -10,8 +10,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from streamrec.model.encoder import TransformerEncoder
-from streamrec.streams.finetune import finetune_command
+from streamrec.model.text.encoder import TransformerEncoder
+from streamrec.streams.commands.finetune import finetune_command
 from tests.learn.conftest import COLUMNS
 
 pytestmark = pytest.mark.slow

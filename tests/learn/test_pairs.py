@@ -6,7 +6,7 @@ from pathlib import Path
 
 from streamrec.eval.datasets import load_dataset, parse_columns
 from streamrec.learn.pairs import build_pairs, split_at
-from streamrec.model.opinions import readable
+from streamrec.model.text.opinions import readable
 from tests.learn.conftest import COLUMNS
 
 

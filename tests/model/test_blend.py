@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from streamrec.model.blend import LearnedBlend
-from streamrec.model.recommender import Recommender
+from streamrec.model.ranking.blend import LearnedBlend
+from streamrec.model.serving.recommender import Recommender
 
 
 def _rec(**params: object) -> Recommender:

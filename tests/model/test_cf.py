@@ -8,7 +8,7 @@ import random
 
 import numpy as np
 
-from streamrec.model.cf import OnlineCF
+from streamrec.model.cf.mf import OnlineCF
 
 
 def _stream(n: int = 2000, seed: int = 0) -> list[tuple[str, str, float | None]]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from streamrec.model.content_cf import ContentToCF
-from streamrec.model.recommender import Recommender
+from streamrec.model.cf.content import ContentToCF
+from streamrec.model.serving.recommender import Recommender
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streamrec.model.recommender import Recommender
+from streamrec.model.serving.recommender import Recommender
 
 
 def _events(rec: Recommender, user: str, items: list[str], start: float) -> None:

@@ -5,7 +5,7 @@ from collections import OrderedDict
 
 import pytest
 
-from streamrec.model.dedupe import Deduplicator, fingerprint
+from streamrec.model.events.dedupe import Deduplicator, fingerprint
 
 
 def test_forgets_the_oldest_beyond_capacity() -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streamrec.model.ease import EASE
+from streamrec.model.cf.ease import EASE
 
 
 def _baskets(rng: np.random.Generator, n_users: int = 60, n_items: int = 12) -> list[list[str]]:

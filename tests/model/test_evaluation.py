@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from streamrec.model.evaluation import (
+from streamrec.model.metrics.accumulators import (
     AUC,
     Coverage,
     IntraListDiversity,
@@ -15,7 +15,7 @@ from streamrec.model.evaluation import (
     RatingMetrics,
     rank_of,
 )
-from streamrec.model.online import ReplayScorer, RollingHitRate
+from streamrec.model.metrics.online import ReplayScorer, RollingHitRate
 
 
 def test_single_target_metrics_by_hand():

@@ -6,10 +6,10 @@ import pickle
 
 import numpy as np
 
-from streamrec.model.cf import OnlineCF
-from streamrec.model.fence import Claim, Commit, Fence
-from streamrec.model.learner import Learner
-from streamrec.model.schemas import Click
+from streamrec.model.cf.fence import Claim, Commit, Fence
+from streamrec.model.cf.learner import Learner
+from streamrec.model.cf.mf import OnlineCF
+from streamrec.model.events.schemas import Click
 from streamrec.streams.messages import group_message, parse_group_message
 
 

@@ -6,11 +6,11 @@ import pickle
 
 import numpy as np
 
-from streamrec.model.cf import OnlineCF
-from streamrec.model.learner import Learner
-from streamrec.model.recommender import Recommender
-from streamrec.model.schemas import Click, Trigger
-from streamrec.model.serving import Serving
+from streamrec.model.cf.learner import Learner
+from streamrec.model.cf.mf import OnlineCF
+from streamrec.model.events.schemas import Click, Trigger
+from streamrec.model.serving.recommender import Recommender
+from streamrec.model.serving.service import Serving
 
 
 def test_a_click_written_before_the_request_and_read_after_it_stays_out() -> None:

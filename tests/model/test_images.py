@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from streamrec.model.errors import StreamrecError
-from streamrec.model.images import ImageEncoder, ImageError, read_image
+from streamrec.model.text.images import ImageEncoder, ImageError, read_image
 
 
 def test_pictures_are_read_from_paths_data_uris_and_base64(tmp_path: Path) -> None:

@@ -5,17 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streamrec.model import exposure
-from streamrec.model.cf import OnlineCF
+from streamrec.model.cf.learner import Learner
+from streamrec.model.cf.mf import OnlineCF
 from streamrec.model.errors import InvalidEvent
+from streamrec.model.events.schemas import Click, EventParser, Impression, Trigger
 from streamrec.model.index import MemoryIndex
-from streamrec.model.learner import Learner
-from streamrec.model.popularity import Popularity
-from streamrec.model.profile import UserProfile
-from streamrec.model.ranker import HybridRanker, Request
-from streamrec.model.recommender import Recommender
-from streamrec.model.schemas import Click, EventParser, Impression, Trigger
-from streamrec.model.serving import Serving
+from streamrec.model.ranking.popularity import Popularity
+from streamrec.model.ranking.ranker import HybridRanker, Request
+from streamrec.model.serving.recommender import Recommender
+from streamrec.model.serving.service import Serving
+from streamrec.model.users import exposure
+from streamrec.model.users.profile import UserProfile
 
 
 def test_an_impression_is_a_message_of_clicks_with_its_items() -> None:

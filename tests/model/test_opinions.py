@@ -7,13 +7,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streamrec.model.encoder import TransformerEncoder
 from streamrec.model.errors import StreamrecError
-from streamrec.model.opinions import load_aspects, readable, segments, stance
-from streamrec.model.portrait import portrait
-from streamrec.model.reader import ReviewReader
-from streamrec.model.recommender import Recommender
-from streamrec.model.sentiment import SentimentHead
+from streamrec.model.serving.recommender import Recommender
+from streamrec.model.text.encoder import TransformerEncoder
+from streamrec.model.text.opinions import load_aspects, readable, segments, stance
+from streamrec.model.text.reader import ReviewReader
+from streamrec.model.text.sentiment import SentimentHead
+from streamrec.model.users.portrait import portrait
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +232,7 @@ def test_a_dislike_or_skip_is_a_negative_everywhere() -> None:
 
 @pytest.mark.parametrize("parts", [("dislikes",), ("aspects",), ()])
 def test_each_opinion_part_changes_only_what_it_names(parts: tuple[str, ...]) -> None:
-    from streamrec.model.opinions import Opinion
+    from streamrec.model.text.opinions import Opinion
 
     rec = Recommender(text_dim=2, cf_dim=3, opinions=parts)
     rec.on_item("a", "Amp", np.array([1.0, 0.0], dtype=np.float32), ts=0)

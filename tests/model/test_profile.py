@@ -8,8 +8,8 @@ import numpy as np
 import orjson
 import pytest
 
-from streamrec.model.opinions import Opinion
-from streamrec.model.profile import PROFILE_FORMAT, ProfileFormatError, UserProfile
+from streamrec.model.text.opinions import Opinion
+from streamrec.model.users.profile import PROFILE_FORMAT, ProfileFormatError, UserProfile
 
 
 def full_profile() -> UserProfile:

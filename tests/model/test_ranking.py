@@ -9,9 +9,9 @@ import tracemalloc
 import numpy as np
 
 from streamrec.model.index import MemoryIndex
-from streamrec.model.popularity import CoOccurrence, Popularity
-from streamrec.model.profile import UserProfile
-from streamrec.model.recommender import Recommender
+from streamrec.model.ranking.popularity import CoOccurrence, Popularity
+from streamrec.model.serving.recommender import Recommender
+from streamrec.model.users.profile import UserProfile
 
 
 def _unit(*values: float) -> np.ndarray:

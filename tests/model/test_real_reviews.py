@@ -12,8 +12,8 @@ from importlib import resources
 import numpy as np
 import pytest
 
-from streamrec.model.encoder import TransformerEncoder
-from streamrec.model.recommender import Recommender
+from streamrec.model.serving.recommender import Recommender
+from streamrec.model.text.encoder import TransformerEncoder
 
 pytestmark = pytest.mark.slow
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamrec.model.recommender import Recommender
-from streamrec.model.rules import Boost, Pin, Rules, RulesError, load_rules
+from streamrec.model.ranking.rules import Boost, Pin, Rules, RulesError, load_rules
+from streamrec.model.serving.recommender import Recommender
 
 
 def _unit(*values: float) -> np.ndarray:

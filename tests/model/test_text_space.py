@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from streamrec.model.recommender import Recommender
+from streamrec.model.serving.recommender import Recommender
 
 
 def test_a_catalog_loaded_item_by_item_is_mapped_again_a_few_times_and_ends_centred() -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from streamrec.model.recommender import Recommender
-from streamrec.model.reviews import EncodedReview
-from streamrec.model.schemas import Click, Trigger
-from streamrec.model.serving import Serving
+from streamrec.model.events.schemas import Click, Trigger
+from streamrec.model.serving.recommender import Recommender
+from streamrec.model.serving.service import Serving
+from streamrec.model.text.reviews import EncodedReview
 
 
 def v(*xs: float) -> np.ndarray:

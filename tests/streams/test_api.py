@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
+from streamrec.streams.kafka.topics import Topics
 from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.stack import WorkerProcess
-from streamrec.streams.topics import Topics
 from tests.conftest import SESSION_EXCLUDED_TAG, wait_for
 from tests.streams.test_pipeline import NOW, _catalog, _latest
 

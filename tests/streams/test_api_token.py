@@ -9,8 +9,8 @@ import httpx
 import pytest
 from aiohttp import web
 
-from streamrec.model.schemas import ModelInfo, ReadableProfile, Recommendation
-from streamrec.streams.api import Health, SimilarItems, create_api
+from streamrec.model.events.schemas import ModelInfo, ReadableProfile, Recommendation
+from streamrec.streams.roles.api.http import Health, SimilarItems, create_api
 from streamrec.streams.settings import Settings
 from streamrec.streams.telemetry import Metrics
 

@@ -20,7 +20,7 @@ from streamrec.streams.bench.qdrant import bench_qdrant
 from streamrec.streams.bench.report import table, targets
 from streamrec.streams.bench.suite import BenchConfig
 from streamrec.streams.bench.workload import Workload, load_workload, packaged_sample
-from streamrec.streams.cli import app
+from streamrec.streams.commands.cli import app
 
 
 def _positive(value: object) -> bool:
@@ -92,9 +92,9 @@ def test_memory_probes_measure_this_process() -> None:
 
 def test_profile_summary_ranks_functions_and_libraries() -> None:
     collapsed = (
-        "<module> (streamrec/streams/cli.py:1);learn_one (river/reco/biased_mf.py:120) 6\n"
-        "<module> (streamrec/streams/cli.py:1);getmany (aiokafka/consumer/consumer.py:1200) 3\n"
-        "<module> (streamrec/streams/cli.py:1);_learn (streamrec/streams/roles/cf.py:180) 1\n"
+        "<module> (streamrec/streams/commands/cli.py:1);learn_one (river/reco/biased_mf.py:120) 6\n"
+        "<module> (streamrec/streams/commands/cli.py:1);getmany (aiokafka/consumer/consumer.py:1200) 3\n"
+        "<module> (streamrec/streams/commands/cli.py:1);_learn (streamrec/streams/roles/cf/role.py:180) 1\n"
         "garbage line\n"
     )
     summary = summarize(collapsed)

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from streamrec.streams.clients import kafka_config
+from streamrec.streams.kafka.clients import kafka_config
+from streamrec.streams.kafka.topics import Topics, ensure_topics
 from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.settings import Settings
 from streamrec.streams.stack import WorkerProcess
-from streamrec.streams.topics import Topics, ensure_topics
 from tests.conftest import SESSION_EXCLUDED_TAG, wait_for
 from tests.streams.test_pipeline import NOW, _catalog, _latest
 

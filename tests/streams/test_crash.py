@@ -14,16 +14,16 @@ import numpy as np
 import pytest
 
 from streamrec.eval.datasets import load_dataset
-from streamrec.model.cf import OnlineCF
-from streamrec.model.dedupe import Deduplicator, fingerprint
-from streamrec.model.schemas import EventParser
+from streamrec.model.cf.mf import OnlineCF
+from streamrec.model.events.dedupe import Deduplicator, fingerprint
+from streamrec.model.events.schemas import EventParser
 from streamrec.streams.bench.cluster import end_offsets
-from streamrec.streams.checkpoint import CheckpointStore
-from streamrec.streams.clients import kafka_config
+from streamrec.streams.kafka.checkpoint import CheckpointStore
+from streamrec.streams.kafka.clients import kafka_config
+from streamrec.streams.kafka.topics import Topics
 from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.settings import Settings
 from streamrec.streams.stack import Stack
-from streamrec.streams.topics import Topics
 from tests.conftest import committed_up_to, wait_for
 from tests.datasets import MOVIELENS, needs, require
 from tests.streams.faults import kill_and_restart, unanswered

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from streamrec.model.dedupe import review_id
-from streamrec.streams.checkpoint import CheckpointStore
-from streamrec.streams.clients import kafka_config
+from streamrec.model.events.dedupe import review_id
+from streamrec.streams.kafka.checkpoint import CheckpointStore
+from streamrec.streams.kafka.clients import kafka_config
+from streamrec.streams.kafka.topics import Topics
 from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.settings import Settings
 from streamrec.streams.stack import Stack
-from streamrec.streams.topics import Topics
 from tests.conftest import wait_for
 from tests.streams.faults import kill_and_restart, unanswered
 

@@ -14,12 +14,12 @@ import httpx
 import pytest
 from qdrant_client import QdrantClient
 
-from streamrec.streams.clients import kafka_config
+from streamrec.streams.kafka.clients import kafka_config
+from streamrec.streams.kafka.topics import Topics
 from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.settings import Settings
-from streamrec.streams.sink import collection_name
 from streamrec.streams.stack import Stack
-from streamrec.streams.topics import Topics
+from streamrec.streams.vectors.sink import collection_name
 from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -53,7 +53,7 @@ def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from streamrec.model.encoder import locate_model
+    from streamrec.model.text.encoder import locate_model
 
     path = tmp_path_factory.mktemp("tiny-encoder")
     minilm, _ = locate_model(None)

@@ -8,7 +8,7 @@ import typer
 from typer.testing import CliRunner
 
 from streamrec.eval.registry import ABLATIONS, RECOMMENDERS
-from streamrec.streams.evaluate import eval_command
+from streamrec.streams.commands.evaluate import eval_command
 from tests.datasets import MOVIELENS, needs, require
 
 DATA = Path(__file__).resolve().parents[1] / "data"

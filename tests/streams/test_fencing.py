@@ -19,15 +19,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamrec.model.cf import OnlineCF
-from streamrec.model.dedupe import Deduplicator, fingerprint
+from streamrec.model.cf.mf import OnlineCF
+from streamrec.model.events.dedupe import Deduplicator, fingerprint
 from streamrec.streams.bench.cluster import end_offsets
-from streamrec.streams.checkpoint import CheckpointStore
-from streamrec.streams.clients import kafka_config
+from streamrec.streams.kafka.checkpoint import CheckpointStore
+from streamrec.streams.kafka.clients import kafka_config
+from streamrec.streams.kafka.topics import Topics
 from streamrec.streams.replay import Replayer
 from streamrec.streams.settings import Settings
 from streamrec.streams.stack import Stack, WorkerProcess
-from streamrec.streams.topics import Topics
 from tests.conftest import committed_up_to, wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]

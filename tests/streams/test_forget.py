@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
-from streamrec.streams.clients import kafka_config
+from streamrec.streams.kafka.clients import kafka_config
+from streamrec.streams.kafka.topics import Topics
 from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.settings import Settings
-from streamrec.streams.sink import QdrantSink
 from streamrec.streams.stack import WorkerProcess
 from streamrec.streams.telemetry import Metrics
-from streamrec.streams.topics import Topics
+from streamrec.streams.vectors.sink import QdrantSink
 from tests.conftest import wait_for
 from tests.streams.test_pipeline import NOW, _catalog, _latest
 

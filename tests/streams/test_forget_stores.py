@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from streamrec.streams.checkpoint import CheckpointStore
-from streamrec.streams.cli import app
-from streamrec.streams.clients import kafka_config
-from streamrec.streams.holdings import Holding, user_holdings
+from streamrec.streams.commands.cli import app
+from streamrec.streams.commands.holdings import Holding, user_holdings
+from streamrec.streams.kafka.checkpoint import CheckpointStore
+from streamrec.streams.kafka.clients import kafka_config
+from streamrec.streams.kafka.topics import Topics
 from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.settings import Settings
 from streamrec.streams.stack import Stack
-from streamrec.streams.topics import Topics
 from streamrec.streams.worker import ROLES
 from tests.conftest import wait_for
 from tests.streams.test_pipeline import NOW, _catalog, _latest

@@ -14,12 +14,12 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from streamrec.streams.clients import KafkaClients, kafka_config
-from streamrec.streams.gapless import Gapless
+from streamrec.streams.kafka.clients import KafkaClients, kafka_config
+from streamrec.streams.kafka.gapless import Gapless
+from streamrec.streams.kafka.topics import Topics, ensure_topics
 from streamrec.streams.replay import Replayer
 from streamrec.streams.settings import Settings
 from streamrec.streams.telemetry import Metrics
-from streamrec.streams.topics import Topics, ensure_topics
 
 pytestmark = pytest.mark.broker
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from streamrec.streams.kafka.topics import Topics
 from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.stack import WorkerProcess
-from streamrec.streams.topics import Topics
 from tests.conftest import wait_for
 from tests.streams.test_pipeline import NOW, _catalog, _delivered_offset, _latest
 

@@ -22,8 +22,8 @@ import yaml
 from pydantic import BaseModel
 from typer.testing import CliRunner
 
-from streamrec.streams.cli import app
-from streamrec.streams.config_doc import settings_table
+from streamrec.streams.commands.cli import app
+from streamrec.streams.commands.config import settings_table
 from streamrec.streams.settings import Settings
 from streamrec.streams.worker import ROLES
 

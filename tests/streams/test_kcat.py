@@ -17,11 +17,11 @@ from typing import Any
 import confluent_kafka
 import pytest
 
-from streamrec.model.schemas import Recommendation
+from streamrec.model.events.schemas import Recommendation
+from streamrec.streams.kafka.topics import Topics
 from streamrec.streams.replay import Collector
 from streamrec.streams.settings import Settings
 from streamrec.streams.stack import WorkerProcess
-from streamrec.streams.topics import Topics
 from tests.conftest import wait_for
 from tests.streams.test_infra import require_tool
 

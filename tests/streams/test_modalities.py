@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from streamrec.streams.kafka.topics import Topics
 from streamrec.streams.replay import Collector, Replayer
-from streamrec.streams.topics import Topics
 from tests.conftest import SESSION_IMAGE_DIM, wait_for
 from tests.streams.test_pipeline import NOW, _latest
 

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from streamrec.model.schemas import ReadableProfile, Recommendation
-from streamrec.streams.clients import kafka_config
+from streamrec.model.events.schemas import ReadableProfile, Recommendation
+from streamrec.streams.kafka.clients import kafka_config
+from streamrec.streams.kafka.topics import Topics
 from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.settings import Settings
 from streamrec.streams.stack import WorkerProcess
-from streamrec.streams.topics import Topics
 from tests.conftest import wait_for
 from tests.streams.test_pipeline import _catalog, _delivered_offset
 

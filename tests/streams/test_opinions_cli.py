@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from typer.testing import CliRunner
 
-from streamrec.streams.opinions import opinions_command
+from streamrec.streams.commands.opinions import opinions_command
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

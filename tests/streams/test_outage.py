@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from streamrec.streams.broker import EmbeddedBroker, free_port
-from streamrec.streams.checkpoint import CheckpointStore
-from streamrec.streams.clients import kafka_config
+from streamrec.streams.kafka.broker import EmbeddedBroker, free_port
+from streamrec.streams.kafka.checkpoint import CheckpointStore
+from streamrec.streams.kafka.clients import kafka_config
+from streamrec.streams.kafka.topics import Topics
 from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.settings import Settings
 from streamrec.streams.stack import Stack
-from streamrec.streams.topics import Topics
 from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]

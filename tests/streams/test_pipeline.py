@@ -12,10 +12,10 @@ from typing import Any
 import orjson
 import pytest
 
-from streamrec.model.schemas import Recommendation
+from streamrec.model.events.schemas import Recommendation
+from streamrec.streams.kafka.topics import Topics
 from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.stack import WorkerProcess
-from streamrec.streams.topics import Topics
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.broker

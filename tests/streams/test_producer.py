@@ -12,9 +12,9 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streamrec.streams.broker import EmbeddedBroker, free_port
 from streamrec.streams.errors import BrokerError
-from streamrec.streams.output import Output
+from streamrec.streams.kafka.broker import EmbeddedBroker, free_port
+from streamrec.streams.kafka.output import Output
 from streamrec.streams.replay import Replayer
 from tests.faults import INVALID_PRODUCER_EPOCH, OUT_OF_ORDER_SEQUENCE_NUMBER, FaultProxy
 

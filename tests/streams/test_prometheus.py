@@ -19,11 +19,11 @@ import yaml
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 
-from streamrec.streams.broker import free_port
+from streamrec.streams.kafka.broker import free_port
+from streamrec.streams.kafka.topics import Topics
 from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.stack import WorkerProcess
 from streamrec.streams.telemetry import Metrics
-from streamrec.streams.topics import Topics
 from streamrec.streams.worker import ROLES
 from tests.conftest import wait_for
 from tests.streams.test_infra import PROMETHEUS, REPO, dashboard_exprs, require_tool

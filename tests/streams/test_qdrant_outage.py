@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from qdrant_client import QdrantClient
 
-from streamrec.streams.clients import kafka_config
-from streamrec.streams.qdrant import point_id
+from streamrec.streams.kafka.clients import kafka_config
+from streamrec.streams.kafka.topics import Topics
 from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.settings import Settings
 from streamrec.streams.stack import Stack
-from streamrec.streams.topics import Topics
+from streamrec.streams.vectors.qdrant import point_id
 from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from streamrec.streams.broker import free_port
-from streamrec.streams.cli import app
-from streamrec.streams.clients import KafkaClients, aiokafka_config, kafka_config
+from streamrec.streams.commands.cli import app
+from streamrec.streams.kafka.broker import free_port
+from streamrec.streams.kafka.clients import KafkaClients, aiokafka_config, kafka_config
 from streamrec.streams.settings import Settings
 from tests.conftest import wait_for
 
@@ -97,7 +97,7 @@ def test_a_running_worker_logs_and_exports_no_secret(bootstrap: str, tmp_path: P
     log = tmp_path / "worker.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "streamrec.streams.cli", "worker", "cf"],
+            [sys.executable, "-m", "streamrec.streams.commands.cli", "worker", "cf"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from streamrec.model.encoder import TransformerEncoder
-from streamrec.model.reader import ReviewReader
-from streamrec.streams.clients import kafka_config
+from streamrec.model.text.encoder import TransformerEncoder
+from streamrec.model.text.reader import ReviewReader
+from streamrec.streams.kafka.clients import kafka_config
+from streamrec.streams.kafka.topics import Topics
 from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.settings import Settings
 from streamrec.streams.stack import Stack
-from streamrec.streams.topics import Topics
 from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]

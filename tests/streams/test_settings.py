@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import inspect
 
-from streamrec.model.cf import OnlineCF
-from streamrec.model.ranker import HybridRanker
-from streamrec.model.recommender import Recommender
+from streamrec.model.cf.mf import OnlineCF
+from streamrec.model.ranking.ranker import HybridRanker
+from streamrec.model.serving.recommender import Recommender
 from streamrec.streams.settings import CFSettings, RecommenderSettings
 
 

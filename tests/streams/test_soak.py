@@ -22,11 +22,11 @@ import pytest
 
 from streamrec.streams.bench.cluster import end_offsets
 from streamrec.streams.bench.memory import cf_state, recommender_state, rss_mb, traced_mb
-from streamrec.streams.clients import kafka_config
+from streamrec.streams.kafka.clients import kafka_config
+from streamrec.streams.kafka.topics import Topics
 from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.settings import Settings
 from streamrec.streams.stack import Stack
-from streamrec.streams.topics import Topics
 from streamrec.streams.worker import PIPELINE_ROLES, faust_group
 from tests.conftest import committed_up_to, wait_for
 

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from qdrant_client import QdrantClient
 
-from streamrec.streams.broker import free_port
-from streamrec.streams.qdrant import point_id
+from streamrec.streams.kafka.broker import free_port
 from streamrec.streams.replay import Collector, Replayer
+from streamrec.streams.vectors.qdrant import point_id
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.broker
@@ -30,7 +30,7 @@ class Up:
             [
                 sys.executable,
                 "-m",
-                "streamrec.streams.cli",
+                "streamrec.streams.commands.cli",
                 "up",
                 "--data-dir",
                 str(data_dir),
@@ -146,7 +146,7 @@ def test_up_runs_the_stack_until_a_signal_and_stops_cleanly(
 def test_worker_without_kafka_says_what_to_do(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "STREAMREC_KAFKA_BOOTSTRAP"}
     result = subprocess.run(
-        [sys.executable, "-m", "streamrec.streams.cli", "worker", "cf", "--data-dir", str(tmp_path)],
+        [sys.executable, "-m", "streamrec.streams.commands.cli", "worker", "cf", "--data-dir", str(tmp_path)],
         capture_output=True,
         text=True,
         env=env,

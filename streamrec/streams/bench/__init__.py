@@ -1,3 +1,6 @@
-"""Benchmarks that print figures measured on real data; none of them is a test."""
+"""`streamrec bench`: benchmarks that print figures measured on real data; none of them is a test.
+
+May import: streams, model, eval.
+"""
 
 from __future__ import annotations

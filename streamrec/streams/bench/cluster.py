@@ -17,13 +17,13 @@ from typing import Any
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from streamrec.streams.broker import EmbeddedBroker
-from streamrec.streams.clients import kafka_config
 from streamrec.streams.errors import WorkerError
+from streamrec.streams.kafka.broker import EmbeddedBroker
+from streamrec.streams.kafka.clients import kafka_config
+from streamrec.streams.kafka.topics import Topics
 from streamrec.streams.replay import Delivered
 from streamrec.streams.settings import Settings
 from streamrec.streams.stack import Stack, WorkerProcess
-from streamrec.streams.topics import Topics
 from streamrec.streams.worker import faust_group
 
 __all__ = ["Cluster", "Phase", "end_offsets", "metric_total", "wait_until"]

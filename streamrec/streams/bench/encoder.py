@@ -26,8 +26,8 @@ from typing import Any, TextIO
 import numpy as np
 import torch
 
-from streamrec.model.encoder import DEFAULT_MODEL, TransformerEncoder
 from streamrec.model.errors import DatasetError
+from streamrec.model.text.encoder import DEFAULT_MODEL, TransformerEncoder
 
 __all__ = ["bench_encoder", "load_review_texts"]
 

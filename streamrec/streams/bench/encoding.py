@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from streamrec.model.encoder import TransformerEncoder, locate_model
+from streamrec.model.text.encoder import TransformerEncoder, locate_model
 from streamrec.streams.bench.encoder import BASELINE_BATCH, bench_encoder
 
 __all__ = ["measure_encoder", "padded_tokens"]

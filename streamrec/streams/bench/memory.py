@@ -23,17 +23,17 @@ import psutil
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from qdrant_client import QdrantClient
 
-from streamrec.model.profile import UserProfile
+from streamrec.model.users.profile import UserProfile
 from streamrec.streams.bench.cluster import Phase, end_offsets, metric_total, wait_until
 from streamrec.streams.bench.workload import Workload
-from streamrec.streams.checkpoint import CheckpointStore
-from streamrec.streams.clients import kafka_config
+from streamrec.streams.kafka.checkpoint import CheckpointStore
+from streamrec.streams.kafka.clients import kafka_config
+from streamrec.streams.kafka.topics import Topics
 from streamrec.streams.messages import is_version_marker, parse_vector, parse_vector_key
-from streamrec.streams.qdrant import QdrantIndex
 from streamrec.streams.replay import Replayer
 from streamrec.streams.settings import Settings
 from streamrec.streams.stack import WorkerProcess
-from streamrec.streams.topics import Topics
+from streamrec.streams.vectors.qdrant import QdrantIndex
 from streamrec.streams.worker import text_dim
 
 __all__ = [

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from streamrec.model.cf import OnlineCF
+from streamrec.model.cf.mf import OnlineCF
 from streamrec.streams.bench.cluster import Phase, end_offsets, metric_total, wait_until
 from streamrec.streams.bench.profile import Profile
 from streamrec.streams.bench.workload import Workload

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from qdrant_client import QdrantClient
 
-from streamrec.streams.qdrant import QdrantIndex
+from streamrec.streams.vectors.qdrant import QdrantIndex
 
 __all__ = ["bench_qdrant", "bench_qdrant_size"]
 

@@ -23,13 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from streamrec.model.cf import OnlineCF
-from streamrec.model.learner import Learner
-from streamrec.model.schemas import Click, Trigger
-from streamrec.model.serving import Serving
+from streamrec.model.cf.learner import Learner
+from streamrec.model.cf.mf import OnlineCF
+from streamrec.model.events.schemas import Click, Trigger
+from streamrec.model.serving.service import Serving
 from streamrec.streams.bench.workload import Workload
-from streamrec.streams.checkpoint import CheckpointStore, can_fork
-from streamrec.streams.roles.recommender import make_recommender
+from streamrec.streams.kafka.checkpoint import CheckpointStore, can_fork
+from streamrec.streams.roles.recommender.role import make_recommender
 from streamrec.streams.settings import Settings
 
 __all__ = ["bench_state"]
@@ -157,7 +157,7 @@ def _checkpoint_pauses(store: CheckpointStore, serving: Serving, rec: Any, repea
 
 
 def _encoder(settings: Settings) -> Callable[[list[str]], np.ndarray]:
-    from streamrec.model.encoder import TransformerEncoder
+    from streamrec.model.text.encoder import TransformerEncoder
 
     encoder = TransformerEncoder(
         settings.encoder.model, device=settings.encoder.device, max_length=settings.encoder.max_length

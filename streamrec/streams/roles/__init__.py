@@ -1,3 +1,7 @@
-"""The roles a worker process can run: cf, encoder, recommender."""
+"""The roles a worker process runs, one package each: cf, encoder, recommender, index, api.
+
+May import: streams.context, streams.errors, streams.kafka, streams.messages, streams.settings,
+streams.telemetry, streams.vectors, model.
+"""
 
 from __future__ import annotations

@@ -1,0 +1,149 @@
+"""Why an item is recommended: at most `MAX_REASONS` reasons, strongest first, each from evidence."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from streamrec.model.text.opinions import stance
+from streamrec.model.text.reputation import Reputation
+from streamrec.model.text.wording import Wording
+from streamrec.model.users.profile import UserProfile
+
+__all__ = ["MAX_REASONS", "Reasons", "Scored"]
+
+#: Reasons given per recommended item.
+MAX_REASONS = 2
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One recommended item: its blended score and why it is recommended."""
+
+    item_id: str
+    score: float
+    reasons: list[str]
+
+
+class Reasons:
+    """Words for why each listed item is there, from the signals that put it there.
+
+    Parameters
+    ----------
+    wording
+        The deployment's language.
+    labels
+        What each aspect is called in reasons (default: its name).
+    title
+        An item's title (None: unknown).
+    reputation
+        What reviewers say of items' aspects, for reasons that quote them (None: no such reasons).
+    """
+
+    def __init__(
+        self,
+        wording: Wording,
+        labels: Mapping[str, str],
+        title: Callable[[str], str | None],
+        reputation: Reputation | None = None,
+    ) -> None:
+        self.wording = wording
+        self.labels = dict(labels)
+        self.title = title
+        self.reputation = reputation
+
+    def explain(
+        self,
+        item: str,
+        score: float,
+        contrib: npt.NDArray[np.float64],
+        count: float,
+        recent: list[tuple[str, float, str]],
+        like_text: int,
+        like_item: int,
+        has_text: bool,
+        profile: UserProfile | None = None,
+        aspect: str | None = None,
+        like_look: int = -1,
+    ) -> Scored:
+        """At most `MAX_REASONS` reasons, strongest first, no two of one kind, each from evidence.
+
+        `contrib` holds the signals' contributions in the ranker's order (text, CF, popularity,
+        item-to-item, near the latest items, away from dislikes, aspects, looks, closed-form
+        item-to-item weights); `like_*` index
+        the recent item a listed item is most like (-1: none)."""
+        say = self.wording.say
+        # The closed-form item-to-item weights (after these eight) name no item of the user's that
+        # they come from: they give no reason of their own.
+        text_c, cf_c, pop_c, item_c, near_c, away_c, aspect_c, look_c = (float(c) for c in contrib[:8])
+        text_c += near_c
+        candidates: list[tuple[float, str, str]] = []
+        grounded = self.grounded(item, aspect, profile) if aspect_c > 0 else None
+        if grounded is not None:
+            # The user's own words, and the reviewers': the reason a person recognizes first.
+            candidates.append((aspect_c + abs(text_c) + 1e3, "aspect", grounded))
+        if text_c > 0 and has_text:
+            if like_text >= 0:
+                entry = recent[like_text]
+                line = say(
+                    "similar", title=self.title(entry[0]) or entry[0], verb=self.wording.verb(entry[2])
+                )
+                candidates.append((text_c, "text", line))
+            else:
+                candidates.append((text_c, "text", say("wrote")))
+        if look_c > 0 and like_look >= 0:
+            entry = recent[like_look]
+            line = say("looks", title=self.title(entry[0]) or entry[0], verb=self.wording.verb(entry[2]))
+            candidates.append((look_c, "looks", line))
+        if cf_c > 0:
+            candidates.append((cf_c, "cf", say("cf")))
+        if pop_c > 0:
+            candidates.append((pop_c, "pop", say("trending")))
+        if item_c > 0 and like_item >= 0:
+            entry = recent[like_item]
+            candidates.append((item_c, "item", say("after", title=self.title(entry[0]) or entry[0])))
+        if count == 0:
+            candidates.append((0.0, "new", say("new")))
+        candidates.sort(key=lambda r: -r[0])
+        reasons: list[str] = []
+        kinds: set[str] = set()
+        for _, kind, line in candidates:
+            if kind not in kinds and line not in reasons:
+                reasons.append(line)
+                kinds.add(kind)
+            if len(reasons) == MAX_REASONS:
+                break
+        if not reasons:
+            reasons.append(say("fallback"))
+        return Scored(item, round(score, 6), reasons)
+
+    def grounded(self, item: str, aspect: str | None, profile: UserProfile | None) -> str | None:
+        """A reason quoting the user on `aspect` and what reviewers say of `item` on it."""
+        if aspect is None or profile is None or self.reputation is None:
+            return None
+        mine = profile.evidence.get(aspect)
+        if not mine:
+            return None
+        snippet, polarity, about = mine[0]
+        label = self.labels.get(aspect, aspect)
+        title = self.title(about) or about
+        n, praising = self.reputation.counts(item, aspect)
+        # A polarity is stated only where the reading is sure enough (`stance`); else the reason
+        # says what the user and the reviewers wrote about, not how they judged it.
+        side = stance(polarity)
+        if n == 0 or (praising == 0 and side < 0):
+            return None
+        if praising == 0:
+            key, count = "noted", n
+        else:
+            key, count = ("criticized" if side < 0 else "praised" if side > 0 else "wrote_about"), praising
+        if side >= 0 and count == 1:
+            key += "_one"
+        line = self.wording.say(key, aspect=label, title=title, mine=snippet, n=count)
+        theirs = self.reputation.quote(item, aspect, 1)
+        if theirs is not None and theirs != snippet:
+            line += self.wording.say("theirs", theirs=theirs)
+        return line
