@@ -39,6 +39,57 @@ class Checkpoint:
     saved_at: float
 
 
+#: Where the modules of `streamrec.model` went when it was divided into rooms (0.2.0): a
+#: checkpoint written before names the old module of each object it holds.
+_MOVED = {
+    "blend": "ranking.blend",
+    "catalog": "text.catalog",
+    "cf": "cf.mf",
+    "content_cf": "cf.content",
+    "contributions": "users.contributions",
+    "dedupe": "events.dedupe",
+    "diversity": "ranking.diversity",
+    "ease": "cf.ease",
+    "encoder": "text.encoder",
+    "evaluation": "metrics.accumulators",
+    "exposure": "users.exposure",
+    "fence": "cf.fence",
+    "forgotten": "users.forgotten",
+    "generated_cf": "cf.generated",
+    "images": "text.images",
+    "learner": "cf.learner",
+    "online": "metrics.online",
+    "opinion_parts": "text.opinion_parts",
+    "opinions": "text.opinions",
+    "popularity": "ranking.popularity",
+    "portrait": "users.portrait",
+    "profile": "users.profile",
+    "projection": "text.projection",
+    "ranker": "ranking.ranker",
+    "reader": "text.reader",
+    "reasons": "ranking.reasons",
+    "recommender": "serving.recommender",
+    "reputation": "text.reputation",
+    "reviews": "text.reviews",
+    "rules": "ranking.rules",
+    "runtime": "text.runtime",
+    "schemas": "events.schemas",
+    "sentiment": "text.sentiment",
+    "serving": "serving.service",
+    "text_space": "text.space",
+    "text_versions": "text.versions",
+    "wording": "text.wording",
+}
+
+
+class _Unpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if module.startswith("streamrec.model."):
+            old = module.removeprefix("streamrec.model.")
+            module = "streamrec.model." + _MOVED.get(old, old)
+        return super().find_class(module, name)
+
+
 class CheckpointStore:
     """Writes `Checkpoint`s so that a crash at any instant leaves the previous one whole.
 
@@ -72,7 +123,7 @@ class CheckpointStore:
         if not path.exists():
             return None
         with open(path, "rb") as f:
-            data = pickle.load(f)  # our own file, written by `save`
+            data = _Unpickler(f).load()  # our own file, written by `save`
         if data.get("format") != _FORMAT:
             raise ValueError(f"checkpoint {path} has format {data.get('format')!r}, expected {_FORMAT}")
         return Checkpoint(model=data["model"], offsets=data["offsets"], saved_at=data["saved_at"])
