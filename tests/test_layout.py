@@ -170,3 +170,12 @@ def test_each_module_imports_only_what_its_package_may() -> None:
             if not any(dep == a or dep.startswith(a + ".") for a in rule):
                 wrong.append(f"{name} imports {dep}")
     assert wrong == [], "\n".join(sorted(wrong))
+
+
+def test_no_module_is_longer_than_a_newcomer_reads_at_once() -> None:
+    long = {
+        str(path.relative_to(PACKAGE.parent)): n
+        for path in PACKAGE.rglob("*.py")
+        if (n := len(path.read_text().splitlines())) > MAX_LINES
+    }
+    assert long == {}, f"modules over {MAX_LINES} lines: {long}"

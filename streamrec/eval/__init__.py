@@ -9,7 +9,8 @@ from __future__ import annotations
 from streamrec.eval.base import StreamRecommender
 from streamrec.eval.datasets import FORMATS, detect_format, load_dataset
 from streamrec.eval.interactions import Dataset, Interaction
-from streamrec.eval.protocol import PrequentialConfig, PrequentialResult, run_prequential
+from streamrec.eval.prequential import PrequentialConfig, PrequentialResult
+from streamrec.eval.protocol import run_prequential
 from streamrec.eval.registry import RECOMMENDERS, alternate_rows, default_recommenders
 from streamrec.eval.report import write_report
 from streamrec.eval.rows import parse_columns

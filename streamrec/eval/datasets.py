@@ -42,7 +42,8 @@ import random
 from collections.abc import Mapping
 from pathlib import Path
 
-from streamrec.eval.catalogs import CATALOG_FORMATS, Catalog, catalog_text, load_catalog
+from streamrec.eval.catalog_entries import Catalog
+from streamrec.eval.catalogs import CATALOG_FORMATS, load_catalog
 from streamrec.eval.files import (
     base_name,
     csv_header,
@@ -56,6 +57,7 @@ from streamrec.eval.files import (
     text_lines,
 )
 from streamrec.eval.interactions import Dataset, Interaction
+from streamrec.eval.item_texts import catalog_text
 from streamrec.eval.rows import ROLES, RowReader, parse_columns, text_of
 from streamrec.model.errors import DatasetError
 

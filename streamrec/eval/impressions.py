@@ -26,10 +26,11 @@ import numpy as np
 import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
+from streamrec.eval.arrivals import Arrival, catalog_arrivals, enter_item
 from streamrec.eval.base import StreamRecommender
+from streamrec.eval.encodings import encode_texts
 from streamrec.eval.exposure import measure_exposure
 from streamrec.eval.interactions import Dataset, Interaction
-from streamrec.eval.protocol import Arrival, _catalog_entries, _encoded, _enter
 from streamrec.eval.stream import StreamState
 from streamrec.eval.uncertainty import bootstrap_intervals
 from streamrec.eval.vectors import CachedEncoder
@@ -208,15 +209,17 @@ def run_impressions(
     if cached is not None:
         t0 = time.perf_counter()
         texts = [dataset.item_texts[i] for i in described]
-        catalog_vectors = dict(zip(described, _encoded(cached, texts, "encode", progress), strict=True))
+        catalog_vectors = dict(zip(described, encode_texts(cached, texts, "encode", progress), strict=True))
         if review_rows:
             said = [events[j].text or "" for j in review_rows]
-            review_vectors = dict(zip(review_rows, _encoded(cached, said, "encode", progress), strict=True))
+            review_vectors = dict(
+                zip(review_rows, encode_texts(cached, said, "encode", progress), strict=True)
+            )
         cached.save()
         encoder_seconds = time.perf_counter() - t0
-    catalog, arrivals = _catalog_entries(dataset, catalog_ids, catalog_vectors)
+    catalog, arrivals = catalog_arrivals(dataset, catalog_ids, catalog_vectors)
     for item, (_, vector) in catalog.items():
-        _enter(state, item, vector)
+        enter_item(state, item, vector)
     if events:
         state.ts = events[0].ts
     for rec in recommenders:
@@ -266,7 +269,7 @@ def _replay(
             at, item, title, vector = arrivals[entered]
             entered += 1
             state.ts = at
-            _enter(state, item, vector)
+            enter_item(state, item, vector)
             for rec in recommenders:
                 t0 = time.perf_counter()
                 rec.add_item(item, title, vector, at)

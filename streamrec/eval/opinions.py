@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from streamrec.eval.interactions import Dataset
-from streamrec.model.serving.recommender import verdict
+from streamrec.model.serving.reviews import verdict
 from streamrec.model.text.reader import Reading, ReviewReader
 from streamrec.model.text.reputation import Reputation
 

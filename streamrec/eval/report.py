@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from streamrec.eval.protocol import PrequentialResult
+from streamrec.eval.prequential import PrequentialResult
 from streamrec.model.metrics.accumulators import SLICES
 
 __all__ = ["STREAMING", "comparisons", "metric_keys", "render_markdown", "report_json", "write_report"]

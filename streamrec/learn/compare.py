@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from streamrec.eval.interactions import Dataset
-from streamrec.eval.protocol import PrequentialConfig, run_prequential
+from streamrec.eval.prequential import PrequentialConfig
+from streamrec.eval.protocol import run_prequential
 from streamrec.eval.registry import default_recommenders
 from streamrec.eval.vectors import CachedEncoder
 from streamrec.model.base import TextEncoder

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from streamrec.learn.pairs import Pairs
-from streamrec.model.text.encoder import locate_model
 from streamrec.model.text.runtime import resolve_device
+from streamrec.model.text.weights import locate_model
 
 __all__ = ["TrainConfig", "Training", "train", "write_manifest"]
 

@@ -11,7 +11,8 @@ from typing import Any
 from streamrec.model.cf.mf import OnlineCF
 from streamrec.model.errors import DatasetError, EncoderError, InvalidEvent, StreamrecError
 from streamrec.model.events.dedupe import Deduplicator
-from streamrec.model.events.schemas import Click, EventParser, Forget, Item, Limits, Recommendation, Review
+from streamrec.model.events.parser import EventParser, Limits
+from streamrec.model.events.schemas import Click, Forget, Item, Recommendation, Review
 from streamrec.model.index import MemoryIndex
 from streamrec.model.metrics.online import ReplayScorer, RollingHitRate
 from streamrec.model.ranking.popularity import CoOccurrence, Popularity

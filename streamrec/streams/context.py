@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from streamrec.model.events.schemas import EventParser
+from streamrec.model.events.parser import EventParser
 from streamrec.streams.kafka.clients import KafkaClients
 from streamrec.streams.kafka.output import DeadLetters, Output
 from streamrec.streams.kafka.topics import Topics

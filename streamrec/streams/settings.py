@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from streamrec.model.events.schemas import Limits
+from streamrec.model.events.parser import Limits
 from streamrec.model.text.opinion_parts import DEFAULT_PARTS, parts_of
 
 __all__ = [

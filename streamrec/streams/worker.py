@@ -35,7 +35,7 @@ SHUTDOWN_GRACE_S = 30.0
 
 def text_dim(settings: Settings) -> int:
     """The encoder's output size, read from its config without loading the weights."""
-    from streamrec.model.text.encoder import model_dim
+    from streamrec.model.text.weights import model_dim
 
     return model_dim(settings.encoder.model)
 

@@ -11,16 +11,13 @@ import typer
 from typer.testing import CliRunner
 
 from streamrec.eval.base import StreamRecommender
-from streamrec.eval.catalogs import (
-    MAX_TEXT_CHARS,
-    clean_markup,
-    detect_catalog_format,
-    load_catalog,
-    parse_item_columns,
-)
+from streamrec.eval.catalog_entries import MAX_TEXT_CHARS
+from streamrec.eval.catalogs import detect_catalog_format, load_catalog, parse_item_columns
 from streamrec.eval.datasets import load_dataset
 from streamrec.eval.interactions import Dataset, Interaction
-from streamrec.eval.protocol import PrequentialConfig, run_prequential
+from streamrec.eval.item_texts import clean_markup
+from streamrec.eval.prequential import PrequentialConfig
+from streamrec.eval.protocol import run_prequential
 from streamrec.eval.registry import default_recommenders
 from streamrec.model.errors import DatasetError
 from streamrec.streams.commands.evaluate import eval_command

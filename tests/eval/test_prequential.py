@@ -9,7 +9,8 @@ import pytest
 
 from streamrec.eval.baselines import ImplicitALS, Popular, RecentPopular
 from streamrec.eval.datasets import Dataset, Interaction, load_dataset
-from streamrec.eval.protocol import PrequentialConfig, run_prequential
+from streamrec.eval.prequential import PrequentialConfig
+from streamrec.eval.protocol import run_prequential
 from streamrec.eval.registry import default_recommenders
 from streamrec.eval.report import metric_keys, write_report
 from streamrec.eval.stream import StreamState

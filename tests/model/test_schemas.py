@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamrec.model.errors import InvalidEvent
-from streamrec.model.events.schemas import EventParser, Limits, parse_id, parse_ts
+from streamrec.model.events.parser import EventParser, Limits
+from streamrec.model.events.schemas import parse_id, parse_ts
 
 REASONS = {
     "too_large",

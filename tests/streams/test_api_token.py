@@ -10,7 +10,8 @@ import pytest
 from aiohttp import web
 
 from streamrec.model.events.schemas import ModelInfo, ReadableProfile, Recommendation
-from streamrec.streams.roles.api.http import Health, SimilarItems, create_api
+from streamrec.streams.roles.api.answers import Health, SimilarItems
+from streamrec.streams.roles.api.http import create_api
 from streamrec.streams.settings import Settings
 from streamrec.streams.telemetry import Metrics
 

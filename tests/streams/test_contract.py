@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from streamrec.model.errors import InvalidEvent
-from streamrec.model.events.schemas import EventParser
+from streamrec.model.events.parser import EventParser
 from streamrec.streams.commands.cli import app
 from streamrec.streams.contract import PUBLIC_TOPICS, topic_schemas
 

@@ -16,7 +16,7 @@ import pytest
 from streamrec.eval.datasets import load_dataset
 from streamrec.model.cf.mf import OnlineCF
 from streamrec.model.events.dedupe import Deduplicator, fingerprint
-from streamrec.model.events.schemas import EventParser
+from streamrec.model.events.parser import EventParser
 from streamrec.streams.bench.cluster import end_offsets
 from streamrec.streams.kafka.checkpoint import CheckpointStore
 from streamrec.streams.kafka.clients import kafka_config

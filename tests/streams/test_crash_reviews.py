@@ -4,7 +4,7 @@ Each role runs in its own process. A review killed in the encoder is read again 
 (the same key on `reviews-encoded`), a review killed in the recommender comes again from its last
 checkpoint: either way each review must reach its author's profile once (the `reviews` count of
 the latest readable profile equals the reviews the user wrote) and the recommender's counts
-once (its checkpoint after the run remembers every review), every author's last review is
+once (its checkpoint after the run counts each item's reviews exactly), every author's last review is
 answered, and lists must resume within 30 s of each restart.
 """
 
@@ -134,11 +134,17 @@ def test_sigkill_of_encoder_and_recommender_while_reviews_flow_reads_each_review
     assert producer.errors == []
     twice = {u: (counts[u], written[u]) for u in written if counts[u] != written[u]}
     assert not twice, f"reviews in each profile (read, written), where they differ: {twice}"
-    # The counts (popularity, co-occurrence) go with the duplicate filter: each review once in both.
+    # The counts go with the duplicate filter: each review once in both, none lost, none twice.
     assert saved is not None
-    uncounted = [
+    unseen = [
         r["review_id"] for r in reviews if review_id(r["user_id"], r["review_id"]) not in saved.model["seen"]
     ]
-    assert not uncounted, f"reviews missing from the recommender's counts: {uncounted}"
+    assert not unseen, f"reviews the recommender's duplicate filter never saw: {unseen}"
+    expected: dict[str, int] = {"i0": len(resumed)}  # each probe is a review of i0
+    for r in reviews:
+        expected[r["item_id"]] = expected.get(r["item_id"], 0) + 1
+    takes = saved.model["aggregates"]["takes"]
+    wrong = {i: (takes.get(i, 0), n) for i, n in expected.items() if takes.get(i, 0) != n}
+    assert not wrong, f"reviews counted per item (counted, written), where they differ: {wrong}"
     for role, seconds in resumed.items():
         assert seconds < 30, f"recommendations resumed {seconds:.0f}s after restarting {role}"

@@ -53,7 +53,7 @@ def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from streamrec.model.text.encoder import locate_model
+    from streamrec.model.text.weights import locate_model
 
     path = tmp_path_factory.mktemp("tiny-encoder")
     minilm, _ = locate_model(None)
@@ -93,6 +93,11 @@ def test_the_encoder_changes_mid_stream_and_the_lists_follow(
         for n, (item, rating, text) in enumerate(REVIEWS):
             review = {"user_id": "critic", "item_id": item, "rating": rating, "text": text, "ts": NOW + n}
             producer.send(topics.reviews, review, key="critic")
+        # A review whose author then asked to be forgotten: never read again under the new encoder.
+        gone = {"user_id": "gone", "item_id": "nylon", "rating": 5, "text": "Warm and soft.", "ts": NOW}
+        producer.send(topics.reviews, gone, key="gone")
+        producer.flush()
+        producer.send(topics.forget, {"user_id": "gone"}, key="gone")
         producer.flush()
         wait_for(
             lambda: set(TITLES) <= {m["id"] for _, m in vectors.messages if m.get("name") == "text"},
@@ -137,7 +142,7 @@ def test_the_encoder_changes_mid_stream_and_the_lists_follow(
         assert seen[seen.index(new) :] == [new] * (len(seen) - seen.index(new))
         marker = next(m for _, m in vectors.messages if m.get("kind") == "encoder")
         assert marker["version"] == new and marker["dim"] == TINY_DIM
-        assert marker["items"] >= len(TITLES) and marker["reviews"] >= len(REVIEWS)
+        assert marker["items"] >= len(TITLES) and marker["reviews"] == len(REVIEWS)  # none of `gone`'s
         assert serving.metric("streamrec_text_version") == {
             f'{{role="{role}",version="{new}"}}': 1.0 for role in ("api", "recommender")
         }

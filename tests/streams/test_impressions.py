@@ -1,5 +1,6 @@
 """Impressions through the session worker: a list shown and passed over is answered at once by
-another, and the impression is learned without a dead letter."""
+another, and the impression is learned without a dead letter. A control user who took the same
+item and is answered by the same list sends no impressions, only that take again: their list stays."""
 
 from __future__ import annotations
 
@@ -27,16 +28,20 @@ def test_a_list_passed_over_gives_way(
     ns: str,
 ) -> None:
     _catalog(vectors, producer, topics, ns, TITLES)
-    user = f"{ns}-browser"
-    producer.send(
-        topics.clicks, {"user_id": user, "item_id": f"{ns}-lamp0", "event": "click", "ts": NOW}, key=user
-    )
-    clicked = _delivered_offset(producer, topics.clicks, user)
-    first = wait_for(
-        lambda: _latest(recommendations, user, clicked, topics.clicks), 90, what="the first list"
-    )
-    shown = [i["item_id"] for i in first["items"]]
+    user, control = f"{ns}-browser", f"{ns}-control"
+
+    def take(who: str, ts: float) -> list[str]:
+        producer.send(
+            topics.clicks, {"user_id": who, "item_id": f"{ns}-lamp0", "event": "click", "ts": ts}, key=who
+        )
+        at = _delivered_offset(producer, topics.clicks, who)
+        answer = wait_for(lambda: _latest(recommendations, who, at, topics.clicks), 90, what=f"{who}'s list")
+        return [i["item_id"] for i in answer["items"]]
+
+    shown = take(user, NOW)
     assert len(shown) == 10
+    controls = [take(control, NOW)]
+    assert controls[0] == shown  # the same take, the same list
 
     # The shop shows each new list and the user takes nothing, three times over.
     lists = [shown]
@@ -56,11 +61,14 @@ def test_a_list_passed_over_gives_way(
             what=f"the list after impression {n + 1}",
         )
         lists.append([i["item_id"] for i in answer["items"]])
+        controls.append(take(control, NOW + n + 1))
     overlaps = [len(set(later) & set(shown)) for later in lists[1:]]
     assert all(len(later) == 10 for later in lists)
-    # Without impressions nothing else changes and the list would stay as it was (10 of 10).
-    consecutive = [len(set(a) & set(b)) for a, b in zip(lists, lists[1:], strict=False)]
+    # Without impressions the list stays as it was (10 of 10): the control's, answered as often.
+    kept = [len(set(a) & set(b)) for a, b in zip(controls, controls[1:], strict=False)]
+    assert kept == [10, 10, 10], (kept, controls)
     # With them, each list after an impression differs from the one shown.
+    consecutive = [len(set(a) & set(b)) for a, b in zip(lists, lists[1:], strict=False)]
     assert max(consecutive) < 10, (overlaps, consecutive)
     # Offsets count per partition: the impression is named by its partition as well.
     partition = next(d.partition for d in producer.delivered if d.topic == topics.clicks and d.key == user)

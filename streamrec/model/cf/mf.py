@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import random
-import zlib
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
 import numpy as np
-from river import optim, reco
 
 from streamrec.model.base import FloatArray
+from streamrec.model.cf import factors, ratings
 from streamrec.model.users import exposure
 
 __all__ = ["OnlineCF"]
@@ -100,25 +99,8 @@ class OnlineCF:
         self.user_shrinkage = user_shrinkage
         self.item_shrinkage = item_shrinkage
         self.seed = seed
-        self.implicit = reco.BiasedMF(
-            n_factors=n_factors,
-            bias_optimizer=optim.SGD(lr),
-            latent_optimizer=optim.SGD(lr),
-            loss=optim.losses.Log(),
-            weight_initializer=optim.initializers.Zeros(),
-            latent_initializer=optim.initializers.Normal(mu=0.0, sigma=0.1, seed=seed),
-            l2_bias=0.0,
-            l2_latent=l2,
-        )
-        self.explicit = reco.BiasedMF(
-            n_factors=rating_factors,
-            bias_optimizer=optim.SGD(rating_lr / 2),
-            latent_optimizer=optim.SGD(rating_lr),
-            weight_initializer=optim.initializers.Zeros(),
-            latent_initializer=optim.initializers.Normal(mu=0.0, sigma=0.1, seed=seed + 1),
-            l2_bias=0.0,
-            l2_latent=0.0,
-        )
+        self.implicit = factors.implicit_model(n_factors, lr, l2, seed)
+        self.explicit = factors.rating_model(rating_factors, rating_lr, seed + 1)
         # Baseline of the explicit model: sums and counts of deviations (see `_baseline`).
         self._rating_sum = 0.0
         self._rating_n = 0
@@ -220,27 +202,16 @@ class OnlineCF:
     def _learn_rating(self, user: Hashable, item: Hashable, y: float) -> None:
         mean, item_dev, user_dev = self._baseline(user, item)
         self.explicit.learn_one(user, item, y - (mean + item_dev + user_dev))  # type: ignore[no-untyped-call]
-        for table, key, deviation in (
-            (self._item_dev, item, y - mean),
-            (self._user_dev, user, y - mean - item_dev),
-        ):
-            entry = table.get(key)
-            if entry is None:
-                table[key] = [deviation, 1.0]
-            else:
-                entry[0] += deviation
-                entry[1] += 1.0
+        ratings.add_deviation(self._item_dev, item, y - mean)
+        ratings.add_deviation(self._user_dev, user, y - mean - item_dev)
         self._rating_sum += y
         self._rating_n += 1
 
     def _baseline(self, user: Hashable, item: Hashable) -> tuple[float, float, float]:
         """Global mean, shrunk item deviation, shrunk user deviation (after the item's)."""
         mean = self._rating_sum / self._rating_n if self._rating_n else sum(self.rating_range) / 2
-        entry = self._item_dev.get(item)
-        item_dev = entry[0] / (entry[1] + self.item_shrinkage) if entry is not None else 0.0
-        entry = self._user_dev.get(user)
-        user_dev = entry[0] / (entry[1] + self.user_shrinkage) if entry is not None else 0.0
-        return mean, item_dev, user_dev
+        item_dev = ratings.shrunk(self._item_dev, item, self.item_shrinkage)
+        return mean, item_dev, ratings.shrunk(self._user_dev, user, self.user_shrinkage)
 
     def holds(self, user: Hashable) -> list[str]:
         """What the model holds of a user, in words (nothing once `forget_user` has run).
@@ -294,23 +265,14 @@ class OnlineCF:
 
     def predict_one(self, user: Hashable, item: Hashable) -> float:
         """Implicit score (a logit): higher means more likely to interact."""
-        model = self.implicit
-        score = model.i_biases.get(item, 0.0)
-        u = model.u_latents.get(user)
-        q = model.i_latents.get(item)
-        if u is not None and q is not None:
-            score += float(np.dot(u, q))
-        return float(score)
+        return float(self.implicit.i_biases.get(item, 0.0) + factors.interaction(self.implicit, user, item))
 
     def predict_rating(self, user: Hashable, item: Hashable) -> float:
         """Predicted rating (baseline plus factor model), clipped to `rating_range`."""
         model = self.explicit
         rating = sum(self._baseline(user, item))
         rating += model.u_biases.get(user, 0.0) + model.i_biases.get(item, 0.0)
-        u = model.u_latents.get(user)
-        q = model.i_latents.get(item)
-        if u is not None and q is not None:
-            rating += float(np.dot(u, q))
+        rating += factors.interaction(model, user, item)
         low, high = self.rating_range
         return float(min(max(rating, low), high))
 
@@ -337,13 +299,7 @@ class OnlineCF:
         return self.n_factors + 1
 
     def user_vector(self, user: Hashable) -> FloatArray | None:
-        latent = self.implicit.u_latents.get(user)
-        if latent is None:
-            return None
-        out = np.empty(self.vector_size, dtype=np.float32)
-        out[:-1] = latent
-        out[-1] = 1.0
-        return out
+        return factors.user_row(self.implicit, user, self.n_factors)
 
     def item_vector(self, item: Hashable) -> FloatArray | None:
         if item not in self._item_pos:
@@ -353,15 +309,7 @@ class OnlineCF:
 
     def item_vectors(self, items: Iterable[Hashable]) -> FloatArray:
         """Rows `[q_i, b_i]`; unknown items get zeros (no score but their absence)."""
-        model = self.implicit
-        latents, biases = model.i_latents, model.i_biases
-        rows = []
-        zeros = np.zeros(self.n_factors, dtype=np.float32)
-        for item in items:
-            rows.append(np.append(latents.get(item, zeros), biases.get(item, 0.0)))
-        if not rows:
-            return np.zeros((0, self.vector_size), dtype=np.float32)
-        return np.asarray(rows, dtype=np.float32)
+        return factors.item_rows(self.implicit, items, self.n_factors)
 
     def __setstate__(self, state: dict[str, object]) -> None:
         # Checkpoints pickled before the rating baseline existed load with an empty one.
@@ -381,12 +329,10 @@ class OnlineCF:
         that every worker starts an item from the same point."""
         self._item_pos[item] = len(self._items)
         self._items.append(item)
-        rng = np.random.default_rng(zlib.crc32(str(item).encode()))
-        self.implicit.i_latents[item] = rng.normal(0.0, 0.1, self.n_factors)
+        self.implicit.i_latents[item] = factors.start_latent(item, self.n_factors)
 
     def _item_row(self, item: Hashable) -> FloatArray:
-        model = self.implicit
-        return np.append(model.i_latents[item], model.i_biases[item]).astype(np.float32)
+        return factors.item_row(self.implicit, item)
 
     def take_item_deltas(self) -> dict[Hashable, FloatArray]:
         """What local learning changed in the implicit item factors since the last call.

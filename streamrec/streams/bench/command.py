@@ -111,7 +111,9 @@ def bench_command(
     from streamrec.streams.bench.report import table, targets
     from streamrec.streams.bench.suite import SECTIONS, BenchConfig, run_bench
     from streamrec.streams.bench.workload import load_workload
-    from streamrec.streams.commands.cli import _fail, load_settings, setup_logging
+    from streamrec.streams.commands.logs import setup_logging
+    from streamrec.streams.commands.options import fail as _fail
+    from streamrec.streams.commands.options import load_settings
 
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         _fail(f"--device must be auto, cpu or cuda, got {device!r}")

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from streamrec.model.errors import DatasetError
-from streamrec.model.text.encoder import DEFAULT_MODEL, TransformerEncoder
+from streamrec.model.text.encoder import TransformerEncoder
+from streamrec.model.text.weights import DEFAULT_MODEL
 
 __all__ = ["bench_encoder", "load_review_texts"]
 

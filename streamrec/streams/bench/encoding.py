@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from streamrec.model.text.encoder import TransformerEncoder, locate_model
+from streamrec.model.text.encoder import TransformerEncoder
+from streamrec.model.text.weights import locate_model
 from streamrec.streams.bench.encoder import BASELINE_BATCH, bench_encoder
 
 __all__ = ["measure_encoder", "padded_tokens"]

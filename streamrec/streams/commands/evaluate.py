@@ -1,112 +1,26 @@
-"""`streamrec eval`: prequential evaluation of the recommenders on a dataset file."""
+"""`streamrec eval`: its options, and the dataset and encoders they name, handed to a protocol's run."""
 
 from __future__ import annotations
 
 import os
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
-__all__ = [
-    "ColumnsOpt",
-    "DatasetOpt",
-    "FormatOpt",
-    "LimitOpt",
-    "SkipBadOpt",
-    "default_cache",
-    "eval_command",
-    "read_dataset",
-]
+from streamrec.streams.commands.dataset_options import (
+    ColumnsOpt,
+    DatasetOpt,
+    FormatOpt,
+    LimitOpt,
+    SkipBadOpt,
+    read_catalog,
+)
 
-_FORMATS = "auto|movielens|recbole|amazon-csv|amazon-jsonl|goodreads|csv|jsonl"
+__all__ = ["default_cache", "eval_command"]
+
 _ITEM_FORMATS = "auto|amazon-meta|mind-news|recbole-item|csv|jsonl"
-
-# How a dataset file is read: the same options for every command that reads one.
-FormatOpt = Annotated[str, typer.Option("--format", help=f"Dataset format: {_FORMATS}.")]
-ColumnsOpt = Annotated[
-    str,
-    typer.Option(
-        "--columns",
-        help="Column mapping for csv/jsonl, e.g. user=uid,item=sku,rating=stars,text=body,ts=time.",
-    ),
-]
-LimitOpt = Annotated[
-    int | None, typer.Option("--limit", min=1, help="Only the first N events in time order.")
-]
-DatasetOpt = Annotated[
-    Path,
-    typer.Option(
-        "--dataset",
-        help="Interactions file: plain, .gz, or a .zip holding one file.",
-        exists=True,
-        dir_okay=False,
-        readable=True,
-    ),
-]
-SkipBadOpt = Annotated[
-    bool, typer.Option("--skip-bad", help="Skip and count unreadable rows instead of failing.")
-]
-
-
-def read_dataset(
-    console: Any,
-    dataset: Path,
-    format: str,
-    columns: str,
-    limit: int | None,
-    skip_bad: bool,
-    items: Path | None = None,
-) -> Any:
-    """The dataset a command was given (with its item catalog, if any), read with a status line; a
-    bad file is a usage error."""
-    from streamrec.eval import load_dataset, parse_columns
-    from streamrec.model.errors import DatasetError
-
-    catalog = _read_catalog(console, items, "auto", "", "interacted", skip_bad)
-    try:
-        with console.status(f"reading {dataset}"):
-            return load_dataset(
-                dataset,
-                format=format,
-                columns=parse_columns(columns),
-                limit=limit,
-                skip_bad=skip_bad,
-                items=catalog,
-            )
-    except DatasetError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--dataset") from None
-
-
-def _read_catalog(
-    console: Any, items: Path | None, items_format: str, item_columns: str, scope: str, skip_bad: bool
-) -> Any:
-    """The item catalog `eval --items` names, read once (the --seeds repeats reuse it); None without
-    one. A bad catalog or catalog option is a usage error of its own option."""
-    from streamrec.eval.catalogs import CATALOG_FORMATS, load_catalog, parse_item_columns
-    from streamrec.eval.datasets import CATALOG_SCOPES
-    from streamrec.model.errors import DatasetError
-
-    if items_format not in CATALOG_FORMATS:
-        raise typer.BadParameter(
-            f"must be one of {', '.join(CATALOG_FORMATS)}, got {items_format!r}", param_hint="--items-format"
-        )
-    if scope not in CATALOG_SCOPES:
-        raise typer.BadParameter(
-            f"must be one of {', '.join(CATALOG_SCOPES)}, got {scope!r}", param_hint="--catalog-scope"
-        )
-    try:
-        columns = parse_item_columns(item_columns)
-    except DatasetError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--item-columns") from None
-    if items is None:
-        return None
-    try:
-        with console.status(f"reading {items}"):
-            return load_catalog(items, items_format, columns, skip_bad)
-    except DatasetError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--items") from None
 
 
 def default_cache() -> Path:
@@ -257,22 +171,9 @@ def eval_command(
     """
     from rich.console import Console
     from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from rich.table import Table
 
-    from streamrec.eval import (
-        CachedEncoder,
-        PrequentialConfig,
-        alternate_rows,
-        default_recommenders,
-        load_dataset,
-        parse_columns,
-        run_prequential,
-        seed_spread,
-        write_report,
-    )
+    from streamrec.eval import CachedEncoder, PrequentialConfig, load_dataset, parse_columns
     from streamrec.model.errors import DatasetError, EncoderError
-    from streamrec.model.text.opinions import DEFAULT_ASPECTS
 
     console = Console(stderr=True)
     try:
@@ -297,7 +198,7 @@ def eval_command(
     try:
         mapping = parse_columns(columns)
         started = time.perf_counter()
-        catalog = _read_catalog(console, items, items_format, item_columns, catalog_scope, skip_bad)
+        catalog = read_catalog(console, items, items_format, item_columns, catalog_scope, skip_bad)
         with console.status(f"reading {dataset}"):
             data = load_dataset(
                 dataset,
@@ -370,27 +271,25 @@ def eval_command(
 
         evaluate_impressions(console, data, names, encoder, out, seed=seed, started=started)
         return
+    from streamrec.streams.commands.evaluate_prequential import evaluate_prequential
+
     cf_params: dict[str, Any] = {}
     if summary["rating_min"] is not None and summary["rating_min"] < summary["rating_max"]:
         # Predictions are clipped to the dataset's own scale (1-5 stars, 0.5-5 half stars, ...).
         cf_params["rating_range"] = (float(summary["rating_min"]), float(summary["rating_max"]))
 
-    def build(at: int) -> list[Any]:
-        rows = default_recommenders(
-            names or None,
-            text_dim=encoder.dim if encoder is not None else 1,
-            seed=at,
-            cf_params=cf_params,
-            batch_params={"retrain_every": retrain_every},
+    def reload(tie_seed: int) -> Any:
+        """The dataset read again, its ties in the order of `tie_seed` (a --seeds repeat)."""
+        return load_dataset(
+            dataset,
+            format=format,
+            columns=mapping,
+            limit=limit,
+            skip_bad=skip_bad,
+            tie_seed=tie_seed,
+            items=catalog,
+            catalog_scope=catalog_scope,
         )
-        for name, other in alternates.items():
-            rows += alternate_rows(name, other.dim, seed=at, cf_params=cf_params)
-        return rows
-
-    try:
-        recs = build(seed)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--recommenders") from None
 
     config = PrequentialConfig(
         ks=ks,
@@ -400,139 +299,20 @@ def eval_command(
         protocol=protocol,
         score_from=score_from,
     )
-    columns_shown = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
+    evaluate_prequential(
+        console,
+        data,
+        names,
+        encoder,
+        alternates,
+        out,
+        config=config,
+        cf_params=cf_params,
+        retrain_every=retrain_every,
+        repeats=repeats,
+        reload=reload,
+        through_kafka=through_kafka,
+        kafka_bootstrap=kafka_bootstrap,
+        rate=rate,
+        started=started,
     )
-    with Progress(*columns_shown, console=console, transient=False) as progress:
-        tasks: dict[str, Any] = {}
-
-        def report(phase: str, done: int, total: int) -> None:
-            if phase not in tasks:
-                label = {
-                    "encode": "encoding texts",
-                    "encode:finetuned": "encoding texts with the fine-tuned encoder",
-                    "read": "reading reviews (one encoder pass each)",
-                    "read:apart": "reading reviews, each clause encoded again (ablation)",
-                    "catalog": "pipeline: catalog",
-                    "replay": "pipeline: replaying events",
-                }.get(phase, "test-then-train")
-                tasks[phase] = progress.add_task(label, total=total)
-            progress.update(tasks[phase], completed=done, total=total)
-
-        aspects = DEFAULT_ASPECTS if encoder is not None and any(e.text for e in data.interactions) else None
-        result = run_prequential(
-            data, recs, encoder, config, progress=report, aspects=aspects, alternates=alternates
-        )
-        if len(repeats) > 1:
-            runs = [result]
-            for again in repeats[1:]:
-                reread = load_dataset(
-                    dataset,
-                    format=format,
-                    columns=mapping,
-                    limit=limit,
-                    skip_bad=skip_bad,
-                    tie_seed=again,
-                    items=catalog,
-                    catalog_scope=catalog_scope,
-                )
-                again_config = PrequentialConfig(
-                    ks=ks,
-                    n_negatives=negatives,
-                    cold_threshold=cold_threshold,
-                    seed=again,
-                    protocol=protocol,
-                    score_from=score_from,
-                )
-                runs.append(run_prequential(reread, build(again), encoder, again_config, aspects=aspects))
-            result.protocol["seeds"] = seed_spread(repeats, runs, ks[0])
-        if through_kafka:
-            from streamrec.streams.commands.kafka_eval import evaluate_through_kafka
-            from streamrec.streams.settings import Settings
-
-            settings = Settings(kafka_bootstrap=kafka_bootstrap) if kafka_bootstrap else Settings()
-            live = evaluate_through_kafka(
-                data,
-                settings,
-                out / "pipeline",
-                rate=rate,
-                ks=ks,
-                cold_threshold=cold_threshold,
-                progress=report,
-            )
-    if through_kafka:
-        result.recommenders["pipeline"] = live["slices"]
-        result.descriptions["pipeline"] = (
-            "the running system (broker, cf/encoder/recommender workers, Qdrant), scored on the "
-            "recommendations it published"
-        )
-        result.protocol["pipeline"] = live["protocol"]
-    result.protocol["wall_seconds_with_loading"] = round(time.perf_counter() - started, 1)
-    paths = write_report(result, out)
-
-    table = Table(
-        title=f"{data.name}: HR@{ks[0]} by slice (all: with its 95% interval over users), "
-        f"all-events NDCG@{ks[0]} / AUC / MAE / disliked-neighbour rate"
-    )
-    disliked_key = f"disliked_neighbours@{ks[0]}"
-    headers = (
-        "recommender",
-        "all",
-        "cold items",
-        "cold users",
-        f"NDCG@{ks[0]}",
-        "AUC",
-        "MAE",
-        "disliked-nbr",
-    )
-    for column in headers:
-        table.add_column(column, justify="left" if column == "recommender" else "right")
-    key = f"hr@{ks[0]}"
-
-    def fmt(value: Any) -> str:
-        return "–" if value is None else f"{value:.4f}"
-
-    intervals = result.protocol.get("intervals", {}).get("recommenders", {})
-
-    def with_ci(name: str, s: str) -> str:
-        value, ci = result.recommenders[name][s][key], intervals.get(name, {}).get(s, {}).get(key)
-        return fmt(value) if not ci else f"{fmt(value)} [{ci[0]:.3f}, {ci[1]:.3f}]"
-
-    for name, slices in result.recommenders.items():
-        table.add_row(
-            name,
-            with_ci(name, "all"),
-            fmt(slices["cold_items"][key]),
-            fmt(slices["cold_users"][key]),
-            fmt(slices["all"][f"ndcg@{ks[0]}"]),
-            fmt(slices["all"]["auc"]),
-            fmt(slices["all"]["mae"]),
-            fmt(slices["all"].get(disliked_key)),
-        )
-    Console().print(table)
-    spread = result.protocol.get("seeds")
-    if spread:
-        for name, figures in spread["recommenders"].items():
-            hr = figures["all"][key]
-            console.print(
-                f"{name} over seeds {spread['seeds']}: {key} mean {hr['mean']:.4f}, "
-                f"min {hr['min']:.4f}, max {hr['max']:.4f}"
-            )
-    for name, figures in result.protocol.get("sentiment_auc", {}).items():
-        console.print(
-            f"sentiment read from text ({name} clauses): AUC {fmt(figures['auc'])} against held-out ratings "
-            f"({figures['n_positive']:,} reviews of 4-5 stars, {figures['n_negative']:,} of 1-2)"
-        )
-    for name, reading in result.protocol.get("readers", {}).items():
-        labelled = reading["labelled"]
-        console.print(
-            f"reading ({name} clauses): {reading['encoder_sequences_per_review']:.2f} encoder sequences per "
-            f"review; on {labelled['clauses']} hand-labelled clauses of 6 domains: aspect agreement "
-            f"{labelled['aspect_agreement']:.3f} (precision {labelled['aspect_precision']:.3f}), clause "
-            f"polarity AUC {fmt(labelled['clause_auc'])}, contrasting clauses read right "
-            f"{labelled['contrast_accuracy']:.3f}"
-        )
-    console.print(f"wrote {paths['md']}, {paths['json']} and {paths['png']}")

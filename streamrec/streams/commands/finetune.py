@@ -6,15 +6,15 @@ from pathlib import Path
 
 import typer
 
-from streamrec.streams.commands.evaluate import (
+from streamrec.streams.commands.dataset_options import (
     ColumnsOpt,
     DatasetOpt,
     FormatOpt,
     LimitOpt,
     SkipBadOpt,
-    default_cache,
     read_dataset,
 )
+from streamrec.streams.commands.evaluate import default_cache
 
 __all__ = ["finetune_command"]
 

@@ -8,7 +8,13 @@ from typing import Any
 
 import typer
 
-from streamrec.streams.commands.evaluate import ColumnsOpt, FormatOpt, LimitOpt, SkipBadOpt, read_dataset
+from streamrec.streams.commands.dataset_options import (
+    ColumnsOpt,
+    FormatOpt,
+    LimitOpt,
+    SkipBadOpt,
+    read_dataset,
+)
 
 __all__ = ["opinions_command"]
 

@@ -34,7 +34,8 @@ from streamrec.model.users.portrait import portrait
 from streamrec.streams.context import Context
 from streamrec.streams.errors import InfrastructureError
 from streamrec.streams.kafka.feed import GlobalFeed
-from streamrec.streams.roles.api.http import Health, SimilarItems, create_api
+from streamrec.streams.roles.api.answers import Health, SimilarItems
+from streamrec.streams.roles.api.http import create_api
 from streamrec.streams.roles.index.role import IndexFeed
 from streamrec.streams.roles.recommender.role import aspect_labels, make_recommender, parse_user_event
 
@@ -136,7 +137,7 @@ class ApiRole:
             else:
                 self.latest[user] = record.value
 
-    # -- answers (`streamrec.streams.roles.api.http.Answers`) -------------------------------------
+    # -- answers (`streamrec.streams.roles.api.answers.Answers`) ----------------------------------
 
     def stored(self, user_id: str) -> bytes | None:
         return self.latest.get(user_id)

@@ -7,9 +7,8 @@ restart or a rebalance) the consumer seeks to the checkpoint's offsets. Every
 event is learned once, whatever the moment of a crash.
 
 Across the group, a checkpoint is put in place only once the group's log (`cf-deltas`) finds its
-commit valid: no other worker claimed its partitions first (`streamrec.model.cf.fence`). A worker
-dropped from the group (paused past its session timeout) finds its commit invalid, drops what it
-learned since its last valid one, and reloads that checkpoint.
+commit valid (`streamrec.streams.roles.cf.checkpoints`); what the workers tell each other there is
+`streamrec.streams.roles.cf.deltas`'s.
 
 The role reads Kafka in batches with its own consumer (a service of the faust
 worker) instead of a faust agent: a faust stream costs about 80 microseconds per
@@ -23,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -31,33 +30,27 @@ from aiokafka import ConsumerRecord, TopicPartition
 from mode import Service
 
 from streamrec.model.cf.learner import Learner
-from streamrec.model.cf.mf import OnlineCF
 from streamrec.model.errors import InvalidEvent
 from streamrec.model.events.schemas import Audit, Click, Impression, Review, Trigger, parse_id
 from streamrec.streams.context import Context
-from streamrec.streams.kafka.checkpoint import (
-    Checkpoint,
-    CheckpointStore,
-    can_fork,
-    exit_code,
-    keep_long_lived,
-)
+from streamrec.streams.kafka.checkpoint import CheckpointStore
 from streamrec.streams.kafka.consumer import CheckpointedConsumer, tp_key
 from streamrec.streams.kafka.feed import GlobalFeed
 from streamrec.streams.kafka.group_log import GroupLog
-from streamrec.streams.messages import parse_group_message, vector_key, vector_message
+from streamrec.streams.messages import vector_key
+from streamrec.streams.roles.cf.checkpoints import Checkpoints
+from streamrec.streams.roles.cf.deltas import ROLE
 
 __all__ = ["CFRole"]
 
 log = logging.getLogger(__name__)
-ROLE = "cf"
 #: Once the input is drained, checkpoint after this long rather than the full interval.
 IDLE_CHECKPOINT_S = 0.5
 #: How long a click on an item not (yet) in the catalog waits for the catalog feed.
 CATALOG_WAIT_S = 5.0
 
 
-class CFRole(Service):
+class CFRole(Checkpoints, Service):
     """Owns the CF model, its checkpoint, and dead letters of `clicks`, `reviews` and `forget`."""
 
     learner: Learner
@@ -101,28 +94,6 @@ class CFRole(Service):
         self.group = GroupLog(ctx.output, ctx.topics.cf_deltas, self.peers)
         super().__init__(**kwargs)
 
-    def _restore(self, saved: Checkpoint | None) -> None:
-        """Take the model, its offsets and the group log's state from a checkpoint (None: new)."""
-        settings = self.ctx.settings
-        catalog = self.learner.catalog if hasattr(self, "learner") else set()
-        if saved is not None:
-            self.learner = Learner.from_state(saved.model, negatives="cf_negatives" in settings.opinions)
-        else:
-            cfg = settings.cf
-            self.learner = Learner(
-                OnlineCF(n_factors=cfg.n_factors, n_negatives=cfg.n_negatives, lr=cfg.lr),
-                # A worker that goes back to nothing keeps its name among the workers.
-                worker=self.learner.worker if hasattr(self, "learner") else None,
-                negatives="cf_negatives" in settings.opinions,
-            )
-        self.learner.catalog = catalog
-        self.model = self.learner.model
-        #: Next offset to learn per "topic:partition", inputs and the group's log.
-        self.offsets: dict[str, int] = dict(saved.offsets) if saved is not None else {}
-        #: The offsets of the last checkpoint in place (the last valid commit).
-        self._durable = dict(self.offsets)
-        self._uncommitted = False
-
     def install(self, app: Any) -> None:
         app.service(self.catalog)
         app.service(self.peers)
@@ -145,22 +116,6 @@ class CFRole(Service):
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
                 continue  # the encoder dead-letters bad catalog entries
 
-    async def _on_deltas(self, records: Sequence[ConsumerRecord]) -> None:
-        for record in records:
-            self.offsets[f"{record.topic}:{record.partition}"] = record.offset + 1
-            if record.value is not None and self.learner.receive(parse_group_message(record.value)):
-                self._uncommitted = True
-
-    def share_deltas(self) -> str:
-        """Send what local learning changed in item factors, and the commit of the offsets it
-        learned up to since the last valid commit; the commit's attempt id."""
-        learned = {tp: (offset, self._claims.get(tp, "")) for tp, offset in self._learned().items()}
-        parts, commit = self.learner.share(learned)
-        for part in parts:
-            self.group.write(part)
-        self.group.write(commit)
-        return commit.attempt
-
     async def _on_assigned(self, assigned: list[TopicPartition]) -> dict[str, int]:
         """Claim the partitions on the group's log; each starts where the latest valid commit
         (this worker's or another's) left it."""
@@ -176,55 +131,6 @@ class CFRole(Service):
                 for tp in claims
                 if tp in self.offsets or tp in position
             }
-
-    async def _settle(self) -> None:
-        """Hold nothing but learning the group's log found valid, before claiming partitions.
-
-        What was learned since the last valid commit is committed now; a checkpoint staged
-        before a crash is put in place if its commit is valid; a worker whose commit was found
-        invalid (or could not be written) goes back to its last checkpoint in place.
-        """
-        await self.peers.caught_up.wait()
-        if self._landing is not None:
-            await asyncio.shield(self._landing)
-        if self._uncommitted and not self._fenced:
-            await self._checkpoint()
-            if self._landing is not None:
-                await asyncio.shield(self._landing)
-        behind = bool(self._learned())
-        if not (self._fenced or behind or self.store.staged.exists()):
-            return
-        staged = self.store.load_staged()
-        await self.group.read_back()
-        if staged is not None and self.learner.fence.verdicts.get(staged.model.get("attempt", "")):
-            self.store.publish()
-            log.info("a checkpoint staged before a crash holds a valid commit: resuming from it")
-            self._reload(staged)
-            return
-        self.store.discard_staged()
-        if self._fenced or behind:
-            self._reload(self.store.load())
-
-    def _learned(self) -> dict[str, int]:
-        """The input offsets learned past the last checkpoint in place."""
-        deltas = self.ctx.topics.cf_deltas
-        return {
-            tp: off
-            for tp, off in self.offsets.items()
-            if tp.rsplit(":", 1)[0] != deltas and self._durable.get(tp) != off
-        }
-
-    def _reload(self, saved: Checkpoint | None) -> None:
-        """Go back to a checkpoint: its model, and the group's log read again from its offsets."""
-        self._restore(saved)
-        self.peers.rewind(self.offsets)
-        self._fenced = False
-        log.warning(
-            "CF worker %s resumes from its checkpoint of %s: %d events learned",
-            self.learner.worker,
-            time.strftime("%H:%M:%S", time.localtime(saved.saved_at)) if saved else "nothing",
-            self.model.n_learned,
-        )
 
     # -- consuming ------------------------------------------------------------------
 
@@ -355,92 +261,6 @@ class CFRole(Service):
             # The erasure must reach the durable model now, not at the next periodic checkpoint.
             self._last_checkpoint = 0.0
         ctx.metrics.events_consumed.labels(tp.topic, ROLE).inc(len(records))
-
-    # -- outputs --------------------------------------------------------------------
-
-    def publish(self) -> None:
-        """Send the vectors of users and items whose factors changed."""
-        ctx, model = self.ctx, self.model
-        users, items = model.drain_changed()
-        topic, version, now = ctx.topics.vectors, model.version, time.time()
-        for user in users:
-            vector = model.user_vector(user)
-            if vector is not None:
-                key = vector_key("user", "cf", str(user))
-                ctx.output.send(topic, vector_message("user", "cf", str(user), vector, version, now), key=key)
-        item_list = [str(i) for i in items]
-        for item, vector in zip(item_list, model.item_vectors(item_list), strict=True):
-            key = vector_key("item", "cf", item)
-            ctx.output.send(topic, vector_message("item", "cf", item, vector, version, now), key=key)
-        self._last_publish = time.monotonic()
-
-    async def checkpoint(self) -> None:
-        """Checkpoint now, and wait until it is in place and the offsets are committed."""
-        async with self._lock:
-            await self._checkpoint()
-        if self._landing is not None:
-            await self._landing
-
-    async def _checkpoint(self) -> None:
-        """Make outputs, model and offsets durable, then commit the offsets.
-
-        The model is snapshotted by a forked child (`CheckpointStore.fork_save`); learning goes
-        on while the outputs are flushed and the file is written, and the offsets are committed
-        once it is in place. One checkpoint lands at a time, in order.
-        """
-        self._last_checkpoint = time.monotonic()
-        if self._landing is not None and not self._landing.done():
-            await self._landing
-        if not self._uncommitted or self._fenced:
-            return
-        started = time.perf_counter()
-        self.publish()
-        attempt = self.share_deltas()
-        offsets = dict(self.offsets)
-        state = {**self.learner.state(), "attempt": attempt}
-        loop = asyncio.get_running_loop()
-        staged: Awaitable[Any]
-        if can_fork():
-            staged = loop.run_in_executor(None, exit_code, self.store.fork_save(state, offsets))
-        else:
-            staged = loop.run_in_executor(None, self.store.stage, self.store.dumps(state, offsets))
-        self._uncommitted = False
-        keep_long_lived()
-        self.ctx.metrics.checkpoint_pause.labels(ROLE).observe(time.perf_counter() - started)
-        self._landing = asyncio.ensure_future(self._land(staged, offsets, attempt, started))
-
-    async def _land(
-        self, staged: Awaitable[Any], offsets: dict[str, int], attempt: str, started: float
-    ) -> None:
-        """Outputs delivered and the checkpoint staged; once the group's log finds the commit
-        valid, the checkpoint is put in place and the offsets committed (invalid: fenced)."""
-        try:
-            await self.ctx.output.flush()
-            code = await staged
-            if code:
-                raise OSError(f"its writer exited {code}")
-            await self.group.read_back()
-            verdict = self.learner.fence.verdicts.get(attempt)
-            if verdict is None:
-                raise OSError("its commit was not read back from the group's log")
-            if not verdict:
-                self.store.discard_staged()
-                self._fenced = True
-                self.ctx.metrics.retries.labels(f"{ROLE}_fenced").inc()
-                log.warning(
-                    "CF worker %s was fenced: another worker claimed its partitions before this "
-                    "checkpoint's commit; what it learned since its last checkpoint is dropped",
-                    self.learner.worker,
-                )
-                return
-            await asyncio.get_running_loop().run_in_executor(None, self.store.publish)
-            self._durable = offsets
-            await self.consumer.commit(offsets)
-        except Exception as exc:  # noqa: BLE001 - the next checkpoint holds this state too
-            log.error("CF checkpoint not written or committed, retrying with the next one: %s", exc)
-            self._uncommitted = True
-            return
-        self.ctx.metrics.cf_checkpoint_seconds.observe(time.perf_counter() - started)
 
     @Service.timer(5.0)
     async def _lag(self) -> None:

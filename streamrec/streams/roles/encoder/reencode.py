@@ -23,6 +23,7 @@ from streamrec.model.errors import InvalidEvent
 from streamrec.model.events.schemas import Item, Review, Trigger
 from streamrec.model.text.encoder import TransformerEncoder
 from streamrec.model.text.reader import ReviewReader
+from streamrec.model.users.forgotten import Forgotten
 from streamrec.streams.context import Context
 from streamrec.streams.kafka.fetch import fetch
 from streamrec.streams.messages import encoded_review, review_key, vector_key, vector_message, version_marker
@@ -72,8 +73,8 @@ class Reencoding:
         self.touched: set[str] = set()
         self.items = 0
         self.reviews = 0
-        #: Per forgotten user, the time (ms) of their latest forget request.
-        self.forgotten: dict[str, int] = {}
+        #: Users who asked to be forgotten, and when: their reviews written before stay out.
+        self.forgotten = Forgotten()
         self._done = 0
         self._total = 0
         self._logged = 0.0
@@ -131,7 +132,7 @@ class Reencoding:
                 user = self.role.ctx.parser.forget(record.value).user_id
             except InvalidEvent:
                 continue
-            self.forgotten[user] = max(self.forgotten.get(user, 0), record.timestamp)
+            self.forgotten.mark(user, at=record.timestamp / 1000)
 
     async def _has_vectors(self, consumer: AIOKafkaConsumer) -> bool:
         ends = await self._ends(consumer, [self.role.ctx.topics.vectors])
@@ -252,7 +253,7 @@ class Reencoding:
                 review = ctx.parser.review(record.value)
             except InvalidEvent:
                 continue
-            if record.timestamp <= self.forgotten.get(review.user_id, -1):
+            if self.forgotten.covers(review.user_id, record.timestamp / 1000):
                 continue  # written before its author asked to be forgotten
             reviews.append((review, record))
         if not reviews:

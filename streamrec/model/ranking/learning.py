@@ -1,0 +1,67 @@
+"""The ranker's learning: the candidates remembered per user, and the blend learned from takes."""
+
+from __future__ import annotations
+
+import random
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import numpy as np
+
+from streamrec.model.base import DoubleArray
+from streamrec.model.ranking.request import Request
+from streamrec.model.ranking.signals import SignalScoring
+
+__all__ = ["BlendLearning"]
+
+#: Users whose last candidates are remembered; a take among them is learned against the best
+#: of them by relevance (what the user was likeliest to take) and as many drawn from the rest.
+_REMEMBERED_USERS = 20_000
+_REMEMBERED_BEST, _REMEMBERED_DRAWN = 50, 100
+
+
+class BlendLearning(SignalScoring):
+    """The part of `HybridRanker` that learns its blend from what users take among the candidates
+    last ranked for them (scored again, as they were before the take).
+
+    A mixin: the attributes below are the ranker's (see its parameters); it sets them.
+    """
+
+    learn_blend: bool
+    ranked: OrderedDict[str, list[str]]
+
+    def remember(self, user: str, ids: Sequence[str], relevance: DoubleArray | None = None) -> None:
+        """Keep the candidates ranked (best first, by `relevance`) or shown to `user`: what their
+        next take is learned against."""
+        if relevance is not None:
+            ids = [ids[j] for j in np.argsort(-relevance, kind="stable")]
+        self.ranked[user] = list(ids)
+        self.ranked.move_to_end(user)
+        while len(self.ranked) > _REMEMBERED_USERS:
+            self.ranked.popitem(last=False)
+
+    def learn(self, request: Request, item: str, liked: bool = True) -> bool:
+        """The user took `item` (`liked`; or took it and panned it): if it was among the candidates
+        last ranked for (or shown to) them, the blend learns it against them, as they were ranked
+        before the take (call it before the take changes any state). Learning from a take outside
+        the candidates would teach the blend what sets the rest of the catalog apart from what
+        retrieval found, not what to rank first among what it found. False if nothing was learned.
+
+        The candidates it is learned against are the best `_REMEMBERED_BEST` of the list and as
+        many drawn from the rest, seeded by the user and the item."""
+        if not self.learn_blend or not request.user:
+            return False
+        candidates = self.ranked.get(request.user)
+        if not candidates or item not in candidates:
+            self.blend.n_outside += 1
+            return False
+        others = [i for i in candidates if i != item]
+        if len(others) > _REMEMBERED_BEST + _REMEMBERED_DRAWN:
+            rest = others[_REMEMBERED_BEST:]
+            drawn = random.Random(f"{request.user}/{item}").sample(rest, _REMEMBERED_DRAWN)
+            others = others[:_REMEMBERED_BEST] + drawn
+        if not others:
+            return False
+        b = self._blend(request, [*others, item])
+        self.blend.learn(b.features, len(others), liked)
+        return True
