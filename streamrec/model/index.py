@@ -70,6 +70,14 @@ class MemoryIndex:
         #: Entities kept (vectors, payload) but never found by a search: items off sale.
         self.hidden: set[str] = set()
 
+    def layout(self) -> dict[str, tuple[int, Metric]]:
+        """Each space's dimension and metric, as the constructor takes them (a mirror's layout).
+
+        >>> MemoryIndex({"text": (2, "cosine"), "cf": (3, "dot")}).layout()
+        {'text': (2, 'cosine'), 'cf': (3, 'dot')}
+        """
+        return {name: (space.dim, space.metric) for name, space in self.spaces.items()}
+
     def __len__(self) -> int:
         return len(self._pos)
 

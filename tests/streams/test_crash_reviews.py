@@ -143,8 +143,8 @@ def test_sigkill_of_encoder_and_recommender_while_reviews_flow_reads_each_review
     expected: dict[str, int] = {"i0": len(resumed)}  # each probe is a review of i0
     for r in reviews:
         expected[r["item_id"]] = expected.get(r["item_id"], 0) + 1
-    takes = saved.model["aggregates"]["takes"]
-    wrong = {i: (takes.get(i, 0), n) for i, n in expected.items() if takes.get(i, 0) != n}
+    popularity = saved.model["aggregates"]["popularity"]
+    wrong = {i: (popularity.takes(i), n) for i, n in expected.items() if popularity.takes(i) != n}
     assert not wrong, f"reviews counted per item (counted, written), where they differ: {wrong}"
     for role, seconds in resumed.items():
         assert seconds < 30, f"recommendations resumed {seconds:.0f}s after restarting {role}"

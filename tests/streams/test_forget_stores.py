@@ -127,7 +127,7 @@ def _counts(settings: Settings) -> dict[str, tuple[float, int]]:
     assert saved is not None
     aggregates: dict[str, Any] = saved.model["aggregates"]
     return {
-        item: (aggregates["popularity"].count(f"f-{item}"), aggregates["takes"].get(f"f-{item}", 0))
+        item: (aggregates["popularity"].count(f"f-{item}"), aggregates["popularity"].takes(f"f-{item}"))
         for item in CATALOG
     }
 

@@ -19,7 +19,13 @@ __all__ = [
     "rating_model",
     "start_latent",
     "user_row",
+    "vector_size",
 ]
+
+
+def vector_size(n_factors: int) -> int:
+    """Numbers in a CF retrieval vector: the factors, and the item bias (a user's is 1)."""
+    return n_factors + 1
 
 
 def implicit_model(n_factors: int, lr: float, l2: float, seed: int) -> reco.BiasedMF:
@@ -69,7 +75,7 @@ def user_row(model: reco.BiasedMF, user: Hashable, n_factors: int) -> FloatArray
     latent = model.u_latents.get(user)
     if latent is None:
         return None
-    out = np.empty(n_factors + 1, dtype=np.float32)
+    out = np.empty(vector_size(n_factors), dtype=np.float32)
     out[:-1] = latent
     out[-1] = 1.0
     return out
@@ -88,5 +94,5 @@ def item_rows(model: reco.BiasedMF, items: Iterable[Hashable], n_factors: int) -
     for item in items:
         rows.append(np.append(latents.get(item, zeros), biases.get(item, 0.0)))
     if not rows:
-        return np.zeros((0, n_factors + 1), dtype=np.float32)
+        return np.zeros((0, vector_size(n_factors)), dtype=np.float32)
     return np.asarray(rows, dtype=np.float32)

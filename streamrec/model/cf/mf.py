@@ -296,7 +296,7 @@ class OnlineCF:
 
     @property
     def vector_size(self) -> int:
-        return self.n_factors + 1
+        return factors.vector_size(self.n_factors)
 
     def user_vector(self, user: Hashable) -> FloatArray | None:
         return factors.user_row(self.implicit, user, self.n_factors)

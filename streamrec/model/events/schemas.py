@@ -21,6 +21,8 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from streamrec.model.events.offsets import partition_key
+
 __all__ = [
     "AspectView",
     "Audit",
@@ -211,6 +213,11 @@ class Trigger(BaseModel):
     partition: int
     offset: int
     ts: float
+
+    @property
+    def position(self) -> tuple[str, int]:
+        """Its partition as a map of offsets keys it (`partition_key`), and its offset."""
+        return partition_key(self.topic, self.partition), self.offset
 
 
 class ModelInfo(BaseModel):

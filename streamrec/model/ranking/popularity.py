@@ -16,7 +16,10 @@ __all__ = ["CoOccurrence", "Popularity"]
 
 
 class Popularity:
-    """Weighted interaction counts per item, with an exponentially decayed twin.
+    """How often each item was taken, and how well liked: weighted counts with a decayed twin.
+
+    `takes` counts every interaction, a panned one too; the weighted counts add each
+    interaction's weight (0 for a pan: a pan is no like).
 
     Decayed counts are kept relative to a reference time, so an update costs O(1)
     and the ranking never needs a pass over all items: an event at time `t` adds
@@ -37,6 +40,9 @@ class Popularity:
     ['old', 'new']
     >>> [item for item, _ in pop.top(2, decayed=True)]
     ['new', 'old']
+    >>> pop.learn_one("new", ts=101.0, weight=0.0)  # a pan: taken, not liked
+    >>> pop.takes("new"), pop.count("new")
+    (2, 1.0)
     """
 
     _RESCALE_EXPONENT = 60.0
@@ -47,6 +53,7 @@ class Popularity:
         self._pos: dict[str, int] = {}
         self._counts = np.zeros(64, dtype=np.float64)
         self._decayed = np.zeros(64, dtype=np.float64)
+        self._takes = np.zeros(64, dtype=np.int64)
         self._t_ref: float | None = None
         self.t_last = 0.0
         self.total = 0.0
@@ -61,12 +68,22 @@ class Popularity:
             if pos == len(self._counts):
                 self._counts = np.concatenate([self._counts, np.zeros_like(self._counts)])
                 self._decayed = np.concatenate([self._decayed, np.zeros_like(self._decayed)])
+                self._takes = np.concatenate([self._takes, np.zeros_like(self._takes)])
             self._ids.append(item)
             self._pos[item] = pos
         return pos
 
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        if "_takes" not in state:  # pickled before takes were counted here
+            self._takes = np.zeros(len(self._counts), dtype=np.int64)
+
     def learn_one(self, item: str, ts: float, weight: float = 1.0) -> None:
+        """Count a take of `item` at `ts`; with `weight` > 0, a like of that weight too."""
         pos = self._slot(item)
+        self._takes[pos] += 1
+        if weight <= 0:
+            return
         if self._t_ref is None:
             self._t_ref = ts
         exponent = (ts - self._t_ref) / self.half_life_s
@@ -87,12 +104,25 @@ class Popularity:
     def unlearn(self, item: str, weight: float, ts: float) -> None:
         """Take back an interaction (e.g. a forgotten user's)."""
         pos = self._pos.get(item)
-        if pos is None or self._t_ref is None:
+        if pos is None:
+            return
+        self._takes[pos] = max(0, self._takes[pos] - 1)
+        if weight <= 0 or self._t_ref is None:
             return
         self._counts[pos] = max(0.0, self._counts[pos] - weight)
         exponent = (ts - self._t_ref) / self.half_life_s
         self._decayed[pos] = max(0.0, self._decayed[pos] - weight * 2.0 ** max(exponent, -60.0))
         self.total = max(0.0, self.total - weight)
+
+    def takes(self, item: str) -> int:
+        """Interactions with `item`, liked or not."""
+        pos = self._pos.get(item)
+        return 0 if pos is None else int(self._takes[pos])
+
+    def restore_takes(self, takes: dict[str, int]) -> None:
+        """Take counts kept apart (checkpoints written before they were kept here)."""
+        for item, n in takes.items():
+            self._takes[self._slot(item)] = n
 
     def count(self, item: str) -> float:
         pos = self._pos.get(item)

@@ -39,8 +39,6 @@ class Erasure(RecommenderState):
         else:
             return
         for item_id, ts, weight, recent in Contributions.replay(takes, self.cooccurrence.window):
-            if self.takes.get(item_id, 0) > 0:
-                self.takes[item_id] -= 1
+            self.popularity.unlearn(item_id, weight, ts)
             if weight > 0:
                 self.cooccurrence.unlearn_one(recent, item_id)
-                self.popularity.unlearn(item_id, weight, ts)

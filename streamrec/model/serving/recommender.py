@@ -110,18 +110,17 @@ class Recommender(ItemReviews, Erasure):
     # -- counts across users --------------------------------------------------------
 
     def _count(self, user_id: str, item_id: str, ts: float, weight: float) -> None:
-        """Count a user's event in the aggregates: a take, and with `weight` > 0 a pair with their
-        latest items and popularity; kept as their contribution."""
-        self.takes[item_id] = self.takes.get(item_id, 0) + 1
+        """Count a user's event in the aggregates: a take, and with `weight` > 0 a like in
+        popularity and a pair with their latest items; kept as their contribution."""
+        self.popularity.learn_one(item_id, ts, weight)
         self.born.setdefault(item_id, ts)
         self.generated.took(item_id)
-        if self.takes[item_id] == 1:
+        if self.popularity.takes(item_id) == 1:
             self.fresh.delete([item_id])
         if weight > 0:
             self._pair(user_id, item_id)
             recent = self.contributions.recent(user_id, self.cooccurrence.window, leaving=item_id)
             self.cooccurrence.learn_one(recent, item_id)
-            self.popularity.learn_one(item_id, ts, weight)
         self.contributions.record(user_id, item_id, ts, weight)
         self._since_fit += 1
         if self.ranker.item_model is not None and self._since_fit >= self._fit_gap():

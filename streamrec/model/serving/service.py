@@ -86,7 +86,7 @@ class Serving:
 
     def advance(self, source: Trigger) -> bool:
         """Move past the message at `source`; True if it was not applied before."""
-        tp = f"{source.topic}:{source.partition}"
+        tp, _ = source.position
         done = self.offsets.get(tp, 0)
         self.offsets[tp] = max(done, source.offset + 1)
         return source.offset >= done
@@ -104,7 +104,7 @@ class Serving:
             return False
         if fresh:
             self.online.observe(click.user_id, click.item_id)
-        at = (f"{source.topic}:{source.partition}", source.offset)
+        at = source.position
         self.rec.on_click(click.user_id, click.item_id, click.event, click.ts, source=at, aggregates=fresh)
         return True
 
@@ -117,7 +117,7 @@ class Serving:
         fresh = self.advance(source)
         if fresh and self.seen.check(impression_id(impression)):
             return False
-        at = (f"{source.topic}:{source.partition}", source.offset)
+        at = source.position
         self.rec.on_impression(impression.user_id, impression.items, source=at)
         return True
 
@@ -131,7 +131,7 @@ class Serving:
             return False
         if fresh:
             self.online.observe(review.user_id, review.item_id)
-        at = (f"{source.topic}:{source.partition}", source.offset)
+        at = source.position
         self.rec.on_review(
             review.user_id,
             review.item_id,

@@ -37,7 +37,7 @@ class RecommenderState:
     text_dim
         Dimension of the encoder's vectors (the first versioned vectors to arrive may change it).
     cf_dim
-        Dimension of CF retrieval vectors (`n_factors + 1`).
+        Dimension of CF retrieval vectors (`vector_size(n_factors)`).
     profiles
         Where user profiles live (a dict, or a changelog-backed table).
     half_life_s
@@ -115,8 +115,6 @@ class RecommenderState:
         self.opinions = parts_of(opinions)
         self.negative_below = negative_below
         self.reputation = Reputation()
-        #: Interactions per item (clicks and reviews, wanted or not) seen by this recommender.
-        self.takes: dict[str, int] = {}
         #: How often users take what they were shown: the prior of each one's attention.
         self.habits = Habits()
         #: When each item became known (catalog entry or first take, event time).
@@ -172,7 +170,6 @@ class RecommenderState:
         return {
             "popularity": self.popularity,
             "cooccurrence": self.cooccurrence,
-            "takes": self.takes,
             "contributions": self.contributions,
             "habits": self.habits,
             "born": self.born,
@@ -185,8 +182,8 @@ class RecommenderState:
             self.popularity = self.ranker.popularity = saved["popularity"]
         if "cooccurrence" in saved:
             self.cooccurrence = self.ranker.cooccurrence = saved["cooccurrence"]
-        if "takes" in saved:
-            self.takes = saved["takes"]
+        if "takes" in saved:  # a checkpoint written when takes were counted apart
+            self.popularity.restore_takes(saved["takes"])
         if "contributions" in saved:
             self.contributions = saved["contributions"]
         if "habits" in saved:
@@ -200,8 +197,8 @@ class RecommenderState:
             self.ranker.blend = saved["blend"]
 
     def takes_of(self, item_id: str) -> int:
-        """Interactions with an item seen by this recommender."""
-        return self.takes.get(item_id, 0)
+        """Interactions with an item seen by this recommender, liked or not."""
+        return self.popularity.takes(item_id)
 
     @property
     def content_cf(self) -> ContentToCF | None:

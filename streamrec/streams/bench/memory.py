@@ -31,6 +31,7 @@ from streamrec.streams.kafka.clients import kafka_config
 from streamrec.streams.kafka.topics import Topics
 from streamrec.streams.messages import is_version_marker, parse_vector, parse_vector_key
 from streamrec.streams.replay import Replayer
+from streamrec.streams.roles.recommender.role import make_recommender
 from streamrec.streams.settings import Settings
 from streamrec.streams.stack import WorkerProcess
 from streamrec.streams.vectors.qdrant import QdrantIndex
@@ -133,7 +134,7 @@ def recommender_state(settings: Settings, group: str) -> Callable[[], Any]:
     table = read_latest(config, changelog) if changelog is not None else {}
     vectors = read_latest(config, topics.vectors)
     half_life = settings.recommender.half_life_days * 86_400.0
-    spaces = {"text": (text_dim(settings), "cosine"), "cf": (settings.cf.n_factors + 1, "dot")}
+    spaces = make_recommender(settings, text_dim(settings)).index.layout()
 
     def build() -> Any:
         rows = {bytes(k): bytes(v) for k, v in table.items()}
@@ -150,7 +151,7 @@ def recommender_state(settings: Settings, group: str) -> Callable[[], Any]:
                 by_kind["user"].setdefault(user, {})["text"] = text
         qdrant = QdrantClient(":memory:")
         for kind, named in by_kind.items():
-            index = QdrantIndex(qdrant, f"{kind}s", spaces)  # type: ignore[arg-type]
+            index = QdrantIndex(qdrant, f"{kind}s", spaces)
             index.ensure()
             ids = list(named)
             for lo in range(0, len(ids), 256):

@@ -9,6 +9,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
+from streamrec.model.events.offsets import partition_key
 from streamrec.streams.kafka.clients import KafkaClients
 from streamrec.streams.kafka.fetch import fetch
 from streamrec.streams.settings import Settings
@@ -20,8 +21,8 @@ log = logging.getLogger(__name__)
 
 
 def tp_key(tp: TopicPartition) -> str:
-    """The "topic:partition" a checkpoint keys its offsets by."""
-    return f"{tp.topic}:{tp.partition}"
+    """The key a checkpoint keeps a partition's offset under (`partition_key`)."""
+    return partition_key(tp.topic, tp.partition)
 
 
 class CheckpointedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from mode import Service
 
 from streamrec.streams.kafka.clients import KafkaClients
+from streamrec.streams.kafka.consumer import tp_key
 from streamrec.streams.kafka.fetch import fetch
 from streamrec.streams.telemetry import Metrics
 
@@ -81,7 +82,7 @@ class GlobalFeed(Service):
         await consumer.seek_to_beginning(*partitions)
         resume = self.resume_from() if self.resume_from is not None else {}
         for tp in partitions:
-            offset = resume.get(f"{tp.topic}:{tp.partition}")
+            offset = resume.get(tp_key(tp))
             if offset is not None:
                 consumer.seek(tp, offset)
         self._targets = {tp: off for tp, off in (await consumer.end_offsets(partitions)).items() if off > 0}
@@ -142,7 +143,7 @@ class GlobalFeed(Service):
         consumer = self._consumer
         if consumer is None:
             return
-        self._rewind = {tp: offsets.get(f"{tp.topic}:{tp.partition}", 0) for tp in consumer.assignment()}
+        self._rewind = {tp: offsets.get(tp_key(tp), 0) for tp in consumer.assignment()}
         self._handled.update(self._rewind)
 
     async def catch_up(self, timeout: float = 5.0) -> bool:

@@ -32,6 +32,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from faust.types import TP, EventT
 from faust.types.tuples import ConsumerMessage
 
+from streamrec.model.events.offsets import partition_key
 from streamrec.streams.kafka.clients import KafkaClients
 from streamrec.streams.telemetry import Metrics
 
@@ -100,7 +101,7 @@ class Gapless:
         applied = self.applied()
         for event in events:
             msg = event.message
-            key = f"{msg.topic}:{msg.partition}"
+            key = partition_key(msg.topic, msg.partition)
             if key in deferred:
                 continue
             if self.topics is not None and msg.topic not in self.topics:
@@ -129,10 +130,10 @@ class Gapless:
         record past a record its stream skipped (see the module's text)."""
         generation = self.app.consumer_generation_id
         unplaced = {
-            f"{m.topic}:{m.partition}": TopicPartition(m.topic, m.partition)
+            partition_key(m.topic, m.partition): TopicPartition(m.topic, m.partition)
             for m in messages
             if (self.topics is None or m.topic in self.topics)
-            and self._placed.get(f"{m.topic}:{m.partition}", (None, 0))[0] != generation
+            and self._placed.get(partition_key(m.topic, m.partition), (None, 0))[0] != generation
         }
         if not unplaced:
             return
@@ -184,7 +185,7 @@ class Gapless:
         """The records of `topic`/`partition` from `start` up to (not with) `end`, at most
         `READ_LIMIT`, as events of the agent's stream; and whether nothing before `end` is left
         (offsets without a record, such as compacted ones, are passed over)."""
-        key = f"{topic}:{partition}"
+        key = partition_key(topic, partition)
         span = self._read_ahead.get(key)
         if span is not None and span[0] <= start and end <= span[1]:
             fetched, position = span[2], span[1]

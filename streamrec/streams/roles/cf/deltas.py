@@ -14,6 +14,7 @@ from aiokafka import ConsumerRecord
 
 from streamrec.model.cf.learner import Learner
 from streamrec.model.cf.mf import OnlineCF
+from streamrec.model.events.offsets import partition_key
 from streamrec.streams.context import Context
 from streamrec.streams.kafka.group_log import GroupLog
 from streamrec.streams.messages import parse_group_message, vector_key, vector_message
@@ -40,7 +41,7 @@ class Deltas:
 
     async def _on_deltas(self, records: Sequence[ConsumerRecord]) -> None:
         for record in records:
-            self.offsets[f"{record.topic}:{record.partition}"] = record.offset + 1
+            self.offsets[partition_key(record.topic, record.partition)] = record.offset + 1
             if record.value is not None and self.learner.receive(parse_group_message(record.value)):
                 self._uncommitted = True
 

@@ -27,6 +27,7 @@ from faust.streams import Stream
 from faust.types import EventT, StreamT
 
 from streamrec.model.errors import InvalidEvent, StreamrecError
+from streamrec.model.events.offsets import partition_key
 from streamrec.model.events.schemas import Item, Review, Trigger
 from streamrec.model.text.encoder import TransformerEncoder
 from streamrec.model.text.images import ImageEncoder, ImageError, read_image
@@ -193,7 +194,7 @@ class EncoderRole:
     def _fresh(self, event: EventT[Any]) -> bool:
         """Move past a review; False if it was read (and sent) before the last checkpoint."""
         msg = event.message
-        tp = f"{msg.topic}:{msg.partition}"
+        tp = partition_key(msg.topic, msg.partition)
         done = self.offsets.get(tp, 0)
         self.offsets[tp] = max(done, msg.offset + 1)
         return msg.offset >= done

@@ -22,6 +22,7 @@ import orjson
 from faust.streams import Stream
 from faust.types import EventT, StreamT
 
+from streamrec.model.cf.factors import vector_size
 from streamrec.model.errors import InvalidEvent
 from streamrec.model.events.schemas import Audit, Click, Impression, Recommendation, RecommendedItem, Trigger
 from streamrec.model.metrics.online import OnlineScorer
@@ -56,7 +57,6 @@ class RecommenderRole:
         self.app = app
         settings = ctx.settings
         cfg = settings.recommender
-        cf_dim = settings.cf.n_factors + 1
         half_life = cfg.half_life_days * 86_400.0
         self.table = app.Table(
             f"{settings.topic_prefix}profiles",
@@ -70,9 +70,7 @@ class RecommenderRole:
         self.labels = aspect_labels(settings)
         rec = make_recommender(settings, text_dim, self.profiles)
         rec.ranker.searcher = TimedSearch(rec.index, ctx.metrics, "memory")
-        spaces: dict[str, tuple[int, str]] = {"text": (text_dim, "cosine"), "cf": (cf_dim, "dot")}
-        spaces.update({name: (dim, "cosine") for name, dim in settings.modalities.items()})
-        self.sink = QdrantSink(settings, ctx.metrics, spaces)
+        self.sink = QdrantSink(settings, ctx.metrics, rec.index.layout())
         self.store = CheckpointStore.of(settings, ROLE)
         saved = self.store.load()
         if saved is None:
@@ -325,7 +323,7 @@ def make_recommender(
     cfg = settings.recommender
     return Recommender(
         text_dim,
-        settings.cf.n_factors + 1,
+        vector_size(settings.cf.n_factors),
         profiles=profiles,
         half_life_s=cfg.half_life_days * 86_400.0,
         opinions=settings.opinions,
