@@ -12,8 +12,11 @@ and matches each labelled clause to the reader's clause that overlaps it most:
 * ``aspect_agreement``: share of labelled clauses whose aspect (or none) the reader names;
   ``aspect_precision``: of the clauses it names an aspect for, the share named right;
 * ``clause_auc``: AUC of the clauses' polarities, praising against criticizing ones;
-* ``most_common_agreement`` and ``always_praise_accuracy``: what naming every clause's aspect
-  as the most common one, and reading every clause as praise, score: the bars a reader clears;
+* ``aspect_macro_f1``: the F1 of each aspect (and of none), averaged: naming the most common
+  aspect everywhere scores well on agreement when one aspect dominates, not on this;
+* ``most_common_agreement``, ``most_common_macro_f1`` and ``always_praise_accuracy``: what naming
+  every clause's aspect as the most common one, and reading every clause as praise, score: the
+  bars a reader clears (the most common aspect's agreement is also its precision);
 * ``contrast_accuracy``: of the clauses whose polarity is opposite to their review's rating
   (the panned tuners of a 5-star review), the share read on their own side: how far an
   opinion's polarity is the clause's and not the review's mood again.
@@ -48,6 +51,7 @@ def score_reading(reader: ReviewReader, labelled: Sequence[dict[str, Any]] | Non
     praise: list[float] = []
     blame: list[float] = []
     per_domain: dict[str, list[int]] = {}
+    pairs: list[tuple[str | None, str | None]] = []
     for review, passage in zip(labelled, passages, strict=True):
         _, values = reader.polarities(passage, review["rating"])
         mood = 1 if review["rating"] >= 4 else -1 if review["rating"] <= 2 else 0
@@ -59,6 +63,7 @@ def score_reading(reader: ReviewReader, labelled: Sequence[dict[str, Any]] | Non
             k = int(np.argmax(overlap)) if overlap and max(overlap) > 0 else None
             said = reader.detector.name(passage.aspects[k]) if k is not None else None
             n += 1
+            pairs.append((clause["aspect"], said))
             agree += said == clause["aspect"]
             named += said is not None
             named_right += said is not None and said == clause["aspect"]
@@ -92,7 +97,21 @@ def score_reading(reader: ReviewReader, labelled: Sequence[dict[str, Any]] | Non
         "clause_sign_accuracy": round(signed_right / max(signed, 1), 4),
         "most_common_aspect": most_common,
         "most_common_agreement": round(answers.count(most_common) / max(n, 1), 4),
+        "aspect_macro_f1": round(_macro_f1(pairs), 4),
+        "most_common_macro_f1": round(_macro_f1([(truth, most_common) for truth, _ in pairs]), 4),
         "always_praise_accuracy": round(len(praise) / max(len(praise) + len(blame), 1), 4),
         "contrast_accuracy": round(contrast_right / max(contrasting, 1), 4),
         "contrasting_clauses": contrasting,
     }
+
+
+def _macro_f1(pairs: Sequence[tuple[str | None, str | None]]) -> float:
+    """The F1 of naming each class (an aspect, or none) that the labels hold, averaged over them."""
+    classes = {truth for truth, _ in pairs}
+    scores = []
+    for c in classes:
+        both = sum(truth == c and said == c for truth, said in pairs)
+        labelled = sum(truth == c for truth, _ in pairs)
+        named = sum(said == c for _, said in pairs)
+        scores.append(2 * both / (labelled + named) if labelled + named else 0.0)
+    return sum(scores) / max(len(scores), 1)
