@@ -149,7 +149,7 @@ def test_known_users_get_their_stored_list_and_filtered_lists_on_request(
         ("/v1/users/u/recommendations?k=0", 400, "k must be an integer from 1 to 100, got 0"),
         ("/v1/users/u/recommendations?k=ten", 400, "k must be an integer from 1 to 100, got 'ten'"),
         ("/v1/users/u/recommendations?top=3", 400, "unknown parameter 'top': expected k"),
-        ("/v1/users/u/recommendations?tags=a,,b", 400, "tags must be 1 to 1000 comma-separated"),
+        ("/v1/users/u/recommendations?tags=a,,b", 400, "tags must be 1 to 200 comma-separated"),
         ("/v1/users/nobody-ever/profile", 404, "no events of user 'nobody-ever'"),
         ("/v1/items/no-such-item/similar", 404, "item 'no-such-item' is not in the catalog"),
         ("/v2/everything", 404, "no such path '/v2/everything': see /docs"),

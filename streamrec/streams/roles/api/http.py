@@ -3,7 +3,8 @@
 Served with aiohttp, which faust already carries, on the worker's own event loop: a request reads
 the state the role's feeds keep, with no thread, lock or copy between them, and no second server
 taking over the worker's signal handling. Its document is built from the same pydantic models as
-the topics' contract, so the two cannot disagree (`streamrec.streams.roles.api.openapi`).
+the topics' contract, and its parameters from the models that read them, so that neither can
+disagree with it (`streamrec.streams.roles.api.openapi`, `streamrec.streams.roles.api.params`).
 """
 
 from __future__ import annotations
@@ -13,15 +14,8 @@ from aiohttp import web
 
 from streamrec.streams.roles.api.answers import Answers, json_response
 from streamrec.streams.roles.api.middleware import bearer_middleware, errors_middleware
-from streamrec.streams.roles.api.openapi import openapi, render_docs
-from streamrec.streams.roles.api.params import (
-    LIST_PARAMS,
-    MAX_K,
-    Invalid,
-    k_param,
-    names_param,
-    query_params,
-)
+from streamrec.streams.roles.api.openapi import longest_request_line, openapi, render_docs
+from streamrec.streams.roles.api.params import Invalid, path_id, queries
 from streamrec.streams.telemetry import Metrics
 
 __all__ = ["create_api"]
@@ -34,14 +28,17 @@ def create_api(
     middlewares = [errors_middleware(metrics)]
     if token is not None:
         middlewares.append(bearer_middleware(token))
-    app = web.Application(middlewares=middlewares)
-    document = orjson.dumps(openapi(default_k, secured=token is not None))
+    described = openapi(default_k, secured=token is not None)
+    # Every request the document allows is read, however long its URL (aiohttp stops at 8 KiB).
+    handler_args = {"max_line_size": max(8190, longest_request_line(described))}
+    app = web.Application(middlewares=middlewares, handler_args=handler_args)
+    document = orjson.dumps(described)
+    query = queries(default_k)  # the models the document's parameters were written from
 
     async def recommendations(request: web.Request) -> web.Response:
-        user = request.match_info["user_id"]
-        given = query_params(request, LIST_PARAMS)
-        k = k_param(given, default_k)
-        tags, exclude = names_param(given, "tags"), names_param(given, "exclude")
+        user = path_id(request, "user_id")
+        asked = query.recommendations.read(request)
+        k, tags, exclude = asked.k, asked.tags, asked.exclude
         stored = answers.stored(user) if not tags and not exclude and k <= default_k else None
         if stored is not None:
             # Published lists hold `default_k` items (fewer only when nothing else may be listed):
@@ -59,17 +56,16 @@ def create_api(
         return json_response(listed.model_dump(), headers={"X-Streamrec-List": "computed"})
 
     async def profile(request: web.Request) -> web.Response:
-        user = request.match_info["user_id"]
-        query_params(request, {})
+        user = path_id(request, "user_id")
+        query.profile.read(request)
         view = answers.profile(user)
         if view is None:
             raise Invalid(404, "unknown_user", f"no events of user {user!r} have been seen: no profile yet")
         return json_response(view.model_dump())
 
     async def similar(request: web.Request) -> web.Response:
-        item = request.match_info["item_id"]
-        k = k_param(query_params(request, {"k": f"items, 1-{MAX_K}, default {default_k}"}), default_k)
-        found = answers.similar(item, k)
+        item = path_id(request, "item_id")
+        found = answers.similar(item, query.similar.read(request).k)
         if found is None:
             raise Invalid(404, "unknown_item", f"item {item!r} is not in the catalog, or is off sale")
         return json_response(found.model_dump())

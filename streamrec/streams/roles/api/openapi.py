@@ -11,13 +11,17 @@ from pydantic import BaseModel
 from streamrec.model.events.schemas import ReadableProfile, Recommendation
 from streamrec.streams.roles.api.answers import ApiError, Health, SimilarItems
 from streamrec.streams.roles.api.middleware import OPEN_PATHS
-from streamrec.streams.roles.api.params import LIST_PARAMS, MAX_K
+from streamrec.streams.roles.api.params import path_parameter, queries
 
-__all__ = ["openapi", "render_docs"]
+__all__ = ["longest_request_line", "openapi", "render_docs"]
+
+#: Most bytes a character takes in a URL: four UTF-8 bytes, each percent-encoded (%F0%9F%8E%BB).
+_URL_BYTES_PER_CHAR = 12
 
 
 def openapi(default_k: int = 10, secured: bool = False) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of the API, its schemas taken from the models it answers with."""
+    """The OpenAPI 3.1 document of the API: its schemas taken from the models it answers with, its
+    query parameters from the models that read them (`streamrec.streams.roles.api.params`)."""
     models: list[type[BaseModel]] = [Recommendation, ReadableProfile, SimilarItems, Health, ApiError]
     schemas: dict[str, Any] = {}
     for model in models:
@@ -28,22 +32,7 @@ def openapi(default_k: int = 10, secured: bool = False) -> dict[str, Any]:
     def ref(name: str) -> dict[str, Any]:
         return {"content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}}
 
-    def path_param(name: str, what: str) -> dict[str, Any]:
-        return {
-            "name": name,
-            "in": "path",
-            "required": True,
-            "schema": {"type": "string"},
-            "description": what,
-        }
-
-    k = {
-        "name": "k",
-        "in": "query",
-        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_K, "default": default_k},
-        "description": "how many items",
-    }
-    names = {"type": "string", "pattern": "^[^,]+(,[^,]+)*$"}
+    query = queries(default_k)
     bad = {"description": "a parameter out of range, malformed or unknown", **ref("ApiError")}
     document: dict[str, Any] = {
         "openapi": "3.1.0",
@@ -62,15 +51,8 @@ def openapi(default_k: int = 10, secured: bool = False) -> dict[str, Any]:
                     "are given. A user streamrec has not seen gets what is popular and new, with reasons "
                     "that say so.",
                     "parameters": [
-                        path_param("user_id", "the user, as in the events"),
-                        k,
-                        {"name": "tags", "in": "query", "schema": names, "description": LIST_PARAMS["tags"]},
-                        {
-                            "name": "exclude",
-                            "in": "query",
-                            "schema": names,
-                            "description": LIST_PARAMS["exclude"],
-                        },
+                        path_parameter("user_id", "the user, as in the events"),
+                        *query.recommendations.parameters(),
                     ],
                     "responses": {"200": {"description": "the list", **ref("Recommendation")}, "400": bad},
                 }
@@ -78,9 +60,10 @@ def openapi(default_k: int = 10, secured: bool = False) -> dict[str, Any]:
             "/v1/users/{user_id}/profile": {
                 "get": {
                     "summary": "What streamrec knows of a user, in words",
-                    "parameters": [path_param("user_id", "the user")],
+                    "parameters": [path_parameter("user_id", "the user"), *query.profile.parameters()],
                     "responses": {
                         "200": {"description": "the readable profile", **ref("ReadableProfile")},
+                        "400": bad,
                         "404": {"description": "no event of the user was seen", **ref("ApiError")},
                     },
                 }
@@ -88,7 +71,7 @@ def openapi(default_k: int = 10, secured: bool = False) -> dict[str, Any]:
             "/v1/items/{item_id}/similar": {
                 "get": {
                     "summary": "Items like one item",
-                    "parameters": [path_param("item_id", "the item"), k],
+                    "parameters": [path_parameter("item_id", "the item"), *query.similar.parameters()],
                     "responses": {
                         "200": {"description": "similar items", **ref("SimilarItems")},
                         "400": bad,
@@ -126,6 +109,26 @@ def openapi(default_k: int = 10, secured: bool = False) -> dict[str, Any]:
     return document
 
 
+def longest_request_line(document: Mapping[str, Any]) -> int:
+    """The most bytes a request the document allows takes on its request line (``GET <url> HTTP/1.1``):
+    the server must read lines that long, or refuse a request the document allows, and not in JSON."""
+    longest = 0
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            chars = sum(len(p["name"]) + 2 + _longest(p["schema"]) for p in operation.get("parameters", ()))
+            longest = max(longest, len(path) + chars * _URL_BYTES_PER_CHAR)
+    return longest + 1024  # the method, the version, and room for what a client adds
+
+
+def _longest(schema: Mapping[str, Any]) -> int:
+    """The most characters a value of `schema` takes, written as in a URL (a,b,c for arrays)."""
+    if schema.get("type") == "array":
+        return int(schema["maxItems"]) * (_longest(schema["items"]) + 1)
+    if schema.get("type") == "integer":
+        return 20  # any 64-bit integer
+    return int(schema["maxLength"])
+
+
 def render_docs(document: Mapping[str, Any]) -> str:
     """The API's document as a page a person reads (no script, nothing fetched from elsewhere)."""
     e = html.escape
@@ -149,6 +152,11 @@ def render_docs(document: Mapping[str, Any]) -> str:
                     kind = schema.get("type", "")
                     if "minimum" in schema:
                         kind += f" {schema['minimum']}-{schema['maximum']}, default {schema['default']}"
+                    if "maxLength" in schema:
+                        kind += f", at most {schema['maxLength']} characters"
+                    if kind == "array":
+                        count = f"{schema['minItems']}-{schema['maxItems']}"
+                        kind = f"{count} names, a,b,c, each at most {schema['items']['maxLength']} characters"
                     parts.append(
                         f"<tr><td><code>{e(p['name'])}</code></td><td>{e(p['in'])}</td>"
                         f"<td>{e(kind)}</td><td>{e(p.get('description', ''))}</td></tr>"
