@@ -128,24 +128,27 @@ class CheckpointedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
             return {}
         return await fetch(self._consumer, timeout_ms, max_records, self.metrics, f"{self.role}_fetch")
 
-    async def commit(self, offsets: dict[str, int]) -> None:
-        """Commit the checkpoint's offsets of the partitions this member holds; a failure is logged
-        (the checkpoint holds them: a restart resumes there regardless)."""
+    async def commit(self, offsets: dict[str, int]) -> bool:
+        """Commit the checkpoint's offsets of the partitions this member holds; False if the group
+        refused them (a rebalance came between): the checkpoint holds them, so a restart resumes
+        there regardless, and the caller commits again with its next checkpoint."""
         consumer = self._consumer
         if consumer is None:
-            return
+            return True
         commit = {
             tp: OffsetAndMetadata(offsets[tp_key(tp)], "")
             for tp in consumer.assignment()
             if tp_key(tp) in offsets
         }
         if not commit:
-            return
+            return True
         try:
             await consumer.commit(commit)
         except KafkaError as exc:
             self.metrics.retries.labels(f"{self.role}_commit").inc()
-            log.warning("commit failed (the checkpoint is saved): %s", exc)
+            log.warning("commit failed (the checkpoint is saved; committed again with the next): %s", exc)
+            return False
+        return True
 
     async def report_lag(self) -> None:
         consumer = self._consumer

@@ -170,7 +170,10 @@ class Checkpoints(Deltas):
                 return
             await asyncio.get_running_loop().run_in_executor(None, self.store.publish)
             self._durable = offsets
-            await self.consumer.commit(offsets)
+            if not await self.consumer.commit(offsets):
+                # Refused by a rebalance: with no event after it, nothing else would commit them,
+                # and the group would show a backlog it does not have.
+                self._uncommitted = True
         except Exception as exc:  # noqa: BLE001 - the next checkpoint holds this state too
             log.error("CF checkpoint not written or committed, retrying with the next one: %s", exc)
             self._uncommitted = True
