@@ -13,7 +13,7 @@ import orjson
 from aiohttp import web
 
 from streamrec.streams.roles.api.answers import Answers, json_response
-from streamrec.streams.roles.api.middleware import bearer_middleware, errors_middleware
+from streamrec.streams.roles.api.middleware import ANSWER, bearer_middleware, errors_middleware
 from streamrec.streams.roles.api.openapi import longest_request_line, openapi, render_docs
 from streamrec.streams.roles.api.params import Invalid, path_id, queries
 from streamrec.streams.telemetry import Metrics
@@ -46,12 +46,12 @@ def create_api(
             # rules since (its renewal on the way): then the list is computed now.
             message = orjson.loads(stored)
             if answers.listable([i["item_id"] for i in message["items"]]):
-                request["answer"] = "stored"
+                request[ANSWER] = "stored"
                 if k < default_k:
                     message["items"] = message["items"][:k]
                     stored = orjson.dumps(message)
                 return json_response(stored, headers={"X-Streamrec-List": "stored"})
-        request["answer"] = "computed"
+        request[ANSWER] = "computed"
         listed = answers.recommend(user, k, tags, exclude)
         return json_response(listed.model_dump(), headers={"X-Streamrec-List": "computed"})
 

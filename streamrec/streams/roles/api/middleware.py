@@ -14,11 +14,14 @@ from streamrec.streams.roles.api.answers import ApiError, json_response
 from streamrec.streams.roles.api.params import Invalid
 from streamrec.streams.telemetry import Metrics
 
-__all__ = ["OPEN_PATHS", "Handler", "bearer_middleware", "errors_middleware"]
+__all__ = ["ANSWER", "OPEN_PATHS", "Handler", "bearer_middleware", "errors_middleware"]
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: How a handler answered (a stored or a computed list), for the requests' metric.
+ANSWER = web.RequestKey("answer", str)
 
 #: What answers without the token: whether the process is ready (no personal data in it).
 OPEN_PATHS = frozenset({"/healthz"})
@@ -34,7 +37,7 @@ def errors_middleware(metrics: Metrics) -> Any:
         answer = "error"
         try:
             response = await handler(request)
-            answer = request.get("answer", "ok")
+            answer = request.get(ANSWER, "ok")
             return response
         except Invalid as exc:
             body = ApiError(error=exc.error, message=exc.message).model_dump()
