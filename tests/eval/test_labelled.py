@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import gzip
-import json
-from importlib import resources
-from typing import Any
-
 import pytest
 
 from streamrec.eval.labelled import load_labelled, score_reading
+from streamrec.eval.sample import load_sample
 from streamrec.model.text.encoder import TransformerEncoder
 from streamrec.model.text.opinions import DEFAULT_ASPECTS
 from streamrec.model.text.reader import ReviewReader
@@ -54,7 +50,7 @@ def test_a_reader_taught_by_a_shops_ratings_reads_each_clause_better_than_always
     """The head learns from the packaged sample's rated reviews (musical instruments), as a stream
     teaches it, and reads the labelled clauses of six domains, mixed reviews included."""
     reader = ReviewReader(TransformerEncoder(device="cpu", dtype="float32", max_length=128))
-    rated = [r for r in _sample() if r.get("type") == "review" and r.get("text") and r.get("rating")]
+    rated = [r for r in load_sample() if r.get("type") == "review" and r.get("text") and r.get("rating")]
     assert len(rated) > 500
     for review, passage in zip(rated, reader.encode([r["text"] for r in rated]), strict=True):
         reader.sentiment.learn(passage.vector, review["rating"], passage.clauses)
@@ -65,9 +61,3 @@ def test_a_reader_taught_by_a_shops_ratings_reads_each_clause_better_than_always
     assert score["clause_sign_accuracy"] > score["always_praise_accuracy"] + 0.03, score
     assert score["clause_auc"] > 0.65, score
     assert score["contrast_accuracy"] > 0.55, score
-
-
-def _sample() -> list[dict[str, Any]]:
-    path = resources.files("streamrec") / "data" / "amazon_instruments_sample.jsonl.gz"
-    with gzip.open(str(path), "rt", encoding="utf-8") as f:
-        return [json.loads(line) for line in f]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from streamrec.streams.commands.demo import load_sample
+from streamrec.eval.sample import load_sample
 
 #: The CSV's columns, for `--columns`.
 COLUMNS = "user=user_id,item=item_id,rating=rating,text=text,ts=ts"

@@ -5,13 +5,10 @@ whose latest items are like it."""
 
 from __future__ import annotations
 
-import gzip
-import json
-from importlib import resources
-
 import numpy as np
 import pytest
 
+from streamrec.eval.sample import load_sample
 from streamrec.model.serving.recommender import Recommender
 from streamrec.model.text.encoder import TransformerEncoder
 
@@ -20,9 +17,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def shop() -> tuple[Recommender, TransformerEncoder, list[dict[str, object]]]:
-    path = resources.files("streamrec") / "data" / "amazon_instruments_sample.jsonl.gz"
-    with gzip.open(str(path), "rt") as stream:
-        rows = [json.loads(line) for line in stream]
+    rows = load_sample()
     reviewed = {r["item_id"] for r in rows if r["type"] == "review"}
     # The catalog-only items are held back: they are published after the reviews, one by one.
     items = [r for r in rows if r["type"] == "item" and r["item_id"] in reviewed]

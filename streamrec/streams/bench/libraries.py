@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import gzip
-import json
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +14,7 @@ import numpy as np
 import torch
 
 from streamrec.eval.measures import sentiment_auc
+from streamrec.eval.sample import load_sample
 from streamrec.model.text.encoder import TransformerEncoder
 from streamrec.model.text.opinions import segments
 from streamrec.model.text.sentiment import SentimentHead, rating_label
@@ -38,8 +36,7 @@ Head = tuple[Callable[[int], float], Callable[[int], object]]
 
 def load_reviews() -> list[tuple[str, float]]:
     """Every review of the packaged sample, in time order: (text, rating)."""
-    with gzip.open(str(files("streamrec") / "data" / "amazon_instruments_sample.jsonl.gz"), "rt") as f:
-        rows = [json.loads(line) for line in f]
+    rows = load_sample()
     return [(r["text"], float(r["rating"])) for r in rows if "rating" in r and r.get("text")]
 
 

@@ -8,8 +8,6 @@ both, so the benchmark runs from the repository alone.
 
 from __future__ import annotations
 
-import gzip
-import importlib.resources
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -18,15 +16,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from streamrec.eval.datasets import load_dataset
+from streamrec.eval.sample import SAMPLE, load_sample
 
 __all__ = ["AMAZON", "MOVIELENS", "Review", "Workload", "load_workload", "packaged_sample"]
 
 MOVIELENS = Path("ml-100k") / "ml-100k.inter"
 AMAZON = Path("amazon-musical-instruments-2014") / "Musical_instruments_reviews.csv.zip"
-SAMPLE = "amazon_instruments_sample.jsonl.gz"
 
 Event = tuple[str, dict[str, Any], str]
 
@@ -160,9 +156,7 @@ def load_workload(
 
 
 def packaged_sample() -> tuple[dict[str, str], list[Review]]:
-    path = importlib.resources.files("streamrec") / "data" / SAMPLE
-    with path.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as f:
-        records = [orjson.loads(line) for line in f if line.strip()]
+    records = load_sample()
     catalog = {r["item_id"]: r["title"] for r in records if r["type"] == "item"}
     reviews = [
         Review(r["user_id"], r["item_id"], r["text"], r.get("rating"), float(r["ts"]))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import importlib.resources
 import shutil
 import time
 from collections import defaultdict
@@ -11,11 +9,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import orjson
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from streamrec.eval.sample import load_sample
 from streamrec.streams.kafka.clients import kafka_config
 from streamrec.streams.kafka.topics import Topics
 from streamrec.streams.replay import Collector, Replayer
@@ -23,16 +21,7 @@ from streamrec.streams.settings import Settings
 from streamrec.streams.stack import Stack
 from streamrec.streams.worker import ROLES
 
-__all__ = ["load_sample", "run_demo"]
-
-SAMPLE = "amazon_instruments_sample.jsonl.gz"
-
-
-def load_sample() -> list[dict[str, Any]]:
-    """The demo sample shipped with the package (see streamrec/data/README.md)."""
-    path = importlib.resources.files("streamrec") / "data" / SAMPLE
-    with path.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as f:
-        return [orjson.loads(line) for line in f if line.strip()]
+__all__ = ["run_demo"]
 
 
 def _events(records: list[dict[str, Any]], topics: Topics) -> Iterator[tuple[str, dict[str, Any], str]]:
