@@ -54,6 +54,7 @@ class Metrics:
     duplicates: Counter
     records_read_back: Counter
     learned: Counter
+    catalog_waits: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -226,6 +227,12 @@ class Metrics:
                 "streamrec_cf_events_learned_total",
                 "Interactions the CF model learned from, by topic",
                 ["topic"],
+                **kw,
+            ),
+            catalog_waits=Counter(
+                "streamrec_catalog_waits_total",
+                "Batches held back because the catalog feed was behind the items they name, by role",
+                ["role"],
                 **kw,
             ),
         )

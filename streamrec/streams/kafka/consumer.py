@@ -113,6 +113,17 @@ class CheckpointedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
             else:
                 consumer.seek(tp, start)
 
+    def seek(self, offsets: dict[TopicPartition, int]) -> None:
+        """Read these assigned partitions again from these offsets (what was fetched past them is
+        dropped by the caller)."""
+        consumer = self._consumer
+        if consumer is None:
+            return
+        assigned = consumer.assignment()
+        for tp, offset in offsets.items():
+            if tp in assigned:
+                consumer.seek(tp, offset)
+
     async def rejoin(self) -> None:
         """Leave the group and join it again, as a new member (after being fenced)."""
         await self.stop()

@@ -147,13 +147,16 @@ class GlobalFeed(Service):
         self._handled.update(self._rewind)
 
     async def catch_up(self, timeout: float = 5.0) -> bool:
-        """Wait until everything currently in the topics has been handled; False on timeout."""
-        consumer = self._consumer
-        if consumer is None:
-            return False
-        ends = await consumer.end_offsets(list(consumer.assignment()))
+        """Wait until everything currently in the topics has been handled; False on timeout
+        (a feed not yet started or restarting is waited for within the same time)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        while self._consumer is None:
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+        consumer = self._consumer
+        ends = await consumer.end_offsets(list(consumer.assignment()))
         while loop.time() < deadline:
             if all(self._handled.get(tp, 0) >= end for tp, end in ends.items()):
                 return True

@@ -172,8 +172,13 @@ class CFRole(Checkpoints, Service):
                     # from where the new assignment starts. Either way, read again from there.
                     await self.consumer.restart_assignment()
                     continue
+                waiting: dict[TopicPartition, int] = {}
                 for tp, records in batches.items():
-                    await self._learn(tp, records)
+                    stopped_at = await self._learn(tp, records)
+                    if stopped_at is not None:
+                        waiting[tp] = stopped_at
+                if waiting:  # read again, once the catalog feed has moved on
+                    self.consumer.seek(waiting)
                 now = time.monotonic()
                 if now - self._last_publish >= settings.cf.publish_interval_s:
                     self.publish()
@@ -196,26 +201,40 @@ class CFRole(Checkpoints, Service):
         if rejoin:
             await self.consumer.rejoin()
 
-    async def _learn(self, tp: TopicPartition, records: Sequence[ConsumerRecord]) -> None:
+    async def _learn(self, tp: TopicPartition, records: Sequence[ConsumerRecord]) -> int | None:
+        """Learn a partition's batch; the offset it stopped at if a record names an item the
+        catalog feed may not have read yet (it is read again later), else None.
+
+        Kafka orders nothing across topics: a catalog entry written before a click can reach
+        this role after it. An item is unknown only once the catalog feed has read everything
+        written before the click; until then the click waits rather than going to dead letters.
+        """
         ctx = self.ctx
         started = time.perf_counter()
         if tp.topic == ctx.topics.forget:
             await self._forget(tp, records)
-            return
+            return None
         parse = ctx.parser.click if tp.topic == ctx.topics.clicks else ctx.parser.review
         learner, catalog = self.learner, self.learner.catalog
         duplicates = learned = 0
         caught_up = False
-        for record in records:
+        stopped_at: int | None = None
+        for n, record in enumerate(records):
             try:
                 event: Click | Impression | Review = parse(record.value)
                 if not caught_up and any(item not in catalog for item in _items_of(event)):
-                    # The catalog entry may be just behind, on another topic.
+                    # Every record of this batch was written before this check: once the feed
+                    # has read the catalog's end as of now, an item it lacks is unknown.
                     if not await self.catalog.catch_up(timeout=CATALOG_WAIT_S):
                         log.warning(
-                            "the catalog feed is %.0fs behind; unknown items go to dead letters",
+                            "the catalog feed is more than %.0fs behind; clicks on items it has "
+                            "not read yet wait for it",
                             CATALOG_WAIT_S,
                         )
+                        ctx.metrics.catalog_waits.labels(ROLE).inc()
+                        stopped_at = record.offset
+                        records = records[:n]
+                        break
                     caught_up = True
                 if learner.learn(event, written=record.timestamp / 1000):
                     learned += 1
@@ -234,6 +253,7 @@ class CFRole(Checkpoints, Service):
         ctx.metrics.batch_seconds.labels(ROLE).observe(time.perf_counter() - started)
         ctx.metrics.model_entities.labels(ROLE, "users").set(self.model.n_users)
         ctx.metrics.model_entities.labels(ROLE, "items").set(self.model.n_items)
+        return stopped_at
 
     async def _forget(self, tp: TopicPartition, records: Sequence[ConsumerRecord]) -> None:
         """Erase users: their factors leave the model, the next checkpoint and the vectors topic."""
