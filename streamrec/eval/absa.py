@@ -16,7 +16,8 @@ SemEval-2014 restaurants (`score_semeval`):
   of the sentence's mood (the head's reading of the whole sentence, banded into three classes by
   two thresholds learned on the training folds), of the reader (its clauses on that aspect,
   banded the same way), and of heads learned on the sentence alone and on the sentence with its
-  aspect's clause (aspect-conditioned);
+  aspect's clause (aspect-conditioned), and, given one, a model trained on the (category,
+  sentence) pairs themselves (the encoder fine-tuned, `learn.aspect_polarity`);
 - **claims**: of the positive or negative readings a reason or profile would state, the share
   people agree with, by how sure the reading is; `CLAIM_CONFIDENCE` is the least sureness at
   which at least 9 in 10 are right.
@@ -56,6 +57,8 @@ ROUNDS = 200
 CHUNK = 64
 
 Progress = Callable[[int, int], None] | None
+#: Trained on (aspects, texts, labels), returns class probabilities of (test aspects, test texts).
+PairModel = Callable[[list[str], list[str], np.ndarray, list[str], list[str]], np.ndarray]
 
 
 def read_passages(reader: ReviewReader, texts: Sequence[str], progress: Progress = None) -> list[Passage]:
@@ -174,10 +177,14 @@ def score_semeval(
     sentences: Sequence[LabelledSentence],
     heads: dict[str, SentimentHead] | None = None,
     progress: Progress = None,
+    pair_model: PairModel | None = None,
 ) -> dict[str, Any]:
     """Detection, polarity and claims on SemEval-2014 restaurant categories (module docstring).
 
     `heads`: sentiment heads to read polarity with, by name (default: the reader's own).
+    `pair_model(aspects, texts, labels, test_aspects, test_texts)`: a model trained on the
+    first (aspect, sentence) pairs that returns the probabilities of negative, neutral and
+    positive for the test pairs; measured on the same folds as the heads (`finetuned_pair`).
     """
     heads = heads or {"reader": reader.sentiment}
     names = [a.name for a in reader.aspects]
@@ -250,6 +257,22 @@ def score_semeval(
     polarity["learned_aspect"] = _classification(label, p_aspect.argmax(axis=1), sent)
     lean = p_aspect[:, 2] - p_aspect[:, 0]
     claims["learned_aspect"] = _claims(np.abs(lean[said]), (lean[said] > 0) == (label[said] == 2))
+    if pair_model is not None:
+        # The category as words ("anecdotes/miscellaneous": "anecdotes or miscellaneous").
+        words = [categories[a].replace("/", " or ") for _, a, _ in pairs]
+        texts = [sentences[i].text for i in sent]
+        p_pair = np.zeros((len(pairs), 3))
+        for train, test in folds:
+            p_pair[test] = pair_model(
+                [words[i] for i in train],
+                [texts[i] for i in train],
+                label[train],
+                [words[i] for i in test],
+                [texts[i] for i in test],
+            )
+        polarity["finetuned_pair"] = _classification(label, p_pair.argmax(axis=1), sent)
+        lean = p_pair[:, 2] - p_pair[:, 0]
+        claims["finetuned_pair"] = _claims(np.abs(lean[said]), (lean[said] > 0) == (label[said] == 2))
     return {"sentences": n, "categories": categories, "detection": detection,
             "polarity": polarity, "claims": claims}  # fmt: skip
 
