@@ -117,52 +117,26 @@ class EASE:
         beta = self.text_weight * l2
         a = gram + (l2 + beta) * np.eye(n)
         p = np.linalg.inv(a)
-        text = self._text_matrix(kept, texts) if texts and beta > 0 else None
+        text = _text_matrix(kept, texts) if texts and beta > 0 else None
         if text is not None:
-            t_w, k, delta_w = text
+            t_w, k, delta_w, delta = text
             pt = p @ t_w @ k  # (n, d)
-            c_cols = (t_w @ k @ t_w.T) / delta_w[None, :]  # C_WW, before its diagonal is emptied
-            np.fill_diagonal(c_cols, 0.0)
-            pc = p @ c_cols
+            # C_WW = T_W K T_W' / delta_W is of rank d: P C_WW is had as (P T_W K) (T_W' / delta_W),
+            # less its diagonal's part (C_WW's diagonal is emptied).
+            pc = pt @ (t_w.T / delta_w[None, :])
+            pc -= p * (((t_w @ k) * t_w).sum(axis=1) / delta_w)[None, :]
             d = (1.0 + beta * np.diag(pc)) / np.diag(p)
             b = np.eye(n) + beta * pc - p * d[None, :]
-            self._m = (beta * pt).astype(np.float32)
-            self._k = k
+            m = (beta * pt).astype(np.float32)
         else:
             d = 1.0 / np.diag(p)
             b = np.eye(n) - p * d[None, :]
-            self._m = np.zeros((n, 0), dtype=np.float32)
-            self._k = np.zeros((0, 0))
+            m, k, delta = np.zeros((n, 0), dtype=np.float32), np.zeros((0, 0)), self._delta
         np.fill_diagonal(b, 0.0)
-        self._b = b.astype(np.float32)
         self.items, self._row = kept, position
+        self._b, self._m, self._k, self._delta = b.astype(np.float32), m, k, delta
         self.fitted_l2 = l2
         self.n_fits += 1
-
-    def _text_matrix(
-        self, kept: Sequence[str], texts: Mapping[str, FloatArray]
-    ) -> tuple[DoubleArray, DoubleArray, DoubleArray] | None:
-        """`T_W` (zeros for items without text), `K`, and `1 - t' K t` of the kept items; keeps
-        `1 - t' K t` of every item with a text, for scoring the items outside the weights."""
-        ids = list(texts)
-        every = np.stack([np.asarray(texts[i], dtype=np.float64) for i in ids])
-        norms = np.linalg.norm(every, axis=1, keepdims=True)
-        every = every / np.where(norms > 0, norms, 1.0)
-        dim = every.shape[1]
-        tt = every.T @ every
-        text_l2 = max(float(np.trace(tt)) / dim, 1e-6)
-        k = np.linalg.inv(tt + text_l2 * np.eye(dim))
-        delta = np.maximum(1.0 - ((every @ k) * every).sum(axis=1), 1e-6)
-        self._delta = dict(zip(ids, delta.tolist(), strict=True))
-        t_w = np.zeros((len(kept), dim))
-        delta_w = np.ones(len(kept))
-        for j, item in enumerate(kept):
-            row = self._delta.get(item)
-            if row is not None:
-                vector = np.asarray(texts[item], dtype=np.float64)
-                t_w[j] = vector / max(float(np.linalg.norm(vector)), 1e-12)
-                delta_w[j] = row
-        return t_w, k, delta_w
 
     def scores(
         self, taken: Sequence[str], items: Sequence[str], texts: FloatArray | None = None
@@ -196,3 +170,28 @@ class EASE:
             out[cold[has]] = (unit @ query) / np.maximum(delta, 1e-6)
             known[cold[has]] = True
         return out, known
+
+
+def _text_matrix(
+    kept: Sequence[str], texts: Mapping[str, FloatArray]
+) -> tuple[DoubleArray, DoubleArray, DoubleArray, dict[str, float]]:
+    """`T_W` (zeros for items without text), `K`, `1 - t' K t` of the kept items, and of every
+    item with a text (for scoring the items outside the weights)."""
+    ids = list(texts)
+    every = np.stack([np.asarray(texts[i], dtype=np.float64) for i in ids])
+    norms = np.linalg.norm(every, axis=1, keepdims=True)
+    every = every / np.where(norms > 0, norms, 1.0)
+    dim = every.shape[1]
+    tt = every.T @ every
+    text_l2 = max(float(np.trace(tt)) / dim, 1e-6)
+    k = np.linalg.inv(tt + text_l2 * np.eye(dim))
+    delta = dict(zip(ids, np.maximum(1.0 - ((every @ k) * every).sum(axis=1), 1e-6).tolist(), strict=True))
+    t_w = np.zeros((len(kept), dim))
+    delta_w = np.ones(len(kept))
+    for j, item in enumerate(kept):
+        row = delta.get(item)
+        if row is not None:
+            vector = np.asarray(texts[item], dtype=np.float64)
+            t_w[j] = vector / max(float(np.linalg.norm(vector)), 1e-12)
+            delta_w[j] = row
+    return t_w, k, delta_w, delta
