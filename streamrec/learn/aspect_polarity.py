@@ -72,12 +72,12 @@ class _Model(torch.nn.Module):
 class PairClassifier:
     """A copy of the encoder at `model_dir` taught to read an aspect's polarity in a sentence.
 
-    Examples
-    --------
-    >>> clf = PairClassifier(model_dir, PairConfig(epochs=3))  # doctest: +SKIP
-    >>> clf.fit(["food", "service"], ["Great pasta, rude waiter.", ...], labels)  # doctest: +SKIP
-    >>> clf.predict_proba(["service"], ["The waiter was lovely."])  # doctest: +SKIP
-    array([[0.02, 0.03, 0.95]], dtype=float32)
+    Taught on labelled pairs (0 negative, 1 neutral, 2 positive), it returns each pair's
+    probabilities::
+
+        clf = PairClassifier(model_dir, PairConfig(epochs=3))
+        clf.fit(["food", "service"], ["Great pasta, rude waiter.", "Great pasta, rude waiter."], [2, 0])
+        clf.predict_proba(["service"], ["The waiter was lovely."])  # [[p_negative, p_neutral, p_positive]]
     """
 
     def __init__(self, model_dir: str | Path, config: PairConfig | None = None) -> None:
