@@ -67,7 +67,7 @@ def aspects_command(
         "--finetune",
         help="Also fine-tune a copy of the encoder on SemEval's labelled (category, sentence) pairs, "
         "by the same 5-fold cross-validation, and read polarity with it (3 epochs a fold: about 25 "
-        "minutes on 2 cores, a minute on a GPU).",
+        "minutes on 2 cores; on CUDA where there is one).",
     ),
     device: str = typer.Option(
         "auto", "--device", help="Where --finetune trains: auto (CUDA when there is one), cpu or cuda[:N]."
@@ -141,11 +141,13 @@ def aspects_command(
 
 def _pair_model(model_dir: str, device: str, progress: Any) -> Any:
     """Trains a fresh copy of the encoder on each fold's pairs (`score_semeval`'s `pair_model`)."""
+    import itertools
+
     import numpy as np
 
     from streamrec.learn.aspect_polarity import PairClassifier, PairConfig
 
-    folds = iter(range(1, 100))
+    folds = itertools.count(1)
 
     def train_and_read(
         aspects: list[str],
