@@ -47,7 +47,7 @@ from streamrec.model.base import FloatArray
 from streamrec.model.text.reader import Passage, ReviewReader
 from streamrec.model.text.sentiment import SentimentHead
 
-__all__ = ["MISC", "read_passages", "score_semeval", "score_tripadvisor"]
+__all__ = ["MISC", "PairModel", "read_passages", "score_semeval", "score_tripadvisor"]
 
 #: SemEval's category for a sentence that names no aspect.
 MISC = "anecdotes/miscellaneous"
@@ -254,9 +254,14 @@ def score_semeval(
         polarity_model, np.hstack([vectors[sent], aspect_vectors, onehot]), label, sent, proba=True
     )
     polarity["learned_sentence"] = _classification(label, p_sentence.argmax(axis=1), sent)
-    polarity["learned_aspect"] = _classification(label, p_aspect.argmax(axis=1), sent)
-    lean = p_aspect[:, 2] - p_aspect[:, 0]
-    claims["learned_aspect"] = _claims(np.abs(lean[said]), (lean[said] > 0) == (label[said] == 2))
+
+    def read_by(name: str, proba: np.ndarray) -> None:
+        """A model's class probabilities as a polarity row, and its leaning as claims."""
+        polarity[name] = _classification(label, proba.argmax(axis=1), sent)
+        lean = proba[:, 2] - proba[:, 0]
+        claims[name] = _claims(np.abs(lean[said]), (lean[said] > 0) == (label[said] == 2))
+
+    read_by("learned_aspect", p_aspect)
     if pair_model is not None:
         # The category as words ("anecdotes/miscellaneous": "anecdotes or miscellaneous").
         words = [categories[a].replace("/", " or ") for _, a, _ in pairs]
@@ -270,9 +275,7 @@ def score_semeval(
                 [words[i] for i in test],
                 [texts[i] for i in test],
             )
-        polarity["finetuned_pair"] = _classification(label, p_pair.argmax(axis=1), sent)
-        lean = p_pair[:, 2] - p_pair[:, 0]
-        claims["finetuned_pair"] = _claims(np.abs(lean[said]), (lean[said] > 0) == (label[said] == 2))
+        read_by("finetuned_pair", p_pair)
     return {"sentences": n, "categories": categories, "detection": detection,
             "polarity": polarity, "claims": claims}  # fmt: skip
 

@@ -6,9 +6,12 @@ import json
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from streamrec.eval.absa import PairModel
 
 __all__ = ["aspects_command"]
 
@@ -139,7 +142,7 @@ def aspects_command(
     console.print(f"wrote {out / 'report.json'} ({report['seconds']:.0f} s)")
 
 
-def _pair_model(model_dir: str, device: str, progress: Any) -> Any:
+def _pair_model(model_dir: str, device: str, progress: Any) -> PairModel:
     """Trains a fresh copy of the encoder on each fold's pairs (`score_semeval`'s `pair_model`)."""
     import itertools
 
