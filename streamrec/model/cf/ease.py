@@ -145,30 +145,52 @@ class EASE:
         one: the weights learned for it, or (an item outside them, with a row in `texts`, its
         unit text vector or zeros) what its text says. Nothing where the user took none of the
         items the weights were learned for."""
+        return self.scores_many([taken], items, np.array([0, len(items)]), texts)
+
+    def scores_many(
+        self,
+        taken: Sequence[Sequence[str]],
+        items: Sequence[str],
+        bounds: npt.NDArray[np.int64],
+        texts: FloatArray | None = None,
+    ) -> tuple[DoubleArray, npt.NDArray[np.bool_]]:
+        """`scores` for many users at once: user `u` took `taken[u]`, and its items are
+        `items[bounds[u]:bounds[u + 1]]` (their texts the same rows of `texts`)."""
         out = np.zeros(len(items))
         known = np.zeros(len(items), dtype=bool)
-        rows = np.array([self._row[i] for i in dict.fromkeys(taken) if i in self._row], dtype=np.int64)
-        if not len(rows) or not self.items:
+        if not self.items or not len(items):
             return out, known
-        cols = np.array([self._row.get(i, -1) for i in items], dtype=np.int64)
-        warm = cols >= 0
-        if warm.any():
-            out[warm] = self._b[np.ix_(rows, cols[warm])].sum(axis=0)
-            known[warm] = True
-        if texts is not None and self._m.shape[1] and (~warm).any():
-            cold = np.flatnonzero(~warm)
-            vectors = np.asarray(texts, dtype=np.float64)[cold]
-            norms = np.linalg.norm(vectors, axis=1)
-            has = norms > 0
-            unit = vectors[has] / norms[has, None]
-            query = self._m[rows].sum(axis=0).astype(np.float64)
-            delta = np.array([self._delta.get(items[j], np.nan) for j in cold[has]])
-            unknown = np.isnan(delta)
-            if unknown.any():  # a text that came after the fit
-                u = unit[unknown]
-                delta[unknown] = 1.0 - ((u @ self._k) * u).sum(axis=1)
-            out[cold[has]] = (unit @ query) / np.maximum(delta, 1e-6)
-            known[cold[has]] = True
+        position = self._row
+        takes = [
+            np.array([position[i] for i in dict.fromkeys(t) if i in position], dtype=np.int64) for t in taken
+        ]
+        sizes = np.diff(bounds)
+        owner = np.repeat(np.arange(len(sizes)), sizes)
+        asked = np.array([len(rows) > 0 for rows in takes])[owner]  # the user took a weighed item
+        cols = np.fromiter((position.get(i, -1) for i in items), dtype=np.int64, count=len(items))
+        warm = (cols >= 0) & asked
+        for u, rows in enumerate(takes):
+            mine = np.flatnonzero(warm[bounds[u] : bounds[u + 1]]) + bounds[u]
+            if len(mine):
+                out[mine] = self._b[np.ix_(rows, cols[mine])].sum(axis=0)
+        known[warm] = True
+        cold = np.flatnonzero((cols < 0) & asked)
+        if texts is None or not self._m.shape[1] or not len(cold):
+            return out, known
+        vectors = np.asarray(texts, dtype=np.float64)[cold]
+        norms = np.linalg.norm(vectors, axis=1)
+        has = norms > 0
+        cold, unit = cold[has], vectors[has] / norms[has, None]
+        queries = np.stack(
+            [self._m[rows].sum(axis=0) if len(rows) else np.zeros(self._m.shape[1]) for rows in takes]
+        ).astype(np.float64)
+        delta = np.array([self._delta.get(items[j], np.nan) for j in cold])
+        unknown = np.isnan(delta)
+        if unknown.any():  # a text that came after the fit
+            u = unit[unknown]
+            delta[unknown] = 1.0 - ((u @ self._k) * u).sum(axis=1)
+        out[cold] = np.einsum("nd,nd->n", unit, queries[owner[cold]]) / np.maximum(delta, 1e-6)
+        known[cold] = True
         return out, known
 
 

@@ -129,18 +129,19 @@ class LearnedBlend:
         self,
         x: DoubleArray,
         valid: BoolArray,
-        user_evidence: float,
+        user_evidence: DoubleArray | float,
         item_evidence: DoubleArray,
         age: DoubleArray,
     ) -> DoubleArray:
         """One row per candidate: each signal's standardized value `x` (0 where not `valid`)
-        crossed with the evidence, then the item's features and a missing flag per signal."""
+        crossed with the evidence, then the item's features and a missing flag per signal.
+        `user_evidence` is one user's, or one per row (many users' candidates at once)."""
         n, n_signals = x.shape
         on = self.on
         x = np.where(valid & on[None, :], x, 0.0)
         ei = np.asarray(item_evidence, dtype=np.float64)
-        eu = float(user_evidence)
-        contexts = np.stack([np.ones(n), np.full(n, eu), ei, eu * ei], axis=1)  # (n, 4)
+        eu = np.broadcast_to(np.asarray(user_evidence, dtype=np.float64), (n,))
+        contexts = np.stack([np.ones(n), eu, ei, eu * ei], axis=1)  # (n, 4)
         crossed = (x[:, :, None] * contexts[:, None, :]).reshape(n, n_signals * len(CONTEXTS))
         missing = np.where(on[None, :], ~valid, False).astype(np.float64)
         item = np.concatenate(
@@ -152,7 +153,7 @@ class LearnedBlend:
             ],
             axis=1,
         )
-        return np.concatenate([crossed, item, eu * item], axis=1)
+        return np.concatenate([crossed, item, eu[:, None] * item], axis=1)
 
     def scores(self, features: DoubleArray) -> DoubleArray:
         out: DoubleArray = features @ self.theta

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 
 from streamrec.model.base import FloatArray
 
-__all__ = ["mmr"]
+__all__ = ["mmr", "mmr_many"]
 
 
 def mmr(
@@ -29,27 +31,53 @@ def mmr(
     >>> mmr(rel, vecs, has, cf, 2, lam=1.0), mmr(rel, vecs, has, cf, 2, lam=0.5)
     ([0, 1], [0, 2])
     """
-    n = len(relevance)
-    k = min(k, n)
+    return mmr_many([relevance], [text_vecs], [has_text], [cf_vecs], k, lam)[0]
+
+
+def mmr_many(
+    relevances: Sequence[npt.NDArray[np.float64]],
+    text_vecs: Sequence[FloatArray],
+    has_text: Sequence[npt.NDArray[np.bool_]],
+    cf_vecs: Sequence[FloatArray],
+    k: int,
+    lam: float,
+) -> list[list[int]]:
+    """`mmr` for many users' candidates at once: each user's best candidates padded into one
+    array, chosen a step at a time for all users together."""
     if lam >= 1.0 or k <= 1:
-        return [int(j) for j in np.argsort(-relevance, kind="stable")[:k]]
+        return [[int(j) for j in np.argsort(-r, kind="stable")[:k]] for r in relevances]
     # Pre-select by relevance: diversity is a re-ranking of the best candidates.
-    pool = np.argsort(-relevance, kind="stable")[: max(3 * k, 30)]
-    rel = relevance[pool]
-    spread = rel.max() - rel.min()
-    rel = (rel - rel.min()) / spread if spread > 0 else np.ones_like(rel)
-    # Similarity in text space where both items have text, else in CF space.
-    vecs = np.where(has_text[pool][:, None], text_vecs[pool], 0.0)
-    cf = cf_vecs[pool, :-1]
-    norms = np.linalg.norm(cf, axis=1, keepdims=True)
+    pools = [np.argsort(-r, kind="stable")[: max(3 * k, 30)] for r in relevances]
+    users = len(pools)
+    sizes = np.array([len(p) for p in pools])
+    width = int(sizes.max()) if users else 0
+    present = np.arange(width)[None, :] < sizes[:, None]
+    rel = np.zeros((users, width))
+    vecs = np.zeros((users, width, text_vecs[0].shape[1] if users else 0), dtype=np.float32)
+    has = np.zeros((users, width), dtype=bool)
+    cf = np.zeros((users, width, cf_vecs[0].shape[1] - 1 if users else 0), dtype=np.float32)
+    for u, pool in enumerate(pools):
+        r = relevances[u][pool]
+        spread = r.max() - r.min()
+        rel[u, : len(pool)] = (r - r.min()) / spread if spread > 0 else 1.0
+        has[u, : len(pool)] = has_text[u][pool]
+        vecs[u, : len(pool)] = np.where(has_text[u][pool][:, None], text_vecs[u][pool], 0.0)
+        cf[u, : len(pool)] = cf_vecs[u][pool, :-1]
+    norms = np.linalg.norm(cf, axis=2, keepdims=True)
     cf = (cf / np.where(norms > 0, norms, 1.0)).astype(np.float32)
-    sim = np.where(np.outer(has_text[pool], has_text[pool]), vecs @ vecs.T, np.clip(cf @ cf.T, -1.0, 1.0))
-    chosen: list[int] = []
-    max_sim = np.full(len(pool), -1.0)
-    for _ in range(k):
+    # Similarity in text space where both items have text, else in CF space.
+    both = has[:, :, None] & has[:, None, :]
+    sim = np.where(both, vecs @ vecs.transpose(0, 2, 1), np.clip(cf @ cf.transpose(0, 2, 1), -1.0, 1.0))
+    steps = np.minimum(k, sizes)
+    chosen = np.zeros((users, k), dtype=np.int64)
+    taken = ~present
+    max_sim = np.full((users, width), -1.0)
+    everyone = np.arange(users)
+    for step in range(k):
         score = lam * rel - (1 - lam) * np.maximum(max_sim, 0.0)
-        score[chosen] = -np.inf
-        best = int(np.argmax(score))
-        chosen.append(best)
-        max_sim = np.maximum(max_sim, sim[best])
-    return [int(pool[j]) for j in chosen]
+        score[taken] = -np.inf
+        best = np.argmax(score, axis=1)
+        chosen[:, step] = best
+        taken[everyone, best] = True
+        max_sim = np.maximum(max_sim, sim[everyone, best])
+    return [[int(pools[u][j]) for j in chosen[u, : steps[u]]] for u in range(users)]

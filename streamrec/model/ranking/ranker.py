@@ -13,7 +13,7 @@ from streamrec.model.cf.ease import EASE
 from streamrec.model.index import MemoryIndex
 from streamrec.model.ranking.blend import LearnedBlend
 from streamrec.model.ranking.candidates import CandidateSearch
-from streamrec.model.ranking.diversity import mmr
+from streamrec.model.ranking.diversity import mmr_many
 from streamrec.model.ranking.learning import BlendLearning
 from streamrec.model.ranking.popularity import CoOccurrence, Popularity
 from streamrec.model.ranking.reasons import Reasons, Scored
@@ -210,12 +210,10 @@ class HybridRanker(CandidateSearch, BlendLearning):
         return self.recommend_many([request], k)[0]
 
     def recommend_many(self, requests: Sequence[Request], k: int = 10) -> list[list[Scored]]:
-        """Rank for many users at once: one batched search per vector space."""
-        text_hits = self._search(
-            "text",
-            [self._user_text(r.profile) for r in requests],
-            [r.exclude for r in requests],
-        )
+        """Rank for many users at once: one batched search per vector space, and their candidates
+        scored together (`_blend_many`)."""
+        user_texts = [self._user_text(r.profile) for r in requests]
+        text_hits = self._search("text", user_texts, [r.exclude for r in requests])
         if self.query_latest and self.n_recent:
             # What the user is shopping for now: the items nearest each of their latest ones.
             for hits, more in zip(text_hits, self._search_latest(requests), strict=True):
@@ -233,12 +231,34 @@ class HybridRanker(CandidateSearch, BlendLearning):
         )
         if self.fresh is not None and len(self.fresh) and self.n_fresh:
             # The items nobody took yet, nearest the user's text: text is all that knows them.
-            fresh = self._search_fresh(requests, [self._user_text(r.profile) for r in requests])
+            fresh = self._search_fresh(requests, user_texts)
             for hits, more in zip(text_hits, fresh, strict=True):
                 hits.extend(more)
+        recents = [r.profile.recent_items(RECENT) if r.profile is not None else [] for r in requests]
+        candidates = [
+            self._gather(*found) for found in zip(requests, text_hits, cf_hits, popular, recents, strict=True)
+        ]
+        scored = [n for n, ids in enumerate(candidates) if ids]
+        blended = self._blend_many(
+            [requests[n] for n in scored],
+            [candidates[n] for n in scored],
+            [recents[n] for n in scored],
+            [user_texts[n] for n in scored],
+        )
+        for n, b in zip(scored, blended, strict=True):
+            self._ruled(requests[n], candidates[n], b)
+        orders = mmr_many(
+            [b.relevance for b in blended],
+            [b.text_vecs for b in blended],
+            [b.has_text for b in blended],
+            [b.cf_vecs for b in blended],
+            k,
+            self.mmr_lambda,
+        )
+        lists = {n: (b, order) for n, b, order in zip(scored, blended, orders, strict=True)}
         return [
-            self._rank(request, text, cf, top, k)
-            for request, text, cf, top in zip(requests, text_hits, cf_hits, popular, strict=True)
+            self._listed(request, ids, *lists[n], recent, k) if n in lists else self._pinned([], request, k)
+            for n, (request, ids, recent) in enumerate(zip(requests, candidates, recents, strict=True))
         ]
 
     def relevance(self, request: Request, item_ids: Sequence[str]) -> npt.NDArray[np.float64]:
@@ -251,26 +271,26 @@ class HybridRanker(CandidateSearch, BlendLearning):
             return np.zeros(0)
         return self._blend(request, list(item_ids)).relevance
 
-    def _rank(
-        self,
-        request: Request,
-        text_hits: list[tuple[str, float]],
-        cf_hits: list[tuple[str, float]],
-        popular: list[tuple[str, float]],
-        k: int,
-    ) -> list[Scored]:
-        recent = request.profile.recent_items(RECENT) if request.profile is not None else []
-        ids = self._gather(request, text_hits, cf_hits, popular, recent)
-        rules = self.rules
-        if not ids:
-            return self._pinned([], request, k)
-        b = self._blend(request, ids, recent)
+    def _ruled(self, request: Request, ids: list[str], b: Blended) -> None:
+        """One request's scored candidates, remembered (what the user's next take is learned
+        against) and moved by the rules' boosts and burials."""
         if request.user and request.profile is not None and self.learn_blend:
             # A user the recommender knows (ranking for a stranger keeps nothing of them).
             self.remember(request.user, ids, b.relevance)
+        rules = self.rules
         if rules.boost or rules.bury:
             b.relevance += np.array([rules.shift(i, self._tags(i)) for i in ids])
-        order = mmr(b.relevance, b.text_vecs, b.has_text, b.cf_vecs, k, self.mmr_lambda)
+
+    def _listed(
+        self,
+        request: Request,
+        ids: list[str],
+        b: Blended,
+        order: list[int],
+        recent: list[tuple[str, float, str]],
+        k: int,
+    ) -> list[Scored]:
+        """One request's list from its diversified `order`: room for new items, reasons, pins."""
         if self.new_items > 0:
             order = self._make_room(order, b, k)
         # Which recent item each listed item is most like, in text and in co-occurrence.

@@ -29,21 +29,38 @@ SIGNALS = ("text", "cf", "pop", "item", "recent", "dislike", "aspects", "looks",
 _TEXT, _CF, _POP, _ITEM, _RECENT, _DISLIKE, _ASPECTS, _LOOKS, _EASE = range(len(SIGNALS))
 
 
-def standardize(values: DoubleArray, valid: npt.NDArray[np.bool_]) -> DoubleArray:
+def standardize(
+    values: DoubleArray, valid: npt.NDArray[np.bool_], bounds: npt.NDArray[np.int64] | None = None
+) -> DoubleArray:
     """Standardize each column over its valid entries; invalid ones get 0 (and a missing flag in
-    the blend).
+    the blend). With `bounds` (row offsets, first 0, last `len(values)`), each run of rows between
+    two of them is standardized on its own: many users' candidates at once.
 
     >>> standardize(np.array([[1.0], [3.0], [9.0]]), np.array([[True], [True], [False]])).tolist()
     [[-1.0], [1.0], [0.0]]
+    >>> two_users = np.array([0, 2, 4])
+    >>> standardize(np.array([[1.0], [3.0], [5.0], [9.0]]), np.ones((4, 1), bool), two_users).tolist()
+    [[-1.0], [1.0], [-1.0], [1.0]]
     """
-    out = np.zeros_like(values)
-    count = valid.sum(axis=0)
-    safe = np.maximum(count, 1)
-    mean = np.where(valid, values, 0.0).sum(axis=0) / safe
-    centred = np.where(valid, values - mean, 0.0)
-    std = np.sqrt((centred**2).sum(axis=0) / safe)
+    if bounds is None:
+        bounds = np.array([0, len(values)])
+    sizes = np.diff(bounds)
+    groups = np.repeat(np.arange(len(sizes)), sizes)
+
+    def per_group(column_values: DoubleArray) -> DoubleArray:
+        # Sums over each run of rows, from cumulative sums (rows are in runs, in order).
+        totals = np.concatenate([np.zeros((1, values.shape[1])), np.cumsum(column_values, axis=0)])
+        out: DoubleArray = totals[bounds[1:]] - totals[bounds[:-1]]
+        return out
+
+    count = per_group(valid.astype(np.float64))
+    safe = np.maximum(count, 1.0)
+    mean = per_group(np.where(valid, values, 0.0)) / safe
+    centred = np.where(valid, values - mean[groups], 0.0)
+    std = np.sqrt(per_group(centred**2) / safe)
     usable = (count >= 2) & (std > 1e-9)
-    out[:, usable] = centred[:, usable] / std[usable]
+    scale = np.where(usable, 1.0 / np.where(usable, std, 1.0), 0.0)
+    out: DoubleArray = centred * scale[groups]
     return out
 
 
@@ -96,79 +113,116 @@ class SignalScoring:
     def _blend(
         self, request: Request, ids: list[str], recent: list[tuple[str, float, str]] | None = None
     ) -> Blended:
-        profile = request.profile
-        user_text = self._user_text(profile)
-        text_vecs, has_text = self.index.stack("text", ids)
-        cf_vecs, has_cf = self.index.stack("cf", ids)
-        n = len(ids)
+        return self._blend_many([request], [ids], None if recent is None else [recent])[0]
+
+    def _blend_many(
+        self,
+        requests: Sequence[Request],
+        candidates: Sequence[list[str]],
+        recents: Sequence[list[tuple[str, float, str]]] | None = None,
+        user_texts: Sequence[FloatArray | None] | None = None,
+    ) -> list[Blended]:
+        """Score each request's candidates: the users' candidates stacked into one matrix, each
+        signal a column, standardized per user, blended in one product. `recents` and
+        `user_texts` (each user's latest items, and text vector) where the caller has them."""
+        sizes = [len(ids) for ids in candidates]
+        bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        flat = [i for ids in candidates for i in ids]
+        n = len(flat)
+        text_vecs, has_text = self.index.stack("text", flat)
+        cf_vecs, has_cf = self.index.stack("cf", flat)
         raw = np.zeros((n, len(SIGNALS)))
         valid = np.zeros((n, len(SIGNALS)), dtype=bool)
-
-        if user_text is not None:
-            raw[:, _TEXT] = text_vecs @ user_text
-            valid[:, _TEXT] = has_text
-        if request.cf_vector is not None:
-            raw[:, _CF] = cf_vecs @ request.cf_vector
-            valid[:, _CF] = has_cf
-        counts = self.popularity.counts(ids)
+        counts = self.popularity.counts(flat)
         taken = counts > 0
         # Nobody took it yet: its popularity is unknown, not low.
-        raw[:, _POP] = self.popularity.scores(ids)
+        raw[:, _POP] = self.popularity.scores(flat)
         valid[:, _POP] = taken
-        pairs = np.zeros((0, n))
-        if recent is None:
-            recent = profile.recent_items(RECENT) if profile is not None else []
-        if self.cooccurrence is not None and recent:
-            pairs = self.cooccurrence.contributions([i for i, _, _ in recent], ids)
-            raw[:, _ITEM] = pairs.sum(axis=0)
-            valid[:, _ITEM] = taken
-        recent_vecs, recent_has = self.index.stack("text", [i for i, _, _ in recent])
-        last = recent_has[: self.n_recent]
-        if last.any():
-            raw[:, _RECENT] = (text_vecs @ recent_vecs[: self.n_recent][last].T).max(axis=1)
-            valid[:, _RECENT] = has_text
-        disliked = profile.dislike_vector() if profile is not None else None
-        if disliked is not None and self.project is not None:
-            disliked = self.project(disliked)
-        if disliked is not None:
-            raw[:, _DISLIKE] = text_vecs @ disliked
-            valid[:, _DISLIKE] = has_text
-        match, best, cared = self._aspect_match(profile, ids)
-        raw[:, _ASPECTS] = match
-        valid[:, _ASPECTS] = cared
-        looks, like_look = self._looks(ids, recent)
-        raw[:, _LOOKS] = looks
-        valid[:, _LOOKS] = like_look >= 0
-        if self.item_model is not None and profile is not None and self.w_ease:
+        if recents is None:
+            recents = [r.profile.recent_items(RECENT) if r.profile is not None else [] for r in requests]
+        if user_texts is None:
+            user_texts = [self._user_text(r.profile) for r in requests]
+        n_user = np.zeros(n)
+        per_user = []
+        for u, (request, ids, recent, user_text) in enumerate(
+            zip(requests, candidates, recents, user_texts, strict=True)
+        ):
+            rows = slice(int(bounds[u]), int(bounds[u + 1]))
+            profile = request.profile
+            n_user[rows] = profile.n_events if profile else 0
+            texts, has = text_vecs[rows], has_text[rows]
+            if user_text is not None:
+                raw[rows, _TEXT] = texts @ user_text
+                valid[rows, _TEXT] = has
+            if request.cf_vector is not None:
+                raw[rows, _CF] = cf_vecs[rows] @ request.cf_vector
+                valid[rows, _CF] = has_cf[rows]
+            pairs = np.zeros((0, len(ids)))
+            if self.cooccurrence is not None and recent:
+                pairs = self.cooccurrence.contributions([i for i, _, _ in recent], ids)
+                raw[rows, _ITEM] = pairs.sum(axis=0)
+                valid[rows, _ITEM] = taken[rows]
+            recent_vecs, recent_has = self.index.stack("text", [i for i, _, _ in recent])
+            last = recent_has[: self.n_recent]
+            if last.any():
+                raw[rows, _RECENT] = (texts @ recent_vecs[: self.n_recent][last].T).max(axis=1)
+                valid[rows, _RECENT] = has
+            disliked = profile.dislike_vector() if profile is not None else None
+            if disliked is not None and self.project is not None:
+                disliked = self.project(disliked)
+            if disliked is not None:
+                raw[rows, _DISLIKE] = texts @ disliked
+                valid[rows, _DISLIKE] = has
+            match, best, cared = self._aspect_match(profile, ids)
+            raw[rows, _ASPECTS] = match
+            valid[rows, _ASPECTS] = cared
+            looks, like_look = self._looks(ids, recent)
+            raw[rows, _LOOKS] = looks
+            valid[rows, _LOOKS] = like_look >= 0
+            per_user.append((pairs, recent_vecs, recent_has, best, like_look))
+        if self.item_model is not None and self.w_ease:
             # Item-to-item weights from everything the user liked that the profile still holds.
-            liked = [i for i, _, action in profile.history if action not in NEGATIVE_ACTIONS]
-            raw[:, _EASE], valid[:, _EASE] = self.item_model.scores(liked, ids, text_vecs)
-        x = standardize(raw, valid)
+            liked = [
+                [i for i, _, action in r.profile.history if action not in NEGATIVE_ACTIONS]
+                if r.profile is not None
+                else []
+                for r in requests
+            ]
+            raw[:, _EASE], valid[:, _EASE] = self.item_model.scores_many(liked, flat, bounds, text_vecs)
+        x = standardize(raw, valid, bounds)
         # One-sided: items closer than most to what the user disliked sink; others keep their place.
         x[:, _DISLIKE] = np.maximum(x[:, _DISLIKE], 0.0)
-        n_user = profile.n_events if profile else 0
-        features = self.blend.features(x, valid, float(evidence(n_user)), evidence(counts), self._age(ids))
+        features = self.blend.features(x, valid, evidence(n_user), evidence(counts), self._age(flat))
         relevance = self.blend.scores(features)
         contrib = self.blend.contributions(features)
-        if profile is not None and profile.shown and self.w_ignored:
-            passed = np.array([profile.shown.get(i, 0) for i in ids], dtype=np.float64)
-            exposure_evidence = exposure.passed_over(passed, self.habits.of(*profile.list_takes))
-            spread = float(relevance.std()) if len(relevance) > 1 else 1.0
-            relevance = relevance - self.w_ignored * exposure_evidence * (spread or 1.0)
-        return Blended(
-            relevance,
-            contrib,
-            counts,
-            text_vecs,
-            has_text,
-            cf_vecs,
-            pairs,
-            recent_vecs,
-            recent_has,
-            best,
-            like_look,
-            features,
-        )
+        out = []
+        for u, request in enumerate(requests):
+            rows = slice(int(bounds[u]), int(bounds[u + 1]))
+            profile = request.profile
+            score = relevance[rows]
+            if profile is not None and profile.shown and self.w_ignored:
+                passed = np.array([profile.shown.get(i, 0) for i in candidates[u]], dtype=np.float64)
+                exposure_evidence = exposure.passed_over(passed, self.habits.of(*profile.list_takes))
+                spread = float(score.std()) if len(score) > 1 else 1.0
+                score = score - self.w_ignored * exposure_evidence * (spread or 1.0)
+            pairs, recent_vecs, recent_has, best, like_look = per_user[u]
+            out.append(
+                Blended(
+                    score.copy(),
+                    contrib[:, rows],
+                    counts[rows],
+                    text_vecs[rows],
+                    has_text[rows],
+                    cf_vecs[rows],
+                    pairs,
+                    recent_vecs,
+                    recent_has,
+                    best,
+                    like_look,
+                    features[rows],
+                )
+            )
+        return out
 
     def _user_text(self, profile: UserProfile | None) -> FloatArray | None:
         """The user's text vector in the space the index holds (projected, where it is)."""
