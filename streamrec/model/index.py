@@ -217,21 +217,32 @@ class MemoryIndex:
         scores[:, ~space.present[:n]] = -np.inf
         if self.hidden:
             scores[:, [self._pos[i] for i in self.hidden if i in self._pos]] = -np.inf
+        if exclude:
+            # Each query's excluded rows, looked up once per distinct set (a user's queries share one).
+            rows_of: dict[int, list[int]] = {}
+            owners: list[int] = []
+            skipped: list[int] = []
+            for q, skip in enumerate(exclude):
+                rows = rows_of.get(id(skip))
+                if rows is None:
+                    rows = rows_of[id(skip)] = [self._pos[i] for i in skip if i in self._pos]
+                owners.extend([q] * len(rows))
+                skipped.extend(rows)
+            scores[owners, skipped] = -np.inf
+        want = min(k, n)
+        if want < n:
+            top = np.argpartition(-scores, want - 1, axis=1)[:, :want]
+        else:
+            top = np.broadcast_to(np.arange(n), (len(scores), n))
+        best = np.take_along_axis(scores, top, axis=1)
+        order = np.argsort(-best, axis=1, kind="stable")
+        top, best = np.take_along_axis(top, order, axis=1), np.take_along_axis(best, order, axis=1)
+        ids = self._ids
         results = []
-        for q, row_scores in enumerate(scores):
-            skip = [self._pos[i] for i in (exclude[q] if exclude else ()) if i in self._pos]
-            if skip:
-                row_scores[skip] = -np.inf
-            want = min(k, n)
-            top = np.argpartition(-row_scores, want - 1)[:want] if want < n else np.arange(n)
-            top = top[np.argsort(-row_scores[top], kind="stable")]
-            hits = []
-            for row in top:
-                score = float(row_scores[row])
-                if score == -np.inf:
-                    break
-                id = self._ids[row]
-                assert id is not None
-                hits.append((id, score))
-            results.append(hits)
+        for rows, values in zip(top.tolist(), best.tolist(), strict=True):
+            # Best first: what was excluded or absent (-inf) comes last.
+            found = next((j for j, v in enumerate(values) if v == -np.inf), len(values))
+            results.append(
+                [(ids[row], value) for row, value in zip(rows[:found], values[:found], strict=True)]
+            )
         return results
