@@ -44,18 +44,32 @@ def mmr_many(
 ) -> list[list[int]]:
     """`mmr` for many users' candidates at once: each user's best candidates padded into one
     array, chosen a step at a time for all users together."""
-    if lam >= 1.0 or k <= 1:
+    if lam >= 1.0 or k <= 1 or not relevances:
         return [[int(j) for j in np.argsort(-r, kind="stable")[:k]] for r in relevances]
+    if any(len(r) == 0 for r in relevances):  # nothing to choose from: an empty list
+        live = [u for u, r in enumerate(relevances) if len(r)]
+        found = mmr_many(
+            [relevances[u] for u in live],
+            [text_vecs[u] for u in live],
+            [has_text[u] for u in live],
+            [cf_vecs[u] for u in live],
+            k,
+            lam,
+        )
+        lists: list[list[int]] = [[] for _ in relevances]
+        for u, order in zip(live, found, strict=True):
+            lists[u] = order
+        return lists
     # Pre-select by relevance: diversity is a re-ranking of the best candidates.
     pools = [np.argsort(-r, kind="stable")[: max(3 * k, 30)] for r in relevances]
     users = len(pools)
     sizes = np.array([len(p) for p in pools])
-    width = int(sizes.max()) if users else 0
+    width = int(sizes.max())
     present = np.arange(width)[None, :] < sizes[:, None]
     rel = np.zeros((users, width))
-    vecs = np.zeros((users, width, text_vecs[0].shape[1] if users else 0), dtype=np.float32)
+    vecs = np.zeros((users, width, text_vecs[0].shape[1]), dtype=np.float32)
     has = np.zeros((users, width), dtype=bool)
-    cf = np.zeros((users, width, cf_vecs[0].shape[1] - 1 if users else 0), dtype=np.float32)
+    cf = np.zeros((users, width, cf_vecs[0].shape[1] - 1), dtype=np.float32)
     for u, pool in enumerate(pools):
         r = relevances[u][pool]
         spread = r.max() - r.min()
