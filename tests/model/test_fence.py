@@ -117,3 +117,34 @@ def test_a_part_written_before_commits_is_applied_as_read() -> None:
     legacy = group_message(parts[0]).replace(b'"kind":"part",', b"").replace(b',"attempt":"', b',"_":"')
     assert b.receive(parse_group_message(legacy))
     assert np.allclose(b.model.item_vector("piano"), a.model.item_vector("piano"))
+
+
+def test_a_worker_restarted_without_its_name_judges_the_staged_attempt_of_the_one_it_replaces() -> None:
+    # Worker "a" staged a checkpoint for attempt t2, wrote its commit and died before putting the
+    # checkpoint in place; its process comes back as "z", with no checkpoint to take the name from.
+    log = [
+        Claim("a", {"clicks:0": "a1"}),
+        Commit("a", "t1", 0, {"clicks:0": (10, "a1")}),
+        Commit("a", "t2", 0, {"clicks:0": (25, "a1")}),
+    ]
+    z = Fence(me="z")
+    for record in log:
+        z.claim(record) if isinstance(record, Claim) else z.commit(record)
+    assert z.position == {"clicks:0": 25}
+    # Resuming at 25 is right only with t2's checkpoint: it holds, an older attempt does not.
+    assert z.holds("a", "t2") and not z.holds("a", "t1") and not z.holds("a", "t3")
+    # A commit after another worker's claim holds for nobody.
+    z.claim(Claim("b", {"clicks:0": "b1"}))
+    z.commit(Commit("a", "t3", 0, {"clicks:0": (30, "a1")}))
+    assert not z.holds("a", "t3")
+    # Its own attempts are judged as before.
+    assert not Fence(me="a").holds("a", "t2")
+
+
+def test_a_fence_checkpointed_before_it_kept_each_workers_latest_commit_still_loads() -> None:
+    fence = Fence(me="a")
+    state = dict(fence.__dict__)
+    del state["last"]
+    old = Fence.__new__(Fence)
+    old.__setstate__(state)
+    assert old.last == {} and not old.holds("b", "t1")

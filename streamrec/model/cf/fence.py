@@ -78,6 +78,20 @@ class Fence:
         self._pending: dict[str, tuple[str, list[object]]] = {}
         #: Valid or not, per attempt of `me` (the latest `OWN_VERDICTS`).
         self.verdicts: dict[str, bool] = {}
+        #: Per worker, its latest commit read and whether it was valid: what a worker restarted
+        #: without a checkpoint of its own judges a crashed one's staged checkpoint by.
+        self.last: dict[str, tuple[str, bool]] = {}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self.__dict__.setdefault("last", {})  # checkpoints from before it was kept
+
+    def holds(self, worker: str, attempt: str) -> bool:
+        """Whether `attempt` of `worker` was committed validly (as its latest commit, when the
+        worker is not `me`)."""
+        if worker == self.me:
+            return bool(self.verdicts.get(attempt))
+        return self.last.get(worker) == (attempt, True)
 
     def claim(self, claim: Claim) -> None:
         self.owner.update(claim.partitions)
@@ -98,6 +112,7 @@ class Fence:
         held = self._pending.pop(commit.worker, None)
         parts = held[1] if held is not None and held[0] == commit.attempt else []
         ok = self.valid(commit)
+        self.last[commit.worker] = (commit.attempt, ok)
         if commit.worker == self.me:
             self.verdicts[commit.attempt] = ok
             if len(self.verdicts) > OWN_VERDICTS:

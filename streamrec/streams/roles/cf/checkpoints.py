@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable
 from typing import Any
 
+from streamrec.model.cf.fence import Commit
 from streamrec.model.cf.learner import Learner
 from streamrec.model.cf.mf import OnlineCF
 from streamrec.streams.kafka.checkpoint import (
@@ -88,7 +89,11 @@ class Checkpoints(Deltas):
             return
         staged = self.store.load_staged()
         await self.group.read_back()
-        if staged is not None and self.learner.fence.verdicts.get(staged.model.get("attempt", "")):
+        # Staged by this worker, or by the one this process replaces (a crash before its first
+        # checkpoint was in place leaves this one without its name).
+        if staged is not None and self.learner.fence.holds(
+            str(staged.model.get("worker", "")), str(staged.model.get("attempt", ""))
+        ):
             self.store.publish()
             log.info("a checkpoint staged before a crash holds a valid commit: resuming from it")
             self._reload(staged)
@@ -130,7 +135,8 @@ class Checkpoints(Deltas):
             return
         started = time.perf_counter()
         self.publish()
-        attempt = self.share_deltas()
+        commit = self.share_deltas()
+        attempt = commit.attempt
         offsets = dict(self.offsets)
         state = {**self.learner.state(), "attempt": attempt}
         loop = asyncio.get_running_loop()
@@ -142,18 +148,22 @@ class Checkpoints(Deltas):
         self._uncommitted = False
         keep_long_lived()
         self.ctx.metrics.checkpoint_pause.labels(ROLE).observe(time.perf_counter() - started)
-        self._landing = asyncio.ensure_future(self._land(staged, offsets, attempt, started))
+        self._landing = asyncio.ensure_future(self._land(staged, offsets, commit, started))
 
     async def _land(
-        self, staged: Awaitable[Any], offsets: dict[str, int], attempt: str, started: float
+        self, staged: Awaitable[Any], offsets: dict[str, int], commit: Commit, started: float
     ) -> None:
-        """Outputs delivered and the checkpoint staged; once the group's log finds the commit
-        valid, the checkpoint is put in place and the offsets committed (invalid: fenced)."""
+        """Once the checkpoint is staged, its commit goes to the group's log and the outputs are
+        delivered; once the log finds the commit valid, the checkpoint is put in place and the
+        offsets committed (invalid: fenced). A worker killed before the commit reached the log
+        resumes from its previous checkpoint, whose commit is the latest valid one."""
+        attempt = commit.attempt
         try:
-            await self.ctx.output.flush()
             code = await staged
             if code:
                 raise OSError(f"its writer exited {code}")
+            self.group.write(commit)
+            await self.ctx.output.flush()
             await self.group.read_back()
             verdict = self.learner.fence.verdicts.get(attempt)
             if verdict is None:

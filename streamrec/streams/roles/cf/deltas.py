@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from aiokafka import ConsumerRecord
 
+from streamrec.model.cf.fence import Commit
 from streamrec.model.cf.learner import Learner
 from streamrec.model.cf.mf import OnlineCF
 from streamrec.model.events.offsets import partition_key
@@ -45,15 +46,16 @@ class Deltas:
             if record.value is not None and self.learner.receive(parse_group_message(record.value)):
                 self._uncommitted = True
 
-    def share_deltas(self) -> str:
-        """Send what local learning changed in item factors, and the commit of the offsets it
-        learned up to since the last valid commit; the commit's attempt id."""
+    def share_deltas(self) -> Commit:
+        """Send what local learning changed in item factors; the commit of the offsets it learned
+        up to since the last valid commit, which makes them count, is the caller's to send once
+        the checkpoint holding that learning is on disk (a commit in the log with no checkpoint
+        behind it would be a position a restarted worker resumes from with nothing learned)."""
         learned = {tp: (offset, self._claims.get(tp, "")) for tp, offset in self._learned().items()}
         parts, commit = self.learner.share(learned)
         for part in parts:
             self.group.write(part)
-        self.group.write(commit)
-        return commit.attempt
+        return commit
 
     def _learned(self) -> dict[str, int]:
         """The input offsets learned past the last checkpoint in place."""
