@@ -29,6 +29,7 @@ datasets). `text_l2` likewise: the mean eigenvalue of `T'T`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -36,7 +37,21 @@ from scipy import sparse
 
 from streamrec.model.base import DoubleArray, FloatArray
 
-__all__ = ["EASE"]
+__all__ = ["EASE", "Weights"]
+
+
+@dataclass(frozen=True)
+class Weights:
+    """What a fit learned: the items weighed, each one's row, `B`, the text query `M` and `K` of
+    the items taken, and `1 - t' K t` per item with a text (None: kept from the last fit)."""
+
+    items: list[str]
+    row: dict[str, int]
+    b: FloatArray
+    m: FloatArray
+    k: DoubleArray
+    delta: dict[str, float] | None
+    l2: float
 
 
 class EASE:
@@ -95,6 +110,13 @@ class EASE:
 
     def fit(self, baskets: Iterable[Sequence[str]], texts: Mapping[str, FloatArray] | None = None) -> None:
         """Learn the weights from each user's items (`baskets`) and the items' unit text vectors."""
+        self.install(self.solve(baskets, texts))
+
+    def solve(
+        self, baskets: Iterable[Sequence[str]], texts: Mapping[str, FloatArray] | None = None
+    ) -> Weights | None:
+        """The weights `fit` learns, without touching the model (None: nobody took anything):
+        what a process of its own can compute, for `install` to put in place."""
         counts: dict[str, int] = {}
         rows: list[list[str]] = []
         for basket in baskets:
@@ -104,7 +126,7 @@ class EASE:
                 for item in items:
                     counts[item] = counts.get(item, 0) + 1
         if not counts:
-            return
+            return None
         kept = sorted(counts, key=lambda i: (-counts[i], i))[: self.max_items]
         position = {item: j for j, item in enumerate(kept)}
         n = len(kept)
@@ -131,11 +153,19 @@ class EASE:
         else:
             d = 1.0 / np.diag(p)
             b = np.eye(n) - p * d[None, :]
-            m, k, delta = np.zeros((n, 0), dtype=np.float32), np.zeros((0, 0)), self._delta
+            m, k, delta = np.zeros((n, 0), dtype=np.float32), np.zeros((0, 0)), None
         np.fill_diagonal(b, 0.0)
-        self.items, self._row = kept, position
-        self._b, self._m, self._k, self._delta = b.astype(np.float32), m, k, delta
-        self.fitted_l2 = l2
+        return Weights(kept, position, b.astype(np.float32), m, k, delta, l2)
+
+    def install(self, weights: Weights | None) -> None:
+        """Put weights `solve` learned in place (None: nothing to learn from, nothing changes)."""
+        if weights is None:
+            return
+        self.items, self._row = weights.items, weights.row
+        self._b, self._m, self._k = weights.b, weights.m, weights.k
+        if weights.delta is not None:
+            self._delta = weights.delta
+        self.fitted_l2 = weights.l2
         self.n_fits += 1
 
     def scores(

@@ -21,8 +21,10 @@ class Erasure(RecommenderState):
         self._uncount(user_id, profile)
         if profile is not None:
             self.habits.untake(*profile.list_takes)
-        if found and self.ranker.item_model is not None and self.ranker.item_model.fitted:
-            # The item-to-item weights are learned from every user's takes: learned again without theirs.
+        model = self.ranker.item_model
+        if found and model is not None and (model.fitted or self._fitting is not None):
+            # The item-to-item weights are learned from every user's takes: learned again without
+            # theirs (a fit begun elsewhere with them is then not installed).
             self.fit_item_model()
         return found
 

@@ -123,8 +123,7 @@ class Recommender(ItemReviews, Erasure):
             self.cooccurrence.learn_one(recent, item_id)
         self.contributions.record(user_id, item_id, ts, weight)
         self._since_fit += 1
-        if self.ranker.item_model is not None and self._since_fit >= self._fit_gap():
-            self.fit_item_model()
+        self._fit_when_due()
 
     def _learn(self, user_id: str, item_id: str, liked: bool) -> None:
         """The ranker's blend learns a take (or a pan) against the user's last list, before the take

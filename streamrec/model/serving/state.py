@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
 import numpy as np
 
 from streamrec.model.base import FloatArray
 from streamrec.model.cf.content import ContentToCF
-from streamrec.model.cf.ease import EASE
+from streamrec.model.cf.ease import EASE, Weights
 from streamrec.model.cf.generated import GeneratedCF
 from streamrec.model.index import MemoryIndex, Metric
 from streamrec.model.ranking.popularity import CoOccurrence, Popularity
@@ -162,6 +162,14 @@ class RecommenderState:
             self.ranker.item_model = EASE(max_items=item_model_items)
         #: Events counted since the item model was last fit.
         self._since_fit = 0
+        #: Where the item model's periodic fits run. None: on the caller's thread, the event
+        #: waiting. A worker hands them elsewhere: `fit_elsewhere(solve, install)` runs `solve`
+        #: (on a snapshot of this state) and calls `install` with its result (None if it failed)
+        #: on the caller's thread, once; events go on meanwhile.
+        self.fit_elsewhere: Callable[[Callable[[], Any], Callable[[Any], None]], None] | None = None
+        #: Fits begun elsewhere and not installed yet; a fit here makes them stale.
+        self._fits_begun = 0
+        self._fitting: int | None = None
 
     # -- state that is not in profiles ----------------------------------------------
 
@@ -219,15 +227,39 @@ class RecommenderState:
         return int(min(self.item_model_every, 100 * 2**n))
 
     def fit_item_model(self) -> None:
-        """Fit the item model again from every user's liked takes and the items' text vectors."""
+        """Fit the item model again from every user's liked takes and the items' text vectors,
+        here and now (a fit begun elsewhere before it is not installed)."""
         model = self.ranker.item_model
         if model is None:
             return
         self._since_fit = 0
-        baskets = self.contributions.liked()
+        self._fits_begun += 1
+        model.fit(*self._fit_inputs())
+
+    def _fit_when_due(self) -> None:
+        """Fit the item model if enough events came since the last fit (elsewhere, where the
+        recommender is given somewhere, and one at a time)."""
+        model = self.ranker.item_model
+        if model is None or self._since_fit < self._fit_gap() or self._fitting is not None:
+            return
+        if self.fit_elsewhere is None:
+            self.fit_item_model()
+            return
+        self._since_fit = 0
+        self._fits_begun += 1
+        self._fitting = begun = self._fits_begun
+
+        def install(weights: Weights | None) -> None:
+            self._fitting = None
+            if begun == self._fits_begun:  # no fit here since, with fresher data (or without a user)
+                model.install(weights)
+
+        self.fit_elsewhere(lambda: model.solve(*self._fit_inputs()), install)
+
+    def _fit_inputs(self) -> tuple[list[list[str]], dict[str, FloatArray]]:
+        """Every user's liked takes, and the items' text vectors."""
         ids = self.item_texts.items()
-        texts = self.index.get("text", ids) if ids else {}
-        model.fit(baskets, texts)
+        return self.contributions.liked(), self.index.get("text", ids) if ids else {}
 
     # -- the ranker's text space ----------------------------------------------------
 

@@ -33,6 +33,7 @@ from streamrec.model.text.reviews import EncodedReview
 from streamrec.model.users.portrait import portrait
 from streamrec.streams.context import Context
 from streamrec.streams.errors import InfrastructureError
+from streamrec.streams.forked import InChild
 from streamrec.streams.kafka.feed import GlobalFeed
 from streamrec.streams.roles.api.answers import Health, SimilarItems
 from streamrec.streams.roles.api.http import create_api
@@ -52,6 +53,9 @@ class ApiRole:
         self.ctx = ctx
         settings = ctx.settings
         self.rec = make_recommender(settings, text_dim)
+        # As the recommender's: the item model's refits in a child process, requests not waiting.
+        self.fits = InChild("item model fit")
+        self.rec.fit_elsewhere = self.fits
         self.serving = Serving(self.rec)
         self.labels = aspect_labels(settings)
         topics = ctx.topics
@@ -98,6 +102,7 @@ class ApiRole:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        await self.fits.close()
 
     # -- the copy of the state, from the topics --------------------------------------
 

@@ -32,6 +32,7 @@ from streamrec.model.text.reviews import EncodedReview
 from streamrec.model.users.portrait import portrait
 from streamrec.model.users.profile import UserProfile
 from streamrec.streams.context import Context
+from streamrec.streams.forked import InChild
 from streamrec.streams.kafka.checkpoint import AckAfterCheckpoint, CheckpointStore
 from streamrec.streams.kafka.gapless import Gapless
 from streamrec.streams.messages import is_version_marker, parse_encoded_review
@@ -86,6 +87,9 @@ class RecommenderRole:
         #: Where the checkpoint left each partition (logged at the start).
         self._restored = dict(self.serving.offsets)
         self.rec = rec
+        # The item model's refits run in a child process of their own: events do not wait for them.
+        self.fits = InChild("item model fit")
+        rec.fit_elsewhere = self.fits
         self.gapless = Gapless(app, ctx.clients, ctx.metrics, ROLE, lambda: self.serving.offsets)
         self.index = IndexFeed(ctx, self.serving, self.sink, ROLE, on_withdrawn=self._on_withdrawn)
         self._renewals: set[asyncio.Task[None]] = set()
@@ -120,6 +124,7 @@ class RecommenderRole:
             task.cancel()  # lists renewed for withdrawn items: the next owner renews them again
         await self._on_timer(force=True)
         await self.acks.drain()
+        await self.fits.close()
         await self.gapless.close()
         await self.index.close()
 
