@@ -15,9 +15,10 @@ TARGETS: dict[str, tuple[str, float, bool]] = {
     "click_p99_ms": ("p99 click-to-recommendation, no backlog (ms)", 100.0, True),
     "max_sustained_clicks_per_s": (
         "highest click load held (p99 within the SLO, no backlog)",
-        1_500.0,
+        1_000.0,
         False,
     ),
+    "ranking_ms_per_user": ("ranking cost per user, amortized over batches, large state (ms)", 0.25, True),
     "ranking_growth": ("ranking cost per user, large state / small state", 1.2, True),
     "checkpoint_pause_ms": ("recommender checkpoint: event loop paused (ms)", 20.0, True),
     "review_p99_ms": ("p99 review-to-recommendation (ms)", 1_000.0, True),
@@ -50,6 +51,8 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     state = report.get("state")
     if _ok(state):
         small, large = state["sizes"][0]["clicks"], state["sizes"][-1]["clicks"]
+        per_user = state["sizes"][-1]["ranking_ms_per_user"]
+        values.append(("ranking_ms_per_user", f"at {large:,} clicks", per_user))
         values.append(("ranking_growth", f"{large:,} vs {small:,} clicks", state["ranking_growth"]))
         values.append(("checkpoint_pause_ms", f"at {large:,} clicks", state["checkpoint_pause_ms"]))
     encoder = report.get("encoder")
@@ -175,7 +178,7 @@ def table(report: dict[str, Any]) -> Table:
             "most clicks/s sustained",
             f"{_n(latency['max_sustained_events_per_s'])}/s",
             f"p99 <= {_n(latency['sustained_bound_ms'])} ms (SLO + one broker hop), no backlog",
-            ">= 1,500/s",
+            f">= {_n(TARGETS['max_sustained_clicks_per_s'][1])}/s",
             _mark(held.get(("max_sustained_clicks_per_s", "one recommender process"))),
         )
     state = report.get("state")
@@ -186,9 +189,13 @@ def table(report: dict[str, Any]) -> Table:
             f"ranking per user, {small['clicks']:,} then {large['clicks']:,} clicks",
             f"{small['ranking_ms_per_user']:.2f} -> {large['ranking_ms_per_user']:.2f} ms: "
             f"{state['ranking_growth']:.2f}x",
+            f"{small['users_ranked']:,} then {large['users_ranked']:,} users, 64 a batch; "
             f"item-to-item entries {small['cooccurrence_entries']:,} -> {large['cooccurrence_entries']:,}",
-            "<= 1.2x",
-            _mark(held.get(("ranking_growth", where))),
+            f"<= {TARGETS['ranking_ms_per_user'][1]:g} ms; <= {TARGETS['ranking_growth'][1]:g}x",
+            _mark(
+                held.get(("ranking_ms_per_user", f"at {large['clicks']:,} clicks"))
+                and held.get(("ranking_growth", where))
+            ),
         )
         out.add_row(
             f"recommender checkpoint at {large['clicks']:,} clicks",
