@@ -19,6 +19,8 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
+from threadpoolctl import threadpool_limits
+
 from streamrec.streams.kafka.checkpoint import can_fork, exit_code
 
 __all__ = ["InChild"]
@@ -33,8 +35,10 @@ class InChild:
     Called from a running event loop, as `Recommender.fit_elsewhere` is.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, timeout_s: int = 600) -> None:
         self.name = name
+        #: A child still working after this long is stopped (SIGALRM) and counts as failed.
+        self.timeout_s = timeout_s
         self._running: dict[int, asyncio.Task[None]] = {}
 
     def __call__(self, work: Callable[[], Any], done: Callable[[Any], None]) -> None:
@@ -48,9 +52,15 @@ class InChild:
             try:
                 os.close(read)
                 gc.disable()  # collections would copy pages for nothing
-                for sig in (signal.SIGTERM, signal.SIGINT):
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):
                     signal.signal(sig, signal.SIG_DFL)
-                blob = pickle.dumps(work(), protocol=pickle.HIGHEST_PROTOCOL)
+                # A thread of the parent inside a BLAS call at the fork may leave the library's
+                # thread pool locked in the child: one BLAS thread here (no pool), and a child that
+                # hangs regardless is stopped, so the next one is tried.
+                signal.alarm(self.timeout_s)
+                with threadpool_limits(1, "blas"):
+                    result = work()
+                blob = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
                 with os.fdopen(write, "wb") as out:
                     out.write(blob)
                 code = 0

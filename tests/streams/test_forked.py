@@ -91,3 +91,23 @@ def test_a_fit_on_the_spot_makes_one_begun_before_it_stale() -> None:
     assert expected is not None
     np.testing.assert_array_equal(model._b, expected._b)
     assert model.n_fits == 1  # the fit on the spot; the child's result was dropped
+
+
+def test_a_child_that_fails_or_hangs_hands_back_nothing_and_the_next_one_runs() -> None:
+    def fails() -> None:
+        raise RuntimeError("a fit that fails")
+
+    async def run() -> tuple[list[object], float]:
+        fits = InChild("item model fit", timeout_s=1)
+        results: list[object] = []
+        started = time.monotonic()
+        fits(fails, results.append)
+        fits(lambda: time.sleep(30), results.append)  # stopped after a second
+        await _settle(fits)
+        fits(lambda: 42, results.append)
+        await _settle(fits)
+        return results, time.monotonic() - started
+
+    results, seconds = asyncio.run(run())
+    assert results == [None, None, 42]
+    assert seconds < 10
