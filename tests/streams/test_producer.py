@@ -150,3 +150,20 @@ def test_a_flush_waits_for_what_came_before_it_not_for_a_producer_beside_it(prox
     output.close()
     got = {v for _, v in read_all(config, 30 + sent_beside[0])}
     assert {b"mine %d" % n for n in range(30)} <= got
+
+
+def test_a_produce_refused_by_a_producer_already_failed_replaces_it() -> None:
+    """confluent-kafka refuses a produce into a producer that failed fatally with a local error
+    whose code is `_FATAL` and whose `fatal()` flag is unset: it is a failed producer all the same
+    (a timing the proxy test above reaches now and then: the failure seen at a produce, not a poll)."""
+    from confluent_kafka import KafkaError
+
+    from streamrec.streams.kafka.producer import RecoveringProducer
+
+    refused = KafkaError(KafkaError._FATAL, "Unable to produce message: Local: Fatal error")
+    assert not refused.fatal()  # why the code is read too
+    producer = RecoveringProducer({"bootstrap.servers": f"127.0.0.1:{free_port()}"})
+    producer._fail_over(KafkaException(refused), generation=0)
+    assert producer.replacements == 1
+    with pytest.raises(KafkaException):  # any other error still reaches the caller
+        producer._fail_over(KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT, "x")), generation=1)

@@ -203,7 +203,9 @@ class RecoveringProducer:
 
     def _fail_over(self, exc: KafkaException, generation: int) -> None:
         err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-        if err is None or not err.fatal():
+        # A produce into a producer already failed fatally raises a local error whose code says
+        # so (`_FATAL`) while its `fatal()` flag is unset: the producer is gone either way.
+        if err is None or not (err.fatal() or err.code() == KafkaError._FATAL):
             raise exc
         if generation == self._generation:
             self._fatal = err.str()
