@@ -46,7 +46,14 @@ class InChild:
             done(work())
             return
         read, write = os.pipe()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as exc:  # no memory or processes left for a child: tried again when due
+            os.close(read)
+            os.close(write)
+            log.error("%s: no child process (%s); the next one is tried when due", self.name, exc)
+            done(None)
+            return
         if pid == 0:  # the child: no event loop, no client, no lock; it leaves with os._exit
             code = 1
             try:

@@ -111,3 +111,19 @@ def test_a_child_that_fails_or_hangs_hands_back_nothing_and_the_next_one_runs() 
     results, seconds = asyncio.run(run())
     assert results == [None, None, 42]
     assert seconds < 10
+
+
+def test_no_child_to_be_had_hands_back_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fork refused (no memory or processes left): the work is not done, the caller is told."""
+
+    def refused() -> int:
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr("os.fork", refused)
+    results: list[object] = []
+
+    async def run() -> None:
+        InChild("item model fit")(lambda: 42, results.append)
+
+    asyncio.run(run())
+    assert results == [None]
