@@ -19,7 +19,7 @@ from streamrec.model.ranking.popularity import CoOccurrence, Popularity
 from streamrec.model.ranking.reasons import Reasons, Scored
 from streamrec.model.ranking.request import Request
 from streamrec.model.ranking.rules import Rules, place_pins
-from streamrec.model.ranking.signals import RECENT, Blended
+from streamrec.model.ranking.signals import Blended
 from streamrec.model.text.reputation import Reputation
 from streamrec.model.text.wording import Wording
 from streamrec.model.users import exposure
@@ -234,7 +234,7 @@ class HybridRanker(CandidateSearch, BlendLearning):
             fresh = self._search_fresh(requests, user_texts)
             for hits, more in zip(text_hits, fresh, strict=True):
                 hits.extend(more)
-        recents = [r.profile.recent_items(RECENT) if r.profile is not None else [] for r in requests]
+        recents = [self._recent(r) for r in requests]
         candidates = [
             self._gather(*found) for found in zip(requests, text_hits, cf_hits, popular, recents, strict=True)
         ]

@@ -110,10 +110,8 @@ class SignalScoring:
     w_ignored: float
     w_ease: float
 
-    def _blend(
-        self, request: Request, ids: list[str], recent: list[tuple[str, float, str]] | None = None
-    ) -> Blended:
-        return self._blend_many([request], [ids], None if recent is None else [recent])[0]
+    def _blend(self, request: Request, ids: list[str]) -> Blended:
+        return self._blend_many([request], [ids])[0]
 
     def _blend_many(
         self,
@@ -139,7 +137,7 @@ class SignalScoring:
         raw[:, _POP] = self.popularity.scores(flat)
         valid[:, _POP] = taken
         if recents is None:
-            recents = [r.profile.recent_items(RECENT) if r.profile is not None else [] for r in requests]
+            recents = [self._recent(r) for r in requests]
         if user_texts is None:
             user_texts = [self._user_text(r.profile) for r in requests]
         n_user = np.zeros(n)
@@ -223,6 +221,11 @@ class SignalScoring:
                 )
             )
         return out
+
+    @staticmethod
+    def _recent(request: Request) -> list[tuple[str, float, str]]:
+        """The user's `RECENT` latest items (none for a stranger)."""
+        return request.profile.recent_items(RECENT) if request.profile is not None else []
 
     def _user_text(self, profile: UserProfile | None) -> FloatArray | None:
         """The user's text vector in the space the index holds (projected, where it is)."""
