@@ -7,12 +7,16 @@ only check that every figure is there, positive, and in the documented shape.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from streamrec.streams.bench.cpu import CpuMeter
 from streamrec.streams.bench.latency import percentiles
 from streamrec.streams.bench.memory import peak_rss_mb, rss_mb, traced_mb
 from streamrec.streams.bench.profile import summarize
@@ -90,6 +94,34 @@ def test_memory_probes_measure_this_process() -> None:
     assert 30.0 < traced_mb(lambda: np.ones((4, 1024, 1024), dtype=np.float64)) < 34.0
 
 
+def test_cpu_meter_charges_each_group_its_own_processes() -> None:
+    # Each child starts, waits for a line, works (or not), says so and waits again: the meter
+    # sees only the work, and reads both children while they are still there.
+    work = "end = time.process_time() + 0.4\nwhile time.process_time() < end: pass\n"
+    script = "import sys, time\nsys.stdin.readline()\n{}print('done', flush=True)\nsys.stdin.readline()"
+    children = {
+        name: subprocess.Popen(
+            [sys.executable, "-c", script.format(body)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        for name, body in (("busy", work), ("idle", ""))
+    }
+    time.sleep(1.0)
+    try:
+        with CpuMeter({**{n: [c.pid] for n, c in children.items()}, "gone": [2**22 + 1]}) as meter:
+            for child in children.values():
+                assert child.stdin is not None and child.stdout is not None
+                child.stdin.write(b"go\n")
+                child.stdin.flush()
+                assert child.stdout.readline() == b"done\n"
+    finally:
+        for child in children.values():
+            child.kill()
+            child.wait()
+    per = meter.per_event(100)
+    assert set(per) == {"busy", "idle"}  # a process that is not there is left out
+    assert per["busy"] > 2.0 > per["idle"], per  # 0.4 s over 100 events is about 4 ms each
+
+
 def test_profile_summary_ranks_functions_and_libraries() -> None:
     collapsed = (
         "<module> (streamrec/streams/commands/cli.py:1);learn_one (river/reco/biased_mf.py:120) 6\n"
@@ -152,6 +184,14 @@ def test_bench_quick_writes_every_figure(bootstrap: str, tmp_path: Path) -> None
     assert [r["offered_events_per_s"] for r in curve["one_process"]] == [50.0, 200.0]
     assert [r["offered_events_per_s"] for r in curve["two_processes"]] == [50.0, 200.0]
     assert all(_positive(r["p99"]) for runs in curve.values() for r in runs)
+    for run in (*latency["loads"], *curve["two_processes"], latency["reviews"]):
+        cpu = run["cpu_ms_per_event"]
+        assert _positive(cpu["recommender"]) and _positive(cpu["bench"]), cpu
+        assert cpu["cf"] >= 0.0 and cpu["encoder"] >= 0.0, cpu
+    assert _positive(latency["reviews"]["cpu_ms_per_event"]["encoder"])
+    assert {"recommender", "cf", "encoder", "bench"} <= set(latency["idle_cores"])
+    assert all(0.0 <= cores <= 2.0 for cores in latency["idle_cores"].values()), latency["idle_cores"]
+    assert _positive(latency["loads"][0]["cores_busy"]["recommender"])
     picture = Path(report["load_curve_png"])
     assert picture.name == "bench-load.png" and picture.read_bytes()[:4] == b"\x89PNG"
 
@@ -183,6 +223,7 @@ def test_bench_quick_writes_every_figure(bootstrap: str, tmp_path: Path) -> None
         assert _positive(api[kind]["p99"]) and not api[kind]["errors"], kind
     assert api["stored"]["answers"] == {"stored": api["stored"]["requests"]}
     assert api["computed"]["answers"] == {"computed": api["computed"]["requests"]}
+    assert _positive(api["stored"]["cpu_ms_per_event"]["api"])
     gone = api["withdrawal"]
     assert gone["lists_naming_it"] > 0 and gone["lists_still_naming_it"] == 0
     assert _positive(gone["seconds_to_last_list"])

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from streamrec.streams.bench.cluster import _LABEL, Phase, wait_until
+from streamrec.streams.bench.cpu import CpuMeter
 from streamrec.streams.bench.latency import _items, percentiles
 from streamrec.streams.bench.workload import Workload
 from streamrec.streams.replay import Collector, Replayer
@@ -73,13 +74,17 @@ def bench_api(
             [pipeline, api],
         )
         url = api.api_url
+        # The CPU a request costs the API process (the pipeline's beside it: what else it wakes).
+        processes = {"api": [api.process.pid], "pipeline": [pipeline.process.pid]}
         wait_until(lambda: _stored_count(url) >= len(users), 120, "the API to hold every list", 0.5, [api])
 
         rng = random.Random(7)
         say(f"api: stored lists at {rate:,.0f} requests/s for {seconds:g}s")
         stored_paths = [f"/v1/users/{rng.choice(users)}/recommendations" for _ in range(int(rate * seconds))]
         before = _server_buckets(api, "stored")
-        stored = _paced(url, stored_paths, rate)
+        with CpuMeter(processes) as cpu:
+            stored = _paced(url, stored_paths, rate)
+        stored["cpu_ms_per_event"], stored["cores_busy"] = cpu.per_event(len(stored_paths)), cpu.cores()
         stored["server_p99_at_most_ms"] = _bucket_p99(before, _server_buckets(api, "stored"))
         items = list(catalog)
         say(f"api: lists computed on request at {computed_rate:,.0f} requests/s for {seconds:g}s")
@@ -88,7 +93,9 @@ def bench_api(
             for _ in range(int(computed_rate * seconds))
         ]
         before = _server_buckets(api, "computed")
-        computed = _paced(url, computed_paths, computed_rate)
+        with CpuMeter(processes) as cpu:
+            computed = _paced(url, computed_paths, computed_rate)
+        computed["cpu_ms_per_event"], computed["cores_busy"] = cpu.per_event(len(computed_paths)), cpu.cores()
         computed["server_p99_at_most_ms"] = _bucket_p99(before, _server_buckets(api, "computed"))
         withdrawal = _withdraw(phase, replayer, lists, say, withdraw_timeout_s)
     finally:

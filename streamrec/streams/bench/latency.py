@@ -1,14 +1,15 @@
 """Event-to-recommendation latency at fixed offered loads, and the most load the worker sustains.
 
-The recommender runs in a worker process of its own and cf and encoder in another (as a
-deployment that runs roles apart does, so that both cores work), over a real catalog whose
-text vectors are published before the clock starts. Clicks are produced at a fixed pace; a consumer in
-this process stamps each recommendation as it arrives. A recommendation's latency is its
-arrival time minus its trigger's Kafka timestamp, and it counts for a load only when its
-trigger (topic, partition, offset) is one of the events produced at that load. Events of one
-user coalesce into one recommendation, so a load is sustained when the last event of every
-user is answered within `grace_s` of the end of the load, the producer kept the pace, and
-p99 is within `slo_ms` of one broker hop's p99.
+The recommender, cf and encoder run in a worker process each (as a deployment that runs roles
+apart does), over a real catalog whose text vectors are published before the clock starts. Clicks
+are produced at a fixed pace; a consumer in this process stamps each recommendation as it arrives.
+A recommendation's latency is its arrival time minus its trigger's Kafka timestamp, and it counts
+for a load only when its trigger (topic, partition, offset) is one of the events produced at that
+load. Events of one user coalesce into one recommendation, so a load is sustained when the last
+event of every user is answered within `grace_s` of the end of the load, the producer kept the
+pace, and p99 is within `slo_ms` of one broker hop's p99. Beside every load, the CPU time each
+role's processes, the broker and this process spent per event, and the cores they kept busy
+(`CpuMeter`); and, before the loads, what they cost with no events at all.
 
 The broker is part of every hop: `broker_hop` measures one produce-to-consume hop with the
 workers' fetch wait, in the same run, as the floor under these figures.
@@ -16,6 +17,7 @@ workers' fetch wait, in the same run, as the floor under these figures.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -28,6 +30,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Producer, To
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # not in the stubs' exports
 
 from streamrec.streams.bench.cluster import Phase, metric_total, wait_until
+from streamrec.streams.bench.cpu import CpuMeter
 from streamrec.streams.bench.profile import Profile
 from streamrec.streams.bench.workload import Event, Workload
 from streamrec.streams.replay import Collector, Replayer
@@ -39,6 +42,8 @@ Say = Callable[[str], None]
 PROBE_FETCH_WAIT_MS = 10
 #: Clicks per second and seconds of the unmeasured load that warms the worker up.
 WARM_UP = (100.0, 2.0)
+#: Seconds the processes' CPU is measured with no events: what they cost before any load.
+IDLE_S = 5.0
 
 
 def percentiles(values_ms: Iterable[float]) -> dict[str, float | int | None]:
@@ -226,9 +231,11 @@ def bench_latency(
 
     # The recommender in a process of its own, cf and encoder in another: the roles use both
     # cores, as a deployment that runs them apart does.
-    say("latency: starting the workers (cf and encoder; recommender)")
-    feeders = phase.worker(["cf", "encoder"])
+    say("latency: starting the workers (cf; encoder; recommender)")
+    cf = phase.worker(["cf"])
+    encoder = phase.worker(["encoder"])
     worker = phase.worker(["recommender"])
+    recommenders = [worker]
     phase.wait_ready()
     say(f"latency: encoding a catalog of {len(catalog):,} items")
     vectors = Collector(phase.config, topics.vectors, fetch_wait_ms=phase.settings.fetch_max_wait_ms)
@@ -243,7 +250,7 @@ def bench_latency(
         900,
         "the catalog's text vectors",
         0.2,
-        [feeders, worker],
+        [cf, encoder, worker],
     )
     vectors.close()
     say("latency: one broker hop with the workers' fetch wait")
@@ -269,17 +276,34 @@ def bench_latency(
         if record:
             say(f"latency: clicks at {rate:,.0f}/s for {secs:g}s")
         events = workload.click_events(topics.clicks, start, n)
-        with Profile(worker.process.pid, profile_dir if record else None, f"latency-{rate:.0f}") as profile:
+        with (
+            Profile(worker.process.pid, profile_dir if record else None, f"latency-{rate:.0f}") as profile,
+            CpuMeter(processes()) as cpu,
+        ):
             run = _run_load(phase, arrivals, events, rate, bound_ms, grace_s)
+        run["cpu_ms_per_event"], run["cores_busy"] = cpu.per_event(run["events"]), cpu.cores()
         if record:
             run["profile"] = profile.summary
             runs.append(run)
         time.sleep(1.0)  # let the worker settle between loads
         return run
 
+    def processes() -> dict[str, list[int]]:
+        broker = phase.cluster.broker.pid if phase.cluster.broker is not None else None
+        return {
+            "recommender": [w.process.pid for w in recommenders],
+            "cf": [cf.process.pid],
+            "encoder": [encoder.process.pid],
+            "broker": [broker] if broker is not None else [],
+            "bench": [os.getpid()],
+        }
+
     curves: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
     try:
         clicks_at(*WARM_UP, record=False)  # first calls into numpy, BLAS, the producer: not measured
+        say(f"latency: the processes' CPU with no events, {IDLE_S:g}s")
+        with CpuMeter(processes()) as idle:
+            time.sleep(IDLE_S)
         for rate in loads:
             clicks_at(rate, seconds)
         # The load curve: where one recommender process ends, and what a second one buys.
@@ -290,10 +314,14 @@ def bench_latency(
         # into the click loads.
         say(f"latency: reviews at {review_rate:g}/s for {seconds:g}s")
         reviews = workload.review_events(topics.reviews, 0, reviews_needed)
-        review_run = _run_load(phase, arrivals, reviews, review_rate, review_slo_ms, max(grace_s, 60.0))
+        with CpuMeter(processes()) as cpu:
+            review_run = _run_load(phase, arrivals, reviews, review_rate, review_slo_ms, max(grace_s, 60.0))
+        review_run["cpu_ms_per_event"] = cpu.per_event(review_run["events"])
+        review_run["cores_busy"] = cpu.cores()
         say("latency: a second recommender process")
         second = phase.stack.start_worker(["recommender"], None, **phase.cluster.worker_env)
         phase.stack.wait_ready(timeout=300, workers=[second])
+        recommenders.append(second)
         clicks_at(*WARM_UP, record=False)  # the group's partitions move to it meanwhile
         for rate in curve:
             say(f"latency: two recommender processes, clicks at {rate:,.0f}/s")
@@ -301,8 +329,8 @@ def bench_latency(
     finally:
         arrivals.close()
     recommendations = metric_total(worker, "streamrec_recommendations_total")
-    read = metric_total(feeders, "streamrec_encoder_texts_total", kind="review")
-    sequences = metric_total(feeders, "streamrec_encoder_sequences_total", kind="review")
+    read = metric_total(encoder, "streamrec_encoder_texts_total", kind="review")
+    sequences = metric_total(encoder, "streamrec_encoder_sequences_total", kind="review")
     review_run["encoder_sequences_per_review"] = sequences / read if read else None
     phase.settle(phase.faust_group(("recommender",)), [topics.clicks, topics.reviews_encoded], 30.0)
     phase.stop()
@@ -324,6 +352,7 @@ def bench_latency(
         "curve": {"one_process": curves[1], "two_processes": curves[2]},
         "reviews": {**review_run, "slo_ms": review_slo_ms},
         "broker_hop": hop,
+        "idle_cores": idle.cores(),
         "worker_recommendations": recommendations,
         "catalog_items": len(catalog),
     }

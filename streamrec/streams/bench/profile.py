@@ -12,6 +12,7 @@ import logging
 import shutil
 import signal
 import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from types import TracebackType
@@ -36,7 +37,8 @@ class Profile:
     def __enter__(self) -> Profile:
         if self.path is None:
             return self
-        spy = shutil.which("py-spy")
+        # Installed beside this interpreter (a virtual environment that is not on PATH) or on PATH.
+        spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
         if spy is None:
             log.warning("py-spy is not installed: no profile")
             return self

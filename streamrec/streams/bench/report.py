@@ -109,6 +109,8 @@ def _api_rows(out: Table, api: dict[str, Any], held: dict[tuple[str, str], bool 
             f"p99 {target}",
             _mark(held.get((name, where))),
         )
+        if run.get("cpu_ms_per_event"):
+            out.add_row(f"CPU per request, {kind} lists", *_cpu(run), "", "")
     gone = api["withdrawal"]
     out.add_row(
         "deleted item off every list",
@@ -127,6 +129,19 @@ def _n(value: float | None, digits: int = 0) -> str:
 
 def _ms(figures: dict[str, Any]) -> str:
     return f"{_n(figures.get('p50'))} / {_n(figures.get('p95'))} / {_n(figures.get('p99'))}"
+
+
+def _by_role(figures: dict[str, float], unit: str) -> str:
+    return ", ".join(f"{name} {value:.2f}" for name, value in figures.items()) + unit
+
+
+def _cpu(run: dict[str, Any]) -> tuple[str, str]:
+    """CPU ms per event by process, and the cores they kept busy over the load and its drain."""
+    cores = run.get("cores_busy") or {}
+    return (
+        _by_role(run["cpu_ms_per_event"], " ms"),
+        f"{sum(cores.values()):.2f} cores busy (" + _by_role(cores, ")"),
+    )
 
 
 def _mark(holds: bool | None) -> str:
@@ -181,6 +196,13 @@ def table(report: dict[str, Any]) -> Table:
             f">= {_n(TARGETS['max_sustained_clicks_per_s'][1])}/s",
             _mark(held.get(("max_sustained_clicks_per_s", "one recommender process"))),
         )
+        if latency.get("idle_cores"):
+            idle = latency["idle_cores"]
+            out.add_row("CPU with no events", f"{sum(idle.values()):.2f} cores", _by_role(idle, ""), "", "")
+        for run in (*latency["loads"], reviews):
+            if run.get("cpu_ms_per_event"):
+                kind = "review" if run is reviews else "click"
+                out.add_row(f"CPU per {kind} at {_n(run['offered_events_per_s'])}/s", *_cpu(run), "", "")
     state = report.get("state")
     if _ok(state):
         small, large = state["sizes"][0], state["sizes"][-1]
