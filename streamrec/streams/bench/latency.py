@@ -9,7 +9,8 @@ load. Events of one user coalesce into one recommendation, so a load is sustaine
 event of every user is answered within `grace_s` of the end of the load, the producer kept the
 pace, and p99 is within `slo_ms` of one broker hop's p99. Beside every load, the CPU time each
 role's processes, the broker and this process spent per event, and the cores they kept busy
-(`CpuMeter`); and, before the loads, what they cost with no events at all.
+(`CpuMeter`); and, before the loads, what they cost with no events at all. Each load starts once
+the recommender has committed everything before it, so no load is charged for another's backlog.
 
 The broker is part of every hop: `broker_hop` measures one produce-to-consume hop with the
 workers' fetch wait, in the same run, as the floor under these figures.
@@ -44,6 +45,8 @@ PROBE_FETCH_WAIT_MS = 10
 WARM_UP = (100.0, 2.0)
 #: Seconds the processes' CPU is measured with no events: what they cost before any load.
 IDLE_S = 5.0
+#: Seconds a load waits at most for the recommender to work off what an earlier load left.
+SETTLE_S = 180.0
 
 
 def percentiles(values_ms: Iterable[float]) -> dict[str, float | int | None]:
@@ -276,17 +279,28 @@ def bench_latency(
         if record:
             say(f"latency: clicks at {rate:,.0f}/s for {secs:g}s")
         events = workload.click_events(topics.clicks, start, n)
+        backlog = drained()
         with (
             Profile(worker.process.pid, profile_dir if record else None, f"latency-{rate:.0f}") as profile,
             CpuMeter(processes()) as cpu,
         ):
             run = _run_load(phase, arrivals, events, rate, bound_ms, grace_s)
         run["cpu_ms_per_event"], run["cores_busy"] = cpu.per_event(run["events"]), cpu.cores()
+        run.update(backlog)
         if record:
             run["profile"] = profile.summary
             runs.append(run)
         time.sleep(1.0)  # let the worker settle between loads
         return run
+
+    group = phase.faust_group(("recommender",))
+
+    def drained() -> dict[str, Any]:
+        """Wait until the recommender has committed every click and review before a load: each
+        load starts from an empty queue, not from what an earlier one left behind."""
+        started = time.monotonic()
+        empty = phase.settle(group, [topics.clicks, topics.reviews_encoded], SETTLE_S)
+        return {"waited_for_backlog_s": time.monotonic() - started, "started_without_backlog": empty}
 
     def processes() -> dict[str, list[int]]:
         broker = phase.cluster.broker.pid if phase.cluster.broker is not None else None
@@ -314,8 +328,16 @@ def bench_latency(
         # into the click loads.
         say(f"latency: reviews at {review_rate:g}/s for {seconds:g}s")
         reviews = workload.review_events(topics.reviews, 0, reviews_needed)
-        with CpuMeter(processes()) as cpu:
+        backlog = drained()
+        with (
+            Profile(worker.process.pid, profile_dir, "latency-reviews") as profile,
+            Profile(encoder.process.pid, profile_dir, "latency-reviews-encoder") as encoder_profile,
+            CpuMeter(processes()) as cpu,
+        ):
             review_run = _run_load(phase, arrivals, reviews, review_rate, review_slo_ms, max(grace_s, 60.0))
+        review_run.update(backlog)
+        review_run["profile"] = profile.summary
+        review_run["encoder_profile"] = encoder_profile.summary
         review_run["cpu_ms_per_event"] = cpu.per_event(review_run["events"])
         review_run["cores_busy"] = cpu.cores()
         say("latency: a second recommender process")
@@ -332,7 +354,7 @@ def bench_latency(
     read = metric_total(encoder, "streamrec_encoder_texts_total", kind="review")
     sequences = metric_total(encoder, "streamrec_encoder_sequences_total", kind="review")
     review_run["encoder_sequences_per_review"] = sequences / read if read else None
-    phase.settle(phase.faust_group(("recommender",)), [topics.clicks, topics.reviews_encoded], 30.0)
+    phase.settle(group, [topics.clicks, topics.reviews_encoded], 30.0)
     phase.stop()
     target = max(loads)
     main = next(r for r in runs if r["offered_events_per_s"] == target)

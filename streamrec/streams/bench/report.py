@@ -144,6 +144,14 @@ def _cpu(run: dict[str, Any]) -> tuple[str, str]:
     )
 
 
+def _backlog(run: dict[str, Any]) -> str:
+    """What the load waited for before it began: an earlier load's backlog, worked off."""
+    waited = run.get("waited_for_backlog_s") or 0.0
+    if not run.get("started_without_backlog", True):
+        return f"; began with an earlier load's backlog ({waited:.0f} s waited)"
+    return f"; began after {waited:.0f} s working off the last load" if waited >= 1.0 else ""
+
+
 def _mark(holds: bool | None) -> str:
     return {True: "[green]yes[/green]", False: "[red]no[/red]", None: "-"}[holds]
 
@@ -174,7 +182,7 @@ def table(report: dict[str, Any]) -> Table:
             target = run["offered_events_per_s"] == latency["offered_events_per_s"]
             out.add_row(
                 f"clicks at {_n(run['offered_events_per_s'])}/s", f"p50/p95/p99 {_ms(run)} ms",
-                f"broker hop p50/p99 {_n(hop['p50'])} / {_n(hop['p99'])} ms",
+                f"broker hop p50/p99 {_n(hop['p50'])} / {_n(hop['p99'])} ms" + _backlog(run),
                 f"p99 <= {_n(latency['slo_ms'])} ms" if target else "",
                 _mark(run["sustained"]) if not target else _mark(held.get(
                     ("click_p99_ms", _click_target(latency)))),
