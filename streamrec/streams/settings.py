@@ -187,6 +187,13 @@ class Settings(BaseSettings):
     )
     metrics_host: str = Field("127.0.0.1", description="bind address of the Prometheus endpoint")
     metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus endpoint port (0: any)")
+    blas_threads: int = Field(
+        1,
+        ge=1,
+        description="BLAS threads of each worker process (numpy's matrix products in ranking). Ranking "
+        "makes many small products: a second thread spins between them, doubling the CPU a click "
+        "costs for no gain in latency, and takes it from the other roles",
+    )
     api_host: str = Field("127.0.0.1", description="bind address of the HTTP API (role `api`)")
     api_port: int = Field(8000, ge=0, le=65535, description="HTTP API port (0: any)")
     api_token: SecretStr | None = Field(

@@ -15,6 +15,7 @@ from typing import Any
 
 import faust
 from mode import Service
+from threadpoolctl import threadpool_limits
 
 from streamrec.streams.context import Context
 from streamrec.streams.kafka.clients import KafkaClients
@@ -205,6 +206,8 @@ def run_worker(settings: Settings, roles: Sequence[str], bootstrap: str) -> None
     if unknown:
         raise ValueError(f"roles must be among {', '.join(ROLES)}, got {', '.join(sorted(unknown))}")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # For the life of the process (the encoder's torch and ONNX Runtime keep their own threads).
+    threadpool_limits(settings.blas_threads, "blas")
     metrics = Metrics.create()
     port = serve_metrics(metrics, settings.metrics_host, settings.metrics_port)
     log.info("metrics: http://%s:%d/metrics", settings.metrics_host, port)
