@@ -1,7 +1,7 @@
 """CPU time each process of a measurement spent on it, per event and in cores: what a shop plans by.
 
-Children a process waited for (a
-model refit in a forked child) count towards it, so work moved off the event loop is not hidden.
+Children a process waited for (a model refit in a forked child) count towards it, so work moved
+off the event loop is not hidden.
 """
 
 from __future__ import annotations

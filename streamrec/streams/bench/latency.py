@@ -232,8 +232,7 @@ def bench_latency(
     catalog = {item: workload.catalog[item] for item in _items(workload, clicks_needed)}
     catalog.update(workload.review_catalog(reviews_needed))
 
-    # The recommender in a process of its own, cf and encoder in another: the roles use both
-    # cores, as a deployment that runs them apart does.
+    # A process per role, as a deployment that runs them apart does: the CPU each spends is its own.
     say("latency: starting the workers (cf; encoder; recommender)")
     cf = phase.worker(["cf"])
     encoder = phase.worker(["encoder"])
