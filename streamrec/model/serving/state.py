@@ -232,9 +232,14 @@ class RecommenderState:
         model = self.ranker.item_model
         if model is None:
             return
+        self._begin_fit()
+        model.fit(*self._fit_inputs())
+
+    def _begin_fit(self) -> int:
+        """A fit begins: events count from here, and any fit begun before it is stale."""
         self._since_fit = 0
         self._fits_begun += 1
-        model.fit(*self._fit_inputs())
+        return self._fits_begun
 
     def _fit_when_due(self) -> None:
         """Fit the item model if enough events came since the last fit (elsewhere, where the
@@ -245,9 +250,7 @@ class RecommenderState:
         if self.fit_elsewhere is None:
             self.fit_item_model()
             return
-        self._since_fit = 0
-        self._fits_begun += 1
-        self._fitting = begun = self._fits_begun
+        self._fitting = begun = self._begin_fit()
 
         def install(weights: Weights | None) -> None:
             self._fitting = None
