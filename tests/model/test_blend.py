@@ -3,6 +3,8 @@ candidates and only after them, a pan pushes its item down."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from streamrec.model.ranking.blend import LearnedBlend
@@ -65,3 +67,43 @@ def test_a_blend_with_a_signal_off_never_learns_it() -> None:
     for _ in range(20):
         blend.learn(features, positive=0)
     assert blend.weight("text", 5, 50) == 0.0 and not features[:, :4].any()
+
+
+def _ranked(users: list[str]) -> tuple[Recommender, list[tuple[str, str]]]:
+    """Users ranked for, and a take each of the last item on their list."""
+    rec = _rec()
+    for n, user in enumerate(users):
+        rec.on_click(user, "abcd"[n % 4], "click", ts=1.0)
+    lists = rec.recommend(users, k=2)
+    return rec, [(user, scored[-1].item_id) for user, scored in zip(users, lists, strict=True)]
+
+
+def test_a_take_scored_ahead_with_its_batch_is_learned_as_it_would_be_alone() -> None:
+    alone, takes = _ranked(["ann"])
+    alone.on_click(*takes[0], "click", ts=2.0)
+    ahead, _ = _ranked(["ann"])
+    with ahead.learning_batch(takes) as prepared:
+        ahead.on_click(*takes[0], "click", ts=2.0)
+    assert prepared == 1 and ahead.ranker.blend.n_learned == alone.ranker.blend.n_learned == 1
+    assert (ahead.ranker.blend.theta == alone.ranker.blend.theta).all()
+    assert not ahead.ranker._prepared, "what a batch prepared does not outlive it"
+
+
+def test_a_batch_scored_ahead_learns_each_take_against_the_state_before_the_batch() -> None:
+    users = [f"u{n}" for n in range(8)]
+    rec, takes = _ranked(users)
+    before = copy.deepcopy(rec)
+    with rec.learning_batch([*takes, ("nobody-ranked", "a")]) as prepared:
+        for user, item in takes:
+            rec.on_click(user, item, "click", ts=2.0)
+    assert prepared == len(users) == rec.ranker.blend.n_learned
+    # The same takes learned in order against a copy of the state before the batch, which no
+    # take changes: the blend the batch learned, to rounding (one matrix for all, or one each).
+    for user, item in takes:
+        assert before.ranker.learn(before.request(user), item)
+    assert np.allclose(rec.ranker.blend.theta, before.ranker.blend.theta, rtol=0, atol=1e-12)
+    # Taken one at a time, each take sees the popularity the batch's earlier takes added.
+    one_by_one, _ = _ranked(users)
+    for user, item in takes:
+        one_by_one.on_click(user, item, "click", ts=2.0)
+    assert not np.allclose(one_by_one.ranker.blend.theta, rec.ranker.blend.theta, rtol=0, atol=1e-3)

@@ -29,6 +29,8 @@ class BlendLearning(SignalScoring):
 
     learn_blend: bool
     ranked: OrderedDict[str, list[str]]
+    #: Features of takes scored ahead, by (user, item taken): see `prepare`.
+    _prepared: dict[tuple[str, str], tuple[DoubleArray, int]]
 
     def remember(self, user: str, ids: Sequence[str], relevance: DoubleArray | None = None) -> None:
         """Keep the candidates ranked (best first, by `relevance`) or shown to `user`: what their
@@ -40,28 +42,61 @@ class BlendLearning(SignalScoring):
         while len(self.ranked) > _REMEMBERED_USERS:
             self.ranked.popitem(last=False)
 
-    def learn(self, request: Request, item: str, liked: bool = True) -> bool:
-        """The user took `item` (`liked`; or took it and panned it): if it was among the candidates
-        last ranked for (or shown to) them, the blend learns it against them, as they were ranked
-        before the take (call it before the take changes any state). Learning from a take outside
-        the candidates would teach the blend what sets the rest of the catalog apart from what
-        retrieval found, not what to rank first among what it found. False if nothing was learned.
+    def prepare(self, takes: Sequence[tuple[Request, str]]) -> int:
+        """Score at once the candidates each of a batch's takes will be learned against: one
+        matrix for the batch instead of one call a take, which costs most of a take's learning.
 
-        The candidates it is learned against are the best `_REMEMBERED_BEST` of the list and as
-        many drawn from the rest, seeded by the user and the item."""
+        Call it before the batch changes any state: each take is then learned against its
+        candidates as they stood before the batch (a user ranked once per batch has one list to
+        learn against anyway). `learn` uses what is prepared, once; `unprepare` drops what a
+        batch did not use. How many takes were prepared."""
+        learnable = [(r, item, others) for r, item in takes if (others := self._against(r, item))]
+        if not learnable:
+            return 0
+        blends = self._blend_many([r for r, _, _ in learnable], [[*o, i] for _, i, o in learnable])
+        for (r, item, others), b in zip(learnable, blends, strict=True):
+            self._prepared[(r.user, item)] = (b.features, len(others))
+        return len(learnable)
+
+    def unprepare(self) -> None:
+        self._prepared.clear()
+
+    def _against(self, request: Request, item: str) -> list[str] | None:
+        """The candidates a take of `item` is learned against, or None if it teaches nothing.
+
+        The best `_REMEMBERED_BEST` of the list last ranked for the user and as many drawn from
+        the rest, seeded by the user and the item."""
         if not self.learn_blend or not request.user:
-            return False
+            return None
         candidates = self.ranked.get(request.user)
         if not candidates or item not in candidates:
-            self.blend.n_outside += 1
-            return False
+            return None
         others = [i for i in candidates if i != item]
         if len(others) > _REMEMBERED_BEST + _REMEMBERED_DRAWN:
             rest = others[_REMEMBERED_BEST:]
             drawn = random.Random(f"{request.user}/{item}").sample(rest, _REMEMBERED_DRAWN)
             others = others[:_REMEMBERED_BEST] + drawn
-        if not others:
+        return others or None
+
+    def learn(self, request: Request, item: str, liked: bool = True) -> bool:
+        """The user took `item` (`liked`; or took it and panned it): if it was among the candidates
+        last ranked for (or shown to) them, the blend learns it against them, as they were ranked
+        before the take (call it before the take changes any state; or `prepare` the batch).
+        Learning from a take outside the candidates would teach the blend what sets the rest of
+        the catalog apart from what retrieval found, not what to rank first among what it found.
+        False if nothing was learned."""
+        if not self.learn_blend or not request.user:
             return False
-        b = self._blend(request, [*others, item])
-        self.blend.learn(b.features, len(others), liked)
+        prepared = self._prepared.pop((request.user, item), None)
+        if prepared is not None:
+            features, n_others = prepared
+        else:
+            others = self._against(request, item)
+            if others is None:
+                candidates = self.ranked.get(request.user)
+                if not candidates or item not in candidates:
+                    self.blend.n_outside += 1
+                return False
+            features, n_others = self._blend(request, [*others, item]).features, len(others)
+        self.blend.learn(features, n_others, liked)
         return True

@@ -205,6 +205,7 @@ class HybridRanker(CandidateSearch, BlendLearning):
         #: Per user, a sample of the candidates last ranked for them: what their next take is
         #: learned against (the most recent users only).
         self.ranked: OrderedDict[str, list[str]] = OrderedDict()
+        self._prepared = {}
 
     def recommend(self, request: Request, k: int = 10) -> list[Scored]:
         return self.recommend_many([request], k)[0]

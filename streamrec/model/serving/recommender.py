@@ -7,7 +7,8 @@ numbers of the code in production.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -130,6 +131,26 @@ class Recommender(ItemReviews, Erasure):
         changes anything."""
         if self.ranker.learn_blend and user_id in self.ranker.ranked:
             self.ranker.learn(self.request(user_id), item_id, liked)
+
+    @contextmanager
+    def learning_batch(self, takes: Iterable[tuple[str, str]]) -> Iterator[int]:
+        """Apply a batch of events within it: the blend learns the batch's takes (user, item)
+        from one scoring of all their candidates, as they stood before the batch, rather than
+        one scoring a take. Yields how many takes were prepared; what the batch did not take
+        (a repeat, a forgotten user) is dropped at the end."""
+        prepared = 0
+        if self.ranker.learn_blend:
+            users: dict[str, Request] = {}
+            pairs = [
+                (users.get(u) or users.setdefault(u, self.request(u)), i)
+                for u, i in dict.fromkeys(takes)
+                if u in self.ranker.ranked
+            ]
+            prepared = self.ranker.prepare(pairs)
+        try:
+            yield prepared
+        finally:
+            self.ranker.unprepare()
 
     def _took(self, from_list: bool | None) -> None:
         """A user took something after an impression: counted in every user's habits."""

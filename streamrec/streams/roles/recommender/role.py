@@ -147,7 +147,7 @@ class RecommenderRole:
 
     async def handle(self, events: Sequence[EventT[Any]]) -> None:
         """Apply a batch of events and answer each user it touched, once."""
-        ctx, serving = self.ctx, self.serving
+        ctx = self.ctx
         started = time.perf_counter()
         parsed = [(event, self._parse(event)) for event in events]
         if any(isinstance(e, Click) and e.item_id not in self.rec.index for _, e in parsed):
@@ -155,6 +155,31 @@ class RecommenderRole:
             await self.index.feed.catch_up(timeout=0.5)
         triggers: dict[str, Trigger] = {}
         described: set[str] = set()
+        takes = [(e.user_id, e.item_id) for _, e in parsed if isinstance(e, Click | EncodedReview)]
+        with self.rec.learning_batch(takes):
+            forgotten = self._apply(parsed, triggers, described)
+        self.profiles.flush()
+        self._describe(described)
+        if triggers:
+            await self._recommend(triggers)
+        await ctx.output.flush()
+        if forgotten:
+            await self.index.flush()  # the Qdrant deletions, now rather than at the next tick
+            # The erasure must reach the checkpoint now, not at the next periodic one.
+            self._last_checkpoint = 0.0
+        ctx.metrics.batch_events.labels(ROLE).observe(len(events))
+        ctx.metrics.batch_seconds.labels(ROLE).observe(time.perf_counter() - started)
+
+    def _apply(
+        self,
+        parsed: Sequence[tuple[EventT[Any], Click | Impression | EncodedReview | str | None]],
+        triggers: dict[str, Trigger],
+        described: set[str],
+    ) -> bool:
+        """Apply each parsed event in order: the users to answer go to `triggers` (with what
+        triggered their list), those whose profile to describe to `described`. True if a user
+        was forgotten."""
+        ctx, serving = self.ctx, self.serving
         forgotten = False
         for event, typed in parsed:
             msg = event.message
@@ -190,17 +215,7 @@ class RecommenderRole:
                 described.add(typed.user_id)
             else:
                 ctx.metrics.duplicates.labels(msg.topic, ROLE).inc()
-        self.profiles.flush()
-        self._describe(described)
-        if triggers:
-            await self._recommend(triggers)
-        await ctx.output.flush()
-        if forgotten:
-            await self.index.flush()  # the Qdrant deletions, now rather than at the next tick
-            # The erasure must reach the checkpoint now, not at the next periodic one.
-            self._last_checkpoint = 0.0
-        ctx.metrics.batch_events.labels(ROLE).observe(len(events))
-        ctx.metrics.batch_seconds.labels(ROLE).observe(time.perf_counter() - started)
+        return forgotten
 
     def _forget(self, user: str, request: Trigger) -> None:
         """Erase a user from everything this role holds, and say so in the audit topic."""
