@@ -114,25 +114,27 @@ class ApiRole:
         if any(isinstance(e, Click) and e.item_id not in self.rec.index for _, e in parsed):
             # As the recommender does: a just-published item's vector may be a moment behind.
             await self.index.feed.catch_up(timeout=0.5)
-        for record, typed in parsed:
-            source = Trigger(
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                ts=record.timestamp / 1000,
-            )
-            if typed is None:
-                serving.advance(source)
-            elif isinstance(typed, str):
-                serving.advance(source)
-                serving.forget(typed, at=source.ts)
-                self.latest.pop(typed, None)
-            elif isinstance(typed, Click):
-                serving.click(typed, source)
-            elif isinstance(typed, Impression):
-                serving.impression(typed, source)
-            elif isinstance(typed, EncodedReview):
-                serving.review(typed, source)
+        takes = [(e.user_id, e.item_id) for _, e in parsed if isinstance(e, Click | EncodedReview)]
+        with self.rec.learning_batch(takes):  # as the recommender applies a batch
+            for record, typed in parsed:
+                source = Trigger(
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    ts=record.timestamp / 1000,
+                )
+                if typed is None:
+                    serving.advance(source)
+                elif isinstance(typed, str):
+                    serving.advance(source)
+                    serving.forget(typed, at=source.ts)
+                    self.latest.pop(typed, None)
+                elif isinstance(typed, Click):
+                    serving.click(typed, source)
+                elif isinstance(typed, Impression):
+                    serving.impression(typed, source)
+                elif isinstance(typed, EncodedReview):
+                    serving.review(typed, source)
 
     async def _on_lists(self, records: Sequence[ConsumerRecord]) -> None:
         for record in records:
