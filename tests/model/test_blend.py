@@ -98,12 +98,35 @@ def test_a_batch_scored_ahead_learns_each_take_against_the_state_before_the_batc
             rec.on_click(user, item, "click", ts=2.0)
     assert prepared == len(users) == rec.ranker.blend.n_learned
     # The same takes learned in order against a copy of the state before the batch, which no
-    # take changes: the blend the batch learned, to rounding (one matrix for all, or one each).
+    # take changes: the blend the batch learned, to float32 rounding (one product for all, or one each).
     for user, item in takes:
         assert before.ranker.learn(before.request(user), item)
-    assert np.allclose(rec.ranker.blend.theta, before.ranker.blend.theta, rtol=0, atol=1e-12)
+    assert np.allclose(rec.ranker.blend.theta, before.ranker.blend.theta, rtol=0, atol=1e-6)
     # Taken one at a time, each take sees the popularity the batch's earlier takes added.
     one_by_one, _ = _ranked(users)
     for user, item in takes:
         one_by_one.on_click(user, item, "click", ts=2.0)
     assert not np.allclose(one_by_one.ranker.blend.theta, rec.ranker.blend.theta, rtol=0, atol=1e-3)
+
+
+def test_takes_of_one_user_in_a_long_list_share_one_scoring_and_learn_as_alone() -> None:
+    rng = np.random.default_rng(7)
+    rec = Recommender(text_dim=8, cf_dim=3, item_model=False)
+    items = [f"i{n}" for n in range(300)]
+    for item in items:
+        rec.on_item(item, item, rng.normal(size=8).astype(np.float32), ts=0)
+    for n in range(40):
+        rec.on_click(f"u{n % 3}", items[(n * 7) % 300], "click", ts=1.0 + n)
+    rec.recommend(["u0", "u1"], k=10)
+    # Lists longer than what a take is learned against: each take draws its own share of it.
+    rec.ranker.ranked["u0"] = list(reversed(items))
+    rec.ranker.ranked["u1"] = items[:120]
+    takes = [("u0", "i5"), ("u0", "i150"), ("u1", "i3"), ("u0", "i299")]
+    before = copy.deepcopy(rec)
+    with rec.learning_batch(takes) as prepared:
+        for user, item in takes:
+            rec.on_click(user, item, "click", ts=100.0)
+    assert prepared == 4 == rec.ranker.blend.n_learned
+    for user, item in takes:
+        assert before.ranker.learn(before.request(user), item)
+    assert np.allclose(rec.ranker.blend.theta, before.ranker.blend.theta, rtol=0, atol=1e-6)

@@ -45,38 +45,63 @@ class BlendLearning(SignalScoring):
     def prepare(self, takes: Sequence[tuple[Request, str]]) -> int:
         """Score at once the candidates each of a batch's takes will be learned against: one
         matrix for the batch instead of one call a take, which costs most of a take's learning.
+        A user's candidates are scored once however many of them their takes share (a user's
+        takes come in bursts), then standardized per take over its own candidates, as `learn`
+        would score them alone.
 
         Call it before the batch changes any state: each take is then learned against its
         candidates as they stood before the batch (a user ranked once per batch has one list to
         learn against anyway). `learn` uses what is prepared, once; `unprepare` drops what a
         batch did not use. How many takes were prepared."""
-        learnable = [(r, item, others) for r, item in takes if (others := self._against(r, item))]
-        if not learnable:
+        per_user: dict[str, tuple[Request, dict[str, list[int]]]] = {}
+        for request, item in takes:
+            rows = self._against(request, item)
+            if rows is not None:
+                per_user.setdefault(request.user, (request, {}))[1][item] = rows
+        if not per_user:
             return 0
-        blends = self._blend_many([r for r, _, _ in learnable], [[*o, i] for _, i, o in learnable])
-        for (r, item, others), b in zip(learnable, blends, strict=True):
-            self._prepared[(r.user, item)] = (b.features, len(others))
-        return len(learnable)
+        # Per user, the candidates any of their takes is learned against, scored once.
+        unions = {
+            user: sorted({j for rows in chosen.values() for j in rows})
+            for user, (_, chosen) in per_user.items()
+        }
+        lists = [[self.ranked[user][j] for j in unions[user]] for user in per_user]
+        raw = self._raw_many([request for request, _ in per_user.values()], lists)
+        picked, sizes, keys = [], [], []
+        for u, (user, (_, chosen)) in enumerate(per_user.items()):
+            at = {j: int(raw.bounds[u]) + n for n, j in enumerate(unions[user])}
+            for item, rows in chosen.items():
+                picked += [at[j] for j in rows]
+                sizes.append(len(rows))
+                keys.append((user, item))
+        rows_ = np.array(picked, dtype=np.int64)
+        bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        features = self._features(raw, bounds, self._age(raw.flat), rows_)
+        for n, key in enumerate(keys):
+            self._prepared[key] = (features[bounds[n] : bounds[n + 1]], sizes[n] - 1)
+        return len(keys)
 
     def unprepare(self) -> None:
         self._prepared.clear()
 
-    def _against(self, request: Request, item: str) -> list[str] | None:
-        """The candidates a take of `item` is learned against, or None if it teaches nothing.
+    def _against(self, request: Request, item: str) -> list[int] | None:
+        """Where, in the list last ranked for the user, the candidates a take of `item` is
+        learned against are, the taken item last; None if it teaches nothing.
 
-        The best `_REMEMBERED_BEST` of the list last ranked for the user and as many drawn from
-        the rest, seeded by the user and the item."""
+        The best `_REMEMBERED_BEST` of the list and as many drawn from the rest, seeded by the
+        user and the item."""
         if not self.learn_blend or not request.user:
             return None
         candidates = self.ranked.get(request.user)
         if not candidates or item not in candidates:
             return None
-        others = [i for i in candidates if i != item]
+        taken = candidates.index(item)
+        others = [j for j in range(len(candidates)) if j != taken]
         if len(others) > _REMEMBERED_BEST + _REMEMBERED_DRAWN:
             rest = others[_REMEMBERED_BEST:]
             drawn = random.Random(f"{request.user}/{item}").sample(rest, _REMEMBERED_DRAWN)
             others = others[:_REMEMBERED_BEST] + drawn
-        return others or None
+        return [*others, taken] if others else None
 
     def learn(self, request: Request, item: str, liked: bool = True) -> bool:
         """The user took `item` (`liked`; or took it and panned it): if it was among the candidates
@@ -91,12 +116,13 @@ class BlendLearning(SignalScoring):
         if prepared is not None:
             features, n_others = prepared
         else:
-            others = self._against(request, item)
-            if others is None:
+            rows = self._against(request, item)
+            if rows is None:
                 candidates = self.ranked.get(request.user)
                 if not candidates or item not in candidates:
                     self.blend.n_outside += 1
                 return False
-            features, n_others = self._blend(request, [*others, item]).features, len(others)
+            listed = self.ranked[request.user]
+            features, n_others = self._blend(request, [listed[j] for j in rows]).features, len(rows) - 1
         self.blend.learn(features, n_others, liked)
         return True

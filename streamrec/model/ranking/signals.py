@@ -87,6 +87,25 @@ class Blended:
     features: DoubleArray
 
 
+@dataclass
+class Raw:
+    """Every signal of many users' stacked candidates before standardizing: one row a candidate,
+    user `u`'s rows `bounds[u]:bounds[u + 1]`. A row's values do not depend on the other rows."""
+
+    flat: list[str]
+    bounds: npt.NDArray[np.int64]
+    values: DoubleArray
+    valid: npt.NDArray[np.bool_]
+    counts: DoubleArray
+    n_user: DoubleArray
+    text_vecs: FloatArray
+    has_text: npt.NDArray[np.bool_]
+    cf_vecs: FloatArray
+    per_user: list[
+        tuple[DoubleArray, FloatArray, npt.NDArray[np.bool_], list[str | None], npt.NDArray[np.int64]]
+    ]
+
+
 class SignalScoring:
     """The part of `HybridRanker` that scores candidates: every signal, standardized over the
     candidates and blended by its `LearnedBlend`.
@@ -123,6 +142,72 @@ class SignalScoring:
         """Score each request's candidates: the users' candidates stacked into one matrix, each
         signal a column, standardized per user, blended in one product. `recents` and
         `user_texts` (each user's latest items, and text vector) where the caller has them."""
+        raw = self._raw_many(requests, candidates, recents, user_texts)
+        bounds, counts = raw.bounds, raw.counts
+        text_vecs, has_text, cf_vecs, per_user = raw.text_vecs, raw.has_text, raw.cf_vecs, raw.per_user
+        features = self._features(raw, bounds, self._age(raw.flat))
+        relevance = self.blend.scores(features)
+        contrib = self.blend.contributions(features)
+        out = []
+        for u, request in enumerate(requests):
+            rows = slice(int(bounds[u]), int(bounds[u + 1]))
+            profile = request.profile
+            score = relevance[rows]
+            if profile is not None and profile.shown and self.w_ignored:
+                passed = np.array([profile.shown.get(i, 0) for i in candidates[u]], dtype=np.float64)
+                exposure_evidence = exposure.passed_over(passed, self.habits.of(*profile.list_takes))
+                spread = float(score.std()) if len(score) > 1 else 1.0
+                score = score - self.w_ignored * exposure_evidence * (spread or 1.0)
+            pairs, recent_vecs, recent_has, best, like_look = per_user[u]
+            out.append(
+                Blended(
+                    score.copy(),
+                    contrib[:, rows],
+                    counts[rows],
+                    text_vecs[rows],
+                    has_text[rows],
+                    cf_vecs[rows],
+                    pairs,
+                    recent_vecs,
+                    recent_has,
+                    best,
+                    like_look,
+                    features[rows],
+                )
+            )
+        return out
+
+    def _features(
+        self,
+        raw: Raw,
+        bounds: npt.NDArray[np.int64],
+        ages: DoubleArray,
+        rows: npt.NDArray[np.int64] | None = None,
+    ) -> DoubleArray:
+        """The blend's features of `raw`'s `rows` (all by default), each run of them between two
+        `bounds` standardized on its own; `ages` are the rows' items' (`_age`)."""
+        values, valid, counts, n_user = raw.values, raw.valid, raw.counts, raw.n_user
+        if rows is not None:
+            values, valid, counts, n_user, ages = (
+                values[rows],
+                valid[rows],
+                counts[rows],
+                n_user[rows],
+                ages[rows],
+            )
+        x = standardize(values, valid, bounds)
+        # One-sided: items closer than most to what the user disliked sink; others keep their place.
+        x[:, _DISLIKE] = np.maximum(x[:, _DISLIKE], 0.0)
+        return self.blend.features(x, valid, evidence(n_user), evidence(counts), ages)
+
+    def _raw_many(
+        self,
+        requests: Sequence[Request],
+        candidates: Sequence[list[str]],
+        recents: Sequence[list[tuple[str, float, str]]] | None = None,
+        user_texts: Sequence[FloatArray | None] | None = None,
+    ) -> Raw:
+        """Every signal of each request's candidates, stacked (see `_blend_many`)."""
         sizes = [len(ids) for ids in candidates]
         bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         flat = [i for ids in candidates for i in ids]
@@ -187,40 +272,7 @@ class SignalScoring:
                 for r in requests
             ]
             raw[:, _EASE], valid[:, _EASE] = self.item_model.scores_many(liked, flat, bounds, text_vecs)
-        x = standardize(raw, valid, bounds)
-        # One-sided: items closer than most to what the user disliked sink; others keep their place.
-        x[:, _DISLIKE] = np.maximum(x[:, _DISLIKE], 0.0)
-        features = self.blend.features(x, valid, evidence(n_user), evidence(counts), self._age(flat))
-        relevance = self.blend.scores(features)
-        contrib = self.blend.contributions(features)
-        out = []
-        for u, request in enumerate(requests):
-            rows = slice(int(bounds[u]), int(bounds[u + 1]))
-            profile = request.profile
-            score = relevance[rows]
-            if profile is not None and profile.shown and self.w_ignored:
-                passed = np.array([profile.shown.get(i, 0) for i in candidates[u]], dtype=np.float64)
-                exposure_evidence = exposure.passed_over(passed, self.habits.of(*profile.list_takes))
-                spread = float(score.std()) if len(score) > 1 else 1.0
-                score = score - self.w_ignored * exposure_evidence * (spread or 1.0)
-            pairs, recent_vecs, recent_has, best, like_look = per_user[u]
-            out.append(
-                Blended(
-                    score.copy(),
-                    contrib[:, rows],
-                    counts[rows],
-                    text_vecs[rows],
-                    has_text[rows],
-                    cf_vecs[rows],
-                    pairs,
-                    recent_vecs,
-                    recent_has,
-                    best,
-                    like_look,
-                    features[rows],
-                )
-            )
-        return out
+        return Raw(flat, bounds, raw, valid, counts, n_user, text_vecs, has_text, cf_vecs, per_user)
 
     @staticmethod
     def _recent(request: Request) -> list[tuple[str, float, str]]:
