@@ -340,7 +340,10 @@ def bench_latency(
         review_run["cpu_ms_per_event"] = cpu.per_event(review_run["events"])
         review_run["cores_busy"] = cpu.cores()
         say("latency: a second recommender process")
-        second = phase.stack.start_worker(["recommender"], None, **phase.cluster.worker_env)
+        # Its own state directory, as each worker process needs: its checkpoint and Qdrant's
+        # local storage are its own (one shared with the first would be overwritten, and locked).
+        own = {**phase.cluster.worker_env, "DATA_DIR": str(phase.settings.data_dir / "second")}
+        second = phase.stack.start_worker(["recommender"], None, **own)
         phase.stack.wait_ready(timeout=300, workers=[second])
         recommenders.append(second)
         clicks_at(*WARM_UP, record=False)  # the group's partitions move to it meanwhile
