@@ -113,6 +113,9 @@ class GlobalFeed(Service):
                 await self.handler(records)
                 for tp, batch in batches.items():
                     self.metrics.events_consumed.labels(tp.topic, self.role).inc(len(batch))
+                # A fetch from records already buffered returns without suspending: without
+                # this, a burst of vectors is applied batch after batch while events wait.
+                await asyncio.sleep(0)
             # Positions only move in getmany, so they now count handled records alone.
             positions = {tp: await consumer.position(tp) for tp in consumer.assignment()}
             if not self._rewind:
