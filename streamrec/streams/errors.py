@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from streamrec.model.errors import StreamrecError
 
-__all__ = ["BrokerError", "InfrastructureError", "QdrantError", "WorkerError"]
+__all__ = ["BrokerError", "InfrastructureError", "QdrantError", "StateInUseError", "WorkerError"]
 
 
 class InfrastructureError(StreamrecError):
@@ -28,3 +28,7 @@ class QdrantError(InfrastructureError):
 
 class WorkerError(InfrastructureError):
     """A worker process failed to start, become ready, or stop."""
+
+
+class StateInUseError(StreamrecError):
+    """A role's state directory is held by another process that is still running."""

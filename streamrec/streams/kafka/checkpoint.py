@@ -22,13 +22,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from streamrec.streams.errors import StateInUseError
 from streamrec.streams.settings import Settings
+
+try:
+    import fcntl
+except ImportError:  # Windows: no POSIX locks, the directory is not guarded
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["AckAfterCheckpoint", "Checkpoint", "CheckpointStore", "can_fork", "exit_code", "keep_long_lived"]
 
 log = logging.getLogger(__name__)
 
 _FORMAT = 1
+#: How long `CheckpointStore.claim` waits for a process that holds the directory to end.
+CLAIM_WAIT_S = 10.0
 
 
 @dataclass
@@ -103,8 +111,44 @@ class CheckpointStore:
 
     @classmethod
     def of(cls, settings: Settings, role: str) -> CheckpointStore:
-        """The store of `role`'s checkpoint, in its state directory."""
+        """The store of `role`'s checkpoint, in its state directory (to read it)."""
         return cls(settings.state_dir(role) / "checkpoint.pkl")
+
+    @classmethod
+    def claim(cls, settings: Settings, role: str, wait_s: float = CLAIM_WAIT_S) -> CheckpointStore:
+        """`of`, for the one process that writes it: its state directory is locked to this
+        process until it ends, so that a second process given the same directory stops with an
+        error saying so, instead of overwriting this one's checkpoints. Waits up to `wait_s` for
+        a process that holds it and is ending."""
+        store = cls.of(settings, role)
+        store.hold(wait_s)
+        return store
+
+    def hold(self, wait_s: float = CLAIM_WAIT_S) -> None:
+        """Lock the state directory to this process (a POSIX lock: the kernel drops it when the
+        process ends, however it ends, and its forked children do not hold it)."""
+        if fcntl is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.parent / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() >= deadline:
+                    holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+                    os.close(fd)
+                    raise StateInUseError(
+                        f"{self.path.parent} is the state directory of a process still running "
+                        f"(pid {holder}): give each worker process its own --data-dir "
+                        "(STREAMREC_DATA_DIR)"
+                    ) from None
+                time.sleep(0.2)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._held = fd  # open for the life of the process: closing it would drop the lock
 
     def load(self) -> Checkpoint | None:
         return self._read(self.path)

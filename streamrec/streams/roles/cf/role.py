@@ -58,7 +58,7 @@ class CFRole(Checkpoints, Service):
     def __init__(self, ctx: Context, **kwargs: Any) -> None:
         self.ctx = ctx
         settings = ctx.settings
-        self.store = CheckpointStore.of(settings, ROLE)
+        self.store = CheckpointStore.claim(settings, ROLE)
         self._restore(self.store.load())
         topics = ctx.topics
         self.consumer = CheckpointedConsumer(

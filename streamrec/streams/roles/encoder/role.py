@@ -82,7 +82,7 @@ class EncoderRole:
                     f'{declared}: declare {{"image": {self.images.dim}}}'
                 )
             log.info("image model %s (%d dims)", self.images.version, self.images.dim)
-        self.store = CheckpointStore.of(ctx.settings, ROLE)
+        self.store = CheckpointStore.claim(ctx.settings, ROLE)
         saved = self.store.load()
         #: Next review offset to read per "topic:partition": below it, a review was read and sent.
         self.offsets: dict[str, int] = {}

@@ -72,7 +72,7 @@ class RecommenderRole:
         rec = make_recommender(settings, text_dim, self.profiles)
         rec.ranker.searcher = TimedSearch(rec.index, ctx.metrics, "memory")
         self.sink = QdrantSink(settings, ctx.metrics, rec.index.layout())
-        self.store = CheckpointStore.of(settings, ROLE)
+        self.store = CheckpointStore.claim(settings, ROLE)
         saved = self.store.load()
         if saved is None:
             self.serving = Serving(rec)
