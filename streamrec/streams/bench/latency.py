@@ -47,6 +47,8 @@ WARM_UP = (100.0, 2.0)
 IDLE_S = 5.0
 #: Seconds a load waits at most for the recommender to work off what an earlier load left.
 SETTLE_S = 180.0
+#: A process per role, as a deployment that runs them apart does: the CPU each spends is its own.
+PROCESSES = (("cf",), ("encoder",), ("recommender",))
 
 
 def percentiles(values_ms: Iterable[float]) -> dict[str, float | int | None]:
@@ -232,11 +234,8 @@ def bench_latency(
     catalog = {item: workload.catalog[item] for item in _items(workload, clicks_needed)}
     catalog.update(workload.review_catalog(reviews_needed))
 
-    # A process per role, as a deployment that runs them apart does: the CPU each spends is its own.
-    say("latency: starting the workers (cf; encoder; recommender)")
-    cf = phase.worker(["cf"])
-    encoder = phase.worker(["encoder"])
-    worker = phase.worker(["recommender"])
+    say(f"latency: starting the workers ({'; '.join(','.join(roles) for roles in PROCESSES)})")
+    cf, encoder, worker = (phase.worker(roles) for roles in PROCESSES)
     recommenders = [worker]
     phase.wait_ready()
     say(f"latency: encoding a catalog of {len(catalog):,} items")

@@ -233,7 +233,10 @@ def _prestart(cluster: Cluster, config: BenchConfig, say: Say) -> None:
         cluster.phase("mem").worker(["recommender"])
         cluster.phase("menc").worker(["encoder"])
     if "latency" in config.sections:
-        cluster.phase("lat").worker(["cf", "encoder", "recommender"])
+        from streamrec.streams.bench.latency import PROCESSES
+
+        for roles in PROCESSES:  # the processes the section runs, no more
+            cluster.phase("lat").worker(roles)
     if "api" in config.sections:
         cluster.phase("api").worker(["cf", "encoder", "recommender"])
         cluster.phase("api").worker(["api"])
