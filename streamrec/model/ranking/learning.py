@@ -113,16 +113,15 @@ class BlendLearning(SignalScoring):
         if not self.learn_blend or not request.user:
             return False
         prepared = self._prepared.pop((request.user, item), None)
-        if prepared is not None:
-            features, n_others = prepared
-        else:
+        if prepared is None:
+            candidates = self.ranked.get(request.user)
+            if not candidates or item not in candidates:
+                self.blend.n_outside += 1
+                return False
             rows = self._against(request, item)
             if rows is None:
-                candidates = self.ranked.get(request.user)
-                if not candidates or item not in candidates:
-                    self.blend.n_outside += 1
                 return False
-            listed = self.ranked[request.user]
-            features, n_others = self._blend(request, [listed[j] for j in rows]).features, len(rows) - 1
+            prepared = self._blend(request, [candidates[j] for j in rows]).features, len(rows) - 1
+        features, n_others = prepared
         self.blend.learn(features, n_others, liked)
         return True

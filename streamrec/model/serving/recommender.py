@@ -140,12 +140,13 @@ class Recommender(ItemReviews, Erasure):
         (a repeat, a forgotten user) is dropped at the end."""
         prepared = 0
         if self.ranker.learn_blend:
-            users: dict[str, Request] = {}
-            pairs = [
-                (users.get(u) or users.setdefault(u, self.request(u)), i)
-                for u, i in dict.fromkeys(takes)
-                if u in self.ranker.ranked
-            ]
+            requests: dict[str, Request] = {}
+            pairs = []
+            for user, item in dict.fromkeys(takes):
+                if user in self.ranker.ranked:  # a user never ranked for has nothing to learn
+                    if user not in requests:
+                        requests[user] = self.request(user)
+                    pairs.append((requests[user], item))
             prepared = self.ranker.prepare(pairs)
         try:
             yield prepared
