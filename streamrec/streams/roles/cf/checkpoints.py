@@ -47,6 +47,8 @@ class Checkpoints(Deltas):
     _landing: asyncio.Future[None] | None
     _lock: asyncio.Lock
     _last_checkpoint: float
+    #: The attempt of the checkpoint this process staged last.
+    _staged_attempt: str | None
 
     def _restore(self, saved: Checkpoint | None) -> None:
         """Take the model, its offsets and the group log's state from a checkpoint (None: new)."""
@@ -73,34 +75,56 @@ class Checkpoints(Deltas):
     async def _settle(self) -> None:
         """Hold nothing but learning the group's log found valid, before claiming partitions.
 
-        What was learned since the last valid commit is committed now; a checkpoint staged
-        before a crash is put in place if its commit is valid; a worker whose commit was found
-        invalid (or could not be written) goes back to its last checkpoint in place.
+        A checkpoint staged and not put in place is judged first (`_take_staged`): checkpointing
+        anything else would stage over it. Then what was learned since the last valid commit is
+        committed; a worker whose commit was found invalid (or could not be written) goes back
+        to its last checkpoint in place.
         """
         await self.peers.caught_up.wait()
         if self._landing is not None:
             await asyncio.shield(self._landing)
+        await self._take_staged()
         if self._uncommitted and not self._fenced:
             await self._checkpoint()
             if self._landing is not None:
                 await asyncio.shield(self._landing)
-        behind = bool(self._learned())
-        if not (self._fenced or behind or self.store.staged.exists()):
+            await self._take_staged()
+        if self._fenced or self._learned():
+            self._reload(self.store.load())
+
+    async def _take_staged(self) -> None:
+        """A staged checkpoint whose commit the group's log holds is put in place: this worker's
+        own (a landing that failed after writing its commit; the model is ahead of it) counts as
+        durable; one staged by the process this one replaces, killed between its commit and
+        putting it in place, is resumed from (a successor reads that worker's item changes off
+        the log before it claims anything: staging those would overwrite the only model behind
+        the partitions' position)."""
+        held = await self._judge_staged()
+        if held is None:
             return
+        if held.model.get("attempt") == self._staged_attempt:
+            self._durable = dict(held.offsets)
+            log.info("a checkpoint whose landing failed holds a valid commit: put in place")
+        else:
+            log.info("a checkpoint staged before a crash holds a valid commit: resuming from it")
+            self._reload(held)
+
+    async def _judge_staged(self) -> Checkpoint | None:
+        """A checkpoint staged and not put in place (a crash or a failed landing came between its
+        commit and `publish`): put in place and returned if the group's log holds its commit, by
+        this worker or by the one this process replaces; else discarded. A staged checkpoint
+        whose commit is valid is the latest valid one: nothing may be staged over it before."""
+        if not self.store.staged.exists():
+            return None
         staged = self.store.load_staged()
         await self.group.read_back()
-        # Staged by this worker, or by the one this process replaces (a crash before its first
-        # checkpoint was in place leaves this one without its name).
         if staged is not None and self.learner.fence.holds(
             str(staged.model.get("worker", "")), str(staged.model.get("attempt", ""))
         ):
-            self.store.publish()
-            log.info("a checkpoint staged before a crash holds a valid commit: resuming from it")
-            self._reload(staged)
-            return
+            await asyncio.get_running_loop().run_in_executor(None, self.store.publish)
+            return staged
         self.store.discard_staged()
-        if self._fenced or behind:
-            self._reload(self.store.load())
+        return None
 
     def _reload(self, saved: Checkpoint | None) -> None:
         """Go back to a checkpoint: its model, and the group's log read again from its offsets."""
@@ -133,10 +157,18 @@ class Checkpoints(Deltas):
             await self._landing
         if not self._uncommitted or self._fenced:
             return
+        if self.store.staged.exists():
+            try:
+                await self._take_staged()
+            except OSError as exc:
+                log.error("CF checkpoint postponed: the group's log cannot be read back: %s", exc)
+                return
+            if not self._uncommitted:  # resumed from a crashed predecessor's checkpoint
+                return
         started = time.perf_counter()
         self.publish()
         commit = self.share_deltas()
-        attempt = commit.attempt
+        attempt = self._staged_attempt = commit.attempt
         offsets = dict(self.offsets)
         state = {**self.learner.state(), "attempt": attempt}
         loop = asyncio.get_running_loop()

@@ -79,6 +79,7 @@ class CFRole(Checkpoints, Service):
         self._last_checkpoint = time.monotonic()
         #: The checkpoint being written, flushed and committed in the background.
         self._landing: asyncio.Future[None] | None = None
+        self._staged_attempt: str | None = None
         self._lock = asyncio.Lock()
         self.catalog = GlobalFeed([ctx.topics.items], self._on_items, ctx.clients, ctx.metrics, ROLE)
         # Other CF workers' item factor changes, applied exactly once: their offsets are
