@@ -150,7 +150,8 @@ def _stores(settings: Settings, topics: Topics) -> set[str]:
         topics.reviews_encoded,
         topics.deadletter,
     }
-    return {"cf checkpoint", "recommender checkpoint", "qdrant"} | {f"topic {n}" for n in keyed | changelogs}
+    checkpoints = {"cf checkpoint", "recommender checkpoint", "api checkpoint"}
+    return checkpoints | {"qdrant"} | {f"topic {n}" for n in keyed | changelogs}
 
 
 def _store_of(store: str) -> str:
@@ -162,7 +163,7 @@ def _assert_nothing_of(settings: Settings, user: str) -> None:
     holdings = user_holdings(settings, user)
     expected = _stores(settings, Topics.from_settings(settings))
     read = {_store_of(h.store) for h in holdings}
-    # Every store was read: the checkpoints of both roles, each compacted topic, Qdrant.
+    # Every store was read: the checkpoints of the roles, each compacted topic, Qdrant.
     assert read >= expected, f"stores not read: {expected - read}"
     assert all(not h.note.startswith("not read") and h.note != "no such topic" for h in holdings), holdings
     dead: Holding = next(h for h in holdings if "deadletter" in h.store)

@@ -72,6 +72,19 @@ def _checkpoints(settings: Settings, user: str) -> Iterator[Holding]:
         if online is not None and user in getattr(online, "lists", {}):
             rec.found.append("last list")
     yield rec
+    saved = CheckpointStore.of(settings, "api").load()
+    api = Holding("api checkpoint")
+    if saved is None:
+        api.note = "no checkpoint"
+    else:
+        state = saved.model
+        if user in state["profiles"]:
+            api.found.append("profile")
+        if user in state["aggregates"]["contributions"]:
+            api.found.append("events counted in popularity, co-occurrence and takes")
+        if user in state["latest"]:
+            api.found.append("last list")
+    yield api
 
 
 # -- topics -----------------------------------------------------------------------------

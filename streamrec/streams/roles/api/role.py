@@ -5,9 +5,11 @@ must answer for every user. So the role keeps its own copy, read from every part
 topics the recommenders read (global feeds, outside any consumer group): the item index from
 `vectors` and `reviews-encoded`, profiles and counts from `clicks`, `reviews-encoded` and `forget`
 (applied by the same `Serving` code as the recommender's), and the latest published list per user
-from the compacted `recommendations`. It writes nothing, so it scales by adding processes; a
-process reads the topics from the beginning when it starts, and says so in `/healthz` until it
-has caught up.
+from the compacted `recommendations`. It writes nothing to Kafka, so it scales by adding processes.
+It checkpoints its copy with the offsets it has read up to, in its state directory, and a
+restarted process reads the event topics on from there (the compacted vector and list topics
+again from the beginning); a process with no checkpoint reads everything from the beginning,
+and `/healthz` says so until it has caught up.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import faust
 from aiohttp import web
 from aiokafka import ConsumerRecord
 
+from streamrec.model.events.offsets import partition_key
 from streamrec.model.events.schemas import (
     Click,
     Impression,
@@ -32,18 +35,22 @@ from streamrec.model.serving.service import Serving
 from streamrec.model.text.reviews import EncodedReview
 from streamrec.model.users.portrait import portrait
 from streamrec.streams.context import Context
-from streamrec.streams.errors import InfrastructureError
+from streamrec.streams.errors import InfrastructureError, StateInUseError
 from streamrec.streams.forked import InChild
+from streamrec.streams.kafka.checkpoint import AckAfterCheckpoint, Checkpoint, CheckpointStore
 from streamrec.streams.kafka.feed import GlobalFeed
 from streamrec.streams.roles.api.answers import Health, SimilarItems
 from streamrec.streams.roles.api.http import create_api
 from streamrec.streams.roles.index.role import IndexFeed
 from streamrec.streams.roles.recommender.role import aspect_labels, make_recommender, parse_user_event
+from streamrec.streams.settings import Settings
 
 __all__ = ["ApiRole"]
 
 log = logging.getLogger(__name__)
 ROLE = "api"
+#: How long a starting API process waits for one ending that holds its state directory.
+CLAIM_WAIT_S = 3.0
 
 
 class ApiRole:
@@ -56,7 +63,12 @@ class ApiRole:
         # As the recommender's: the item model's refits in a child process, requests not waiting.
         self.fits = InChild("item model fit")
         self.rec.fit_elsewhere = self.fits
-        self.serving = Serving(self.rec)
+        #: The latest list published per user, as published.
+        self.latest: dict[str, bytes] = {}
+        #: Next offset to read of each partition of `recommendations`.
+        self._lists_at: dict[str, int] = {}
+        self.store = _claim(settings)
+        self._restore(self.store.load() if self.store is not None else None)
         self.labels = aspect_labels(settings)
         topics = ctx.topics
         self.index = IndexFeed(ctx, self.serving, None, ROLE)
@@ -66,21 +78,56 @@ class ApiRole:
             ctx.clients,
             ctx.metrics,
             ROLE,
+            resume_from=lambda: dict(self.serving.offsets),
         )
-        self.lists = GlobalFeed([topics.recommendations], self._on_lists, ctx.clients, ctx.metrics, ROLE)
-        #: The latest list published per user, as published.
-        self.latest: dict[str, bytes] = {}
+        self.lists = GlobalFeed(
+            [topics.recommendations],
+            self._on_lists,
+            ctx.clients,
+            ctx.metrics,
+            ROLE,
+            resume_from=lambda: dict(self._lists_at),
+        )
+        self.acks = AckAfterCheckpoint(self.store) if self.store is not None else None
+        #: Read since the last checkpoint; a forget request makes the next one due at once.
+        self._changed = False
+        self._last_checkpoint = time.monotonic()
         self._runner: web.AppRunner | None = None
         self.url = ""
+
+    def _restore(self, saved: Checkpoint | None) -> None:
+        """Take the copy from a checkpoint (None: an empty copy, read from the beginning)."""
+        #: What the checkpoint held, said once the worker starts ("": there was none).
+        self._restored = ""
+        if saved is None:
+            self.serving = Serving(self.rec)
+            return
+        state = saved.model
+        rec = self.rec
+        rec.restore_aggregates(state["aggregates"])
+        rec.restore_text_state(state.get("text", {}))
+        rec.profiles.update(state["profiles"])
+        self.serving = Serving(
+            rec, state["seen"], state["online"], offsets=dict(saved.offsets), forgotten=state["forgotten"]
+        )
+        self.latest = state["latest"]
+        self._lists_at = state["lists_at"]
+        self._restored = (
+            f"{len(rec.profiles):,} users, {len(self.latest):,} stored lists, reading on from "
+            + ", ".join(f"{tp} {offset}" for tp, offset in sorted(saved.offsets.items()))
+        )
 
     def install(self, app: faust.App) -> None:
         for feed in (self.index.feed, self.events, self.lists):
             app.service(feed)  # type: ignore[arg-type]  # faust's stubs take classes; instances work
         app.timer(1.0, name="api-index")(self.index.flush)  # no Qdrant view here: the metrics only
+        app.timer(1.0, name="api-checkpoint")(self._on_timer)
         self.ctx.ready_checks[ROLE] = lambda: self.health().ready
 
     async def open(self) -> None:
         settings = self.ctx.settings
+        if self._restored:  # logged here: logging is set up once the worker starts
+            log.info("api copy restored: %s", self._restored)
         app = create_api(self, self.ctx.metrics, settings.recommender.k, token=settings.api_secret())
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -102,7 +149,38 @@ class ApiRole:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        await self._on_timer(force=True)
+        if self.acks is not None:
+            await self.acks.drain()
         await self.fits.close()
+
+    # -- checkpoints ----------------------------------------------------------------
+
+    async def _on_timer(self, force: bool = False) -> None:
+        interval = self.ctx.settings.recommender.checkpoint_interval_s
+        if self.acks is None or not self._changed:
+            return
+        if force or time.monotonic() - self._last_checkpoint >= interval:
+            await self._checkpoint(self.acks)
+
+    async def _checkpoint(self, acks: AckAfterCheckpoint) -> None:
+        """The copy and the offsets it was read up to, as they are now: taken between two
+        batches, in one step of the event loop (a forked child writes it)."""
+        await acks.drain()  # the previous one is written: `snapshot` then forks without waiting
+        self._last_checkpoint = time.monotonic()
+        self._changed = False
+        serving = self.serving
+        state = {
+            "aggregates": self.rec.aggregates(),
+            "text": self.rec.text_state(),
+            "profiles": dict(self.rec.profiles),
+            "seen": serving.seen,
+            "online": serving.online,
+            "forgotten": serving.forgotten,
+            "latest": dict(self.latest),
+            "lists_at": dict(self._lists_at),
+        }
+        await acks.snapshot(state, dict(serving.offsets))
 
     # -- the copy of the state, from the topics --------------------------------------
 
@@ -129,15 +207,20 @@ class ApiRole:
                     serving.advance(source)
                     serving.forget(typed, at=source.ts)
                     self.latest.pop(typed, None)
+                    # The erasure must reach the checkpoint now, not at the next periodic one.
+                    self._last_checkpoint = 0.0
                 elif isinstance(typed, Click):
                     serving.click(typed, source)
                 elif isinstance(typed, Impression):
                     serving.impression(typed, source)
                 elif isinstance(typed, EncodedReview):
                     serving.review(typed, source)
+        self._changed = True
 
     async def _on_lists(self, records: Sequence[ConsumerRecord]) -> None:
+        self._changed = True
         for record in records:
+            self._lists_at[partition_key(record.topic, record.partition)] = record.offset + 1
             user = (record.key or b"").decode("utf-8", "replace")
             if record.value is None:
                 self.latest.pop(user, None)
@@ -215,7 +298,18 @@ class ApiRole:
         if self._runner is None:
             waiting.append("the HTTP server is starting")
         if waiting:
-            return Health(ready=False, why="reading the topics from the beginning: " + "; ".join(waiting))
+            start = "its checkpoint" if self._restored else "the beginning"
+            return Health(ready=False, why=f"reading the topics from {start}: " + "; ".join(waiting))
         return Health(
             ready=True, why=f"serving {len(self.latest):,} stored lists and {len(self.rec.index):,} items"
         )
+
+
+def _claim(settings: Settings) -> CheckpointStore | None:
+    """The API's checkpoint store; None where another API process holds the state directory
+    (replicas sharing one): this one then keeps no checkpoint and reads from the beginning."""
+    try:
+        return CheckpointStore.claim(settings, ROLE, wait_s=CLAIM_WAIT_S)
+    except StateInUseError as exc:
+        log.warning("the API keeps no checkpoint: %s", exc)
+        return None
