@@ -33,11 +33,24 @@ _POOLING_KEYS = {
 }
 
 
-def model_dim(model: str | None) -> int:
-    """The size of the vectors `model` makes, read from its config without loading its weights."""
-    from transformers import AutoConfig
+#: Where a model's config.json names its hidden size, by family (BERT's, T5's, DistilBERT's, GPT-2's).
+_WIDTH_KEYS = ("hidden_size", "d_model", "dim", "n_embd")
 
-    return int(AutoConfig.from_pretrained(str(locate_model(model)[0]), local_files_only=True).hidden_size)
+
+def model_dim(model: str | None) -> int:
+    """The size of the vectors `model` makes, read from its config without loading its weights.
+
+    config.json is read as JSON: the roles that only need the size (recommender, api) start
+    without importing transformers and torch, which took about 5 s of an API process's start.
+    """
+    path = locate_model(model)[0]
+    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    for key in _WIDTH_KEYS:
+        if isinstance(config.get(key), int):
+            return int(config[key])
+    from transformers import AutoConfig  # a family that names it otherwise
+
+    return int(AutoConfig.from_pretrained(str(path), local_files_only=True).hidden_size)
 
 
 def locate_model(model: str | None) -> tuple[Path, str]:
