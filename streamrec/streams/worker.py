@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 ROLES = ("api", "cf", "encoder", "recommender")
 #: The roles that turn events into recommendations (the API answers from what they publish).
 PIPELINE_ROLES = ("cf", "encoder", "recommender")
+#: The roles whose inputs faust's agents read; cf and api read Kafka through clients of their own.
+#: A worker running none of them starts no faust consumer: it would join a group for nothing, and
+#: that join took about 6 s of an API process's start.
+AGENT_ROLES = frozenset({"encoder", "recommender"})
 #: A shutdown that has not finished after this long is forced, so a stuck client never blocks a deploy.
 SHUTDOWN_GRACE_S = 30.0
 
@@ -81,7 +85,7 @@ def create_app(settings: Settings, roles: Sequence[str], clients: KafkaClients) 
     """One faust app per role set: its id is the consumer group of those roles."""
     app_id = faust_group(settings, roles)
     _bound_fetch_wait(clients.fetch_max_wait_ms)
-    return faust.App(
+    app = faust.App(
         app_id,
         broker=[f"kafka://{server}" for server in clients.servers.split(",")],
         broker_credentials=clients.faust_credentials(),
@@ -107,6 +111,9 @@ def create_app(settings: Settings, roles: Sequence[str], clients: KafkaClients) 
         stream_wait_empty=False,
         table_standby_replicas=0,
     )
+    if not AGENT_ROLES & set(roles):
+        app.boot_strategy = app.BootStrategy(app, enable_kafka_consumer=False)
+    return app
 
 
 def _awaiting(coro: Any) -> list[str]:
@@ -142,6 +149,8 @@ class _Lifecycle(Service):
         self.parts = parts
         self.app = app
         self._rebalanced = asyncio.Event()
+        if not AGENT_ROLES & set(ctx.roles):
+            self._rebalanced.set()  # no faust consumer, no group to wait for
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
