@@ -7,7 +7,9 @@ loop) with aiohttp's client, and each latency runs from the request's scheduled 
 byte of its answer, so a server that falls behind is charged for the wait. Stored lists are
 asked as they are; lists computed on request are asked with an `exclude` filter, which forces the
 ranking. Then the item named on most lists is deleted (a tombstone on `items`), and the figure is
-the time from the tombstone to the last renewed list that no longer names it.
+the time from the tombstone to the last renewed list that no longer names it. Last, with the
+pipeline stopped and `retained` more clicks on the topics, how long an API process takes from its
+start to serving: restarted from its checkpoint, and a new replica with none.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ def bench_api(
     seconds: float = 10.0,
     clicks: int = 5_000,
     withdraw_timeout_s: float = 60.0,
+    retained: int = 200_000,
 ) -> dict[str, Any]:
     topics = phase.topics
     catalog = {item: workload.catalog[item] for item in _items(workload, clicks)}
@@ -74,6 +77,7 @@ def bench_api(
             [pipeline, api],
         )
         url = api.api_url
+        token = phase.cluster.worker_env.get("API_TOKEN")
         # The CPU a request costs the API process (the pipeline's beside it: what else it wakes).
         processes = {"api": [api.process.pid], "pipeline": [pipeline.process.pid]}
         wait_until(lambda: _stored_count(url) >= len(users), 120, "the API to hold every list", 0.5, [api])
@@ -83,7 +87,7 @@ def bench_api(
         stored_paths = [f"/v1/users/{rng.choice(users)}/recommendations" for _ in range(int(rate * seconds))]
         before = _server_buckets(api, "stored")
         with CpuMeter(processes) as cpu:
-            stored = _paced(url, stored_paths, rate)
+            stored = _paced(url, stored_paths, rate, token)
         stored["cpu_ms_per_event"], stored["cores_busy"] = cpu.per_event(len(stored_paths)), cpu.cores()
         stored["server_p99_at_most_ms"] = _bucket_p99(before, _server_buckets(api, "stored"))
         items = list(catalog)
@@ -94,20 +98,54 @@ def bench_api(
         ]
         before = _server_buckets(api, "computed")
         with CpuMeter(processes) as cpu:
-            computed = _paced(url, computed_paths, computed_rate)
+            computed = _paced(url, computed_paths, computed_rate, token)
         computed["cpu_ms_per_event"], computed["cores_busy"] = cpu.per_event(len(computed_paths)), cpu.cores()
         computed["server_p99_at_most_ms"] = _bucket_p99(before, _server_buckets(api, "computed"))
         withdrawal = _withdraw(phase, replayer, lists, say, withdraw_timeout_s)
+        replicas = _replicas(phase, workload, pipeline, api, len(events), retained, say)
     finally:
         vectors.close()
         lists.close()
     return {
         "users": len(users),
         "items": len(catalog),
+        "token": token is not None,
         "stored": {**stored, "offered_requests_per_s": rate},
         "computed": {**computed, "offered_requests_per_s": computed_rate},
         "withdrawal": withdrawal,
+        "replicas": replicas,
     }
+
+
+def _replicas(
+    phase: Phase, workload: Workload, pipeline: WorkerProcess, api: WorkerProcess, sent: int, retained: int,
+    say: Say,
+) -> dict[str, Any]:  # fmt: skip
+    """Seconds from an API process's start until it serves (ready: every topic read to where it
+    ended at the start), with `retained` more clicks on the topics: restarted from its checkpoint,
+    and a new replica that reads from the beginning. The pipeline is stopped first: the API's
+    reading alone is timed."""
+    for worker in (pipeline, api):
+        worker.stop()
+        phase.stack.workers.remove(worker)
+    say(f"api: {retained:,} more clicks on the topics, for the start of a replica")
+    replayer = Replayer(phase.config)
+    replayer.replay(workload.click_events(phase.topics.clicks, sent, retained))
+    replayer.flush()
+    total = sent + retained
+    out: dict[str, Any] = {"clicks_retained": total}
+    new_dir = {"DATA_DIR": str(phase.settings.data_dir / "replica")}
+    # The first start reads the new clicks on from the checkpoint the requests' process left;
+    # it stops with a checkpoint of all of them, which the restart then starts from.
+    for name, env in (("read_on_s", {}), ("restart_s", {}), ("new_replica_s", new_dir)):
+        say(f"api: {name[:-2].replace('_', ' ')}, {total:,} clicks retained")
+        started = time.monotonic()
+        worker = phase.stack.start_worker(["api"], None, **phase.cluster.worker_env, **env)
+        wait_until(worker.is_ready, 1_800, "the API to serve", 0.05, [worker])
+        out[name] = round(time.monotonic() - started, 2)
+        worker.stop()
+        phase.stack.workers.remove(worker)
+    return out
 
 
 def _stored_count(url: str) -> int:
@@ -144,27 +182,29 @@ def _bucket_p99(before: dict[float, float], after: dict[float, float]) -> float 
     return None if bound == float("inf") else round(1000 * bound, 3)
 
 
-def _paced(url: str, paths: list[str], rate: float) -> dict[str, Any]:
-    """Send GET `paths` at `rate` per second on a fixed schedule; latencies in ms from each schedule.
+def _paced(url: str, paths: list[str], rate: float, token: str | None = None) -> dict[str, Any]:
+    """Send GET `paths` at `rate` per second on a fixed schedule, with the bearer `token` if
+    given; latencies in ms from each schedule.
 
     The client's own garbage collector is held off while it sends: its pauses are not the server's."""
     import gc
 
     gc.disable()
     try:
-        return asyncio.run(_send(url, paths, rate))
+        return asyncio.run(_send(url, paths, rate, token))
     finally:
         gc.enable()
 
 
-async def _send(url: str, paths: list[str], rate: float) -> dict[str, Any]:
+async def _send(url: str, paths: list[str], rate: float, token: str | None) -> dict[str, Any]:
     import aiohttp
 
     latencies: list[float] = []
     errors: Counter[str] = Counter()
     answers: Counter[str] = Counter()
     connector = aiohttp.TCPConnector(limit=256)
-    async with aiohttp.ClientSession(url, connector=connector) as session:
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    async with aiohttp.ClientSession(url, connector=connector, headers=headers) as session:
 
         async def one(path: str, due: float) -> None:
             try:

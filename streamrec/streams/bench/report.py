@@ -27,6 +27,7 @@ TARGETS: dict[str, tuple[str, float, bool]] = {
     "api_stored_p99_ms": ("p99 of a stored list over HTTP (ms)", 10.0, True),
     "api_computed_p99_ms": ("p99 of a list computed on request over HTTP (ms)", 50.0, True),
     "withdrawal_s": ("seconds from an item's deletion to the last list that named it", 5.0, True),
+    "replica_start_s": ("seconds from an API process's start to serving", 10.0, True),
 }
 
 
@@ -78,6 +79,11 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
         )
         values.append(("withdrawal_s", f"{api['withdrawal']['lists_naming_it']:,} lists",
                         api["withdrawal"]["seconds_to_last_list"]))  # fmt: skip
+        replicas = api.get("replicas")
+        if replicas:
+            for key, how in (("restart_s", "restarted"), ("new_replica_s", "a new replica")):
+                where = f"{how}, {replicas['clicks_retained']:,} clicks retained"
+                values.append(("replica_start_s", where, replicas[key]))
     out = []
     for name, where, value in values:
         what, limit, at_most = TARGETS[name]
@@ -104,7 +110,8 @@ def _api_rows(out: Table, api: dict[str, Any], held: dict[tuple[str, str], bool 
         out.add_row(
             f"API, {kind} lists {where}",
             f"p50/p95/p99 {_ms(run)} ms",
-            f"{run['answered_per_s']:,.0f} answered/s; errors {run['errors'] or 'none'}; "
+            f"{run['answered_per_s']:,.0f} answered/s{'' if api.get('token') else ', no token'}; "
+            f"errors {run['errors'] or 'none'}; "
             f"in the server p99 <= {_n(run.get('server_p99_at_most_ms'), 1)} ms",
             f"p99 {target}",
             _mark(held.get((name, where))),
@@ -119,6 +126,17 @@ def _api_rows(out: Table, api: dict[str, Any], held: dict[tuple[str, str], bool 
         "<= 5 s",
         _mark(held.get(("withdrawal_s", f"{gone['lists_naming_it']:,} lists"))),
     )
+    replicas = api.get("replicas")
+    if replicas:
+        retained = f"{replicas['clicks_retained']:,} clicks retained"
+        for key, how in (("restart_s", "restarted"), ("new_replica_s", "a new replica")):
+            out.add_row(
+                f"API process start to serving, {how}",
+                f"{_n(replicas[key], 1)} s",
+                retained + ("; from its checkpoint" if key == "restart_s" else "; read from the beginning"),
+                "<= 10 s",
+                _mark(held.get(("replica_start_s", f"{how}, {retained}"))),
+            )
 
 
 def _n(value: float | None, digits: int = 0) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import secrets
 import sys
 import time
 import traceback
@@ -70,6 +71,8 @@ class BenchConfig:
     api_computed_rate: float = 100.0
     api_seconds: float = 10.0
     api_clicks: int = 5_000
+    #: Clicks on the topics when an API process's start is timed (restarted, and a new replica).
+    api_retained: int = 200_000
     #: Clicks applied in one process before ranking and checkpointing are timed, and users ranked.
     state_sizes: tuple[int, ...] = (2_000, 120_000)
     state_users: int = 512
@@ -102,6 +105,7 @@ QUICK: dict[str, Any] = {
     "api_computed_rate": 20.0,
     "api_seconds": 2.0,
     "api_clicks": 500,
+    "api_retained": 1_000,
     "state_sizes": (500, 2_000),
     "state_users": 64,
     "worker_env": {"CF__CHECKPOINT_INTERVAL_S": "1.0", "RECOMMENDER__CHECKPOINT_INTERVAL_S": "1.0"},
@@ -118,6 +122,8 @@ def run_bench(
         "ENCODER__MAX_LENGTH": str(config.max_length),
         "ENCODER__DTYPE": config.dtype,
         **({"ENCODER__MODEL": config.model} if config.model else {}),
+        # The API asks for a token, as a deployment's should; the bench's client sends it.
+        "API_TOKEN": secrets.token_urlsafe(16),
         **config.worker_env,
     }
     report: dict[str, Any] = {
@@ -218,6 +224,7 @@ def _on_broker(
             lambda: bench_api(
                 cluster.phase("api"), workload, say, rate=config.api_rate,
                 computed_rate=config.api_computed_rate, seconds=config.api_seconds, clicks=config.api_clicks,
+                retained=config.api_retained,
             ),
         )  # fmt: skip
 
