@@ -206,6 +206,11 @@ class Settings(BaseSettings):
         description="file holding the API's bearer token (a mounted secret); read at start, "
         "surrounding whitespace dropped; used when api_token is unset",
     )
+    api_seed: Path | None = Field(
+        None,
+        description="checkpoint of another API process (its checkpoint.pkl, or its state directory, on "
+        "shared storage) that a new API process with none of its own starts from, reading on from there",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
     language: Literal["en", "zh"] = Field("en", description="language of reasons and readable profiles")
     opinions: list[str] = Field(

@@ -1,5 +1,6 @@
 """An API process restarted from its checkpoint reads the event topics on from where it stopped,
-not from their beginning, and serves what it read before and after."""
+not from their beginning, and serves what it read before and after; a new process given that
+checkpoint (`api_seed`) starts from it."""
 
 from __future__ import annotations
 
@@ -76,6 +77,16 @@ def test_a_restarted_api_reads_on_from_its_checkpoint(
                     30,
                     what=f"{user}'s profile",
                 )
+        assert api.stop() == 0
+        stack.workers.remove(api)
+
+        # A new process, with a state directory of its own, starts from that checkpoint.
+        seed = CheckpointStore.of(settings, "api").path
+        api = stack.start_worker(["api"], DATA_DIR=str(tmp_path / "replica"), API_SEED=str(seed))
+        stack.wait_ready(timeout=180)
+        with httpx.Client(base_url=api.api_url, timeout=10) as client:
+            assert client.get(f"/v1/users/{then[-1]['user_id']}/profile").status_code == 200
+        assert _clicks_read(api, topics.clicks) == 0
         assert api.stop() == 0
         stack.workers.remove(api)
     finally:

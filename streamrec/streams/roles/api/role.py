@@ -15,8 +15,10 @@ and `/healthz` says so until it has caught up.
 from __future__ import annotations
 
 import logging
+import pickle
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import faust
 from aiohttp import web
@@ -68,7 +70,8 @@ class ApiRole:
         #: Next offset to read of each partition of `recommendations`.
         self._lists_at: dict[str, int] = {}
         self.store = _claim(settings)
-        self._restore(self.store.load() if self.store is not None else None)
+        saved = self.store.load() if self.store is not None else None
+        self._restore(saved if saved is not None or settings.api_seed is None else _seed(settings.api_seed))
         self.labels = aspect_labels(settings)
         topics = ctx.topics
         self.index = IndexFeed(ctx, self.serving, None, ROLE)
@@ -303,6 +306,20 @@ class ApiRole:
         return Health(
             ready=True, why=f"serving {len(self.latest):,} stored lists and {len(self.rec.index):,} items"
         )
+
+
+def _seed(path: Path) -> Checkpoint:
+    """Another API process's checkpoint (its file, or its state directory): checkpoints are put
+    in place by a rename, so one being written beside it is never read half-written."""
+    store = CheckpointStore(path if path.suffix == ".pkl" else path / "checkpoint.pkl")
+    try:
+        saved = store.load()
+    except (OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+        raise ValueError(f"api_seed {str(path)!r} cannot be read: {exc}") from None
+    if saved is None:
+        raise ValueError(f"api_seed must name an API checkpoint, got {str(path)!r} with none")
+    log.info("the API starts from the checkpoint at %s", store.path)
+    return saved
 
 
 def _claim(settings: Settings) -> CheckpointStore | None:
