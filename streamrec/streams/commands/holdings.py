@@ -82,7 +82,8 @@ def _checkpoints(settings: Settings, user: str) -> Iterator[Holding]:
             api.found.append("profile")
         if user in state["aggregates"]["contributions"]:
             api.found.append("events counted in popularity, co-occurrence and takes")
-        if user in state["latest"]:
+        online = state.get("online")
+        if user in state["latest"] or (online is not None and user in getattr(online, "lists", {})):
             api.found.append("last list")
     yield api
 
