@@ -55,6 +55,10 @@ class GlobalFeed(Service):
         self.max_records = max_records
         self.caught_up = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
+        #: Asks the partitions' end offsets, on a connection of its own: a broker answers a
+        #: connection's requests in order, so on the reading consumer's the question waits behind
+        #: a fetch held up to `fetch_max_wait_ms` (half a second by default) when nothing is new.
+        self._offsets: AIOKafkaConsumer | None = None
         self._targets: dict[TopicPartition, int] = {}
         #: Next offset per partition whose records the handler has finished with.
         self._handled: dict[TopicPartition, int] = {}
@@ -78,6 +82,11 @@ class GlobalFeed(Service):
             if not ids:  # created after the consumer read the cluster's metadata
                 ids = await loop.run_in_executor(None, self.clients.partitions, topic)
             partitions += [TopicPartition(topic, p) for p in sorted(ids)]
+        self._offsets = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, **self.clients.aiokafka)
+        await self._offsets.start()
+        self._targets = {
+            tp: off for tp, off in (await self._offsets.end_offsets(partitions)).items() if off > 0
+        }
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         resume = self.resume_from() if self.resume_from is not None else {}
@@ -85,7 +94,6 @@ class GlobalFeed(Service):
             offset = resume.get(tp_key(tp))
             if offset is not None:
                 consumer.seek(tp, offset)
-        self._targets = {tp: off for tp, off in (await consumer.end_offsets(partitions)).items() if off > 0}
         self._consumer = consumer
         if not self._targets:
             self.caught_up.set()
@@ -94,6 +102,9 @@ class GlobalFeed(Service):
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None
+        if self._offsets is not None:
+            await self._offsets.stop()
+            self._offsets = None
 
     @Service.task
     async def _follow(self) -> None:
@@ -154,12 +165,11 @@ class GlobalFeed(Service):
         (a feed not yet started or restarting is waited for within the same time)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while self._consumer is None:
+        while self._consumer is None or self._offsets is None:
             if loop.time() >= deadline:
                 return False
             await asyncio.sleep(0.05)
-        consumer = self._consumer
-        ends = await consumer.end_offsets(list(consumer.assignment()))
+        ends = await self._offsets.end_offsets(list(self._consumer.assignment()))
         while loop.time() < deadline:
             if all(self._handled.get(tp, 0) >= end for tp, end in ends.items()):
                 return True
