@@ -52,40 +52,30 @@ def user_holdings(settings: Settings, user: str, timeout: float = 10.0) -> list[
 
 
 def _checkpoints(settings: Settings, user: str) -> Iterator[Holding]:
-    saved = CheckpointStore.of(settings, "cf").load()
-    cf = Holding("cf checkpoint")
-    if saved is None:
-        cf.note = "no checkpoint"
-    else:
-        cf.found = saved.model["cf"].holds(user)
-    yield cf
-    saved = CheckpointStore.of(settings, "recommender").load()
-    rec = Holding("recommender checkpoint")
-    if saved is None:
-        rec.note = "no checkpoint"
-    else:
-        state = saved.model
-        contributions = state["aggregates"].get("contributions")
-        if contributions is not None and user in contributions:
-            rec.found.append("events counted in popularity, co-occurrence and takes")
-        online = state.get("online")
-        if online is not None and user in getattr(online, "lists", {}):
-            rec.found.append("last list")
-    yield rec
-    saved = CheckpointStore.of(settings, "api").load()
-    api = Holding("api checkpoint")
-    if saved is None:
-        api.note = "no checkpoint"
-    else:
-        state = saved.model
-        if user in state["profiles"]:
-            api.found.append("profile")
-        if user in state["aggregates"]["contributions"]:
-            api.found.append("events counted in popularity, co-occurrence and takes")
-        online = state.get("online")
-        if user in state["latest"] or (online is not None and user in getattr(online, "lists", {})):
-            api.found.append("last list")
-    yield api
+    for role in ("cf", "recommender", "api"):
+        saved = CheckpointStore.of(settings, role).load()
+        holding = Holding(f"{role} checkpoint")
+        if saved is None:
+            holding.note = "no checkpoint"
+        elif role == "cf":
+            holding.found = saved.model["cf"].holds(user)
+        else:
+            holding.found = _served(saved.model, user)
+        yield holding
+
+
+def _served(state: dict[str, Any], user: str) -> list[str]:
+    """What a recommender's checkpoint, or an API process's copy of one, holds of `user`."""
+    found = []
+    if user in state.get("profiles", {}):  # the API's; the recommender's are in its table
+        found.append("profile")
+    contributions = state["aggregates"].get("contributions")
+    if contributions is not None and user in contributions:
+        found.append("events counted in popularity, co-occurrence and takes")
+    online = state.get("online")
+    if user in state.get("latest", {}) or (online is not None and user in getattr(online, "lists", {})):
+        found.append("last list")
+    return found
 
 
 # -- topics -----------------------------------------------------------------------------
