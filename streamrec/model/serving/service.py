@@ -6,8 +6,9 @@ keeps the loop, the checkpoint and the outputs. A unit test drives this class di
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from streamrec.model.events.dedupe import Deduplicator, click_id, impression_id, review_id
 from streamrec.model.events.schemas import Click, Impression, Trigger
@@ -83,6 +84,26 @@ class Serving:
         self.online = online if online is not None else OnlineScorer()
         self.reviews = reviews if reviews is not None else ReviewLedger()
         self.offsets = offsets if offsets is not None else {}
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the recommender's counts and of this loop's guards
+        (`restored` takes it back); the role adds what is its own."""
+        return {
+            "aggregates": self.rec.aggregates(),
+            "text": self.rec.text_state(),
+            "seen": self.seen,
+            "online": self.online,
+            "forgotten": self.forgotten,
+        }
+
+    @classmethod
+    def restored(cls, rec: Recommender, state: Mapping[str, Any], offsets: Mapping[str, int]) -> Serving:
+        """`rec` and its loop as a checkpoint's `state` (from `state`) left them, at `offsets`."""
+        rec.restore_aggregates(state["aggregates"])
+        rec.restore_text_state(state.get("text", {}))
+        return cls(
+            rec, state["seen"], _online(state), offsets=dict(offsets), forgotten=state.get("forgotten")
+        )
 
     def advance(self, source: Trigger) -> bool:
         """Move past the message at `source`; True if it was not applied before."""
@@ -204,3 +225,14 @@ class Serving:
         item, rating, vector = kept
         self.rec.on_item_review_removed(item, vector, rating, key)
         return item
+
+
+def _online(state: Mapping[str, Any]) -> OnlineScorer:
+    """The online scorer of a checkpoint; earlier checkpoints kept its two parts apart."""
+    if "online" in state:
+        online: OnlineScorer = state["online"]
+        return online
+    online = OnlineScorer()
+    online.rates = state["quality"]
+    online.lists = state["last_lists"]
+    return online

@@ -81,7 +81,7 @@ def bench_state(
         active = list(recent)[-users:]
         say(f"state: ranking {len(active)} users at {size:,} clicks")
         per_user = _rank(serving, active, repeats)
-        pause = _checkpoint_pauses(store, serving, rec, repeats)
+        pause = _checkpoint_pauses(store, serving, repeats)
         out["sizes"].append(
             {
                 "clicks": size,
@@ -122,15 +122,9 @@ def _rank(serving: Serving, users: list[str], repeats: int) -> float:
     return statistics.median(times)
 
 
-def _checkpoint_pauses(store: CheckpointStore, serving: Serving, rec: Any, repeats: int) -> dict[str, Any]:
+def _checkpoint_pauses(store: CheckpointStore, serving: Serving, repeats: int) -> dict[str, Any]:
     """The recommender role's checkpoint state, serialized here, and snapshotted by a child."""
-    state = {
-        "aggregates": rec.aggregates(),
-        "seen": serving.seen,
-        "online": serving.online,
-        "forgotten": serving.forgotten,
-        "text": rec.text_state(),
-    }
+    state = serving.state()
     serialize, pause, written = [], [], []
     blob = b""
     for _ in range(repeats):

@@ -107,12 +107,8 @@ class ApiRole:
             return
         state = saved.model
         rec = self.rec
-        rec.restore_aggregates(state["aggregates"])
-        rec.restore_text_state(state.get("text", {}))
+        self.serving = Serving.restored(rec, state, saved.offsets)
         rec.profiles.update(state["profiles"])
-        self.serving = Serving(
-            rec, state["seen"], state["online"], offsets=dict(saved.offsets), forgotten=state["forgotten"]
-        )
         self.latest = state["latest"]
         self._lists_at = state["lists_at"]
         self._restored = (
@@ -174,12 +170,8 @@ class ApiRole:
         self._changed = False
         serving = self.serving
         state = {
-            "aggregates": self.rec.aggregates(),
-            "text": self.rec.text_state(),
+            **serving.state(),
             "profiles": dict(self.rec.profiles),
-            "seen": serving.seen,
-            "online": serving.online,
-            "forgotten": serving.forgotten,
             "latest": dict(self.latest),
             "lists_at": dict(self._lists_at),
         }

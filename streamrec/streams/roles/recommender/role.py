@@ -25,7 +25,6 @@ from faust.types import EventT, StreamT
 from streamrec.model.cf.factors import vector_size
 from streamrec.model.errors import InvalidEvent
 from streamrec.model.events.schemas import Audit, Click, Impression, Recommendation, RecommendedItem, Trigger
-from streamrec.model.metrics.online import OnlineScorer
 from streamrec.model.serving.recommender import Recommender
 from streamrec.model.serving.service import Serving
 from streamrec.model.text.reviews import EncodedReview
@@ -77,13 +76,8 @@ class RecommenderRole:
         if saved is None:
             self.serving = Serving(rec)
         else:
-            state = saved.model
-            rec.restore_aggregates(state["aggregates"])
-            rec.restore_text_state(state.get("text", {}))
-            self.sink.restore(state.get("qdrant_pending", {}))
-            self.serving = Serving(
-                rec, state["seen"], _online(state), offsets=saved.offsets, forgotten=state.get("forgotten")
-            )
+            self.serving = Serving.restored(rec, saved.model, saved.offsets)
+            self.sink.restore(saved.model.get("qdrant_pending", {}))
         #: Where the checkpoint left each partition (logged at the start).
         self._restored = dict(self.serving.offsets)
         self.rec = rec
@@ -314,14 +308,7 @@ class RecommenderRole:
         if not self.acks.holding:
             return
         serving = self.serving
-        state = {
-            "aggregates": self.rec.aggregates(),
-            "seen": serving.seen,
-            "online": serving.online,
-            "forgotten": serving.forgotten,
-            "qdrant_pending": self.sink.pending(),
-            "text": self.rec.text_state(),
-        }
+        state = {**serving.state(), "qdrant_pending": self.sink.pending()}
         paused = await self.acks.snapshot(state, serving.offsets, before=self._flush_outputs)
         self.ctx.metrics.checkpoint_pause.labels(ROLE).observe(paused)
 
@@ -386,14 +373,3 @@ def parse_user_event(
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         log.error("unreadable message in %s: %s", topic, exc)
         return None
-
-
-def _online(state: dict[str, Any]) -> OnlineScorer:
-    """The online scorer of a checkpoint; earlier checkpoints kept its two parts apart."""
-    if "online" in state:
-        online: OnlineScorer = state["online"]
-        return online
-    online = OnlineScorer()
-    online.rates = state["quality"]
-    online.lists = state["last_lists"]
-    return online
