@@ -30,10 +30,10 @@ log = logging.getLogger(__name__)
 ROLES = ("api", "cf", "encoder", "recommender")
 #: The roles that turn events into recommendations (the API answers from what they publish).
 PIPELINE_ROLES = ("cf", "encoder", "recommender")
-#: The roles whose inputs faust's agents read; cf and api read Kafka through clients of their own.
-#: A worker running none of them starts no faust consumer: it would join a group for nothing, and
-#: that join took about 6 s of an API process's start.
-AGENT_ROLES = frozenset({"encoder", "recommender"})
+#: The roles whose inputs faust's agents read; cf, encoder and api read Kafka through clients of
+#: their own. A worker running none of them starts no faust consumer: it would join a group for
+#: nothing, and that join took about 6 s of an API process's start.
+AGENT_ROLES = frozenset({"recommender"})
 #: A shutdown that has not finished after this long is forced, so a stuck client never blocks a deploy.
 SHUTDOWN_GRACE_S = 30.0
 

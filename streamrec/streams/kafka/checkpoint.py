@@ -276,10 +276,11 @@ class AckAfterCheckpoint:
     def hold(self, events: Sequence[_Ackable]) -> None:
         self._pending.extend(events)
 
-    def write(self, blob: bytes) -> None:
-        """Write `blob` (the state after every held event) in the background; ack them once it is."""
+    def write(self, blob: bytes, landed: Callable[[], Awaitable[Any]] | None = None) -> None:
+        """Write `blob` (the state after every held event) in the background; ack them once it is,
+        then await `landed` (a role reading through its own consumer commits the offsets there)."""
         covered, self._pending = self._pending, []
-        self._writing = asyncio.ensure_future(self._write(blob, covered, self._writing))
+        self._writing = asyncio.ensure_future(self._write(blob, covered, self._writing, landed))
 
     async def snapshot(
         self, model: Any, offsets: dict[str, int], before: Callable[[], Awaitable[None]] | None = None
@@ -326,7 +327,11 @@ class AckAfterCheckpoint:
             await self._writing
 
     async def _write(
-        self, blob: bytes, covered: list[_Ackable], previous: asyncio.Future[None] | None
+        self,
+        blob: bytes,
+        covered: list[_Ackable],
+        previous: asyncio.Future[None] | None,
+        landed: Callable[[], Awaitable[Any]] | None = None,
     ) -> None:
         if previous is not None:
             await previous  # checkpoints land in the order they were taken
@@ -339,3 +344,5 @@ class AckAfterCheckpoint:
             return
         for event in covered:
             event.ack()
+        if landed is not None:
+            await landed()

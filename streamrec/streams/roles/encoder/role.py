@@ -10,6 +10,11 @@ the model of the last checkpoint, so a restarted role reads every review it read
 read it the first time, and every recommender reads the polarities published here.
 It scales by adding processes (each learns from the partitions it reads) and can run alone on a
 GPU machine: it only needs Kafka.
+
+The role reads `items` and `reviews` in batches through its own consumer group
+(`streamrec.streams.kafka.consumer.CheckpointedConsumer`), as the CF role does: each partition is
+read in order from where the checkpoint stopped, nothing skipped, and offsets are committed only
+once a checkpoint that covers them is on disk.
 """
 
 from __future__ import annotations
@@ -21,27 +26,23 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import faust
-import numpy as np
-from faust.streams import Stream
-from faust.types import EventT, StreamT
+from aiokafka import ConsumerRecord, TopicPartition
+from mode import Service
 
 from streamrec.model.errors import InvalidEvent, StreamrecError
 from streamrec.model.events.offsets import partition_key
 from streamrec.model.events.schemas import Item, Review, Trigger
 from streamrec.model.text.encoder import TransformerEncoder
-from streamrec.model.text.images import ImageEncoder, ImageError, read_image
+from streamrec.model.text.images import ImageEncoder
 from streamrec.model.text.reader import Passage, ReviewReader
 from streamrec.streams.context import Context
 from streamrec.streams.kafka.checkpoint import AckAfterCheckpoint, CheckpointStore
-from streamrec.streams.kafka.gapless import Gapless
+from streamrec.streams.kafka.consumer import CheckpointedConsumer, tp_key
 from streamrec.streams.messages import (
-    availability_message,
     encoded_review,
     review_key,
-    vector_key,
-    vector_message,
 )
+from streamrec.streams.roles.encoder.catalog import CatalogOutputs
 from streamrec.streams.roles.encoder.reencode import Reencoding
 
 __all__ = ["EncoderRole"]
@@ -52,10 +53,10 @@ ROLE = "encoder"
 REENCODE_RETRY_S = 5.0
 
 
-class EncoderRole:
+class EncoderRole(CatalogOutputs, Service):
     """Owns the text encoder, the review reader and its sentiment model, and dead letters of `items`."""
 
-    def __init__(self, ctx: Context, encoder: TransformerEncoder | None = None) -> None:
+    def __init__(self, ctx: Context, encoder: TransformerEncoder | None = None, **kwargs: Any) -> None:
         self.ctx = ctx
         cfg = ctx.settings.encoder
         self.encoder = encoder or TransformerEncoder(
@@ -84,7 +85,7 @@ class EncoderRole:
             log.info("image model %s (%d dims)", self.images.version, self.images.dim)
         self.store = CheckpointStore.claim(ctx.settings, ROLE)
         saved = self.store.load()
-        #: Next review offset to read per "topic:partition": below it, a review was read and sent.
+        #: Next offset to read per "topic:partition": below it, a message was read and sent.
         self.offsets: dict[str, int] = {}
         version = enc.version
         #: The encoder version the vectors on the topics are all of (the catalog and reviews read).
@@ -112,8 +113,22 @@ class EncoderRole:
         # One thread: the model is not re-entrant, and torch parallelizes inside a batch.
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="encoder")
         self._partitions: dict[str, int] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._running: set[asyncio.Task[None]] = set()
         self._closing = False
+        #: Whether messages were read since the last checkpoint.
+        self._unsaved = False
+        topics = ctx.topics
+        self.consumer = CheckpointedConsumer(
+            ctx.clients,
+            ctx.settings,
+            ctx.settings.topic("streamrec-encoder"),
+            [topics.items, topics.reviews],
+            on_assigned=self._on_assigned,
+            on_revoked=self._hand_over,
+            metrics=ctx.metrics,
+            role=ROLE,
+        )
+        super().__init__(**kwargs)
 
     def partitions(self, topic: str) -> int:
         """Partition count of an output topic (it may differ from the input's, if created elsewhere)."""
@@ -122,18 +137,11 @@ class EncoderRole:
             count = self._partitions[topic] = len(self.ctx.clients.partitions(topic))
         return count
 
-    def install(self, app: faust.App) -> None:
-        ctx = self.ctx
-        source = app.topic(ctx.topics.items, ctx.topics.reviews, value_serializer="raw", key_serializer="raw")
-        app.agent(source, name=f"{ctx.settings.topic_prefix}encoder")(self._agent)
-        # Reviews only: a review is read once, by its offset; the catalog is read as upserts.
-        self.gapless = Gapless(
-            app, ctx.clients, ctx.metrics, ROLE, lambda: self.offsets, topics=[ctx.topics.reviews]
-        )
-        app.timer(1.0, name="encoder-checkpoint")(self._on_timer)
-        ctx.sources.update({ctx.topics.items: ROLE, ctx.topics.reviews: ROLE})
+    def install(self, app: Any) -> None:
+        app.service(self)
+        self.ctx.ready_checks[ROLE] = lambda: self.consumer.assigned
 
-    async def open(self) -> None:
+    async def on_start(self) -> None:
         self.ctx.metrics.text_version.labels(ROLE, self.encoder.version).set(1)
         self.ctx.metrics.reencode_progress.labels(ROLE).set(0.0 if self.reencoding else 1.0)
         self._start_reencoding()
@@ -144,15 +152,16 @@ class EncoderRole:
                 head.n_positive,
                 head.n_negative,
             )
+        await self.consumer.start()
 
     def _start_reencoding(self) -> None:
         if self.reencoding is not None and not self._closing:
             task = asyncio.ensure_future(self.reencoding.run())
-            self._tasks.add(task)
+            self._running.add(task)
             task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+        self._running.discard(task)
         if not task.cancelled() and task.exception() is not None and not self._closing:
             exc = task.exception()
             log.error(
@@ -172,84 +181,120 @@ class EncoderRole:
         """`fn(*args)` on the encoder's thread (the model is not re-entrant)."""
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
-    async def close(self) -> None:
+    async def on_stop(self) -> None:
         self._closing = True
-        for task in list(self._tasks):
+        for task in list(self._running):
             task.cancel()  # what it sent is sent again at the next start
-        await self._on_timer(force=True)
-        await self.acks.drain()
-        await self.gapless.close()
+        if self.consumer.started:
+            await self._hand_over()
+            await self.consumer.stop()
 
-    async def _agent(self, stream: StreamT[Any]) -> None:
-        assert isinstance(stream, Stream)  # StreamT does not declare the batching methods
+    # -- consuming ------------------------------------------------------------------
+
+    async def _on_assigned(self, assigned: list[TopicPartition]) -> dict[str, int]:
+        """Each assigned partition starts where this role's checkpoint stopped reading it."""
+        async with self.lock:
+            keys = [tp_key(tp) for tp in assigned]
+            return {key: self.offsets[key] for key in keys if key in self.offsets}
+
+    async def _hand_over(self) -> None:
+        """Everything read so far checkpointed and committed (before partitions go, or a stop)."""
+        async with self.lock:
+            await self._checkpoint()
+        await self.acks.drain()
+
+    @Service.task
+    async def _consume(self) -> None:
         cfg = self.ctx.settings.encoder
-        async for events in stream.noack_take(cfg.batch_size, within=cfg.max_wait_ms / 1000):
+        while not self.should_stop:
+            if not self.consumer.started:
+                await asyncio.sleep(0.05)
+                continue
+            generation = self.consumer.generation
+            batches = await self.consumer.fetch(cfg.max_wait_ms, cfg.batch_size)
             async with self.lock:
-                events = await self.gapless.complete(events)
-                await self.handle(events)
-                self.acks.hold(events)
+                if generation != self.consumer.generation:
+                    # Fetched across a rebalance: read again from where the new assignment starts.
+                    await self.consumer.restart_assignment()
+                    continue
+                records = [record for part in batches.values() for record in part]
+                if records:
+                    await self.handle(records)
                 if time.monotonic() - self._last_checkpoint >= cfg.checkpoint_interval_s:
                     await self._checkpoint()
 
-    def _fresh(self, event: EventT[Any]) -> bool:
-        """Move past a review; False if it was read (and sent) before the last checkpoint."""
-        msg = event.message
-        tp = partition_key(msg.topic, msg.partition)
-        done = self.offsets.get(tp, 0)
-        self.offsets[tp] = max(done, msg.offset + 1)
-        return msg.offset >= done
+    @Service.timer(5.0)
+    async def _lag(self) -> None:
+        await self.consumer.report_lag()
 
-    async def handle(self, events: Sequence[EventT[Any]]) -> None:
+    @Service.timer(1.0)
+    async def _periodic(self) -> None:
+        await self._on_timer()
+
+    def _fresh(self, record: ConsumerRecord) -> bool:
+        """Move past a message; False if it was read (and sent) before the last checkpoint."""
+        tp = partition_key(record.topic, record.partition)
+        done = self.offsets.get(tp, 0)
+        self.offsets[tp] = max(done, record.offset + 1)
+        self._unsaved = True
+        return bool(record.offset >= done)
+
+    async def handle(self, records: Sequence[ConsumerRecord]) -> None:
+        """Encode a batch (each partition's messages in order) and send what it gives."""
         ctx = self.ctx
         started = time.perf_counter()
-        items: list[tuple[Item, EventT[Any]]] = []
-        reviews: list[tuple[Review, EventT[Any]]] = []
-        #: Items off sale, or on sale with nothing to encode: (id, available, reason, event, tags).
-        states: list[tuple[str, bool, str, EventT[Any], list[str]]] = []
+        items: list[tuple[Item, ConsumerRecord]] = []
+        reviews: list[tuple[Review, ConsumerRecord]] = []
+        #: Items off sale, or on sale with nothing to encode: (id, available, reason, record, tags).
+        states: list[tuple[str, bool, str, ConsumerRecord, list[str]]] = []
         #: Items whose picture the image model embeds.
-        pictures: list[tuple[Item, EventT[Any]]] = []
+        pictures: list[tuple[Item, ConsumerRecord]] = []
         #: The latest catalog message of each item in the batch (None: a tombstone): what the
         #: compacted `vectors` must end on, whatever came before it in the batch.
-        catalog: dict[str, tuple[Item | None, EventT[Any]]] = {}
-        for event in events:
-            msg = event.message
-            ctx.metrics.events_consumed.labels(msg.topic, ROLE).inc()
-            if msg.topic == ctx.topics.items:
-                if event.value is None:
+        catalog: dict[str, tuple[Item | None, ConsumerRecord]] = {}
+        for record in records:
+            ctx.metrics.events_consumed.labels(record.topic, ROLE).inc()
+            if not self._fresh(record):
+                ctx.metrics.duplicates.labels(record.topic, ROLE).inc()
+                continue
+            if record.topic == ctx.topics.items:
+                if record.value is None:
                     # A tombstone: the catalog entry was deleted.
-                    if msg.key:
-                        catalog[msg.key.decode("utf-8", "replace")] = (None, event)
+                    if record.key:
+                        catalog[record.key.decode("utf-8", "replace")] = (None, record)
                     continue
                 try:
-                    item = ctx.parser.item(event.value)
+                    item = ctx.parser.item(record.value)
                 except InvalidEvent as exc:
-                    ctx.deadletters.send(msg.topic, msg.partition, msg.offset, exc, event.value, msg.key)
+                    ctx.deadletters.send(
+                        record.topic, record.partition, record.offset, exc, record.value, record.key
+                    )
                     continue
                 catalog.pop(item.item_id, None)  # the latest message of an item, last in order
-                catalog[item.item_id] = (item, event)
-            elif self._fresh(event):
+                catalog[item.item_id] = (item, record)
+            else:
                 try:
-                    reviews.append((ctx.parser.review(event.value), event))
+                    reviews.append((ctx.parser.review(record.value), record))
                 except InvalidEvent:
                     continue  # the CF role dead-letters invalid reviews
         if self.reencoding is not None:
             self.reencoding.touched.update(catalog)  # sent here: newer than what it reads again
-        for item_id, (entry, event) in catalog.items():
+        for item_id, (entry, record) in catalog.items():
             if entry is None:
-                states.append((item_id, False, "deleted", event, []))
+                states.append((item_id, False, "deleted", record, []))
             elif not entry.available:
                 # Off sale: its vectors stay where they are, for when it is back.
-                states.append((item_id, False, "unavailable", event, []))
+                states.append((item_id, False, "unavailable", record, []))
             else:
-                self._send_modalities(entry, event)
+                self._send_modalities(entry, record)
                 if self._pictured(entry):
-                    pictures.append((entry, event))
+                    pictures.append((entry, record))
                 if entry.text() != item_id:
-                    items.append((entry, event))
+                    items.append((entry, record))
                 else:
                     # A title that is the item's id says nothing (its reviews will describe it);
                     # that it is on sale still counts.
-                    states.append((item_id, True, "available", event, entry.tags or []))
+                    states.append((item_id, True, "available", record, entry.tags or []))
         if items or reviews:
             encode_started = time.perf_counter()
             vectors, passages = await asyncio.get_running_loop().run_in_executor(
@@ -266,95 +311,32 @@ class EncoderRole:
         if pictures:
             await self._send_pictures(pictures)
         await ctx.output.flush()
-        ctx.metrics.batch_events.labels(ROLE).observe(len(events))
+        ctx.metrics.batch_events.labels(ROLE).observe(len(records))
         ctx.metrics.batch_seconds.labels(ROLE).observe(time.perf_counter() - started)
 
     def _encode(self, items: list[str], reviews: list[str]) -> tuple[Any, list[Passage]]:
         """Items' vectors, and reviews as one encoder pass each reads them."""
         return self.encoder.encode(items), self.reader.encode(reviews) if reviews else []
 
-    def _send_items(self, items: list[tuple[Item, EventT[Any]]], vectors: Any) -> None:
-        ctx, version = self.ctx, self.encoder.version
-        for (item, _), vector in zip(items, vectors, strict=True):
-            message = vector_message(
-                "item", "text", item.item_id, vector, version, item.ts, title=item.title, tags=item.tags
-            )
-            ctx.output.send(ctx.topics.vectors, message, key=vector_key("item", "text", item.item_id))
-
-    def _pictured(self, item: Item) -> bool:
-        """Whether the image model embeds this item's picture (the producer's own vector wins)."""
-        return self.images is not None and item.image is not None and "image" not in (item.vectors or {})
-
-    async def _send_pictures(self, pictures: list[tuple[Item, EventT[Any]]]) -> None:
-        """Each picture read and embedded into the modality `image`; an unreadable one dead-lettered."""
-        ctx, images = self.ctx, self.images
-        assert images is not None
-
-        def embed() -> tuple[list[int], Any, dict[int, ImageError]]:
-            read, failed = [], {}
-            for n, (item, _) in enumerate(pictures):
-                try:
-                    read.append((n, read_image(item.image or "")))
-                except ImageError as exc:
-                    failed[n] = exc
-                except Exception as exc:  # noqa: BLE001 - one picture must not stop the role
-                    failed[n] = ImageError(f"image could not be read: {type(exc).__name__}: {exc}")
-            vectors = images.encode([picture for _, picture in read]) if read else None
-            return [n for n, _ in read], vectors, failed
-
-        ok, vectors, failed = await asyncio.get_running_loop().run_in_executor(self._pool, embed)
-        for n, exc in failed.items():
-            msg = pictures[n][1].message
-            error = InvalidEvent("invalid_image", str(exc))
-            ctx.deadletters.send(msg.topic, msg.partition, msg.offset, error, pictures[n][1].value, msg.key)
-        for row, n in enumerate(ok):
-            item = pictures[n][0]
-            message = vector_message("item", "image", item.item_id, vectors[row], images.version, item.ts)
-            ctx.output.send(ctx.topics.vectors, message, key=vector_key("item", "image", item.item_id))
-        ctx.metrics.encoder_texts.labels("image").inc(len(ok))
-
-    def _send_modalities(self, item: Item, event: EventT[Any]) -> None:
-        """The producer's vectors of other modalities, as given (validated by the parser); a declared
-        modality the message leaves out is taken back (a tombstone), so a dropped image goes too."""
-        ctx = self.ctx
-        given = item.vectors or {}
-        for name in ctx.settings.modalities:
-            key = vector_key("item", name, item.item_id)
-            if name in given:
-                vector = np.asarray(given[name], dtype=np.float32)
-                message = vector_message("item", name, item.item_id, vector, "producer", item.ts)
-                ctx.output.send(ctx.topics.vectors, message, key=key)
-            elif not (name == "image" and self._pictured(item)):
-                ctx.output.send(ctx.topics.vectors, None, key=key)
-
-    def _send_states(self, states: list[tuple[str, bool, str, EventT[Any], list[str]]]) -> None:
-        """Items leaving (or rejoining) the catalog, under their text-vector keys, timed as the
-        catalog message was, so that the lists they renew are timed from it."""
-        ctx = self.ctx
-        for item_id, available, reason, event, tags in states:
-            ts = event.message.timestamp
-            ctx.output.send(
-                ctx.topics.vectors,
-                availability_message(item_id, available, ts, reason, tags=tags),
-                key=vector_key("item", "text", item_id),
-                timestamp_ms=int(ts * 1000),
-            )
-
-    def _send_reviews(self, reviews: list[tuple[Review, EventT[Any]]], passages: list[Passage]) -> None:
+    def _send_reviews(self, reviews: list[tuple[Review, ConsumerRecord]], passages: list[Passage]) -> None:
         """Each review as read by the committed sentiment model; then its rating is learned."""
         ctx, version = self.ctx, self.encoder.version
-        for (review, event), passage in zip(reviews, passages, strict=True):
-            msg = event.message
+        for (review, record), passage in zip(reviews, passages, strict=True):
             reading = self.reader.judge(passage, review.rating)
             self.reader.learn(passage, review.rating)
-            trigger = Trigger(topic=msg.topic, partition=msg.partition, offset=msg.offset, ts=msg.timestamp)
+            trigger = Trigger(
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                ts=record.timestamp / 1000,
+            )
             ctx.output.send(
                 ctx.topics.reviews_encoded,
                 encoded_review(review, reading, version, trigger),
                 key=review_key(review),
-                partition=msg.partition % self.partitions(ctx.topics.reviews_encoded),
+                partition=record.partition % self.partitions(ctx.topics.reviews_encoded),
                 # Keeps the review's own timestamp, so latency is measured from the original event.
-                timestamp_ms=int(msg.timestamp * 1000),
+                timestamp_ms=record.timestamp,
             )
 
     # -- checkpoints ----------------------------------------------------------------
@@ -367,16 +349,17 @@ class EncoderRole:
 
     async def _checkpoint(self) -> None:
         """What was learned starts reading reviews, and becomes durable with the offsets read up to;
-        the events it covers are acknowledged once it is on disk."""
+        those offsets are committed once it is on disk."""
         self._last_checkpoint = time.monotonic()
-        if not self.acks.holding and not self._version_unsaved:
+        if not self._unsaved and not self._version_unsaved:
             return
         await self.ctx.output.flush()
         self.reader.commit()
-        self._version_unsaved = False
+        self._unsaved = self._version_unsaved = False
         state = {
             "reader": self.reader.state(),
             "reader_version": self.encoder.version,
             "version": self.encoded_version,
         }
-        self.acks.write(self.store.dumps(state, self.offsets))
+        offsets = dict(self.offsets)
+        self.acks.write(self.store.dumps(state, offsets), landed=lambda: self.consumer.commit(offsets))
