@@ -22,6 +22,7 @@ from streamrec.model.events.schemas import Click
 from streamrec.streams.bench.cluster import end_offsets
 from streamrec.streams.kafka.checkpoint import CheckpointStore
 from streamrec.streams.kafka.clients import kafka_config
+from streamrec.streams.kafka.consumer import own_group
 from streamrec.streams.kafka.topics import Topics
 from streamrec.streams.messages import group_message
 from streamrec.streams.replay import Replayer
@@ -87,9 +88,7 @@ def test_a_checkpoint_staged_behind_a_valid_commit_is_resumed_from(
         stack.wait_ready(timeout=180)
         ends = end_offsets(producer.delivered, topics.clicks)
         wait_for(
-            lambda: committed_up_to(
-                kafka_config(settings), settings.topic("streamrec-cf"), topics.clicks, ends
-            ),
+            lambda: committed_up_to(kafka_config(settings), own_group(settings, "cf"), topics.clicks, ends),
             120,
             what="the successor to commit every click",
         )

@@ -20,6 +20,7 @@ from streamrec.model.events.parser import EventParser
 from streamrec.streams.bench.cluster import end_offsets
 from streamrec.streams.kafka.checkpoint import CheckpointStore
 from streamrec.streams.kafka.clients import kafka_config
+from streamrec.streams.kafka.consumer import own_group
 from streamrec.streams.kafka.topics import Topics
 from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.settings import Settings
@@ -132,7 +133,7 @@ def test_sigkill_of_each_role_loses_nothing_and_learns_nothing_twice(
         # checkpointing what it learned), and read its durable state.
         ends = end_offsets(producer.delivered, topics.clicks)
         wait_for(
-            lambda: committed_up_to(config, settings.topic("streamrec-cf"), topics.clicks, ends),
+            lambda: committed_up_to(config, own_group(settings, "cf"), topics.clicks, ends),
             60,
             what="the CF role to commit every click",
         )

@@ -24,6 +24,7 @@ from streamrec.model.events.dedupe import Deduplicator, fingerprint
 from streamrec.streams.bench.cluster import end_offsets
 from streamrec.streams.kafka.checkpoint import CheckpointStore
 from streamrec.streams.kafka.clients import kafka_config
+from streamrec.streams.kafka.consumer import own_group
 from streamrec.streams.kafka.topics import Topics
 from streamrec.streams.replay import Replayer
 from streamrec.streams.settings import Settings
@@ -96,7 +97,7 @@ def test_a_worker_paused_past_its_session_is_fenced_and_nothing_counts_twice(
         producer.flush()
         ends = end_offsets(producer.delivered, topics.clicks)
         wait_for(
-            lambda: committed_up_to(config, settings.topic("streamrec-cf"), topics.clicks, ends),
+            lambda: committed_up_to(config, own_group(settings, "cf"), topics.clicks, ends),
             180,
             what="the group to commit every click",
         )

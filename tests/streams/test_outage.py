@@ -12,6 +12,7 @@ from streamrec.streams.bench.cluster import end_offsets
 from streamrec.streams.kafka.broker import EmbeddedBroker, free_port
 from streamrec.streams.kafka.checkpoint import CheckpointStore
 from streamrec.streams.kafka.clients import kafka_config
+from streamrec.streams.kafka.consumer import own_group
 from streamrec.streams.kafka.topics import Topics
 from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.settings import Settings
@@ -126,7 +127,7 @@ def test_a_broker_outage_mid_stream_loses_nothing(s3: dict[str, str], tmp_path: 
         # It commits a click only once a checkpoint holds it, so stop once every click is committed.
         ends = end_offsets(producer.delivered, topics.clicks)
         wait_for(
-            lambda: committed_up_to(config, settings.topic("streamrec-cf"), topics.clicks, ends),
+            lambda: committed_up_to(config, own_group(settings, "cf"), topics.clicks, ends),
             120,
             what="the CF role to commit every click",
         )

@@ -23,6 +23,7 @@ import pytest
 from streamrec.streams.bench.cluster import end_offsets
 from streamrec.streams.bench.memory import cf_state, recommender_state, rss_mb, traced_mb
 from streamrec.streams.kafka.clients import kafka_config
+from streamrec.streams.kafka.consumer import own_group
 from streamrec.streams.kafka.topics import Topics
 from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.settings import Settings
@@ -74,8 +75,12 @@ def test_steady_load_keeps_memory_bounded(make_settings: Callable[..., Settings]
             while not stop.wait(10):
                 samples.append((time.monotonic() - started, process.memory_info().rss / 2**20))
 
-        groups = [settings.topic("streamrec-cf"), faust_group(settings, PIPELINE_ROLES)]
-        rec_group = groups[1]
+        rec_group = faust_group(settings, PIPELINE_ROLES)
+        # Who reads each input: clicks cf and the recommender, reviews cf and the encoder.
+        groups = {
+            topics.clicks: [own_group(settings, "cf"), rec_group],
+            topics.reviews: [own_group(settings, "cf"), own_group(settings, "encoder")],
+        }
 
         def settled(producer: Replayer) -> tuple[float, float]:
             """RSS and state (MiB) once every role has committed all that was sent."""
@@ -83,7 +88,7 @@ def test_steady_load_keeps_memory_bounded(make_settings: Callable[..., Settings]
             waiting = time.monotonic()
             for topic in (topics.clicks, topics.reviews):
                 ends = end_offsets(producer.delivered, topic)
-                for group in groups:
+                for group in groups[topic]:
                     wait_for(
                         lambda group=group, topic=topic, ends=ends: committed_up_to(
                             config, group, topic, ends

@@ -20,6 +20,7 @@ from confluent_kafka.admin import AdminClient
 from streamrec.streams.errors import WorkerError
 from streamrec.streams.kafka.broker import EmbeddedBroker
 from streamrec.streams.kafka.clients import kafka_config
+from streamrec.streams.kafka.consumer import own_group
 from streamrec.streams.kafka.topics import Topics
 from streamrec.streams.replay import Delivered
 from streamrec.streams.settings import Settings
@@ -117,10 +118,15 @@ class Phase:
     @property
     def cf_group(self) -> str:
         """The CF role's own consumer group, whatever other roles share its process."""
-        return self.settings.topic("streamrec-cf")
+        return own_group(self.settings, "cf")
+
+    @property
+    def encoder_group(self) -> str:
+        """The encoder role's own consumer group."""
+        return own_group(self.settings, "encoder")
 
     def faust_group(self, roles: Sequence[str]) -> str:
-        """The group of the faust agents (encoder, recommender) of a worker running `roles`."""
+        """The group of the faust agents (the recommender's) of a worker running `roles`."""
         return faust_group(self.settings, roles)
 
     def committed(self, group: str, topic: str, partitions: Iterable[int]) -> dict[int, int]:

@@ -214,7 +214,7 @@ def bench_memory(
         clicks.flush()
         _settle(mem, mem.cf_group, mem.topics.clicks, clicks, timeout, workers)
         _settle(mem, mem.faust_group(["recommender"]), mem.topics.clicks, clicks, timeout, workers)
-        _settle(enc, enc.faust_group(["encoder"]), enc.topics.reviews, reviews, timeout, workers)
+        _settle(enc, enc.encoder_group, enc.topics.reviews, reviews, timeout, workers)
         point: dict[str, dict[str, float]] = {}
         for role, worker in workers.items():
             pid = worker.process.pid

@@ -15,9 +15,14 @@ from streamrec.streams.kafka.fetch import fetch
 from streamrec.streams.settings import Settings
 from streamrec.streams.telemetry import Metrics
 
-__all__ = ["CheckpointedConsumer", "tp_key"]
+__all__ = ["CheckpointedConsumer", "own_group", "tp_key"]
 
 log = logging.getLogger(__name__)
+
+
+def own_group(settings: Settings, role: str) -> str:
+    """The consumer group of a role that reads through a `CheckpointedConsumer` (cf, encoder)."""
+    return settings.topic(f"streamrec-{role}")
 
 
 def tp_key(tp: TopicPartition) -> str:

@@ -34,7 +34,7 @@ from streamrec.model.errors import InvalidEvent
 from streamrec.model.events.schemas import Audit, Click, Impression, Review, Trigger, parse_id
 from streamrec.streams.context import Context
 from streamrec.streams.kafka.checkpoint import CheckpointStore
-from streamrec.streams.kafka.consumer import CheckpointedConsumer, tp_key
+from streamrec.streams.kafka.consumer import CheckpointedConsumer, own_group, tp_key
 from streamrec.streams.kafka.feed import GlobalFeed
 from streamrec.streams.kafka.group_log import GroupLog
 from streamrec.streams.messages import vector_key
@@ -64,7 +64,7 @@ class CFRole(Checkpoints, Service):
         self.consumer = CheckpointedConsumer(
             ctx.clients,
             settings,
-            settings.topic("streamrec-cf"),
+            own_group(settings, ROLE),
             [topics.clicks, topics.reviews, topics.forget],
             on_assigned=self._on_assigned,
             on_revoked=self.checkpoint,

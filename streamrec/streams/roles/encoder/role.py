@@ -37,7 +37,7 @@ from streamrec.model.text.images import ImageEncoder
 from streamrec.model.text.reader import Passage, ReviewReader
 from streamrec.streams.context import Context
 from streamrec.streams.kafka.checkpoint import AckAfterCheckpoint, CheckpointStore
-from streamrec.streams.kafka.consumer import CheckpointedConsumer, tp_key
+from streamrec.streams.kafka.consumer import CheckpointedConsumer, own_group, tp_key
 from streamrec.streams.messages import (
     encoded_review,
     review_key,
@@ -121,7 +121,7 @@ class EncoderRole(CatalogOutputs, Service):
         self.consumer = CheckpointedConsumer(
             ctx.clients,
             ctx.settings,
-            ctx.settings.topic("streamrec-encoder"),
+            own_group(ctx.settings, ROLE),
             [topics.items, topics.reviews],
             on_assigned=self._on_assigned,
             on_revoked=self._hand_over,
