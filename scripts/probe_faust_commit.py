@@ -7,7 +7,7 @@ record a stream drops without acking it (one that reaches the stream while flow 
 from a past group generation, as after a restart or a rebalance) leaves a hole at the head of
 that list. This asks faust's own method, on its own bookkeeping, where it commits then: a commit
 past the hole loses the record for good (the next start reads after it). streamrec's roles do
-not rely on it (`streamrec.streams.kafka.gapless`: a role reads back what its stream skipped).
+not read through faust's streams for this reason (`streamrec.streams.kafka.consumer`).
 """
 
 from __future__ import annotations

@@ -29,10 +29,8 @@ class Context:
     output: Output
     deadletters: DeadLetters
     parser: EventParser
-    #: Each role adds a check; the worker is ready when all pass after a rebalance.
+    #: Each role adds a check; the worker is ready when all pass (after a rebalance too).
     ready_checks: dict[str, Callable[[], bool]] = field(default_factory=dict)
-    #: Topic to the role whose faust agent consumes it (for per-role lag).
-    sources: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def create(

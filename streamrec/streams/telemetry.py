@@ -52,7 +52,6 @@ class Metrics:
     reencode_progress: Gauge
     api_seconds: Histogram
     duplicates: Counter
-    records_read_back: Counter
     learned: Counter
     catalog_waits: Counter
 
@@ -214,12 +213,6 @@ class Metrics:
             duplicates=Counter(
                 "streamrec_duplicates_total",
                 "Events ignored as repeats of a recent one, by topic and role",
-                ["topic", "role"],
-                **kw,
-            ),
-            records_read_back=Counter(
-                "streamrec_records_read_back_total",
-                "Records an agent's stream skipped, read back from their partition, by topic and role",
                 ["topic", "role"],
                 **kw,
             ),

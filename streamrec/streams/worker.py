@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import importlib
 import logging
 import os
 import signal
@@ -30,10 +29,6 @@ log = logging.getLogger(__name__)
 ROLES = ("api", "cf", "encoder", "recommender")
 #: The roles that turn events into recommendations (the API answers from what they publish).
 PIPELINE_ROLES = ("cf", "encoder", "recommender")
-#: The roles whose inputs faust's agents read; cf, encoder and api read Kafka through clients of
-#: their own. A worker running none of them starts no faust consumer: it would join a group for
-#: nothing, and that join took about 6 s of an API process's start.
-AGENT_ROLES = frozenset({"recommender"})
 #: A shutdown that has not finished after this long is forced, so a stuck client never blocks a deploy.
 SHUTDOWN_GRACE_S = 30.0
 
@@ -45,74 +40,34 @@ def text_dim(settings: Settings) -> int:
     return model_dim(settings.encoder.model)
 
 
-def _bound_fetch_wait(ms: int) -> None:
-    """Make faust's consumers ask for at most `ms` of fetch wait.
-
-    faust's aiokafka driver asks the broker to hold each fetch up to 1.5 s. Apache Kafka
-    answers as soon as any data arrives, but some Kafka-compatible brokers (tansu among
-    them) hold every fetch for the whole wait, which then is the floor of every hop's
-    latency. faust has no setting for it (its driver passes 1,500 ms to aiokafka as a
-    literal), so this worker process gives faust a consumer thread that lowers it on the
-    client faust creates: the one place streamrec sets another library's private attribute.
-    """
-    driver: Any = importlib.import_module("faust.transport.drivers.aiokafka")
-    base = driver.AIOKafkaConsumerThread
-    if getattr(base, "fetch_max_wait_ms", None) is not None:
-        base.fetch_max_wait_ms = ms
-        return
-
-    class ConsumerThread(base):  # type: ignore[misc, valid-type]  # a class known at run time
-        fetch_max_wait_ms = ms
-
-        def _create_worker_consumer(self, transport: Any) -> Any:
-            consumer = super()._create_worker_consumer(transport)
-            consumer._fetch_max_wait_ms = min(consumer._fetch_max_wait_ms, self.fetch_max_wait_ms)
-            return consumer
-
-    driver.AIOKafkaConsumerThread = ConsumerThread
-
-
 def faust_group(settings: Settings, roles: Sequence[str]) -> str:
-    """The id of the faust app running `roles`: the consumer group of its agents.
-
-    The API reads outside any group, so running it beside other roles leaves their group as it was.
-    """
+    """The id of the faust app running `roles` (it names the app; no role reads through it)."""
     grouped = sorted(r for r in roles if r != "api") or ["api"]
     return settings.topic("streamrec-" + "-".join(grouped))
 
 
 def create_app(settings: Settings, roles: Sequence[str], clients: KafkaClients) -> faust.App:
-    """One faust app per role set: its id is the consumer group of those roles."""
-    app_id = faust_group(settings, roles)
-    _bound_fetch_wait(clients.fetch_max_wait_ms)
+    """The faust app that hosts the roles: their services, timers and shutdown.
+
+    Every role reads Kafka through clients of its own (`streams/kafka/consumer.py` for what it
+    reads in a consumer group, `streams/kafka/feed.py` for what it follows whole), so the app
+    starts no Kafka consumer: a faust stream costs about 80 microseconds an event before any work,
+    and it could skip a record after a restart and commit past it.
+    """
     app = faust.App(
-        app_id,
+        faust_group(settings, roles),
         broker=[f"kafka://{server}" for server in clients.servers.split(",")],
         broker_credentials=clients.faust_credentials(),
         value_serializer="raw",
         key_serializer="raw",
-        # Joins take about half the session timeout on some brokers: keep it low, but
-        # within Apache Kafka's default bounds (6-300 s). Heartbeats run on faust's
-        # consumer thread, so a busy event loop does not miss them.
-        broker_session_timeout=settings.kafka_session_timeout_s,
-        broker_heartbeat_interval=max(0.5, settings.kafka_session_timeout_s / 10),
-        broker_commit_interval=1.0,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
-        topic_allow_declare=True,
-        consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         web_enabled=False,
         store="memory://",
         datadir=str(settings.data_dir / "faust"),
-        stream_buffer_maxsize=16_384,
-        # Roles commit only what their checkpoints hold and skip re-delivered events, so
-        # faust need not wait for unacknowledged events when it stops or rebalances.
-        stream_wait_empty=False,
-        table_standby_replicas=0,
     )
-    if not AGENT_ROLES & set(roles):
-        app.boot_strategy = app.BootStrategy(app, enable_kafka_consumer=False)
+    app.boot_strategy = app.BootStrategy(app, enable_kafka_consumer=False)
     return app
 
 
@@ -148,9 +103,6 @@ class _Lifecycle(Service):
         self.ctx = ctx
         self.parts = parts
         self.app = app
-        self._rebalanced = asyncio.Event()
-        if not AGENT_ROLES & set(ctx.roles):
-            self._rebalanced.set()  # no faust consumer, no group to wait for
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
@@ -166,19 +118,11 @@ class _Lifecycle(Service):
                 await part.close()
         await asyncio.get_running_loop().run_in_executor(None, self.ctx.output.close)
 
-    def rebalanced(self) -> None:
-        self._rebalanced.set()
-
-    def revoked(self) -> None:
-        self._rebalanced.clear()
-        for role in self.ctx.roles:
-            self.ctx.metrics.ready.labels(role).set(0)
-
     @Service.task
     async def _report_ready(self) -> None:
         announced = False
         while not self.should_stop:
-            ready = self._rebalanced.is_set() and all(check() for check in self.ctx.ready_checks.values())
+            ready = all(check() for check in self.ctx.ready_checks.values())
             for role in self.ctx.roles:
                 self.ctx.metrics.ready.labels(role).set(1 if ready else 0)
             if ready and not announced:
@@ -187,25 +131,6 @@ class _Lifecycle(Service):
             elif not ready:
                 announced = False
             await asyncio.sleep(0.2)
-
-    @Service.timer(5.0)
-    async def _lag(self) -> None:
-        consumer = self.app.consumer
-        try:
-            assignment = consumer.assignment()
-        except Exception:  # noqa: BLE001 - not started yet
-            return
-        for tp in assignment:
-            role = self.ctx.sources.get(tp.topic)
-            if role is None:
-                continue  # faust's own changelog and assignor topics
-            highwater = consumer.highwater(tp)
-            position = await consumer.position(tp) if hasattr(consumer, "position") else None
-            if highwater is None or position is None:
-                continue
-            self.ctx.metrics.consumer_lag.labels(tp.topic, str(tp.partition), role).set(
-                max(0, highwater - position)
-            )
 
 
 def run_worker(settings: Settings, roles: Sequence[str], bootstrap: str) -> None:
@@ -239,7 +164,7 @@ def run_worker(settings: Settings, roles: Sequence[str], bootstrap: str) -> None
     if "recommender" in roles:
         from streamrec.streams.roles.recommender.role import RecommenderRole
 
-        parts.append(RecommenderRole(ctx, app, text_dim(settings)))
+        parts.append(RecommenderRole(ctx, text_dim(settings)))
     if "api" in roles:
         from streamrec.streams.roles.api.role import ApiRole
 
@@ -247,15 +172,6 @@ def run_worker(settings: Settings, roles: Sequence[str], bootstrap: str) -> None
     for part in parts:
         part.install(app)
     lifecycle = _Lifecycle(ctx, parts, app)
-
-    # mode's handler type names the signal's class in a string that mypy cannot resolve.
-    @app.on_rebalance_complete.connect  # type: ignore[arg-type]
-    def _on_rebalanced(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
-        lifecycle.rebalanced()
-
-    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
-    def _on_revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
-        lifecycle.revoked()
 
     app.service(lifecycle)  # type: ignore[arg-type]  # faust's stubs take classes; instances work
     # The worker holds millions of long-lived objects (profiles, counts, vectors): full

@@ -28,7 +28,6 @@ from streamrec.streams.kafka.topics import Topics
 from streamrec.streams.replay import Collector, Replayer
 from streamrec.streams.settings import Settings
 from streamrec.streams.stack import Stack
-from streamrec.streams.worker import PIPELINE_ROLES, faust_group
 from tests.conftest import committed_up_to, wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.soak]
@@ -75,7 +74,7 @@ def test_steady_load_keeps_memory_bounded(make_settings: Callable[..., Settings]
             while not stop.wait(10):
                 samples.append((time.monotonic() - started, process.memory_info().rss / 2**20))
 
-        rec_group = faust_group(settings, PIPELINE_ROLES)
+        rec_group = own_group(settings, "recommender")
         # Who reads each input: clicks cf and the recommender, reviews cf and the encoder.
         groups = {
             topics.clicks: [own_group(settings, "cf"), rec_group],
@@ -99,7 +98,7 @@ def test_steady_load_keeps_memory_bounded(make_settings: Callable[..., Settings]
             # A worker that keeps up settles in seconds; one that fell behind shows here.
             print(f"\n  settled {time.monotonic() - waiting:.0f}s after the last event was delivered")
             rss = rss_mb(process.pid)
-            state = traced_mb(cf_state(settings)) + traced_mb(recommender_state(settings, rec_group))
+            state = traced_mb(cf_state(settings)) + traced_mb(recommender_state(settings))
             return rss, state
 
         sampler = threading.Thread(target=sample, daemon=True)

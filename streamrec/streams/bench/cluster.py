@@ -25,7 +25,6 @@ from streamrec.streams.kafka.topics import Topics
 from streamrec.streams.replay import Delivered
 from streamrec.streams.settings import Settings
 from streamrec.streams.stack import Stack, WorkerProcess
-from streamrec.streams.worker import faust_group
 
 __all__ = ["Cluster", "Phase", "end_offsets", "metric_total", "wait_until"]
 
@@ -125,9 +124,10 @@ class Phase:
         """The encoder role's own consumer group."""
         return own_group(self.settings, "encoder")
 
-    def faust_group(self, roles: Sequence[str]) -> str:
-        """The group of the faust agents (the recommender's) of a worker running `roles`."""
-        return faust_group(self.settings, roles)
+    @property
+    def recommender_group(self) -> str:
+        """The recommender role's own consumer group."""
+        return own_group(self.settings, "recommender")
 
     def committed(self, group: str, topic: str, partitions: Iterable[int]) -> dict[int, int]:
         """The group's committed offsets (-1 where none)."""

@@ -291,7 +291,7 @@ def bench_latency(
         time.sleep(1.0)  # let the worker settle between loads
         return run
 
-    group = phase.faust_group(("recommender",))
+    group = phase.recommender_group
 
     def drained() -> dict[str, Any]:
         """Wait until the recommender has committed every click and review before a load: each

@@ -31,7 +31,7 @@ from streamrec.streams.kafka.clients import kafka_config
 from streamrec.streams.kafka.topics import Topics
 from streamrec.streams.messages import is_version_marker, parse_vector, parse_vector_key
 from streamrec.streams.replay import Replayer
-from streamrec.streams.roles.recommender.role import make_recommender
+from streamrec.streams.roles.recommender.shared import make_recommender
 from streamrec.streams.settings import Settings
 from streamrec.streams.stack import WorkerProcess
 from streamrec.streams.vectors.qdrant import QdrantIndex
@@ -120,18 +120,15 @@ def cf_state(settings: Settings) -> Callable[[], Any]:
     return lambda: store.load()
 
 
-def recommender_state(settings: Settings, group: str) -> Callable[[], Any]:
+def recommender_state(settings: Settings) -> Callable[[], Any]:
     """A builder of everything the recommender holds per user and per item: its checkpoint,
-    its profile table (the bytes, and the profiles decoded as its cache keeps them), the CF
+    its profiles (the bytes, and the profiles decoded as its cache keeps them), the CF
     vectors it indexes, and the same points in Qdrant local mode, which a recommender holds
-    in memory. `group` is the consumer group of the worker's faust agents."""
+    in memory."""
     config = kafka_config(settings)
     topics = Topics.from_settings(settings)
     store = CheckpointStore.of(settings, "recommender")
-    changelog = next(
-        (t for t in _topics(config) if t.startswith(group) and t.endswith("profiles-changelog")), None
-    )
-    table = read_latest(config, changelog) if changelog is not None else {}
+    table = read_latest(config, topics.profiles_changelog)
     vectors = read_latest(config, topics.vectors)
     half_life = settings.recommender.half_life_days * 86_400.0
     spaces = make_recommender(settings, text_dim(settings)).index.layout()
@@ -194,7 +191,7 @@ def bench_memory(
     ready = {role: rss_mb(w.process.pid) for role, w in workers.items()}
     states: dict[str, Callable[[], Callable[[], Any]]] = {
         "cf": lambda: cf_state(mem.settings),
-        "recommender": lambda: recommender_state(mem.settings, mem.faust_group(["recommender"])),
+        "recommender": lambda: recommender_state(mem.settings),
     }
     points: list[dict[str, dict[str, float]]] = []
     rates: list[float] = []
@@ -213,7 +210,7 @@ def bench_memory(
         clicks.replay(workload.click_events(mem.topics.clicks, half * n, n))
         clicks.flush()
         _settle(mem, mem.cf_group, mem.topics.clicks, clicks, timeout, workers)
-        _settle(mem, mem.faust_group(["recommender"]), mem.topics.clicks, clicks, timeout, workers)
+        _settle(mem, mem.recommender_group, mem.topics.clicks, clicks, timeout, workers)
         _settle(enc, enc.encoder_group, enc.topics.reviews, reviews, timeout, workers)
         point: dict[str, dict[str, float]] = {}
         for role, worker in workers.items():

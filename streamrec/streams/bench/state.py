@@ -29,7 +29,7 @@ from streamrec.model.events.schemas import Click, Trigger
 from streamrec.model.serving.service import Serving
 from streamrec.streams.bench.workload import Workload
 from streamrec.streams.kafka.checkpoint import CheckpointStore, can_fork
-from streamrec.streams.roles.recommender.role import make_recommender
+from streamrec.streams.roles.recommender.shared import make_recommender
 from streamrec.streams.settings import Settings
 
 __all__ = ["bench_state"]

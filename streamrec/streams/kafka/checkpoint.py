@@ -256,42 +256,55 @@ class _Ackable(Protocol):
 
 
 class AckAfterCheckpoint:
-    """Holds a faust agent's events until a checkpoint that covers them is on disk, then acks them.
+    """Writes a role's checkpoints in the background, in order, and says when each has landed.
 
     A role hands over its state under its own lock (`snapshot`, or `write` with a serialized
     one); the file is then written by a forked child or in a thread while events flow on,
     checkpoints land in the order they were taken, and only then are the events they cover
-    acknowledged, so faust commits nothing that is not durable.
+    acknowledged (`hold`) and `landed` awaited (a role commits its consumer's offsets there), so
+    nothing is committed that is not durable. A role that changed its state since the last
+    checkpoint says so (`changed`); a checkpoint that could not be written leaves it changed.
     """
 
     def __init__(self, store: CheckpointStore) -> None:
         self.store = store
         self._pending: list[_Ackable] = []
+        self._changed = False
         self._writing: asyncio.Future[None] | None = None
 
     @property
     def holding(self) -> bool:
-        return bool(self._pending)
+        """Whether the state holds anything the last checkpoint taken does not."""
+        return bool(self._pending) or self._changed
 
     def hold(self, events: Sequence[_Ackable]) -> None:
         self._pending.extend(events)
 
+    def changed(self) -> None:
+        """The state moved on since the last checkpoint taken."""
+        self._changed = True
+
     def write(self, blob: bytes, landed: Callable[[], Awaitable[Any]] | None = None) -> None:
         """Write `blob` (the state after every held event) in the background; ack them once it is,
         then await `landed` (a role reading through its own consumer commits the offsets there)."""
-        covered, self._pending = self._pending, []
+        covered, self._pending, self._changed = self._pending, [], False
         self._writing = asyncio.ensure_future(self._write(blob, covered, self._writing, landed))
 
     async def snapshot(
-        self, model: Any, offsets: dict[str, int], before: Callable[[], Awaitable[None]] | None = None
+        self,
+        model: Any,
+        offsets: dict[str, int],
+        before: Callable[[], Awaitable[None]] | None = None,
+        landed: Callable[[], Awaitable[Any]] | None = None,
     ) -> float:
         """Checkpoint `model` (the state after every held event) and `offsets` as they are now;
         in the background, once `before` (flushing what the events produced) is done and the
-        file is written, it becomes the checkpoint and the held events are acked. Returns the
-        seconds the caller waited: the fork, or the serialization where there is no fork."""
+        file is written, it becomes the checkpoint, the held events are acked and `landed` is
+        awaited. Returns the seconds the caller waited: the fork, or the serialization where
+        there is no fork."""
         if self._writing is not None and not self._writing.done():
             await self._writing  # one at a time: checkpoints land in the order they were taken
-        covered, self._pending = self._pending, []
+        covered, self._pending, self._changed = self._pending, [], False
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         staged: Awaitable[Any]
@@ -301,11 +314,15 @@ class AckAfterCheckpoint:
             staged = loop.run_in_executor(None, self.store.stage, self.store.dumps(model, offsets))
         keep_long_lived()
         waited = time.perf_counter() - started
-        self._writing = asyncio.ensure_future(self._finish(staged, before, covered))
+        self._writing = asyncio.ensure_future(self._finish(staged, before, covered, landed))
         return waited
 
     async def _finish(
-        self, staged: Awaitable[Any], before: Callable[[], Awaitable[None]] | None, covered: list[_Ackable]
+        self,
+        staged: Awaitable[Any],
+        before: Callable[[], Awaitable[None]] | None,
+        covered: list[_Ackable],
+        landed: Callable[[], Awaitable[Any]] | None,
     ) -> None:
         try:
             if before is not None:
@@ -317,9 +334,12 @@ class AckAfterCheckpoint:
         except Exception as exc:  # noqa: BLE001 - the next checkpoint holds this state too
             log.error("checkpoint %s not written, retrying with the next one: %s", self.store.path, exc)
             self._pending[:0] = covered
+            self._changed = True
             return
         for event in covered:
             event.ack()
+        if landed is not None:
+            await landed()
 
     async def drain(self) -> None:
         """Wait for the checkpoints being written."""
@@ -341,6 +361,7 @@ class AckAfterCheckpoint:
             # The next checkpoint holds this state too: its events wait for that one.
             log.error("checkpoint %s not written, retrying with the next one: %s", self.store.path, exc)
             self._pending[:0] = covered
+            self._changed = True
             return
         for event in covered:
             event.ack()

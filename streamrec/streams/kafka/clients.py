@@ -151,6 +151,17 @@ class KafkaClients:
         del config["fetch_max_wait_ms"]
         return config
 
+    def topics(self, timeout: float = 10.0) -> list[str]:
+        """The names of the cluster's topics (blocking: run it off the event loop)."""
+        from confluent_kafka import KafkaException
+        from confluent_kafka.admin import AdminClient
+
+        try:
+            metadata = AdminClient(self.librdkafka).list_topics(timeout=timeout)
+        except KafkaException as exc:
+            raise BrokerError(f"Kafka at {self.servers} did not answer: {exc}") from None
+        return sorted(metadata.topics)
+
     def partitions(self, topic: str, timeout: float = 10.0) -> list[int]:
         """The partition ids of `topic`, asked of the cluster (blocking: run it off the event loop).
 

@@ -34,6 +34,9 @@ TOPIC_CONFIGS: dict[str, dict[str, str]] = {
     # review vectors, keyed by author and review: the log item text vectors are folded
     # from, kept until a `forget` request tombstones an author's reviews
     "reviews-encoded": {"cleanup.policy": "compact"},
+    # the recommender's user profiles, keyed by user, in the partition of the events that
+    # changed them: the partition's next owner reads them back
+    "profiles-changelog": {"cleanup.policy": "compact"},
     # between CF workers, the group's log (its first partition): claims of input partitions, then
     # each checkpoint's changes to item factors and its commit, valid while its claims hold
     "cf-deltas": {},
@@ -64,6 +67,7 @@ class Topics:
     profiles: str
     vectors: str
     reviews_encoded: str
+    profiles_changelog: str
     cf_deltas: str
 
     @classmethod

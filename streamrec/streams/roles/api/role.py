@@ -44,7 +44,7 @@ from streamrec.streams.kafka.feed import GlobalFeed
 from streamrec.streams.roles.api.answers import Health, SimilarItems
 from streamrec.streams.roles.api.http import create_api
 from streamrec.streams.roles.index.role import IndexFeed
-from streamrec.streams.roles.recommender.role import aspect_labels, make_recommender, parse_user_event
+from streamrec.streams.roles.recommender.shared import aspect_labels, make_recommender, parse_user_event
 from streamrec.streams.settings import Settings
 
 __all__ = ["ApiRole"]

@@ -115,8 +115,6 @@ class EncoderRole(CatalogOutputs, Service):
         self._partitions: dict[str, int] = {}
         self._running: set[asyncio.Task[None]] = set()
         self._closing = False
-        #: Whether messages were read since the last checkpoint.
-        self._unsaved = False
         topics = ctx.topics
         self.consumer = CheckpointedConsumer(
             ctx.clients,
@@ -236,7 +234,7 @@ class EncoderRole(CatalogOutputs, Service):
         tp = partition_key(record.topic, record.partition)
         done = self.offsets.get(tp, 0)
         self.offsets[tp] = max(done, record.offset + 1)
-        self._unsaved = True
+        self.acks.changed()
         return bool(record.offset >= done)
 
     async def handle(self, records: Sequence[ConsumerRecord]) -> None:
@@ -351,11 +349,11 @@ class EncoderRole(CatalogOutputs, Service):
         """What was learned starts reading reviews, and becomes durable with the offsets read up to;
         those offsets are committed once it is on disk."""
         self._last_checkpoint = time.monotonic()
-        if not self._unsaved and not self._version_unsaved:
+        if not self.acks.holding and not self._version_unsaved:
             return
         await self.ctx.output.flush()
         self.reader.commit()
-        self._unsaved = self._version_unsaved = False
+        self._version_unsaved = False
         state = {
             "reader": self.reader.state(),
             "reader_version": self.encoder.version,

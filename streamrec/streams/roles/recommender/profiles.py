@@ -1,43 +1,71 @@
-"""User profiles in a faust table: changelog-backed, partitioned like the events that change them."""
+"""User profiles of the partitions a recommender owns, in memory, with a compacted changelog."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Collection, Iterator, MutableMapping, Sequence
 from typing import Any
 
-import faust
+from aiokafka import ConsumerRecord
 
 from streamrec.model.users.profile import UserProfile
 
-__all__ = ["TableProfiles"]
+__all__ = ["ChangelogProfiles"]
+
+#: Sends a profile's bytes (None: its deletion) to the changelog: (partition, user key, value).
+Send = Callable[[int, bytes, bytes | None], None]
 
 
-class TableProfiles(MutableMapping[str, UserProfile]):
-    """User profiles in a faust Table (changelog-backed, partitioned by user), with a cache.
+class ChangelogProfiles(MutableMapping[str, UserProfile]):
+    """User profiles keyed by user, each written to the changelog partition of the events that
+    change it, so that whoever owns the partition next reads them back (`load`).
 
-    A profile's changelog message goes to the partition of the event that changed it, as
-    faust's own table writes do, so that the partition's next owner restores it: the role
-    sets `partition` before it applies each event. Profiles are kept deserialized for the most
-    recently used users, and each changed profile is written once per batch, at `flush`: one
-    changelog message per user per batch instead of one per event.
+    The role sets `partition` before it applies each event. Profiles are kept deserialized for
+    the most recently used users, and each changed profile is written once per batch, at
+    `flush`: one changelog message per user per batch instead of one per event.
     """
 
-    def __init__(
-        self, table: faust.types.TableT[bytes, bytes], cache_size: int = 100_000, **params: Any
-    ) -> None:
-        self.table = table
+    def __init__(self, send: Send, cache_size: int = 100_000, **params: Any) -> None:
+        self.send = send
         self.params = params
         self.cache_size = cache_size
         #: Partition of the event being applied: where changes to profiles are logged.
         self.partition = 0
+        #: Each profile as written, and the partition it is logged in.
+        self._rows: dict[bytes, bytes] = {}
+        self._partition_of: dict[bytes, int] = {}
         self._cache: OrderedDict[str, UserProfile] = OrderedDict()
         self._dirty: dict[str, int] = {}
+
+    # -- the owner's partitions ------------------------------------------------------
+
+    def load(self, partition: int, records: Sequence[ConsumerRecord]) -> None:
+        """Take a changelog partition's records, in offset order (a tombstone deletes)."""
+        for record in records:
+            key = record.key
+            if key is None:
+                continue
+            self._cache.pop(key.decode("utf-8", "replace"), None)
+            if record.value is None:
+                self._rows.pop(key, None)
+                self._partition_of.pop(key, None)
+            else:
+                self._rows[key] = record.value
+                self._partition_of[key] = partition
+
+    def drop(self, partitions: Collection[int]) -> None:
+        """Let go of the profiles of partitions another process now owns (written before)."""
+        gone = [key for key, p in self._partition_of.items() if p in partitions]
+        for key in gone:
+            del self._rows[key], self._partition_of[key]
+            self._cache.pop(key.decode("utf-8", "replace"), None)
+
+    # -- the mapping -------------------------------------------------------------------
 
     def __getitem__(self, user: str) -> UserProfile:
         profile = self._cache.get(user)
         if profile is None:
-            raw = self.table.get(user.encode())
+            raw = self._rows.get(user.encode())
             if raw is None:
                 raise KeyError(user)
             profile = UserProfile.from_bytes(raw, **self.params)
@@ -52,20 +80,24 @@ class TableProfiles(MutableMapping[str, UserProfile]):
         cached = self._cache.pop(user, None)
         self._dirty.pop(user, None)
         key = user.encode()
-        if key in self.table:
-            del self.table.data[key]
-            self.table.send_changelog(self.partition, key, None, value_serializer="raw")
+        if key in self._rows:
+            del self._rows[key]
+            self.send(self._partition_of.pop(key, self.partition), key, None)
         elif cached is None:
             raise KeyError(user)
 
     def __contains__(self, user: object) -> bool:
-        return isinstance(user, str) and (user in self._cache or user.encode() in self.table)
+        return isinstance(user, str) and (user in self._cache or user.encode() in self._rows)
 
     def __iter__(self) -> Iterator[str]:
-        return (key.decode() for key in self.table.keys())
+        return (key.decode() for key in list(self._rows))
 
     def __len__(self) -> int:
-        return len(self.table)
+        return len(self._rows)
+
+    def owns(self, user: str) -> bool:
+        """Whether the user's profile is of a partition this process owns (written or loaded)."""
+        return user.encode() in self._rows
 
     def _remember(self, user: str, profile: UserProfile) -> None:
         self._cache[user] = profile
@@ -77,12 +109,13 @@ class TableProfiles(MutableMapping[str, UserProfile]):
                 break
 
     def flush(self) -> None:
-        """Write every changed profile to the table and to its changelog."""
+        """Write every changed profile, and send it to the changelog."""
         dirty, self._dirty = self._dirty, {}
         for user, partition in dirty.items():
             profile = self._cache.get(user)
             if profile is None:
                 continue
             key, value = user.encode(), profile.to_bytes()
-            self.table.data[key] = value
-            self.table.send_changelog(partition, key, value)
+            self._rows[key] = value
+            self._partition_of[key] = partition
+            self.send(partition, key, value)

@@ -2,10 +2,14 @@
 
 * A global feed reads every partition of `vectors` and `reviews-encoded` into the
   in-memory index, and Qdrant receives the same vectors (`IndexFeed`).
-* An agent reads `clicks`, `reviews-encoded` and `forget` for the partitions it owns,
-  parses each message once and hands it to `streamrec.model.serving.service.Serving`, which
-  updates each user's profile (a changelog-backed table) and says whose list to renew;
-  once per user per batch the role ranks and produces a recommendation, so bursts coalesce.
+* Its own consumer (`streamrec.streams.kafka.consumer.CheckpointedConsumer`, as the CF role
+  and the encoder read theirs) reads `clicks`, `reviews-encoded` and `forget` for the
+  partitions it owns, in batches, each partition in order from the checkpoint; each message
+  is parsed once and handed to `streamrec.model.serving.service.Serving`, which updates each
+  user's profile (kept per partition, with a compacted changelog the partition's next owner
+  reads back) and says whose list to renew; once per user per batch the role ranks and
+  produces a recommendation, so bursts coalesce. Offsets are committed only once a
+  checkpoint that covers them is on disk.
   The role itself is the loop, its checkpoint and its outputs.
 """
 
@@ -14,34 +18,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import faust
 import orjson
-from faust.streams import Stream
-from faust.types import EventT, StreamT
+from aiokafka import ConsumerRecord, TopicPartition
+from mode import Service
 
-from streamrec.model.cf.factors import vector_size
-from streamrec.model.errors import InvalidEvent
 from streamrec.model.events.schemas import Audit, Click, Impression, Recommendation, RecommendedItem, Trigger
-from streamrec.model.serving.recommender import Recommender
 from streamrec.model.serving.service import Serving
 from streamrec.model.text.reviews import EncodedReview
 from streamrec.model.users.portrait import portrait
-from streamrec.model.users.profile import UserProfile
 from streamrec.streams.context import Context
 from streamrec.streams.forked import InChild
 from streamrec.streams.kafka.checkpoint import AckAfterCheckpoint, CheckpointStore
-from streamrec.streams.kafka.gapless import Gapless
-from streamrec.streams.messages import is_version_marker, parse_encoded_review
+from streamrec.streams.kafka.consumer import CheckpointedConsumer, own_group, tp_key
+from streamrec.streams.kafka.restore import read_to_end
 from streamrec.streams.roles.index.role import IndexFeed
-from streamrec.streams.roles.recommender.profiles import TableProfiles
-from streamrec.streams.settings import Settings
+from streamrec.streams.roles.recommender.profiles import ChangelogProfiles
+from streamrec.streams.roles.recommender.shared import aspect_labels, make_recommender, parse_user_event
 from streamrec.streams.telemetry import TimedSearch
 from streamrec.streams.vectors.sink import QdrantSink
 
-__all__ = ["RecommenderRole", "aspect_labels", "make_recommender", "parse_user_event"]
+__all__ = ["RecommenderRole"]
 
 log = logging.getLogger(__name__)
 ROLE = "recommender"
@@ -49,24 +48,18 @@ ROLE = "recommender"
 RANK_SLICE = 64
 
 
-class RecommenderRole:
+class RecommenderRole(Service):
     """Owns the recommender state, the Qdrant view, and recommendations."""
 
-    def __init__(self, ctx: Context, app: faust.App, text_dim: int) -> None:
+    def __init__(self, ctx: Context, text_dim: int, **kwargs: Any) -> None:
         self.ctx = ctx
-        self.app = app
         settings = ctx.settings
         cfg = settings.recommender
         half_life = cfg.half_life_days * 86_400.0
-        self.table = app.Table(
-            f"{settings.topic_prefix}profiles",
-            default=None,
-            partitions=settings.partitions,
-            # bytes in, bytes out: the changelog holds the user id and the profile as written
-            key_type=bytes,
-            value_type=bytes,
-        )
-        self.profiles = TableProfiles(self.table, half_life_s=half_life)
+        #: Changelogs of profiles written by earlier versions (a faust table's), read before
+        #: the role's own and sent every deletion, so that what they hold is neither lost nor kept.
+        self.legacy_changelogs: list[str] = []
+        self.profiles = ChangelogProfiles(self._log_profile, half_life_s=half_life)
         self.labels = aspect_labels(settings)
         rec = make_recommender(settings, text_dim, self.profiles)
         rec.ranker.searcher = TimedSearch(rec.index, ctx.metrics, "memory")
@@ -84,7 +77,6 @@ class RecommenderRole:
         # The item model's refits run in a child process of their own: events do not wait for them.
         self.fits = InChild("item model fit")
         rec.fit_elsewhere = self.fits
-        self.gapless = Gapless(app, ctx.clients, ctx.metrics, ROLE, lambda: self.serving.offsets)
         self.index = IndexFeed(ctx, self.serving, self.sink, ROLE, on_withdrawn=self._on_withdrawn)
         self._renewals: set[asyncio.Task[None]] = set()
         self.acks = AckAfterCheckpoint(self.store)
@@ -92,19 +84,25 @@ class RecommenderRole:
         self._lock = asyncio.Lock()
         #: The partitions read since the start (the first offset of each is logged).
         self._read_from: set[tuple[str, int]] = set()
+        topics = ctx.topics
+        self.consumer = CheckpointedConsumer(
+            ctx.clients,
+            settings,
+            own_group(settings, ROLE),
+            [topics.clicks, topics.reviews_encoded, topics.forget],
+            on_assigned=self._on_assigned,
+            on_revoked=self._hand_over,
+            metrics=ctx.metrics,
+            role=ROLE,
+        )
+        super().__init__(**kwargs)
 
-    def install(self, app: faust.App) -> None:
-        ctx = self.ctx
-        inputs = (ctx.topics.clicks, ctx.topics.reviews_encoded, ctx.topics.forget)
-        source = app.topic(*inputs, value_serializer="raw", key_serializer="raw")
-        app.agent(source, name=f"{ctx.settings.topic_prefix}recommender")(self._agent)
-        ctx.sources.update(dict.fromkeys(inputs, ROLE))
-        app.service(self.index.feed)  # type: ignore[arg-type]  # faust's stubs take classes; instances work
-        app.timer(ctx.settings.qdrant_flush_s, name="qdrant-flush")(self.index.flush)
-        app.timer(1.0, name="recommender-checkpoint")(self._on_timer)
-        ctx.ready_checks[ROLE] = self.index.feed.caught_up.is_set
+    def install(self, app: Any) -> None:
+        app.service(self.index.feed)
+        app.service(self)
+        self.ctx.ready_checks[ROLE] = lambda: self.index.feed.caught_up.is_set() and self.consumer.assigned
 
-    async def open(self) -> None:
+    async def on_start(self) -> None:
         if self._restored:  # logged here: logging is set up once the worker starts
             log.info(
                 "recommender counts restored (%d items), up to %s",
@@ -112,38 +110,108 @@ class RecommenderRole:
                 ", ".join(f"{tp} {offset}" for tp, offset in sorted(self._restored.items())),
             )
         self.index.open()
+        self.legacy_changelogs = await asyncio.get_running_loop().run_in_executor(None, self._legacy)
+        await self.consumer.start()
 
-    async def close(self) -> None:
+    def _legacy(self) -> list[str]:
+        """The profile changelogs an earlier version's faust table wrote, if the cluster has any."""
+        ctx = self.ctx
+        names = ctx.clients.topics()
+        prefix, own = ctx.settings.topic_prefix, ctx.topics.profiles_changelog
+        return sorted(
+            n for n in names if n.startswith(prefix) and n.endswith("profiles-changelog") and n != own
+        )
+
+    async def on_stop(self) -> None:
         for task in list(self._renewals):
             task.cancel()  # lists renewed for withdrawn items: the next owner renews them again
-        await self._on_timer(force=True)
-        await self.acks.drain()
+        if self.consumer.started:
+            await self._hand_over()
+            await self.consumer.stop()
         await self.fits.close()
-        await self.gapless.close()
         await self.index.close()
 
     # -- users, from their partitions -----------------------------------------------
 
-    async def _agent(self, stream: StreamT[Any]) -> None:
-        assert isinstance(stream, Stream)  # StreamT does not declare the batching methods
+    def _log_profile(self, partition: int, key: bytes, value: bytes | None) -> None:
+        ctx = self.ctx
+        ctx.output.send(ctx.topics.profiles_changelog, value, key=key, partition=partition)
+        if value is None:
+            for topic in self.legacy_changelogs:
+                ctx.output.send(topic, None, key=key, partition=partition)
+
+    async def _on_assigned(self, assigned: list[TopicPartition]) -> dict[str, int]:
+        """The assigned partitions' profiles read back from the changelog; each partition starts
+        where this process's checkpoint stopped reading it."""
+        async with self._lock:
+            partitions = sorted({tp.partition for tp in assigned})
+            self.profiles.drop(partitions)  # what another owner wrote since is in the changelog
+            started = time.perf_counter()
+            read = await read_to_end(
+                self.ctx.clients,
+                [*self.legacy_changelogs, self.ctx.topics.profiles_changelog],
+                partitions,
+                self.profiles.load,
+            )
+            log.info(
+                "profiles of partitions %s read back: %d changelog records in %.1f s",
+                partitions,
+                read,
+                time.perf_counter() - started,
+            )
+            offsets = self.serving.offsets
+            return {key: offsets[key] for key in map(tp_key, assigned) if key in offsets}
+
+    async def _hand_over(self) -> None:
+        """Everything applied so far checkpointed and committed (before partitions go, or a stop)."""
+        async with self._lock:
+            await self._checkpoint()
+        await self.acks.drain()
+
+    @Service.task
+    async def _consume(self) -> None:
         cfg = self.ctx.settings.recommender
-        async for events in stream.noack_take(cfg.batch_size, within=cfg.coalesce_ms / 1000):
+        await self.index.feed.caught_up.wait()
+        while not self.should_stop:
+            if not self.consumer.started:
+                await asyncio.sleep(0.05)
+                continue
+            generation = self.consumer.generation
+            batches = await self.consumer.fetch(cfg.coalesce_ms, cfg.batch_size)
             async with self._lock:
-                events = await self.gapless.complete(events)
-                await self.handle(events)
-                self.acks.hold(events)
+                if generation != self.consumer.generation:
+                    # Fetched across a rebalance: read again from where the new assignment starts.
+                    await self.consumer.restart_assignment()
+                    continue
+                records = [record for part in batches.values() for record in part]
+                if records:
+                    await self.handle(records)
                 if time.monotonic() - self._last_checkpoint >= cfg.checkpoint_interval_s:
                     await self._checkpoint()
 
-    def _parse(self, event: EventT[Any]) -> Click | Impression | EncodedReview | str | None:
-        msg = event.message
-        return parse_user_event(self.ctx, msg.topic, event.value, msg.key)
+    @Service.timer(5.0)
+    async def _lag(self) -> None:
+        await self.consumer.report_lag()
 
-    async def handle(self, events: Sequence[EventT[Any]]) -> None:
+    @Service.timer(1.0)
+    async def _periodic(self) -> None:
+        await self._on_timer()
+
+    @Service.task
+    async def _flush_qdrant(self) -> None:
+        while not self.should_stop:
+            await self.sleep(self.ctx.settings.qdrant_flush_s)
+            await self.index.flush()
+
+    def _parse(self, record: ConsumerRecord) -> Click | Impression | EncodedReview | str | None:
+        return parse_user_event(self.ctx, record.topic, record.value, record.key)
+
+    async def handle(self, records: Sequence[ConsumerRecord]) -> None:
         """Apply a batch of events and answer each user it touched, once."""
         ctx = self.ctx
         started = time.perf_counter()
-        parsed = [(event, self._parse(event)) for event in events]
+        self.acks.changed()
+        parsed = [(record, self._parse(record)) for record in records]
         if any(isinstance(e, Click) and e.item_id not in self.rec.index for _, e in parsed):
             # Vectors of a just-published item may be a few milliseconds behind in the feed.
             await self.index.feed.catch_up(timeout=0.5)
@@ -161,12 +229,12 @@ class RecommenderRole:
             await self.index.flush()  # the Qdrant deletions, now rather than at the next tick
             # The erasure must reach the checkpoint now, not at the next periodic one.
             self._last_checkpoint = 0.0
-        ctx.metrics.batch_events.labels(ROLE).observe(len(events))
+        ctx.metrics.batch_events.labels(ROLE).observe(len(records))
         ctx.metrics.batch_seconds.labels(ROLE).observe(time.perf_counter() - started)
 
     def _apply(
         self,
-        parsed: Sequence[tuple[EventT[Any], Click | Impression | EncodedReview | str | None]],
+        parsed: Sequence[tuple[ConsumerRecord, Click | Impression | EncodedReview | str | None]],
         triggers: dict[str, Trigger],
         described: set[str],
     ) -> bool:
@@ -175,10 +243,11 @@ class RecommenderRole:
         was forgotten."""
         ctx, serving = self.ctx, self.serving
         forgotten = False
-        for event, typed in parsed:
-            msg = event.message
+        for msg, typed in parsed:
             ctx.metrics.events_consumed.labels(msg.topic, ROLE).inc()
-            source = Trigger(topic=msg.topic, partition=msg.partition, offset=msg.offset, ts=msg.timestamp)
+            source = Trigger(
+                topic=msg.topic, partition=msg.partition, offset=msg.offset, ts=msg.timestamp / 1000
+            )
             if (msg.topic, msg.partition) not in self._read_from:
                 self._read_from.add((msg.topic, msg.partition))
                 log.info("reading %s:%d from offset %d", msg.topic, msg.partition, msg.offset)
@@ -244,9 +313,8 @@ class RecommenderRole:
             triggers: dict[str, Trigger] = {}
             for user, items in self.serving.online.lists.items():
                 named = next((i for i in items if i in withdrawn), None)
-                # Users of partitions this process owns: their profiles are in its table (the table,
-                # not the cache of profiles, which may still hold users of partitions it gave up).
-                if named is not None and str(user).encode() in self.table:
+                # Users of partitions this process owns.
+                if named is not None and self.profiles.owns(str(user)):
                     triggers[str(user)] = withdrawn[named]
             if triggers:
                 log.info("renewing %d list(s) that named %d withdrawn item(s)", len(triggers), len(withdrawn))
@@ -298,78 +366,19 @@ class RecommenderRole:
                 await self._checkpoint()
 
     async def _checkpoint(self) -> None:
-        """Counts, offsets and everything produced become durable; then faust may commit.
+        """Counts, offsets and everything produced become durable; then the offsets are committed.
 
         The state is snapshotted here, under the processing lock (a forked child writes it):
-        events flow on while the outputs are flushed and the file is written and synced, and
-        the events it covers are acknowledged once it is in place.
+        events flow on while the outputs (lists, profiles' changelog) are flushed and the file is
+        written and synced, and the offsets it covers are committed once it is in place.
         """
         self._last_checkpoint = time.monotonic()
         if not self.acks.holding:
             return
         serving = self.serving
         state = {**serving.state(), "qdrant_pending": self.sink.pending()}
-        paused = await self.acks.snapshot(state, serving.offsets, before=self._flush_outputs)
+        offsets = dict(serving.offsets)
+        paused = await self.acks.snapshot(
+            state, offsets, before=self.ctx.output.flush, landed=lambda: self.consumer.commit(offsets)
+        )
         self.ctx.metrics.checkpoint_pause.labels(ROLE).observe(paused)
-
-    async def _flush_outputs(self) -> None:
-        """What the events of a checkpoint produced is delivered before the checkpoint lands."""
-        await self.ctx.output.flush()
-        await self.app.producer.flush()  # the profile table's changelog
-
-
-def aspect_labels(settings: Settings) -> dict[str, str]:
-    """What each aspect is called in the deployment's language."""
-    return {a.name: a.label(settings.language) for a in settings.aspects()}
-
-
-def make_recommender(
-    settings: Settings, text_dim: int, profiles: MutableMapping[str, UserProfile] | None = None
-) -> Recommender:
-    """The recommender as the settings describe it (the role's, and the API's copy)."""
-    cfg = settings.recommender
-    return Recommender(
-        text_dim,
-        vector_size(settings.cf.n_factors),
-        profiles=profiles,
-        half_life_s=cfg.half_life_days * 86_400.0,
-        opinions=settings.opinions,
-        language=settings.language,
-        labels=aspect_labels(settings),
-        n_candidates=cfg.n_candidates,
-        mmr_lambda=cfg.mmr_lambda,
-        rules=settings.list_rules(),
-        modalities=settings.modalities,
-        new_items=cfg.new_items,
-        learn_blend=cfg.learn_blend,
-        item_model=cfg.item_model_items > 0,
-        item_model_every=cfg.item_model_every,
-        item_model_items=max(cfg.item_model_items, 1),
-    )
-
-
-def parse_user_event(
-    ctx: Context, topic: str, raw: bytes | None, key: bytes | None
-) -> Click | Impression | EncodedReview | str | None:
-    """A user event's typed content (a forget request: its user id), or None if there is none.
-
-    Invalid inputs are the CF role's to dead-letter; here they are passed over.
-    """
-    if raw is None:
-        return None
-    topics = ctx.topics
-    try:
-        if topic == topics.clicks:
-            return ctx.parser.click(raw)
-        if topic == topics.forget:
-            return ctx.parser.forget(raw).user_id
-        if is_version_marker(raw):
-            return None
-        review = parse_encoded_review(raw, key or b"")
-        # Read again by a new encoder: its author's profile holds it already.
-        return None if review.reencoded else review
-    except InvalidEvent:
-        return None
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        log.error("unreadable message in %s: %s", topic, exc)
-        return None
