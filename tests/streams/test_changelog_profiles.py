@@ -51,3 +51,5 @@ def test_a_partition_read_back_and_let_go() -> None:
     assert second["bob"].seen == first["bob"].seen
     second.drop([1])
     assert sorted(second) == ["ann"] and "bob" not in second
+    second.drop()
+    assert len(second) == 0 and "ann" not in second

@@ -1,7 +1,7 @@
 """Kafka client configuration: the settings translated once for each client library streamrec uses.
 
 librdkafka (confluent-kafka: producers, admin, test consumers), aiokafka (the roles' own
-consumers) and faust (its agents, through aiokafka) name the same things differently. The
+consumers) and faust (the app that hosts the roles) name the same things differently. The
 security settings are read in one place, `_Security`, and each client's configuration is
 rendered from it; a worker builds its `KafkaClients` once.
 """

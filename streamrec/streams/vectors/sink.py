@@ -1,7 +1,7 @@
 """Qdrant as the durable, queryable view of item and user vectors.
 
-Every vector it holds is derived from Kafka (the `vectors` topic, the profile
-table's changelog), so Qdrant can always be rebuilt from the topics. Writes are
+Every vector it holds is derived from Kafka (the `vectors` topic, the profiles
+changelog), so Qdrant can always be rebuilt from the topics. Writes are
 batched per flush, run on one thread (the local-mode client is not thread-safe),
 and retried with backoff: an unavailable Qdrant delays the view, it loses nothing.
 """

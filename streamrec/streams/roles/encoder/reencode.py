@@ -69,7 +69,7 @@ class Reencoding:
         self.role = role
         self.fresh = fresh
         self.version = role.encoder.version
-        #: Items the role's agent encoded since this started: their latest text is already sent.
+        #: Items the role encoded from its inputs since this started: their latest text is already sent.
         self.touched: set[str] = set()
         self.items = 0
         self.reviews = 0
@@ -203,7 +203,7 @@ class Reencoding:
             log.info("re-encoding with %s: %.0f%% of %d message(s)", self.version, 100 * share, self._total)
 
     async def _encode_items(self, latest: dict[str, bytes | None]) -> None:
-        """The latest text of each item on sale, in batches; items the agent has encoded since this
+        """The latest text of each item on sale, in batches; items the role has encoded since this
         started, off sale or deleted are passed over (their state on `vectors` is current)."""
         role = self.role
         parser = role.ctx.parser

@@ -53,9 +53,10 @@ class ChangelogProfiles(MutableMapping[str, UserProfile]):
                 self._rows[key] = record.value
                 self._partition_of[key] = partition
 
-    def drop(self, partitions: Collection[int]) -> None:
-        """Let go of the profiles of partitions another process now owns (written before)."""
-        gone = [key for key, p in self._partition_of.items() if p in partitions]
+    def drop(self, partitions: Collection[int] | None = None) -> None:
+        """Let go of the profiles of these partitions (None: of all), each written before: another
+        process owns them now, or they are read back anew."""
+        gone = [key for key, p in self._partition_of.items() if partitions is None or p in partitions]
         for key in gone:
             del self._rows[key], self._partition_of[key]
             self._cache.pop(key.decode("utf-8", "replace"), None)

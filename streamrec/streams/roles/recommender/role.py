@@ -145,7 +145,9 @@ class RecommenderRole(Service):
         where this process's checkpoint stopped reading it."""
         async with self._lock:
             partitions = sorted({tp.partition for tp in assigned})
-            self.profiles.drop(partitions)  # what another owner wrote since is in the changelog
+            # Every partition was revoked before this assignment: what this process held of them may
+            # be behind what another owner wrote since, and the changelog has it.
+            self.profiles.drop()
             started = time.perf_counter()
             read = await read_to_end(
                 self.ctx.clients,
