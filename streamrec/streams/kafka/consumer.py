@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
@@ -139,10 +140,24 @@ class CheckpointedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
     def started(self) -> bool:
         return self._consumer is not None
 
-    async def fetch(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[ConsumerRecord]]:
-        if self._consumer is None:
+    async def fetch(
+        self, window_ms: int, max_records: int, wait_ms: int = 200
+    ) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """A batch: what arrives within `window_ms` of the first record (waited for up to
+        `wait_ms`), at most `max_records`, each partition's records in order."""
+        consumer = self._consumer
+        if consumer is None:
             return {}
-        return await fetch(self._consumer, timeout_ms, max_records, self.metrics, f"{self.role}_fetch")
+        operation = f"{self.role}_fetch"
+        batches = await fetch(consumer, wait_ms, max_records, self.metrics, operation)
+        n = sum(map(len, batches.values()))
+        deadline = time.monotonic() + window_ms / 1000
+        while batches and n < max_records and (left := deadline - time.monotonic()) > 0:
+            more = await fetch(consumer, max(1, int(left * 1000)), max_records - n, self.metrics, operation)
+            for tp, records in more.items():
+                batches.setdefault(tp, []).extend(records)
+                n += len(records)
+        return batches
 
     async def commit(self, offsets: dict[str, int]) -> bool:
         """Commit the checkpoint's offsets of the partitions this member holds; False if the group

@@ -166,7 +166,7 @@ class CFRole(Checkpoints, Service):
                 await asyncio.sleep(0.05)
                 continue
             generation = self.consumer.generation
-            batches = await self.consumer.fetch(50, settings.cf.batch_size)
+            batches = await self.consumer.fetch(0, settings.cf.batch_size, wait_ms=50)
             async with self._lock:
                 if generation != self.consumer.generation or self._fenced:
                     # The group moved partitions while this was fetched: from before the move, or
