@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -158,6 +159,34 @@ class CheckpointedConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
                 batches.setdefault(tp, []).extend(records)
                 n += len(records)
         return batches
+
+    async def run(
+        self,
+        lock: asyncio.Lock,
+        apply: Callable[[list[ConsumerRecord]], Awaitable[None]],
+        after: Callable[[], Awaitable[None]],
+        window_ms: int,
+        max_records: int,
+        stopping: Callable[[], bool],
+    ) -> None:
+        """A role's reading loop, until `stopping()`: each batch (`fetch`) applied under `lock`,
+        then `after` (the role's checkpoint, when one is due) under it too. A batch fetched across
+        a rebalance is dropped, and the partitions are read again from where the new assignment
+        starts them."""
+        while not stopping():
+            if self._consumer is None:
+                await asyncio.sleep(0.05)
+                continue
+            generation = self.generation
+            batches = await self.fetch(window_ms, max_records)
+            async with lock:
+                if generation != self.generation:
+                    await self.restart_assignment()
+                    continue
+                records = [record for part in batches.values() for record in part]
+                if records:
+                    await apply(records)
+                await after()
 
     async def commit(self, offsets: dict[str, int]) -> bool:
         """Commit the checkpoint's offsets of the partitions this member holds; False if the group

@@ -174,22 +174,14 @@ class RecommenderRole(Service):
     async def _consume(self) -> None:
         cfg = self.ctx.settings.recommender
         await self.index.feed.caught_up.wait()
-        while not self.should_stop:
-            if not self.consumer.started:
-                await asyncio.sleep(0.05)
-                continue
-            generation = self.consumer.generation
-            batches = await self.consumer.fetch(cfg.coalesce_ms, cfg.batch_size)
-            async with self._lock:
-                if generation != self.consumer.generation:
-                    # Fetched across a rebalance: read again from where the new assignment starts.
-                    await self.consumer.restart_assignment()
-                    continue
-                records = [record for part in batches.values() for record in part]
-                if records:
-                    await self.handle(records)
-                if time.monotonic() - self._last_checkpoint >= cfg.checkpoint_interval_s:
-                    await self._checkpoint()
+        await self.consumer.run(
+            self._lock,
+            self.handle,
+            self._checkpoint_due,
+            cfg.coalesce_ms,
+            cfg.batch_size,
+            lambda: self.should_stop,
+        )
 
     @Service.timer(5.0)
     async def _lag(self) -> None:
@@ -361,11 +353,14 @@ class RecommenderRole(Service):
 
     # -- checkpoints ----------------------------------------------------------------
 
-    async def _on_timer(self, force: bool = False) -> None:
-        interval = self.ctx.settings.recommender.checkpoint_interval_s
-        if force or time.monotonic() - self._last_checkpoint >= interval:
-            async with self._lock:
-                await self._checkpoint()
+    async def _on_timer(self) -> None:
+        async with self._lock:
+            await self._checkpoint_due()
+
+    async def _checkpoint_due(self) -> None:
+        """A checkpoint, if the last is the checkpoint interval old (under the lock)."""
+        if time.monotonic() - self._last_checkpoint >= self.ctx.settings.recommender.checkpoint_interval_s:
+            await self._checkpoint()
 
     async def _checkpoint(self) -> None:
         """Counts, offsets and everything produced become durable; then the offsets are committed.
