@@ -99,10 +99,9 @@ def _log_tasks() -> None:
 class _Lifecycle(Service):
     """Starts and stops the roles' own resources, and reports readiness."""
 
-    def __init__(self, ctx: Context, parts: list[Any], app: faust.App, **kwargs: Any) -> None:
+    def __init__(self, ctx: Context, parts: list[Any], **kwargs: Any) -> None:
         self.ctx = ctx
         self.parts = parts
-        self.app = app
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
@@ -171,7 +170,7 @@ def run_worker(settings: Settings, roles: Sequence[str], bootstrap: str) -> None
         parts.append(ApiRole(ctx, text_dim(settings)))
     for part in parts:
         part.install(app)
-    lifecycle = _Lifecycle(ctx, parts, app)
+    lifecycle = _Lifecycle(ctx, parts)
 
     app.service(lifecycle)  # type: ignore[arg-type]  # faust's stubs take classes; instances work
     # The worker holds millions of long-lived objects (profiles, counts, vectors): full

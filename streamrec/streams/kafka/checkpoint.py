@@ -17,10 +17,10 @@ import os
 import pickle
 import signal
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from streamrec.streams.errors import StateInUseError
 from streamrec.streams.settings import Settings
@@ -30,7 +30,7 @@ try:
 except ImportError:  # Windows: no POSIX locks, the directory is not guarded
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["AckAfterCheckpoint", "Checkpoint", "CheckpointStore", "can_fork", "exit_code", "keep_long_lived"]
+__all__ = ["Checkpoint", "CheckpointStore", "CheckpointWriter", "can_fork", "exit_code", "keep_long_lived"]
 
 log = logging.getLogger(__name__)
 
@@ -251,44 +251,36 @@ def exit_code(pid: int) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
-class _Ackable(Protocol):
-    def ack(self) -> bool: ...
-
-
-class AckAfterCheckpoint:
+class CheckpointWriter:
     """Writes a role's checkpoints in the background, in order, and says when each has landed.
 
     A role hands over its state under its own lock (`snapshot`, or `write` with a serialized
     one); the file is then written by a forked child or in a thread while events flow on,
-    checkpoints land in the order they were taken, and only then are the events they cover
-    acknowledged (`hold`) and `landed` awaited (a role commits its consumer's offsets there), so
-    nothing is committed that is not durable. A role that changed its state since the last
-    checkpoint says so (`changed`); a checkpoint that could not be written leaves it changed.
+    checkpoints land in the order they were taken, and only then is `landed` awaited (a role
+    commits its consumer's offsets there), so nothing is committed that is not durable. A role
+    that changed its state since the last checkpoint says so (`changed`); a checkpoint that could
+    not be written leaves it changed.
     """
 
     def __init__(self, store: CheckpointStore) -> None:
         self.store = store
-        self._pending: list[_Ackable] = []
         self._changed = False
         self._writing: asyncio.Future[None] | None = None
 
     @property
     def holding(self) -> bool:
         """Whether the state holds anything the last checkpoint taken does not."""
-        return bool(self._pending) or self._changed
-
-    def hold(self, events: Sequence[_Ackable]) -> None:
-        self._pending.extend(events)
+        return self._changed
 
     def changed(self) -> None:
         """The state moved on since the last checkpoint taken."""
         self._changed = True
 
     def write(self, blob: bytes, landed: Callable[[], Awaitable[Any]] | None = None) -> None:
-        """Write `blob` (the state after every held event) in the background; ack them once it is,
-        then await `landed` (a role reading through its own consumer commits the offsets there)."""
-        covered, self._pending, self._changed = self._pending, [], False
-        self._writing = asyncio.ensure_future(self._write(blob, covered, self._writing, landed))
+        """Write `blob` (the state as it is now) in the background, then await `landed` (a role
+        commits its consumer's offsets there)."""
+        self._changed = False
+        self._writing = asyncio.ensure_future(self._write(blob, self._writing, landed))
 
     async def snapshot(
         self,
@@ -297,14 +289,13 @@ class AckAfterCheckpoint:
         before: Callable[[], Awaitable[None]] | None = None,
         landed: Callable[[], Awaitable[Any]] | None = None,
     ) -> float:
-        """Checkpoint `model` (the state after every held event) and `offsets` as they are now;
-        in the background, once `before` (flushing what the events produced) is done and the
-        file is written, it becomes the checkpoint, the held events are acked and `landed` is
-        awaited. Returns the seconds the caller waited: the fork, or the serialization where
-        there is no fork."""
+        """Checkpoint `model` and `offsets` as they are now; in the background, once `before`
+        (flushing what the events produced) is done and the file is written, it becomes the
+        checkpoint and `landed` is awaited. Returns the seconds the caller waited: the fork, or the
+        serialization where there is no fork."""
         if self._writing is not None and not self._writing.done():
             await self._writing  # one at a time: checkpoints land in the order they were taken
-        covered, self._pending, self._changed = self._pending, [], False
+        self._changed = False
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         staged: Awaitable[Any]
@@ -314,14 +305,13 @@ class AckAfterCheckpoint:
             staged = loop.run_in_executor(None, self.store.stage, self.store.dumps(model, offsets))
         keep_long_lived()
         waited = time.perf_counter() - started
-        self._writing = asyncio.ensure_future(self._finish(staged, before, covered, landed))
+        self._writing = asyncio.ensure_future(self._finish(staged, before, landed))
         return waited
 
     async def _finish(
         self,
         staged: Awaitable[Any],
         before: Callable[[], Awaitable[None]] | None,
-        covered: list[_Ackable],
         landed: Callable[[], Awaitable[Any]] | None,
     ) -> None:
         try:
@@ -333,11 +323,8 @@ class AckAfterCheckpoint:
             await asyncio.get_running_loop().run_in_executor(None, self.store.publish)
         except Exception as exc:  # noqa: BLE001 - the next checkpoint holds this state too
             log.error("checkpoint %s not written, retrying with the next one: %s", self.store.path, exc)
-            self._pending[:0] = covered
             self._changed = True
             return
-        for event in covered:
-            event.ack()
         if landed is not None:
             await landed()
 
@@ -349,7 +336,6 @@ class AckAfterCheckpoint:
     async def _write(
         self,
         blob: bytes,
-        covered: list[_Ackable],
         previous: asyncio.Future[None] | None,
         landed: Callable[[], Awaitable[Any]] | None = None,
     ) -> None:
@@ -360,10 +346,7 @@ class AckAfterCheckpoint:
         except OSError as exc:
             # The next checkpoint holds this state too: its events wait for that one.
             log.error("checkpoint %s not written, retrying with the next one: %s", self.store.path, exc)
-            self._pending[:0] = covered
             self._changed = True
             return
-        for event in covered:
-            event.ack()
         if landed is not None:
             await landed()

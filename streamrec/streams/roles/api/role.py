@@ -39,7 +39,7 @@ from streamrec.model.users.portrait import portrait
 from streamrec.streams.context import Context
 from streamrec.streams.errors import InfrastructureError, StateInUseError
 from streamrec.streams.forked import InChild
-from streamrec.streams.kafka.checkpoint import AckAfterCheckpoint, Checkpoint, CheckpointStore
+from streamrec.streams.kafka.checkpoint import Checkpoint, CheckpointStore, CheckpointWriter
 from streamrec.streams.kafka.feed import GlobalFeed
 from streamrec.streams.roles.api.answers import Health, SimilarItems
 from streamrec.streams.roles.api.http import create_api
@@ -91,7 +91,7 @@ class ApiRole:
             ROLE,
             resume_from=lambda: dict(self._lists_at),
         )
-        self.acks = AckAfterCheckpoint(self.store) if self.store is not None else None
+        self.acks = CheckpointWriter(self.store) if self.store is not None else None
         #: Read since the last checkpoint; a forget request makes the next one due at once.
         self._changed = False
         self._last_checkpoint = time.monotonic()
@@ -162,7 +162,7 @@ class ApiRole:
         if force or time.monotonic() - self._last_checkpoint >= interval:
             await self._checkpoint(self.acks)
 
-    async def _checkpoint(self, acks: AckAfterCheckpoint) -> None:
+    async def _checkpoint(self, acks: CheckpointWriter) -> None:
         """The copy and the offsets it was read up to, as they are now: taken between two
         batches, in one step of the event loop (a forked child writes it)."""
         await acks.drain()  # the previous one is written: `snapshot` then forks without waiting

@@ -36,7 +36,7 @@ from streamrec.model.text.encoder import TransformerEncoder
 from streamrec.model.text.images import ImageEncoder
 from streamrec.model.text.reader import Passage, ReviewReader
 from streamrec.streams.context import Context
-from streamrec.streams.kafka.checkpoint import AckAfterCheckpoint, CheckpointStore
+from streamrec.streams.kafka.checkpoint import CheckpointStore, CheckpointWriter
 from streamrec.streams.kafka.consumer import CheckpointedConsumer, own_group, tp_key
 from streamrec.streams.messages import (
     encoded_review,
@@ -106,7 +106,7 @@ class EncoderRole(CatalogOutputs, Service):
                 self.reencoding = Reencoding(self)
         else:
             self.reencoding = Reencoding(self, fresh=True)
-        self.acks = AckAfterCheckpoint(self.store)
+        self.acks = CheckpointWriter(self.store)
         self._version_unsaved = False
         self.lock = asyncio.Lock()
         self._last_checkpoint = time.monotonic()

@@ -31,7 +31,7 @@ from streamrec.model.text.reviews import EncodedReview
 from streamrec.model.users.portrait import portrait
 from streamrec.streams.context import Context
 from streamrec.streams.forked import InChild
-from streamrec.streams.kafka.checkpoint import AckAfterCheckpoint, CheckpointStore
+from streamrec.streams.kafka.checkpoint import CheckpointStore, CheckpointWriter
 from streamrec.streams.kafka.consumer import CheckpointedConsumer, own_group, tp_key
 from streamrec.streams.kafka.restore import read_to_end
 from streamrec.streams.roles.index.role import IndexFeed
@@ -79,7 +79,7 @@ class RecommenderRole(Service):
         rec.fit_elsewhere = self.fits
         self.index = IndexFeed(ctx, self.serving, self.sink, ROLE, on_withdrawn=self._on_withdrawn)
         self._renewals: set[asyncio.Task[None]] = set()
-        self.acks = AckAfterCheckpoint(self.store)
+        self.acks = CheckpointWriter(self.store)
         self._last_checkpoint = time.monotonic()
         self._lock = asyncio.Lock()
         #: The partitions read since the start (the first offset of each is logged).
