@@ -15,7 +15,8 @@ from streamrec.model.events.parser import EventParser, Limits
 from streamrec.model.events.schemas import Click, Forget, Item, Recommendation, Review
 from streamrec.model.index import MemoryIndex
 from streamrec.model.metrics.online import ReplayScorer, RollingHitRate
-from streamrec.model.ranking.popularity import CoOccurrence, Popularity
+from streamrec.model.ranking.cooccurrence import CoOccurrence
+from streamrec.model.ranking.popularity import Popularity
 from streamrec.model.ranking.ranker import HybridRanker, Request, Scored
 from streamrec.model.serving.recommender import Recommender
 from streamrec.model.text.catalog import ItemTexts

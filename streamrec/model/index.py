@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal
+from itertools import repeat
+from typing import Any, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -140,16 +141,22 @@ class MemoryIndex:
                 out[id] = space.matrix[row]
         return out
 
+    def rows(self, ids: Sequence[str]) -> npt.NDArray[np.int64]:
+        """Each entity's row (-1: unknown), for `stack_rows`."""
+        return np.fromiter(map(self._pos.get, ids, repeat(-1)), dtype=np.int64, count=len(ids))
+
     def stack(self, name: str, ids: Sequence[str]) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
         """Vectors of `ids` as one matrix (zeros where absent) and a presence mask."""
+        return self.stack_rows(name, self.rows(ids))
+
+    def stack_rows(self, name: str, rows: npt.NDArray[np.int64]) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
+        """`stack` of the entities at `rows` (`rows`: -1 for an unknown one)."""
         space = self.spaces[name]
-        rows = np.array([self._pos.get(id, -1) for id in ids], dtype=np.int64)
         known = rows >= 0
-        out = np.zeros((len(ids), space.dim), dtype=np.float32)
-        if known.any():
-            out[known] = space.matrix[rows[known]]
-            known[known] = space.present[rows[known]]
-            out[~known] = 0.0
+        safe = np.where(known, rows, 0)
+        out: FloatArray = space.matrix[safe]
+        known &= space.present[safe]
+        out[~known] = 0.0
         return out, known
 
     def drop(self, name: str, ids: Iterable[str]) -> None:
@@ -225,7 +232,7 @@ class MemoryIndex:
             for q, skip in enumerate(exclude):
                 rows = rows_of.get(id(skip))
                 if rows is None:
-                    rows = rows_of[id(skip)] = [self._pos[i] for i in skip if i in self._pos]
+                    rows = rows_of[id(skip)] = [r for r in map(self._pos.get, skip) if r is not None]
                 owners.extend([q] * len(rows))
                 skipped.extend(rows)
             scores[owners, skipped] = -np.inf
@@ -237,12 +244,10 @@ class MemoryIndex:
         best = np.take_along_axis(scores, top, axis=1)
         order = np.argsort(-best, axis=1, kind="stable")
         top, best = np.take_along_axis(top, order, axis=1), np.take_along_axis(best, order, axis=1)
-        ids = self._ids
+        ids = cast("list[str]", self._ids)  # a row that holds a vector has an id
+        # Best first: what was excluded or absent (-inf) comes last.
+        found = (best > -np.inf).sum(axis=1).tolist()
         results = []
-        for rows, values in zip(top.tolist(), best.tolist(), strict=True):
-            # Best first: what was excluded or absent (-inf) comes last.
-            found = next((j for j, v in enumerate(values) if v == -np.inf), len(values))
-            results.append(
-                [(ids[row], value) for row, value in zip(rows[:found], values[:found], strict=True)]
-            )
+        for rows, values, n in zip(top.tolist(), best.tolist(), found, strict=True):
+            results.append(list(zip(map(ids.__getitem__, rows[:n]), values[:n], strict=True)))
         return results

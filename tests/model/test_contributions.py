@@ -44,7 +44,7 @@ def test_forgetting_takes_back_every_event_beyond_the_profile() -> None:
     assert both.popularity.scores(items) == pytest.approx(alone.popularity.scores(items), abs=1e-9)
     for item in items:
         assert both.cooccurrence.count(item) == pytest.approx(alone.cooccurrence.count(item))
-        mine, theirs = both.cooccurrence._rows.get(item, {}), alone.cooccurrence._rows.get(item, {})
+        mine, theirs = both.cooccurrence.row(item), alone.cooccurrence.row(item)
         assert mine.keys() == theirs.keys(), item
         assert list(mine.values()) == pytest.approx([theirs[k] for k in mine])
     assert "ann" not in both.contributions

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+import pickle
 import random
 import tracemalloc
 
 import numpy as np
+import pytest
 
 from streamrec.model.index import MemoryIndex
-from streamrec.model.ranking.popularity import CoOccurrence, Popularity
+from streamrec.model.ranking.cooccurrence import CoOccurrence
+from streamrec.model.ranking.popularity import Popularity
 from streamrec.model.serving.recommender import Recommender
 from streamrec.model.users.profile import UserProfile
 
@@ -53,7 +56,7 @@ def test_cooccurrence_matches_a_plain_reading_of_its_definition() -> None:
         n = rng.choice([1, 5, 30, 100])
         merged: dict[str, float] = {}
         for depth, previous in enumerate(recent[:3]):
-            row = co._rows.get(previous, {})
+            row = co.row(previous)
             strongest = sorted(row.items(), key=lambda kv: kv[1], reverse=True)[
                 :n
             ]  # stable: ties in row order
@@ -66,7 +69,7 @@ def test_cooccurrence_matches_a_plain_reading_of_its_definition() -> None:
             [
                 [
                     co.decay**r
-                    * co._rows.get(previous, {}).get(item, 0.0)
+                    * co.row(previous).get(item, 0.0)
                     / math.sqrt(max(co.count(previous), 1.0) * max(co.count(item), 1.0))
                     for item in items
                 ]
@@ -74,6 +77,60 @@ def test_cooccurrence_matches_a_plain_reading_of_its_definition() -> None:
             ]
         )
         np.testing.assert_allclose(co.contributions(recent, items), expected, rtol=1e-12)
+
+
+def _plain_counts(events: list[tuple[list[str], str]], window: int, decay: float) -> tuple[dict, dict]:
+    """Item-to-item counts by their definition, in dicts (no pruning, backward weight 1)."""
+    rows: dict[str, dict[str, float]] = {}
+    counts: dict[str, float] = {}
+    for recent, item in events:
+        counts[item] = counts.get(item, 0.0) + 1.0
+        w = 1.0
+        for previous in recent[:window]:
+            if previous != item:
+                for a, b in ((previous, item), (item, previous)):
+                    rows.setdefault(a, {})[b] = rows.get(a, {}).get(b, 0.0) + w
+            w *= decay
+    return rows, counts
+
+
+def test_cooccurrence_takes_back_what_it_learned_and_keeps_it_across_a_checkpoint() -> None:
+    """Counts learned, half of them taken back (entries leave their rows' arrays), and the rest
+    as if only the kept events were learned; the same after a pickle, and from the dict-of-dicts
+    state that checkpoints held before."""
+    rng = random.Random(1)
+    co = CoOccurrence(window=3)
+    events = []
+    for _ in range(3_000):
+        recent = [f"i{rng.randrange(40)}" for _ in range(rng.randrange(5))]
+        item = f"i{rng.randrange(40)}"
+        co.learn_one(recent, item)
+        events.append((recent, item))
+    gone = set(rng.sample(range(len(events)), 1_500))
+    for n in sorted(gone):
+        co.unlearn_one(*events[n])
+    rows, counts = _plain_counts([e for n, e in enumerate(events) if n not in gone], co.window, co.decay)
+    items = [f"i{n}" for n in range(45)]
+    old_state = {"window": 3, "decay": co.decay, "backward": 1.0, "max_neighbors": 1000,
+                 "_rows": {a: dict(row) for a, row in rows.items()}, "_counts": dict(counts)}  # fmt: skip
+    old = CoOccurrence.__new__(CoOccurrence)
+    old.__setstate__(old_state)
+    for model in (co, pickle.loads(pickle.dumps(co)), old):
+        for item in items:
+            assert model.count(item) == pytest.approx(counts.get(item, 0.0))
+            mine = model.row(item)
+            assert mine.keys() == rows.get(item, {}).keys(), item
+            assert list(mine.values()) == pytest.approx([rows[item][k] for k in mine])
+        recent = ["i1", "i2", "i3"]
+        np.testing.assert_allclose(
+            model.contributions(recent, items), co.contributions(recent, items), rtol=1e-9, atol=1e-12
+        )
+        # Ties among the strongest may come in another order (rows keep their own orders).
+        assert [v for _, v in model.neighbors(recent, 10)] == pytest.approx(
+            [v for _, v in co.neighbors(recent, 10)]
+        )
+    assert pickle.loads(pickle.dumps(co)).neighbors(["i1", "i2"], 10) == co.neighbors(["i1", "i2"], 10)
+    assert co.entries() == sum(len(row) for row in rows.values())
 
 
 def test_popularity_ranks_by_counts_and_decays_in_event_time() -> None:

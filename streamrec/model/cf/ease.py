@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 import numpy.typing as npt
@@ -192,12 +193,13 @@ class EASE:
             return out, known
         position = self._row
         takes = [
-            np.array([position[i] for i in dict.fromkeys(t) if i in position], dtype=np.int64) for t in taken
+            np.array([r for r in map(position.get, dict.fromkeys(t)) if r is not None], dtype=np.int64)
+            for t in taken
         ]
         sizes = np.diff(bounds)
         owner = np.repeat(np.arange(len(sizes)), sizes)
         asked = np.array([len(rows) > 0 for rows in takes])[owner]  # the user took a weighed item
-        cols = np.fromiter((position.get(i, -1) for i in items), dtype=np.int64, count=len(items))
+        cols = np.fromiter(map(position.get, items, repeat(-1)), dtype=np.int64, count=len(items))
         warm = (cols >= 0) & asked
         for u, rows in enumerate(takes):
             mine = np.flatnonzero(warm[bounds[u] : bounds[u + 1]]) + bounds[u]
@@ -207,7 +209,7 @@ class EASE:
         cold = np.flatnonzero((cols < 0) & asked)
         if texts is None or not self._m.shape[1] or not len(cold):
             return out, known
-        vectors = np.asarray(texts, dtype=np.float64)[cold]
+        vectors = np.asarray(texts[cold], dtype=np.float64)
         norms = np.linalg.norm(vectors, axis=1)
         has = norms > 0
         cold, unit = cold[has], vectors[has] / norms[has, None]

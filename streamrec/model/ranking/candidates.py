@@ -9,7 +9,8 @@ import numpy as np
 
 from streamrec.model.base import FloatArray, VectorIndex
 from streamrec.model.index import MemoryIndex
-from streamrec.model.ranking.popularity import CoOccurrence, Popularity
+from streamrec.model.ranking.cooccurrence import CoOccurrence
+from streamrec.model.ranking.popularity import Popularity
 from streamrec.model.ranking.request import Request
 from streamrec.model.ranking.rules import Rules
 

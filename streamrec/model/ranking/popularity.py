@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import math
-import operator
 from collections.abc import Iterable, Sequence
+from itertools import repeat
 
 import numpy as np
 
 from streamrec.model.base import DoubleArray
+
+# Checkpoints written before item-to-item counts had a module of their own name the class here.
+from streamrec.model.ranking.cooccurrence import CoOccurrence
 
 __all__ = ["CoOccurrence", "Popularity"]
 
@@ -129,8 +130,7 @@ class Popularity:
         return 0.0 if pos is None else float(self._counts[pos])
 
     def _lookup(self, values: DoubleArray, items: Sequence[str]) -> DoubleArray:
-        get = self._pos.get
-        pos = np.fromiter((get(i, -1) for i in items), dtype=np.int64, count=len(items))
+        pos = np.fromiter(map(self._pos.get, items, repeat(-1)), dtype=np.int64, count=len(items))
         return np.where(pos >= 0, values[pos], 0.0)
 
     def counts(self, items: Sequence[str]) -> DoubleArray:
@@ -186,201 +186,3 @@ class Popularity:
                         break
             out.append(mine)
         return out
-
-
-def _take(table: dict[str, float], key: str, w: float) -> None:
-    """Subtract `w` from `table[key]`; an entry left with (about) nothing goes."""
-    left = table.get(key, 0.0) - w
-    if left > 1e-9:
-        table[key] = left
-    else:
-        table.pop(key, None)
-
-
-class CoOccurrence:
-    """Item-to-item counts: how often one item followed another in the same user's history.
-
-    When a user takes item `j`, each of their `window` previous items `i` (most recent
-    first, at distance `d`) adds `decay ** d` to `(i -> j)` and `backward * decay ** d`
-    to `(j -> i)`. Scoring a candidate sums, over the user's recent items, the pair
-    weight normalized by both items' counts (`w / sqrt(n_i * n_c)`, a cosine of the
-    two items' user-sequences), so a blockbuster does not neighbour everything.
-    Rows keep at most `max_neighbors` entries, pruned to the strongest, so memory grows
-    with the catalog, not with the stream.
-
-    Parameters
-    ----------
-    window
-        Previous items of the user that a new item is paired with.
-    decay
-        Weight kept per step of distance between the two items in the user's history.
-    backward
-        Weight of the reverse direction (1.0: symmetric).
-    max_neighbors
-        Entries kept per item.
-
-    Examples
-    --------
-    >>> co = CoOccurrence(window=2)
-    >>> for history in (["tent", "stove", "lamp"], ["tent", "stove"], ["rod", "reel"]):
-    ...     for n, item in enumerate(history):
-    ...         co.learn_one(list(reversed(history[:n])), item)
-    >>> [item for item, _ in co.neighbors(["tent"], 2)]
-    ['stove', 'lamp']
-    >>> co.scores(["tent"], ["stove", "reel"]).round(3).tolist()
-    [1.0, 0.0]
-    """
-
-    def __init__(
-        self, window: int = 10, decay: float = 0.8, backward: float = 1.0, max_neighbors: int = 1000
-    ) -> None:
-        self.window = window
-        self.decay = decay
-        self.backward = backward
-        self.max_neighbors = max_neighbors
-        self._rows: dict[str, dict[str, float]] = {}
-        self._counts: dict[str, float] = {}
-        #: Per row, its strongest entries as of some updates ago, and the updates since.
-        self._tops: dict[str, tuple[list[str], list[float]]] = {}
-        self._stale: dict[str, int] = {}
-
-    def __len__(self) -> int:
-        return len(self._rows)
-
-    def __getstate__(self) -> dict[str, object]:
-        # The sorted rows are a cache: rebuilt as asked for, not checkpointed.
-        return {k: v for k, v in self.__dict__.items() if k not in ("_tops", "_stale")}
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.__dict__.update(state)
-        self._tops = {}
-        self._stale = {}
-
-    def learn_one(self, recent: Sequence[str], item: str, weight: float = 1.0) -> None:
-        """Pair `item` with the user's previous items `recent` (most recent first)."""
-        rows = self._rows
-        self._counts[item] = self._counts.get(item, 0.0) + weight
-        w = weight
-        for previous in recent[: self.window]:
-            if previous != item:
-                self._add(rows, previous, item, w)
-                if self.backward:
-                    self._add(rows, item, previous, w * self.backward)
-            w *= self.decay
-
-    def unlearn_one(self, recent: Sequence[str], item: str, weight: float = 1.0) -> None:
-        """Take back a `learn_one` with the same arguments (e.g. a forgotten user's): what it
-        added comes off, down to nothing; a pair pruned since has nothing left to take.
-
-        >>> co = CoOccurrence()
-        >>> co.learn_one(["tent"], "stove"); co.unlearn_one(["tent"], "stove"); co._rows, co._counts
-        ({}, {})
-        """
-        _take(self._counts, item, weight)
-        w = weight
-        for previous in recent[: self.window]:
-            if previous != item:
-                self._take_pair(previous, item, w)
-                if self.backward:
-                    self._take_pair(item, previous, w * self.backward)
-            w *= self.decay
-
-    def _take_pair(self, a: str, b: str, w: float) -> None:
-        row = self._rows.get(a)
-        if row is not None:
-            _take(row, b, w)
-            self._tops.pop(a, None)  # a pair taken back never comes back as a candidate
-            if not row:
-                del self._rows[a]
-
-    def _add(self, rows: dict[str, dict[str, float]], a: str, b: str, w: float) -> None:
-        row = rows.get(a)
-        if row is None:
-            row = rows[a] = {}
-        row[b] = row.get(b, 0.0) + w
-        self._stale[a] = self._stale.get(a, 0) + 1
-        if len(row) > 2 * self.max_neighbors:
-            keep = sorted(row.items(), key=lambda kv: -kv[1])[: self.max_neighbors]
-            rows[a] = dict(keep)
-            self._tops.pop(a, None)
-
-    def count(self, item: str) -> float:
-        return self._counts.get(item, 0.0)
-
-    def scores(self, recent: Sequence[str], items: Sequence[str]) -> DoubleArray:
-        """How strongly each of `items` follows the user's `recent` items (most recent first)."""
-        pairs = self.contributions(recent, items)
-        return pairs.sum(axis=0) if len(pairs) else np.zeros(len(items))
-
-    def contributions(self, recent: Sequence[str], items: Sequence[str]) -> DoubleArray:
-        """`scores` split by recent item: one row per item of `recent[:window]`."""
-        recent = recent[: self.window]
-        out = np.zeros((len(recent), len(items)), dtype=np.float64)
-        if not items:
-            return out
-        counts = self._counts
-        position = {item: j for j, item in enumerate(items)}
-        zeros = itertools.repeat(0.0)
-        n = len(items)
-        w = 1.0
-        for r, previous in enumerate(recent):
-            row = self._rows.get(previous)
-            if row:
-                # Walk the shorter of the row and the candidate list.
-                if len(row) < n:
-                    for other, value in row.items():
-                        j = position.get(other)
-                        if j is not None:
-                            out[r, j] = value
-                else:
-                    out[r] = np.fromiter(map(row.get, items, zeros), dtype=np.float64, count=n)
-                out[r] *= w / math.sqrt(max(counts.get(previous, 1.0), 1.0))
-            w *= self.decay
-        norm = np.fromiter(map(counts.get, items, zeros), dtype=np.float64, count=n)
-        out /= np.sqrt(np.maximum(norm, 1.0))
-        return out
-
-    def neighbors(self, recent: Sequence[str], n: int, depth: int = 3) -> list[tuple[str, float]]:
-        """Candidates: the items that most often followed each of the user's `depth` latest items.
-
-        Strongest raw pair counts per recent item, merged; `contributions` scores them. Each
-        row's strongest entries are kept sorted and sorted again once the row has taken an
-        eighth of its length in updates since (or when more are asked for): candidates may
-        trail the counts by a few updates, while a row is not sorted for every user.
-        """
-        out: dict[str, float] = {}
-        w = 1.0
-        for previous in recent[:depth]:
-            keys, values = self._strongest(previous, n)
-            for key, value in zip(keys, values, strict=False):
-                out[key] = out.get(key, 0.0) + w * value
-            w *= self.decay
-        return heapq.nlargest(n, out.items(), key=operator.itemgetter(1))
-
-    def _strongest(self, item: str, n: int) -> tuple[list[str], list[float]]:
-        row = self._rows.get(item)
-        if not row:
-            return [], []
-        cached = self._tops.get(item)
-        stale = self._stale.get(item, 0)
-        if (
-            cached is not None
-            and stale <= len(row) // 8
-            and (len(cached[0]) >= n or len(cached[0]) == len(row))
-        ):
-            return cached[0][:n], cached[1][:n]
-        # The row's n strongest, strongest first, ties in the row's order (as a stable sort
-        # gives them): a sort in numpy rather than a heap of Python tuples.
-        values = np.fromiter(row.values(), dtype=np.float64, count=len(row))
-        keys = list(row)
-        order = np.argsort(-values, kind="stable")[:n].tolist()
-        top = ([keys[j] for j in order], [float(values[j]) for j in order])
-        self._tops[item] = top
-        self._stale[item] = 0
-        return top
-
-    def forget(self, item: str) -> None:
-        self._rows.pop(item, None)
-        self._counts.pop(item, None)
-        self._tops.pop(item, None)
-        self._stale.pop(item, None)

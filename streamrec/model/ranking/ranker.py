@@ -13,9 +13,10 @@ from streamrec.model.cf.ease import EASE
 from streamrec.model.index import MemoryIndex
 from streamrec.model.ranking.blend import LearnedBlend
 from streamrec.model.ranking.candidates import CandidateSearch
+from streamrec.model.ranking.cooccurrence import CoOccurrence
 from streamrec.model.ranking.diversity import mmr_many
 from streamrec.model.ranking.learning import BlendLearning
-from streamrec.model.ranking.popularity import CoOccurrence, Popularity
+from streamrec.model.ranking.popularity import Popularity
 from streamrec.model.ranking.reasons import Reasons, Scored
 from streamrec.model.ranking.request import Request
 from streamrec.model.ranking.rules import Rules, place_pins

@@ -75,50 +75,53 @@ class Reasons:
         item-to-item, near the latest items, away from dislikes, aspects, looks, closed-form
         item-to-item weights); `like_*` index
         the recent item a listed item is most like (-1: none)."""
-        say = self.wording.say
         # The closed-form item-to-item weights (after these eight) name no item of the user's that
         # they come from: they give no reason of their own.
         text_c, cf_c, pop_c, item_c, near_c, away_c, aspect_c, look_c = (float(c) for c in contrib[:8])
         text_c += near_c
-        candidates: list[tuple[float, str, str]] = []
+        # (strength, kind, phrase, the recent item it names or -1); worded only if chosen.
+        candidates: list[tuple[float, str, str, int]] = []
         grounded = self.grounded(item, aspect, profile) if aspect_c > 0 else None
         if grounded is not None:
             # The user's own words, and the reviewers': the reason a person recognizes first.
-            candidates.append((aspect_c + abs(text_c) + 1e3, "aspect", grounded))
+            candidates.append((aspect_c + abs(text_c) + 1e3, "aspect", "", -1))
         if text_c > 0 and has_text:
-            if like_text >= 0:
-                entry = recent[like_text]
-                line = say(
-                    "similar", title=self.title(entry[0]) or entry[0], verb=self.wording.verb(entry[2])
-                )
-                candidates.append((text_c, "text", line))
-            else:
-                candidates.append((text_c, "text", say("wrote")))
+            candidates.append((text_c, "text", "similar" if like_text >= 0 else "wrote", like_text))
         if look_c > 0 and like_look >= 0:
-            entry = recent[like_look]
-            line = say("looks", title=self.title(entry[0]) or entry[0], verb=self.wording.verb(entry[2]))
-            candidates.append((look_c, "looks", line))
+            candidates.append((look_c, "looks", "looks", like_look))
         if cf_c > 0:
-            candidates.append((cf_c, "cf", say("cf")))
+            candidates.append((cf_c, "cf", "cf", -1))
         if pop_c > 0:
-            candidates.append((pop_c, "pop", say("trending")))
+            candidates.append((pop_c, "pop", "trending", -1))
         if item_c > 0 and like_item >= 0:
-            entry = recent[like_item]
-            candidates.append((item_c, "item", say("after", title=self.title(entry[0]) or entry[0])))
+            candidates.append((item_c, "item", "after", like_item))
         if count == 0:
-            candidates.append((0.0, "new", say("new")))
+            candidates.append((0.0, "new", "new", -1))
         candidates.sort(key=lambda r: -r[0])
         reasons: list[str] = []
         kinds: set[str] = set()
-        for _, kind, line in candidates:
-            if kind not in kinds and line not in reasons:
+        for _, kind, phrase, at in candidates:
+            if kind in kinds:
+                continue
+            line = grounded if grounded is not None and kind == "aspect" else self._line(phrase, recent, at)
+            if line not in reasons:
                 reasons.append(line)
                 kinds.add(kind)
             if len(reasons) == MAX_REASONS:
                 break
         if not reasons:
-            reasons.append(say("fallback"))
+            reasons.append(self.wording.say("fallback"))
         return Scored(item, round(score, 6), reasons)
+
+    def _line(self, phrase: str, recent: list[tuple[str, float, str]], at: int) -> str:
+        """`phrase` worded, naming the user's recent item `at` (-1: none)."""
+        if at < 0:
+            return self.wording.say(phrase)
+        about, _, action = recent[at]
+        title = self.title(about) or about
+        if phrase == "after":
+            return self.wording.say(phrase, title=title)
+        return self.wording.say(phrase, title=title, verb=self.wording.verb(action))
 
     def grounded(self, item: str, aspect: str | None, profile: UserProfile | None) -> str | None:
         """A reason quoting the user on `aspect` and what reviewers say of `item` on it."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 import numpy.typing as npt
@@ -12,7 +13,8 @@ from streamrec.model.base import DoubleArray, FloatArray
 from streamrec.model.cf.ease import EASE
 from streamrec.model.index import MemoryIndex
 from streamrec.model.ranking.blend import LearnedBlend, evidence
-from streamrec.model.ranking.popularity import CoOccurrence, Popularity
+from streamrec.model.ranking.cooccurrence import CoOccurrence
+from streamrec.model.ranking.popularity import Popularity
 from streamrec.model.ranking.request import Request
 from streamrec.model.text.reputation import Reputation
 from streamrec.model.users import exposure
@@ -212,8 +214,9 @@ class SignalScoring:
         bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         flat = [i for ids in candidates for i in ids]
         n = len(flat)
-        text_vecs, has_text = self.index.stack("text", flat)
-        cf_vecs, has_cf = self.index.stack("cf", flat)
+        item_rows = self.index.rows(flat)
+        text_vecs, has_text = self.index.stack_rows("text", item_rows)
+        cf_vecs, has_cf = self.index.stack_rows("cf", item_rows)
         raw = np.zeros((n, len(SIGNALS)))
         valid = np.zeros((n, len(SIGNALS)), dtype=bool)
         counts = self.popularity.counts(flat)
@@ -291,8 +294,8 @@ class SignalScoring:
         if not self.born:
             return np.zeros(len(ids))
         now = self.popularity.t_last
-        born = self.born
-        days = np.array([max(0.0, now - born.get(i, now)) / 86_400.0 for i in ids])
+        born = np.fromiter(map(self.born.get, ids, repeat(now)), dtype=np.float64, count=len(ids))
+        days = np.maximum(0.0, now - born) / 86_400.0
         out: DoubleArray = evidence(days)
         return out
 

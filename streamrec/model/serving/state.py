@@ -12,7 +12,8 @@ from streamrec.model.cf.content import ContentToCF
 from streamrec.model.cf.ease import EASE, Weights
 from streamrec.model.cf.generated import GeneratedCF
 from streamrec.model.index import MemoryIndex, Metric
-from streamrec.model.ranking.popularity import CoOccurrence, Popularity
+from streamrec.model.ranking.cooccurrence import CoOccurrence
+from streamrec.model.ranking.popularity import Popularity
 from streamrec.model.ranking.ranker import HybridRanker
 from streamrec.model.ranking.rules import Rules
 from streamrec.model.text.catalog import ItemTexts

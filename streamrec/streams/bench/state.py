@@ -87,7 +87,7 @@ def bench_state(
                 "clicks": size,
                 "users_ranked": len(active),
                 "ranking_ms_per_user": per_user,
-                "cooccurrence_entries": sum(len(r) for r in rec.cooccurrence._rows.values()),
+                "cooccurrence_entries": rec.cooccurrence.entries(),
                 **pause,
             }
         )
