@@ -27,13 +27,14 @@ _NOTHING = 1e-9
 
 class _Row:
     """One item's pair counts: `cols[:n]` the other items' slots, `vals[:n]` the counts, `at`
-    each other item's place in them (in the order the pairs came, as a dict keeps them)."""
+    each other item's place in them. Entries keep the order they came in, except that one taken
+    back to nothing is replaced by the last."""
 
     __slots__ = ("at", "cols", "vals")
 
     def __init__(self, capacity: int = 4) -> None:
         self.at: dict[str, int] = {}
-        self.cols = np.zeros(capacity, dtype=np.int64)
+        self.cols = np.zeros(capacity, dtype=np.int32)
         self.vals = np.zeros(capacity, dtype=np.float64)
 
     def __len__(self) -> int:
@@ -76,7 +77,7 @@ class _Row:
         """Keep only the entries at `order`, in that order."""
         n = len(order)
         cols, vals = self.cols[order], self.vals[order]
-        self.cols = np.zeros(max(8, 2 * n), dtype=np.int64)
+        self.cols = np.zeros(max(8, 2 * n), dtype=np.int32)
         self.vals = np.zeros(max(8, 2 * n), dtype=np.float64)
         self.cols[:n], self.vals[:n] = cols, vals
         self.at = {names[c]: j for j, c in enumerate(cols.tolist())}
