@@ -168,9 +168,8 @@ def _run_load(
     slo_ms: float,
     grace_s: float,
 ) -> dict[str, Any]:
-    """One paced load through `replayer`, a producer that lives through every load as a shop's
-    does (a new idempotent producer holds its first events until the broker gives it an id:
-    half a second on the embedded broker, which would be charged to the recommender)."""
+    """One paced load through `replayer`, which lives through every load as a shop's producer
+    does (a new one holds its first events until the broker gives it an id: 0.5 s on tansu)."""
     replayer.flush()
     first = len(replayer.delivered)
     n, produced_s = _paced(replayer, events, rate)
