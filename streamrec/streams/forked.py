@@ -5,7 +5,10 @@ taken items: 0.1-0.3 s on a CPU core). On the event loop every event behind it w
 thread, a checkpoint's fork while that thread is inside OpenBLAS deadlocks the parent. A forked
 child has neither problem: it computes from a copy-on-write snapshot of the state as it was at
 the fork (nothing to copy on the loop), writes its pickled result to a pipe and exits; the loop
-pays the fork (about what a checkpoint's fork costs) and the unpickling.
+pays the fork (about what a checkpoint's fork costs) and the unpickling, and, while the child
+lives, its own writes to pages the two share are copied first: a child at work slows the loop.
+So children work at most `duty` of the time: after one that took `t` seconds, the next is
+turned down for `t * (1 / duty - 1)` seconds (its caller asks again when next due).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import logging
 import os
 import pickle
 import signal
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -35,15 +39,23 @@ class InChild:
     Called from a running event loop, as `Recommender.fit_elsewhere` is.
     """
 
-    def __init__(self, name: str, timeout_s: int = 600) -> None:
+    def __init__(self, name: str, timeout_s: int = 600, duty: float = 0.1) -> None:
         self.name = name
         #: A child still working after this long is stopped (SIGALRM) and counts as failed.
         self.timeout_s = timeout_s
+        #: The most of the time children may work.
+        self.duty = duty
         self._running: dict[int, asyncio.Task[None]] = {}
+        #: Until when a new child is turned down (monotonic clock).
+        self._resting_until = 0.0
 
     def __call__(self, work: Callable[[], Any], done: Callable[[Any], None]) -> None:
         if not can_fork():
             done(work())
+            return
+        started = time.monotonic()
+        if started < self._resting_until:
+            done(None)  # turned down: the last child's work is too recent
             return
         read, write = os.pipe()
         try:
@@ -76,11 +88,11 @@ class InChild:
             finally:
                 os._exit(code)
         os.close(write)
-        task = asyncio.ensure_future(self._collect(pid, read, done))
+        task = asyncio.ensure_future(self._collect(pid, read, done, started))
         self._running[pid] = task
         task.add_done_callback(lambda _: self._running.pop(pid, None))
 
-    async def _collect(self, pid: int, fd: int, done: Callable[[Any], None]) -> None:
+    async def _collect(self, pid: int, fd: int, done: Callable[[Any], None], started: float) -> None:
         loop = asyncio.get_running_loop()
         result = None
         try:
@@ -88,6 +100,8 @@ class InChild:
             code = await loop.run_in_executor(None, exit_code, pid)
             if code == 0:
                 result = pickle.loads(blob)
+                ended = time.monotonic()
+                self._resting_until = ended + (ended - started) * (1.0 / self.duty - 1.0)
             else:
                 log.error("%s: its process exited %d; the next one is tried when due", self.name, code)
         except Exception as exc:  # noqa: BLE001 - the next one is tried when due

@@ -127,3 +127,26 @@ def test_no_child_to_be_had_hands_back_nothing(monkeypatch: pytest.MonkeyPatch) 
 
     asyncio.run(run())
     assert results == [None]
+
+
+def test_children_work_at_most_their_share_of_the_time() -> None:
+    """After a child that took `t`, the next is turned down for `t * (1 / duty - 1)`: here as long
+    as it took; then one runs again."""
+
+    def work() -> int:
+        time.sleep(0.3)
+        return 42
+
+    async def run() -> list[object]:
+        fits = InChild("item model fit", duty=0.5)
+        results: list[object] = []
+        fits(work, results.append)
+        await _settle(fits)
+        fits(work, results.append)  # at once: turned down, nothing run
+        assert fits.running == 0
+        await asyncio.sleep(0.4)
+        fits(work, results.append)
+        await _settle(fits)
+        return results
+
+    assert asyncio.run(run()) == [42, None, 42]
