@@ -123,6 +123,11 @@ class InChild:
     def running(self) -> int:
         return len(self._running)
 
+    @property
+    def resting_s(self) -> float:
+        """Seconds until a new child is taken on (0: now)."""
+        return max(0.0, self._resting_until - time.monotonic())
+
 
 def _read_all(fd: int) -> bytes:
     with os.fdopen(fd, "rb") as pipe:

@@ -144,7 +144,10 @@ def test_children_work_at_most_their_share_of_the_time() -> None:
         await _settle(fits)
         fits(work, results.append)  # at once: turned down, nothing run
         assert fits.running == 0
-        await asyncio.sleep(0.4)
+        rest = fits.resting_s
+        assert 0.25 < rest < 30  # as long as the child took: its 0.3 s of work and its hand-back
+        await asyncio.sleep(rest + 0.05)
+        assert fits.resting_s == 0.0
         fits(work, results.append)
         await _settle(fits)
         return results
