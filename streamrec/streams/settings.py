@@ -56,8 +56,9 @@ class EncoderSettings(_Group):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto uses CUDA when available")
     dtype: Literal["auto", "float32", "float16", "bfloat16", "int8"] = Field(
         "auto",
-        description="auto: bf16/fp16 on CUDA, fp32 on CPU (bf16 with AMX); int8: dynamic quantization "
-        "on CPU, faster but its vectors stray from fp32's (see `streamrec bench`)",
+        description="auto: bf16/fp16 on CUDA; on a CPU bf16 where it multiplies bf16 natively (AVX-512 "
+        "BF16, AMX), else fp32; int8: dynamic quantization on CPU, faster but its vectors stray from "
+        "fp32's (see `streamrec bench`)",
     )
     backend: Literal["auto", "torch", "onnx"] = Field(
         "auto",

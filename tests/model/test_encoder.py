@@ -15,7 +15,7 @@ import pytest
 from streamrec.model.base import TextEncoder
 from streamrec.model.errors import EncoderError
 from streamrec.model.text.encoder import TransformerEncoder
-from streamrec.model.text.runtime import cpu_has_amx_bf16
+from streamrec.model.text.runtime import cpu_computes_bf16
 from streamrec.model.text.windows import batches
 from tests.datasets import AMAZON, require
 
@@ -67,11 +67,11 @@ def test_is_a_text_encoder(encoder: TransformerEncoder) -> None:
     assert encoder.dtype == "float32"
 
 
-def test_auto_dtype_on_cpu_is_bf16_with_amx_and_close_to_fp32(
+def test_auto_dtype_on_cpu_is_bf16_where_the_cpu_computes_it_and_close_to_fp32(
     encoder: TransformerEncoder, reviews: list[str]
 ) -> None:
     auto = TransformerEncoder(device="cpu")
-    assert auto.dtype == ("bfloat16" if cpu_has_amx_bf16() else "float32")
+    assert auto.dtype == ("bfloat16" if cpu_computes_bf16() else "float32")
     assert cosine_rows(auto.encode(reviews), encoder.encode(reviews)).min() > 0.999
 
 
