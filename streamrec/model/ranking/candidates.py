@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Mapping, Sequence
+from itertools import chain
+from operator import itemgetter
 
 import numpy as np
 
@@ -46,12 +48,12 @@ class CandidateSearch:
     ) -> list[str]:
         """The candidates for one request, from every source, that the list may hold."""
         exclude, hidden = request.exclude, self.index.hidden
-        candidates: dict[str, None] = dict.fromkeys(i for i, _ in text_hits)
-        candidates.update(dict.fromkeys(i for i, _ in cf_hits))
-        candidates.update(dict.fromkeys(i for i, _ in popular))
+        neighbors: list[tuple[str, float]] = []
         if self.cooccurrence is not None and recent:
             neighbors = self.cooccurrence.neighbors([i for i, _, _ in recent], self.n_candidates)
-            candidates.update(dict.fromkeys(i for i, _ in neighbors))
+        # Each item once, in the order the sources find them.
+        found = chain(text_hits, cf_hits, popular, neighbors)
+        candidates: dict[str, None] = dict.fromkeys(map(itemgetter(0), found))
         rules = self.rules
         required = request.tags or frozenset(rules.require_tags)
         if required:

@@ -8,14 +8,13 @@ and the candidates' rows read off it, instead of one dict lookup per (recent ite
 
 from __future__ import annotations
 
-import heapq
 import math
-import operator
 from collections.abc import Sequence
 from itertools import repeat
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from streamrec.model.base import DoubleArray
 
@@ -23,6 +22,8 @@ __all__ = ["CoOccurrence"]
 
 #: Below this a count taken back is gone (floating-point leftovers of a subtraction).
 _NOTHING = 1e-9
+_NO_COLS = np.zeros(0, dtype=np.int32)
+_NO_VALS = np.zeros(0, dtype=np.float64)
 
 
 class _Row:
@@ -141,7 +142,7 @@ class CoOccurrence:
         #: Zeros, one per item: where a row is spread to read candidates off it.
         self._scratch = np.zeros(64, dtype=np.float64)
         #: Per row, its strongest entries as of some updates ago, and the updates since.
-        self._tops: dict[str, tuple[list[str], list[float]]] = {}
+        self._tops: dict[str, tuple[npt.NDArray[np.int32], DoubleArray]] = {}
         self._stale: dict[str, int] = {}
 
     def __len__(self) -> int:
@@ -268,13 +269,21 @@ class CoOccurrence:
         pairs = self.contributions(recent, items)
         return pairs.sum(axis=0) if len(pairs) else np.zeros(len(items))
 
-    def contributions(self, recent: Sequence[str], items: Sequence[str]) -> DoubleArray:
-        """`scores` split by recent item: one row per item of `recent[:window]`."""
+    def slots(self, items: Sequence[str]) -> npt.NDArray[np.int64]:
+        """Each item's integer row (-1: an item never taken), for `contributions`."""
+        return np.fromiter(map(self._slot.get, items, repeat(-1)), dtype=np.int64, count=len(items))
+
+    def contributions(
+        self, recent: Sequence[str], items: Sequence[str], cols: npt.NDArray[np.int64] | None = None
+    ) -> DoubleArray:
+        """`scores` split by recent item: one row per item of `recent[:window]`. `cols`: the
+        items' `slots`, where the caller looked them up for many users at once."""
         recent = recent[: self.window]
         out = np.zeros((len(recent), len(items)), dtype=np.float64)
         if not items:
             return out
-        cols = np.fromiter(map(self._slot.get, items, repeat(-1)), dtype=np.int64, count=len(items))
+        if cols is None:
+            cols = self.slots(items)
         known = cols >= 0
         mine = cols[known]
         scratch = self._scratch
@@ -301,19 +310,37 @@ class CoOccurrence:
         eighth of its length in updates since (or when more are asked for): candidates may
         trail the counts by a few updates, while a row is not sorted for every user.
         """
-        out: dict[str, float] = {}
+        cols: list[npt.NDArray[np.int32]] = []
+        weights: list[DoubleArray] = []
         w = 1.0
         for previous in recent[:depth]:
-            keys, values = self._strongest(previous, n)
-            for key, value in zip(keys, values, strict=False):
-                out[key] = out.get(key, 0.0) + w * value
+            top_cols, top_vals = self._strongest(previous, n)
+            if len(top_cols):
+                cols.append(top_cols)
+                weights.append(w * top_vals)
             w *= self.decay
-        return heapq.nlargest(n, out.items(), key=operator.itemgetter(1))
+        if not cols:
+            return []
+        if len(cols) == 1:
+            found, sums = cols[0], weights[0]
+        else:
+            # Summed per item in the order the rows give them (as adding them one by one would),
+            # items in the order first met, then the strongest first, ties in that order.
+            every = np.concatenate(cols)
+            found, first, inverse = np.unique(every, return_index=True, return_inverse=True)
+            sums = np.bincount(inverse, weights=np.concatenate(weights)).astype(np.float64, copy=False)
+            met = np.argsort(first, kind="stable")
+            found, sums = found[met], sums[met]
+            best = np.argsort(-sums, kind="stable")[:n]
+            found, sums = found[best], sums[best]
+        names = self._names
+        return list(zip([names[c] for c in found.tolist()], sums.tolist(), strict=True))
 
-    def _strongest(self, item: str, n: int) -> tuple[list[str], list[float]]:
+    def _strongest(self, item: str, n: int) -> tuple[npt.NDArray[np.int32], DoubleArray]:
+        """`item`'s row's `n` strongest entries (other items' slots, counts), strongest first."""
         row = self._rows.get(item)
         if not row:
-            return [], []
+            return _NO_COLS, _NO_VALS
         cached = self._tops.get(item)
         stale = self._stale.get(item, 0)
         size = len(row)
@@ -323,8 +350,7 @@ class CoOccurrence:
         # gives them).
         values = row.vals[:size]
         order = np.argsort(-values, kind="stable")[:n]
-        names = self._names
-        top = ([names[c] for c in row.cols[order].tolist()], values[order].tolist())
+        top = (row.cols[order], values[order])
         self._tops[item] = top
         self._stale[item] = 0
         return top

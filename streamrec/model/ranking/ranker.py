@@ -301,21 +301,23 @@ class HybridRanker(CandidateSearch, BlendLearning):
             sims = np.where(b.recent_has[None, :], b.text_vecs[order] @ b.recent_vecs.T, -np.inf)
             like_text = np.where(b.has_text[order], sims.argmax(axis=1), -1)
         like_item = b.pairs[:, order].argmax(axis=0) if len(b.pairs) else np.full(len(order), -1)
+        # The listed items' numbers as Python's, read once for the list rather than item by item.
+        listed = zip(
+            order,
+            b.relevance[order].tolist(),
+            b.contrib[:, order].T.tolist(),
+            b.counts[order].tolist(),
+            like_text.tolist(),
+            like_item.tolist(),
+            b.has_text[order].tolist(),
+            b.like_look[order].tolist(),
+            strict=True,
+        )
         ranked = [
             self.reasons.explain(
-                ids[j],
-                float(b.relevance[j]),
-                b.contrib[:, j],
-                b.counts[j],
-                recent,
-                int(like_text[n]),
-                int(like_item[n]),
-                bool(b.has_text[j]),
-                request.profile,
-                b.aspects[j],
-                int(b.like_look[j]),
+                ids[j], score, contrib, count, recent, text, item, has, request.profile, b.aspects[j], look
             )
-            for n, j in enumerate(order)
+            for j, score, contrib, count, text, item, has, look in listed
         ]
         return self._pinned(ranked, request, k)
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-
-import numpy as np
-import numpy.typing as npt
 
 from streamrec.model.text.opinions import stance
 from streamrec.model.text.reputation import Reputation
@@ -59,7 +56,7 @@ class Reasons:
         self,
         item: str,
         score: float,
-        contrib: npt.NDArray[np.float64],
+        contrib: Sequence[float],
         count: float,
         recent: list[tuple[str, float, str]],
         like_text: int,
@@ -77,7 +74,7 @@ class Reasons:
         the recent item a listed item is most like (-1: none)."""
         # The closed-form item-to-item weights (after these eight) name no item of the user's that
         # they come from: they give no reason of their own.
-        text_c, cf_c, pop_c, item_c, near_c, away_c, aspect_c, look_c = (float(c) for c in contrib[:8])
+        text_c, cf_c, pop_c, item_c, near_c, away_c, aspect_c, look_c = contrib[:8]
         text_c += near_c
         # (strength, kind, phrase, the recent item it names or -1); worded only if chosen.
         candidates: list[tuple[float, str, str, int]] = []

@@ -229,6 +229,8 @@ class SignalScoring:
         if user_texts is None:
             user_texts = [self._user_text(r.profile) for r in requests]
         n_user = np.zeros(n)
+        co = self.cooccurrence
+        co_slots = co.slots(flat) if co is not None else None
         per_user = []
         for u, (request, ids, recent, user_text) in enumerate(
             zip(requests, candidates, recents, user_texts, strict=True)
@@ -244,8 +246,8 @@ class SignalScoring:
                 raw[rows, _CF] = cf_vecs[rows] @ request.cf_vector
                 valid[rows, _CF] = has_cf[rows]
             pairs = np.zeros((0, len(ids)))
-            if self.cooccurrence is not None and recent:
-                pairs = self.cooccurrence.contributions([i for i, _, _ in recent], ids)
+            if co is not None and co_slots is not None and recent:
+                pairs = co.contributions([i for i, _, _ in recent], ids, co_slots[rows])
                 raw[rows, _ITEM] = pairs.sum(axis=0)
                 valid[rows, _ITEM] = taken[rows]
             recent_vecs, recent_has = self.index.stack("text", [i for i, _, _ in recent])
