@@ -42,7 +42,7 @@ def bench_api(
     seconds: float = 10.0,
     clicks: int = 5_000,
     withdraw_timeout_s: float = 60.0,
-    retained: int = 200_000,
+    retained: int = 1_000_000,
 ) -> dict[str, Any]:
     topics = phase.topics
     catalog = {item: workload.catalog[item] for item in _items(workload, clicks)}
@@ -123,8 +123,9 @@ def _replicas(
 ) -> dict[str, Any]:  # fmt: skip
     """Seconds from an API process's start until it serves (ready: every topic read to where it
     ended at the start), with `retained` more clicks on the topics: restarted from its checkpoint,
-    and a new replica that reads from the beginning. The pipeline is stopped first: the API's
-    reading alone is timed."""
+    a new replica given that checkpoint (`STREAMREC_API_SEED`, as a deployment hands a new
+    replica a copy of another's), and a new replica given none, which reads from the beginning.
+    The pipeline is stopped first: the API's reading alone is timed."""
     for worker in (pipeline, api):
         worker.stop()
         phase.stack.workers.remove(worker)
@@ -134,10 +135,20 @@ def _replicas(
     replayer.flush()
     total = sent + retained
     out: dict[str, Any] = {"clicks_retained": total}
+    seeded = {
+        "DATA_DIR": str(phase.settings.data_dir / "seeded"),
+        "API_SEED": str(phase.stack.settings.state_dir("api")),
+    }
     new_dir = {"DATA_DIR": str(phase.settings.data_dir / "replica")}
     # The first start reads the new clicks on from the checkpoint the requests' process left;
-    # it stops with a checkpoint of all of them, which the restart then starts from.
-    for name, env in (("read_on_s", {}), ("restart_s", {}), ("new_replica_s", new_dir)):
+    # it stops with a checkpoint of all of them, which the restart and the seeded replica start from.
+    starts: list[tuple[str, dict[str, str]]] = [
+        ("read_on_s", {}),
+        ("restart_s", {}),
+        ("seeded_replica_s", seeded),
+        ("new_replica_s", new_dir),
+    ]
+    for name, env in starts:
         say(f"api: {name[:-2].replace('_', ' ')}, {total:,} clicks retained")
         started = time.monotonic()
         worker = phase.stack.start_worker(["api"], None, **phase.cluster.worker_env, **env)

@@ -43,6 +43,15 @@ def bench_command(
     seconds: Annotated[
         float, typer.Option("--seconds", min=1.0, help="Seconds of each fixed latency load.")
     ] = 15.0,
+    api_retained: Annotated[
+        int,
+        typer.Option(
+            "--api-retained",
+            min=1,
+            help="Clicks put on the topics before an API process's start is timed (restarted, and new "
+            "replicas with and without another's checkpoint).",
+        ),
+    ] = 1_000_000,
     slo_ms: Annotated[
         float, typer.Option("--slo-ms", help="p99 bound of a sustained click load (and of the click target).")
     ] = 100.0,
@@ -129,7 +138,7 @@ def bench_command(
     config = BenchConfig(
         events=events, texts=texts, device=device, dtype=dtype, model=model, max_length=max_length,
         memory_events=memory_events, load_seconds=seconds, slo_ms=slo_ms, sections=chosen,
-        profile_dir=profile,
+        profile_dir=profile, api_retained=api_retained,
     )  # fmt: skip
     if quick:
         config = replace(

@@ -71,8 +71,8 @@ class BenchConfig:
     api_computed_rate: float = 100.0
     api_seconds: float = 10.0
     api_clicks: int = 5_000
-    #: Clicks on the topics when an API process's start is timed (restarted, and a new replica).
-    api_retained: int = 200_000
+    #: Clicks on the topics when an API process's start is timed (restarted, and new replicas).
+    api_retained: int = 1_000_000
     #: Clicks applied in one process before ranking and checkpointing are timed, and users ranked.
     state_sizes: tuple[int, ...] = (2_000, 120_000)
     state_users: int = 512
