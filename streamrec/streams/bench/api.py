@@ -137,7 +137,7 @@ def _replicas(
     out: dict[str, Any] = {"clicks_retained": total}
     seeded = {
         "DATA_DIR": str(phase.settings.data_dir / "seeded"),
-        "API_SEED": str(phase.stack.settings.state_dir("api")),
+        "API_SEED": str(phase.settings.state_dir("api")),
     }
     new_dir = {"DATA_DIR": str(phase.settings.data_dir / "replica")}
     # The first start reads the new clicks on from the checkpoint the requests' process left;
