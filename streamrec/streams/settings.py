@@ -213,6 +213,13 @@ class Settings(BaseSettings):
         description="checkpoint of another API process (its checkpoint.pkl, or its state directory, on "
         "shared storage) that a new API process with none of its own starts from, reading on from there",
     )
+    api_snapshot_interval_s: float = Field(
+        300.0,
+        ge=0,
+        description="how often an API process publishes its checkpoint to the compacted topic "
+        "api-snapshots (and as it stops), which a new API process with no checkpoint and no api_seed "
+        "starts from instead of reading every topic from its beginning (0: none published or read)",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
     language: Literal["en", "zh"] = Field("en", description="language of reasons and readable profiles")
     opinions: list[str] = Field(

@@ -1,6 +1,7 @@
 """An API process restarted from its checkpoint reads the event topics on from where it stopped,
 not from their beginning, and serves what it read before and after; a new process given that
-checkpoint (`api_seed`) starts from it."""
+checkpoint (`api_seed`) starts from it, and one given nothing from the snapshot the last one
+published to the topic as it stopped."""
 
 from __future__ import annotations
 
@@ -89,6 +90,17 @@ def test_a_restarted_api_reads_on_from_its_checkpoint(
         assert _clicks_read(api, topics.clicks) == 0
         assert api.stop() == 0
         stack.workers.remove(api)
+
+        # A new process given nothing starts from the snapshot the last one published as it stopped.
+        api = stack.start_worker(["api"], DATA_DIR=str(tmp_path / "bare"))
+        stack.wait_ready(timeout=180)
+        with httpx.Client(base_url=api.api_url, timeout=10) as client:
+            assert client.get(f"/v1/users/{then[-1]['user_id']}/profile").status_code == 200
+        assert _clicks_read(api, topics.clicks) == 0
+        assert api.stop() == 0
+        stack.workers.remove(api)
+        log = (tmp_path / "logs" / f"worker-api-{api.metrics_port}.log").read_text()
+        assert f"api copy restored from the latest snapshot on {topics.api_snapshots}" in log
     finally:
         stack.stop()
 

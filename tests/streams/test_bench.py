@@ -228,8 +228,8 @@ def test_bench_quick_writes_every_figure(bootstrap: str, tmp_path: Path) -> None
     assert gone["lists_naming_it"] > 0 and gone["lists_still_naming_it"] == 0
     assert _positive(gone["seconds_to_last_list"])
     # Restarted, seeded with another's checkpoint (a seed that cannot be read stops the process),
-    # and read from the beginning: each started and served.
-    for start in ("read_on_s", "restart_s", "seeded_replica_s", "new_replica_s"):
+    # from the snapshot on the topic, and read from the beginning: each started and served.
+    for start in ("read_on_s", "restart_s", "seeded_replica_s", "snapshot_replica_s", "new_replica_s"):
         assert _positive(api["replicas"][start]), start
 
     names = {t["target"] for t in report["targets"]}

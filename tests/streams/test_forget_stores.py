@@ -135,7 +135,7 @@ def _counts(settings: Settings) -> dict[str, tuple[float, int]]:
 def _stores(settings: Settings, topics: Topics) -> set[str]:
     """Every place a user's data reaches, named here and not taken from the code under test: each
     role's checkpoint, the compacted topics keyed by user, the profile table's changelog, the
-    dead letters, and Qdrant's user points."""
+    API's snapshots, the dead letters, and Qdrant's user points."""
     from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
 
     names = AdminClient(kafka_config(settings)).list_topics(timeout=10).topics
@@ -149,6 +149,7 @@ def _stores(settings: Settings, topics: Topics) -> set[str]:
         topics.vectors,
         topics.reviews_encoded,
         topics.deadletter,
+        topics.api_snapshots,
     }
     checkpoints = {"cf checkpoint", "recommender checkpoint", "api checkpoint"}
     return checkpoints | {"qdrant"} | {f"topic {n}" for n in keyed | changelogs}

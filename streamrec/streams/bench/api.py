@@ -9,7 +9,8 @@ asked as they are; lists computed on request are asked with an `exclude` filter,
 ranking. Then the item named on most lists is deleted (a tombstone on `items`), and the figure is
 the time from the tombstone to the last renewed list that no longer names it. Last, with the
 pipeline stopped and `retained` more clicks on the topics, how long an API process takes from its
-start to serving: restarted from its checkpoint, and a new replica with none.
+start to serving: restarted from its checkpoint, a new replica given another's, one given nothing
+(it reads the latest snapshot on `api-snapshots`), and one with snapshots off.
 """
 
 from __future__ import annotations
@@ -124,8 +125,9 @@ def _replicas(
     """Seconds from an API process's start until it serves (ready: every topic read to where it
     ended at the start), with `retained` more clicks on the topics: restarted from its checkpoint,
     a new replica given that checkpoint (`STREAMREC_API_SEED`, as a deployment hands a new
-    replica a copy of another's), and a new replica given none, which reads from the beginning.
-    The pipeline is stopped first: the API's reading alone is timed."""
+    replica a copy of another's), a new replica given nothing, which starts from the snapshot the
+    first one published to `api-snapshots` as it stopped, and a new replica with snapshots off,
+    which reads from the beginning. The pipeline is stopped first: the API's reading alone is timed."""
     for worker in (pipeline, api):
         worker.stop()
         phase.stack.workers.remove(worker)
@@ -139,13 +141,15 @@ def _replicas(
         "DATA_DIR": str(phase.settings.data_dir / "seeded"),
         "API_SEED": str(phase.settings.state_dir("api")),
     }
-    new_dir = {"DATA_DIR": str(phase.settings.data_dir / "replica")}
+    snapshot = {"DATA_DIR": str(phase.settings.data_dir / "bare")}
+    new_dir = {"DATA_DIR": str(phase.settings.data_dir / "replica"), "API_SNAPSHOT_INTERVAL_S": "0"}
     # The first start reads the new clicks on from the checkpoint the requests' process left;
     # it stops with a checkpoint of all of them, which the restart and the seeded replica start from.
     starts: list[tuple[str, dict[str, str]]] = [
         ("read_on_s", {}),
         ("restart_s", {}),
         ("seeded_replica_s", seeded),
+        ("snapshot_replica_s", snapshot),
         ("new_replica_s", new_dir),
     ]
     for name, env in starts:

@@ -35,7 +35,8 @@ TARGETS: dict[str, tuple[str, float, bool]] = {
 _STARTS = (
     ("restart_s", "restarted", "from its checkpoint"),
     ("seeded_replica_s", "a new replica, seeded", "from another's checkpoint (STREAMREC_API_SEED)"),
-    ("new_replica_s", "a new replica", "read from the beginning"),
+    ("snapshot_replica_s", "a new replica, given nothing", "from the latest snapshot on api-snapshots"),
+    ("new_replica_s", "a new replica, snapshots off", "read from the beginning"),
 )
 
 

@@ -4,7 +4,8 @@
 stores directly, to check that nothing is left: the roles' checkpoints (CF factors and what they
 were learned from, the recommender's counts of the user's events and their last list), the latest
 message per key of the compacted topics (profile table changelog, `profiles`, `recommendations`,
-`vectors`, `reviews-encoded`), dead letters keyed by the user, and the Qdrant point of the user.
+`vectors`, `reviews-encoded`), the API processes' live snapshots on `api-snapshots`, dead letters
+keyed by the user, and the Qdrant point of the user.
 
 Run it with the workers stopped (or between checkpoints, knowing that a checkpoint is up to
 `checkpoint_interval_s` old): local-mode Qdrant serves one process, and a checkpoint is what a
@@ -14,13 +15,15 @@ worker holds when it stopped, and what a restarted one starts from.
 from __future__ import annotations
 
 import contextlib
+import pickle
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from streamrec.streams.errors import QdrantError
 from streamrec.streams.kafka.checkpoint import CheckpointStore
-from streamrec.streams.kafka.clients import kafka_config
+from streamrec.streams.kafka.clients import KafkaClients, kafka_config
+from streamrec.streams.kafka.snapshots import live_snapshots
 from streamrec.streams.kafka.topics import Topics
 from streamrec.streams.messages import parse_review_key, vector_key
 from streamrec.streams.settings import Settings
@@ -44,6 +47,7 @@ def user_holdings(settings: Settings, user: str, timeout: float = 10.0) -> list[
     """Every store of the deployment, and what it holds of `user`."""
     out = [*_checkpoints(settings, user)]
     out += _topics(settings, user, timeout)
+    out.append(_snapshots(settings, user))
     out.append(_qdrant(settings, user))
     return out
 
@@ -123,6 +127,25 @@ def _topics(settings: Settings, user: str, timeout: float) -> list[Holding]:
                 dead.expires = True
     out.append(dead)
     return out
+
+
+def _snapshots(settings: Settings, user: str) -> Holding:
+    """What the API processes' snapshots whose chunks are live hold of `user` (the operator's own
+    topic: each is read without its digest, a chunk set cut short said as such)."""
+    topic = Topics.from_settings(settings).api_snapshots
+    holding = Holding(f"topic {topic} (each snapshot whose chunks are live)")
+    clients = KafkaClients.create(settings)
+    if topic not in clients.topics():
+        holding.note = "no such topic"
+        return holding
+    for snapshot_id, blob in live_snapshots(clients, topic).items():
+        try:
+            state = CheckpointStore.loads(blob, f"snapshot {snapshot_id} on {topic}").model
+        except (ValueError, EOFError, pickle.UnpicklingError) as exc:
+            holding.found.append(f"snapshot {snapshot_id}, not whole ({exc}): it expires with the topic")
+            continue
+        holding.found += [f"snapshot {snapshot_id}: {what}" for what in _served(state, user)]
+    return holding
 
 
 def _read(config: dict[str, Any], topic: str, timeout: float) -> Iterator[Any]:

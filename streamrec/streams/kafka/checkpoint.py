@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import io
 import logging
 import os
 import pickle
@@ -167,10 +168,12 @@ class CheckpointStore:
         if not path.exists():
             return None
         with open(path, "rb") as f:
-            data = _Unpickler(f).load()  # our own file, written by `save`
-        if data.get("format") != _FORMAT:
-            raise ValueError(f"checkpoint {path} has format {data.get('format')!r}, expected {_FORMAT}")
-        return Checkpoint(model=data["model"], offsets=data["offsets"], saved_at=data["saved_at"])
+            return _decode(_Unpickler(f).load(), str(path))  # our own file, written by `save`
+
+    @staticmethod
+    def loads(blob: bytes, where: str) -> Checkpoint:
+        """A checkpoint from the bytes of its file (a snapshot read from a topic, `where`)."""
+        return _decode(_Unpickler(io.BytesIO(blob)).load(), where)
 
     def dumps(self, model: Any, offsets: dict[str, int]) -> bytes:
         """Serialize now (cheap, consistent); `write` may then run in another thread."""
@@ -229,6 +232,13 @@ class CheckpointStore:
             code = 1
         finally:
             os._exit(code)
+
+
+def _decode(data: Any, where: str) -> Checkpoint:
+    if not isinstance(data, dict) or data.get("format") != _FORMAT:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise ValueError(f"checkpoint {where} has format {found!r}, expected {_FORMAT}")
+    return Checkpoint(model=data["model"], offsets=data["offsets"], saved_at=data["saved_at"])
 
 
 def keep_long_lived() -> None:

@@ -40,6 +40,10 @@ TOPIC_CONFIGS: dict[str, dict[str, str]] = {
     # between CF workers, the group's log (its first partition): claims of input partitions, then
     # each checkpoint's changes to item factors and its commit, valid while its claims hold
     "cf-deltas": {},
+    # API processes' snapshots of their copy (chunks, then a manifest; `kafka.snapshots`), which a
+    # new API process with no checkpoint of its own starts from; what a process that went for good
+    # left there expires (a live one publishes far more often)
+    "api-snapshots": {"cleanup.policy": "compact,delete", "retention.ms": str(7 * 86_400_000)},
 }
 
 
@@ -69,6 +73,7 @@ class Topics:
     reviews_encoded: str
     profiles_changelog: str
     cf_deltas: str
+    api_snapshots: str
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Topics:

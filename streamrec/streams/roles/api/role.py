@@ -8,17 +8,21 @@ topics the recommenders read (global feeds, outside any consumer group): the ite
 from the compacted `recommendations`. It writes nothing to Kafka, so it scales by adding processes.
 It checkpoints its copy with the offsets it has read up to, in its state directory, and a
 restarted process reads the event topics on from there (the compacted vector and list topics
-again from the beginning); a process with no checkpoint reads everything from the beginning,
-and `/healthz` says so until it has caught up.
+again from the beginning). Every `api_snapshot_interval_s`, and as it stops, it publishes that
+checkpoint to the compacted `api-snapshots` (`streamrec.streams.kafka.snapshots`): a new process
+with no checkpoint of its own (and no `api_seed`) starts from the latest there, and only one that
+finds none reads everything from the beginning. `/healthz` says which until it has caught up.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import pickle
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
+from typing import Any
 
 import faust
 from aiohttp import web
@@ -41,6 +45,7 @@ from streamrec.streams.errors import InfrastructureError, StateInUseError
 from streamrec.streams.forked import InChild
 from streamrec.streams.kafka.checkpoint import Checkpoint, CheckpointStore, CheckpointWriter
 from streamrec.streams.kafka.feed import GlobalFeed
+from streamrec.streams.kafka.snapshots import SnapshotPublisher, read_snapshot
 from streamrec.streams.roles.api.answers import Health, SimilarItems
 from streamrec.streams.roles.api.http import create_api
 from streamrec.streams.roles.index.role import IndexFeed
@@ -69,11 +74,17 @@ class ApiRole:
         self.latest: dict[str, bytes] = {}
         #: Next offset to read of each partition of `recommendations`.
         self._lists_at: dict[str, int] = {}
-        self.store = _claim(settings)
-        saved = self.store.load() if self.store is not None else None
-        self._restore(saved if saved is not None or settings.api_seed is None else _seed(settings.api_seed))
-        self.labels = aspect_labels(settings)
         topics = ctx.topics
+        self.store = _claim(settings)
+        secret = (settings.api_secret() or "").encode()
+        saved = self.store.load() if self.store is not None else None
+        source = "its checkpoint"
+        if saved is None and settings.api_seed is not None:
+            saved, source = _seed(settings.api_seed), f"the seed {settings.api_seed}"
+        elif saved is None and settings.api_snapshot_interval_s > 0:
+            saved, source = _from_topic(ctx, secret), f"the latest snapshot on {topics.api_snapshots}"
+        self._restore(saved, source)
+        self.labels = aspect_labels(settings)
         self.index = IndexFeed(ctx, self.serving, None, ROLE)
         self.events = GlobalFeed(
             [topics.clicks, topics.reviews_encoded, topics.forget],
@@ -95,13 +106,22 @@ class ApiRole:
         #: Read since the last checkpoint; a forget request makes the next one due at once.
         self._changed = False
         self._last_checkpoint = time.monotonic()
+        self.snapshots = None
+        if self.store is not None and settings.api_snapshot_interval_s > 0:
+            remembered = self.store.path.parent / "snapshot.json"
+            self.snapshots = SnapshotPublisher(ctx.output, topics.api_snapshots, secret, remembered)
+        #: A checkpoint landed that no snapshot holds; a forget request makes the next one due at once.
+        self._unshared = self._share_now = False
+        self._shared_at = time.monotonic()
+        self._sharing: asyncio.Future[None] | None = None
         self._runner: web.AppRunner | None = None
         self.url = ""
 
-    def _restore(self, saved: Checkpoint | None) -> None:
+    def _restore(self, saved: Checkpoint | None, source: str) -> None:
         """Take the copy from a checkpoint (None: an empty copy, read from the beginning)."""
         #: What the checkpoint held, said once the worker starts ("": there was none).
         self._restored = ""
+        self._source = source if saved is not None else "the beginning"
         if saved is None:
             self.serving = Serving(self.rec)
             return
@@ -112,7 +132,7 @@ class ApiRole:
         self.latest = state["latest"]
         self._lists_at = state["lists_at"]
         self._restored = (
-            f"{len(rec.profiles):,} users, {len(self.latest):,} stored lists, reading on from "
+            f"from {source}: {len(rec.profiles):,} users, {len(self.latest):,} stored lists, reading on from "
             + ", ".join(f"{tp} {offset}" for tp, offset in sorted(saved.offsets.items()))
         )
 
@@ -126,7 +146,7 @@ class ApiRole:
     async def open(self) -> None:
         settings = self.ctx.settings
         if self._restored:  # logged here: logging is set up once the worker starts
-            log.info("api copy restored: %s", self._restored)
+            log.info("api copy restored %s", self._restored)
         app = create_api(self, self.ctx.metrics, settings.recommender.k, token=settings.api_secret())
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -151,6 +171,12 @@ class ApiRole:
         await self._on_timer(force=True)
         if self.acks is not None:
             await self.acks.drain()
+        if self._sharing is not None:
+            await self._sharing
+        if self._unshared:  # a process that stops leaves its latest state for the next one
+            self._share()
+            if self._sharing is not None:
+                await self._sharing
         await self.fits.close()
 
     # -- checkpoints ----------------------------------------------------------------
@@ -175,7 +201,31 @@ class ApiRole:
             "latest": dict(self.latest),
             "lists_at": dict(self._lists_at),
         }
-        await acks.snapshot(state, dict(serving.offsets))
+        await acks.snapshot(state, dict(serving.offsets), landed=self._landed)
+
+    async def _landed(self) -> None:
+        """A checkpoint is in place: it becomes a snapshot on the topic when one is due."""
+        self._unshared = True
+        if self._share_now or time.monotonic() - self._shared_at >= self.ctx.settings.api_snapshot_interval_s:
+            self._share()
+
+    def _share(self) -> None:
+        """Publish the checkpoint in place as a snapshot, in a thread, one at a time (one still
+        being published leaves this to the next checkpoint)."""
+        if self.snapshots is None or self.store is None or (self._sharing and not self._sharing.done()):
+            return
+        self._unshared = self._share_now = False
+        self._shared_at = time.monotonic()
+        loop = asyncio.get_running_loop()
+        published = loop.run_in_executor(None, self.snapshots.publish, self.store.path)
+        self._sharing = asyncio.ensure_future(self._published(published))
+
+    async def _published(self, published: Awaitable[Any]) -> None:
+        try:
+            await published
+        except (OSError, InfrastructureError) as exc:
+            log.error("snapshot not published, retrying after the next checkpoint: %s", exc)
+            self._unshared = self._share_now = True
 
     # -- the copy of the state, from the topics --------------------------------------
 
@@ -202,8 +252,10 @@ class ApiRole:
                     serving.advance(source)
                     serving.forget(typed, at=source.ts)
                     self.latest.pop(typed, None)
-                    # The erasure must reach the checkpoint now, not at the next periodic one.
+                    # The erasure must reach the checkpoint and the snapshot now, not at the
+                    # next periodic ones.
                     self._last_checkpoint = 0.0
+                    self._share_now = True
                 elif isinstance(typed, Click):
                     serving.click(typed, source)
                 elif isinstance(typed, Impression):
@@ -293,8 +345,7 @@ class ApiRole:
         if self._runner is None:
             waiting.append("the HTTP server is starting")
         if waiting:
-            start = "its checkpoint" if self._restored else "the beginning"
-            return Health(ready=False, why=f"reading the topics from {start}: " + "; ".join(waiting))
+            return Health(ready=False, why=f"reading the topics from {self._source}: " + "; ".join(waiting))
         return Health(
             ready=True, why=f"serving {len(self.latest):,} stored lists and {len(self.rec.index):,} items"
         )
@@ -312,6 +363,21 @@ def _seed(path: Path) -> Checkpoint:
         raise ValueError(f"api_seed must name an API checkpoint, got {str(path)!r} with none")
     log.info("the API starts from the checkpoint at %s", store.path)
     return saved
+
+
+def _from_topic(ctx: Context, secret: bytes) -> Checkpoint | None:
+    """The latest snapshot an API process published to the topic, or None (there is none, or it
+    cannot be read: the process then reads the topics from their beginning)."""
+    topic = ctx.topics.api_snapshots
+    found = read_snapshot(ctx.clients, topic, secret)
+    if found is None:
+        return None
+    blob, manifest = found
+    try:
+        return CheckpointStore.loads(blob, f"snapshot {manifest.id} on {topic}")
+    except (ValueError, EOFError, pickle.UnpicklingError, AttributeError, ImportError) as exc:
+        log.warning("snapshot %s on %s cannot be read, reading from the start: %s", manifest.id, topic, exc)
+        return None
 
 
 def _claim(settings: Settings) -> CheckpointStore | None:
