@@ -1,4 +1,4 @@
-"""Snapshots on the compacted topic: a reader gets the latest whole one its secret confirms, never a
+"""Snapshots on the compacted topic: a reader gets the last whole one its secret confirms, never a
 publication cut short, and each publisher tombstones its own previous snapshot, after a restart too."""
 
 from __future__ import annotations
@@ -65,9 +65,13 @@ def test_the_latest_whole_snapshot_is_read(make_settings: Callable[..., Settings
     # Written with another secret (or altered): not read.
     assert read_snapshot(clients, topic, b"another token") is None
 
-    # The first publisher restarted remembers its last snapshot and tombstones it.
+    # The first publisher restarted goes on as itself: it tombstones its last snapshot.
     restarted = SnapshotPublisher(output, topic, SECRET, tmp_path / "first.json")
+    assert restarted.publisher == first.publisher != second.publisher
     d = restarted.publish(tmp_path / "d")
     assert _tombstoned(clients, topic) == {s.chunk_key(n) for s in (a, c) for n in range(3)}
+    assert read_snapshot(clients, topic, SECRET) == (blobs["d"], d)
+    # A process configured with another secret publishes last: the one before it is read.
+    SnapshotPublisher(output, topic, b"another token", tmp_path / "stranger.json").publish(tmp_path / "a")
     assert read_snapshot(clients, topic, SECRET) == (blobs["d"], d)
     output.close()

@@ -1,16 +1,17 @@
 """A state's snapshot on a compacted topic, so that a process with no disk of its own starts from it.
 
 A snapshot is a blob (a checkpoint file's bytes) cut into chunks, each a record keyed
-`<snapshot id>/<n>`, then a manifest keyed `manifest` that names the snapshot, its chunk count,
-its size and its digest. All of it goes to the topic's first partition, in order, so a manifest
-always follows its chunks. Once its manifest is acknowledged, the publisher tombstones the chunks
-of its own previous snapshot: compaction then keeps one manifest (the latest, whichever process
-wrote it) and the chunks of each publisher's latest snapshot. Chunks a process left when it went
-for good expire with the topic's retention (`TOPIC_CONFIGS`), which every live publisher outruns.
+`<snapshot id>/<n>`, then a manifest keyed `manifest/<publisher>` that names the snapshot, its
+chunk count, its size and its digest. All of it goes to the topic's first partition, in order, so
+a manifest always follows its chunks. Once its manifest is acknowledged, the publisher tombstones
+the chunks of its own previous snapshot: compaction then keeps, per publisher, its latest manifest
+and that manifest's chunks, still in that order. What a process left when it went for good
+expires with the topic's retention (`TOPIC_CONFIGS`), which every live publisher outruns.
 
-A reader takes the latest manifest whose chunks are all there and whose digest matches; a
-publication cut short (a crash between its chunks) has no manifest and is never read, and one
-whose chunks a later tombstone took is passed over for the one before it.
+A reader takes the last manifest on the topic whose chunks are all there and whose digest
+matches. It holds one chunk set at a time beside the best snapshot so far, however many processes
+publish: a set is dropped as soon as its manifest is read. A publication cut short (a crash
+between its chunks) has no manifest and is never read.
 
 The digest is an HMAC-SHA256 keyed with a secret the publishers and readers share (the API's
 token, where one is configured): a snapshot is unpickled, so a reader takes none that a process
@@ -26,7 +27,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,14 +46,15 @@ log = logging.getLogger(__name__)
 CHUNK_BYTES = 256 * 1024
 #: Chunks queued in the producer before it is flushed: a snapshot is never held whole in memory.
 FLUSH_EVERY = 64
-MANIFEST_KEY = b"manifest"
+MANIFEST_PREFIX = b"manifest/"
 
 
 @dataclass(frozen=True)
 class Manifest:
-    """What a snapshot is: the value of a `manifest` record."""
+    """What a snapshot is: the value of a `manifest/<publisher>` record."""
 
     id: str
+    publisher: str
     chunks: int
     size: int
     #: HMAC-SHA256 of the blob, hex.
@@ -61,6 +63,10 @@ class Manifest:
 
     def chunk_key(self, n: int) -> bytes:
         return f"{self.id}/{n}".encode()
+
+    @property
+    def key(self) -> bytes:
+        return MANIFEST_PREFIX + self.publisher.encode()
 
     def dumps(self) -> bytes:
         return json.dumps(asdict(self)).encode()
@@ -71,6 +77,7 @@ class Manifest:
             found = json.loads(value)
             return cls(
                 id=str(found["id"]),
+                publisher=str(found["publisher"]),
                 chunks=int(found["chunks"]),
                 size=int(found["size"]),
                 digest=str(found["digest"]),
@@ -92,8 +99,9 @@ class SnapshotPublisher:
     secret
         Key of the digest (b"": a plain integrity check).
     record
-        A small file where the last snapshot published is remembered, so that a restarted
-        process tombstones it at its next publication.
+        A small file (in the process's state directory) that keeps the publisher's name and its
+        last snapshot, so that a restarted process goes on as the same publisher and tombstones
+        that snapshot at its next publication.
     """
 
     def __init__(self, output: Output, topic: str, secret: bytes, record: Path) -> None:
@@ -102,6 +110,7 @@ class SnapshotPublisher:
         self.secret = secret
         self.record = record
         self.previous = _remembered(record)
+        self.publisher = self.previous.publisher if self.previous is not None else uuid.uuid4().hex
 
     def publish(self, path: Path) -> Manifest:
         """Publish the file at `path` (blocking: run it in a thread). The file is read through one
@@ -118,8 +127,8 @@ class SnapshotPublisher:
                 size += len(chunk)
                 if chunks % FLUSH_EVERY == 0:
                     self.output.flush_sync()
-        manifest = Manifest(snapshot_id, chunks, size, digest.hexdigest(), time.time())
-        self.output.send(self.topic, manifest.dumps(), MANIFEST_KEY, partition=0)
+        manifest = Manifest(snapshot_id, self.publisher, chunks, size, digest.hexdigest(), time.time())
+        self.output.send(self.topic, manifest.dumps(), manifest.key, partition=0)
         self.output.flush_sync()
         previous, self.previous = self.previous, manifest
         _remember(self.record, manifest)
@@ -135,56 +144,79 @@ class SnapshotPublisher:
 
 
 def read_snapshot(clients: KafkaClients, topic: str, secret: bytes) -> tuple[bytes, Manifest] | None:
-    """The latest whole snapshot on `topic` whose digest `secret` confirms, or None (blocking:
-    it runs its own event loop, in a thread of its own)."""
-    chunks, manifests = _read(clients, topic)
-    for manifest in reversed(manifests):
-        parts = [chunks.get(manifest.chunk_key(n)) for n in range(manifest.chunks)]
-        if any(p is None for p in parts):
-            continue  # a later publisher's tombstones took it: an older one follows
-        blob = b"".join(p for p in parts if p is not None)
+    """The last whole snapshot on `topic` whose digest `secret` confirms, or None (blocking: it
+    runs its own event loop, in a thread of its own)."""
+    #: Chunk sets whose manifest is not read yet, by snapshot id: what is being published.
+    pending: dict[str, dict[int, bytes]] = {}
+    best: list[tuple[bytes, Manifest]] = []
+
+    def manifest(found: Manifest) -> None:
+        parts = pending.pop(found.id, {})
+        if len(parts) != found.chunks:
+            return  # its chunks were tombstoned (a newer one of its publisher follows) or expired
+        blob = b"".join(parts[n] for n in sorted(parts))
         expected = hmac.new(secret, blob, hashlib.sha256).hexdigest()
-        if len(blob) != manifest.size or not hmac.compare_digest(expected, manifest.digest):
+        if len(blob) != found.size or not hmac.compare_digest(expected, found.digest):
             log.warning(
                 "snapshot %s on %s does not match its digest (written with another secret, or "
-                "altered): not read", manifest.id, topic,
+                "altered): not read", found.id, topic,
             )  # fmt: skip
-            continue
-        return blob, manifest
-    return None
+            return
+        best[:] = [(blob, found)]
+
+    def tombstone(snapshot_id: str, n: int) -> None:
+        pending.get(snapshot_id, {}).pop(n, None)
+        if best and best[0][1].id == snapshot_id:
+            best.clear()  # taken back by its publisher: a newer one of theirs was read before
+
+    def chunk(snapshot_id: str, n: int, value: bytes) -> None:
+        pending.setdefault(snapshot_id, {})[n] = value
+
+    _read(clients, topic, manifest, chunk, tombstone)
+    return best[0] if best else None
 
 
 def live_snapshots(clients: KafkaClients, topic: str) -> dict[str, bytes]:
     """Every snapshot whose chunks are on `topic` and not tombstoned, whole or not, by id: what
     compaction leaves of the topic (`streamrec holdings` reads them)."""
-    chunks, _ = _read(clients, topic)
     parts: dict[str, dict[int, bytes]] = {}
-    for key, value in chunks.items():
-        snapshot_id, _, n = key.decode("utf-8", "replace").partition("/")
-        if n.isdigit():
-            parts.setdefault(snapshot_id, {})[int(n)] = value
-    return {sid: b"".join(found[n] for n in sorted(found)) for sid, found in parts.items()}
+
+    def chunk(snapshot_id: str, n: int, value: bytes) -> None:
+        parts.setdefault(snapshot_id, {})[n] = value
+
+    def tombstone(snapshot_id: str, n: int) -> None:
+        parts.get(snapshot_id, {}).pop(n, None)
+
+    _read(clients, topic, lambda _: None, chunk, tombstone)
+    return {sid: b"".join(found[n] for n in sorted(found)) for sid, found in parts.items() if found}
 
 
-def _read(clients: KafkaClients, topic: str) -> tuple[dict[bytes, bytes], list[Manifest]]:
-    """The topic's live chunks by key, and its manifests in the order written."""
-    chunks: dict[bytes, bytes] = {}
-    manifests: list[Manifest] = []
+def _read(
+    clients: KafkaClients,
+    topic: str,
+    on_manifest: Callable[[Manifest], None],
+    on_chunk: Callable[[str, int, bytes], None],
+    on_tombstone: Callable[[str, int], None],
+) -> None:
+    """Every record of the topic's first partition, in order, to the callback for its kind."""
 
     def apply(_: int, records: Sequence[ConsumerRecord]) -> None:
         for record in records:
             key = record.key or b""
-            if key == MANIFEST_KEY:
-                if record.value is not None and (manifest := Manifest.loads(record.value)) is not None:
-                    manifests.append(manifest)
-            elif record.value is None:
-                chunks.pop(key, None)
+            if key.startswith(MANIFEST_PREFIX):
+                if record.value is not None and (found := Manifest.loads(record.value)) is not None:
+                    on_manifest(found)
+                continue
+            snapshot_id, slash, number = key.decode("utf-8", "replace").partition("/")
+            if not slash or not number.isdigit():
+                continue
+            if record.value is None:
+                on_tombstone(snapshot_id, int(number))
             else:
-                chunks[key] = record.value
+                on_chunk(snapshot_id, int(number), record.value)
 
     with ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, read_to_end(clients, [topic], [0], apply)).result()
-    return chunks, manifests
 
 
 def _remembered(record: Path) -> Manifest | None:
