@@ -45,6 +45,7 @@ from streamrec.streams.errors import InfrastructureError, StateInUseError
 from streamrec.streams.forked import InChild
 from streamrec.streams.kafka.checkpoint import Checkpoint, CheckpointStore, CheckpointWriter
 from streamrec.streams.kafka.feed import GlobalFeed
+from streamrec.streams.kafka.output import Output
 from streamrec.streams.kafka.snapshots import SnapshotPublisher, read_snapshot
 from streamrec.streams.roles.api.answers import Health, SimilarItems
 from streamrec.streams.roles.api.http import create_api
@@ -109,7 +110,10 @@ class ApiRole:
         self.snapshots = None
         if self.store is not None and settings.api_snapshot_interval_s > 0:
             remembered = self.store.path.parent / "snapshot.json"
-            self.snapshots = SnapshotPublisher(ctx.output, topics.api_snapshots, secret, remembered)
+            # A producer of its own: a role beside it in the process that flushes the shared one
+            # after each batch would otherwise wait for a snapshot's chunks.
+            output = Output(ctx.clients.librdkafka, ctx.metrics)
+            self.snapshots = SnapshotPublisher(output, topics.api_snapshots, secret, remembered)
         #: A checkpoint landed that no snapshot holds; a forget request makes the next one due at once.
         self._unshared = self._share_now = False
         self._shared_at = time.monotonic()
@@ -177,6 +181,8 @@ class ApiRole:
             self._share()
             if self._sharing is not None:
                 await self._sharing
+        if self.snapshots is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.snapshots.output.close)
         await self.fits.close()
 
     # -- checkpoints ----------------------------------------------------------------
