@@ -70,6 +70,12 @@ class EncoderSettings(_Group):
     )
     batch_size: int = Field(64, ge=1, description="most texts per encoder batch")
     max_wait_ms: int = Field(50, ge=0, description="longest wait to fill a batch")
+    threads: int = Field(
+        0,
+        ge=0,
+        description="CPU threads of the encoder's forward pass (0: every CPU the process may run on); "
+        "where the encoder shares its cores with the other roles, fewer leave them room",
+    )
     checkpoint_interval_s: float = Field(
         5.0,
         gt=0,

@@ -66,6 +66,7 @@ class EncoderRole(CatalogOutputs, Service):
             max_length=cfg.max_length,
             batch_size=cfg.batch_size,
             backend=cfg.backend,
+            num_threads=cfg.threads or None,
             export_dir=ctx.settings.data_dir / "onnx",
         )
         self.encoder.warm_up()
