@@ -69,7 +69,12 @@ class EncoderSettings(_Group):
         256, ge=8, le=8192, description="tokens per encoder window (a longer text is read in several)"
     )
     batch_size: int = Field(64, ge=1, description="most texts per encoder batch")
-    max_wait_ms: int = Field(50, ge=0, description="longest wait to fill a batch")
+    max_wait_ms: int = Field(
+        0,
+        ge=0,
+        description="longest wait for more texts after a batch's first (0: a batch is what arrived while "
+        "the last one was encoded, which a backlog fills up to batch_size)",
+    )
     threads: int = Field(
         0,
         ge=0,
