@@ -81,26 +81,23 @@ def test_a_restarted_api_reads_on_from_its_checkpoint(
         assert api.stop() == 0
         stack.workers.remove(api)
 
-        # A new process, with a state directory of its own, starts from that checkpoint.
+        # A new process, with a state directory of its own, starts from that checkpoint; one given
+        # nothing, from the snapshot the last one published as it stopped. Neither reads a click.
         seed = CheckpointStore.of(settings, "api").path
-        api = stack.start_worker(["api"], DATA_DIR=str(tmp_path / "replica"), API_SEED=str(seed))
-        stack.wait_ready(timeout=180)
-        with httpx.Client(base_url=api.api_url, timeout=10) as client:
-            assert client.get(f"/v1/users/{then[-1]['user_id']}/profile").status_code == 200
-        assert _clicks_read(api, topics.clicks) == 0
-        assert api.stop() == 0
-        stack.workers.remove(api)
-
-        # A new process given nothing starts from the snapshot the last one published as it stopped.
-        api = stack.start_worker(["api"], DATA_DIR=str(tmp_path / "bare"))
-        stack.wait_ready(timeout=180)
-        with httpx.Client(base_url=api.api_url, timeout=10) as client:
-            assert client.get(f"/v1/users/{then[-1]['user_id']}/profile").status_code == 200
-        assert _clicks_read(api, topics.clicks) == 0
-        assert api.stop() == 0
-        stack.workers.remove(api)
-        log = (tmp_path / "logs" / f"worker-api-{api.metrics_port}.log").read_text()
-        assert f"api copy restored from the latest snapshot on {topics.api_snapshots}" in log
+        starts = {
+            "the seed": {"DATA_DIR": str(tmp_path / "replica"), "API_SEED": str(seed)},
+            f"the latest snapshot on {topics.api_snapshots}": {"DATA_DIR": str(tmp_path / "bare")},
+        }
+        for source, env in starts.items():
+            api = stack.start_worker(["api"], **env)
+            stack.wait_ready(timeout=180)
+            with httpx.Client(base_url=api.api_url, timeout=10) as client:
+                assert client.get(f"/v1/users/{then[-1]['user_id']}/profile").status_code == 200
+            assert _clicks_read(api, topics.clicks) == 0
+            assert api.stop() == 0
+            stack.workers.remove(api)
+            log = (tmp_path / "logs" / f"worker-api-{api.metrics_port}.log").read_text()
+            assert f"api copy restored from {source}" in log
     finally:
         stack.stop()
 
