@@ -5,9 +5,9 @@ must answer for every user. So the role keeps its own copy, read from every part
 topics the recommenders read (global feeds, outside any consumer group): the item index from
 `vectors` and `reviews-encoded`, profiles and counts from `clicks`, `reviews-encoded` and `forget`
 (applied by the same `Serving` code as the recommender's), and the latest published list per user
-from the compacted `recommendations`. It writes nothing to Kafka, so it scales by adding processes.
-It checkpoints its copy with the offsets it has read up to, in its state directory, and a
-restarted process reads the event topics on from there (the compacted vector and list topics
+from the compacted `recommendations`. It writes to Kafka only its snapshots, so it scales by adding
+processes. It checkpoints its copy with the offsets it has read up to, in its state directory,
+and a restarted process reads the event topics on from there (the compacted vector and list topics
 again from the beginning). Every `api_snapshot_interval_s`, and as it stops, it publishes that
 checkpoint to the compacted `api-snapshots` (`streamrec.streams.kafka.snapshots`): a new process
 with no checkpoint of its own (and no `api_seed`) starts from the latest there, and only one that
